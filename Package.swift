@@ -1,0 +1,42 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Dependencies point one way: CLMDB ← TallyLMDB ← TallyLog ← (TallyDomain, TallyAudit) ← projections ← TallyCLI ← tally.
+// TallyMerkle is pure hashing and proof code with no storage, so an auditor's verifier can use it alone.
+let package = Package(
+    name: "Tally",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "TallyLMDB", targets: ["TallyLMDB"]),
+        .library(name: "TallyMerkle", targets: ["TallyMerkle"]),
+        .library(name: "TallyLog", targets: ["TallyLog"]),
+        .executable(name: "tally", targets: ["tally"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLMDB",
+            path: "Sources/CLMDB",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        .target(name: "TallyLMDB", dependencies: ["CLMDB"]),
+        .target(name: "TallyMerkle", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "TallyLog",
+            dependencies: ["TallyLMDB", "TallyMerkle", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "TallyCLI",
+            dependencies: ["TallyLog", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
+        .executableTarget(name: "tally-test-helper", dependencies: ["TallyLog"], path: "Tests/Helper"),
+        .testTarget(name: "TallyLMDBTests", dependencies: ["TallyLMDB", "CLMDB"]),
+        .testTarget(name: "TallyMerkleTests", dependencies: ["TallyMerkle"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TallyLogTests", dependencies: ["TallyLog", "tally-test-helper"]),
+        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "tally"]),
+    ]
+)

@@ -1,0 +1,260 @@
+import Foundation
+import TallyLMDB
+import TallyMerkle
+
+/// An event checked against the limits, with the UTF-8 of its strings computed once, off the writer thread.
+struct PreparedEvent: Sendable {
+    let event: ProposedEvent
+    let streamUTF8: ContiguousArray<UInt8>
+    let typeUTF8: ContiguousArray<UInt8>
+    let actorUTF8: ContiguousArray<UInt8>
+}
+
+/// A request that passed every check that needs no log state.
+struct PreparedBatch: Sendable {
+    let events: [PreparedEvent]
+    let expectations: [String: ExpectedVersion]
+
+    init(_ request: AppendRequest) throws {
+        guard !request.events.isEmpty else { throw LogError.emptyBatch }
+        var ids = Set<UUID>(minimumCapacity: request.events.count)
+        var bytes = 0
+        var prepared = [PreparedEvent]()
+        prepared.reserveCapacity(request.events.count)
+        for event in request.events {
+            guard ids.insert(event.id).inserted else { throw LogError.duplicateEventIDInBatch(event.id) }
+            try Validation.streamID(event.stream)
+            try Validation.eventType(event.type)
+            try Validation.actor(event.actor)
+            guard event.schemaVersion >= 1 else { throw LogError.invalidSchemaVersion(event.schemaVersion) }
+            guard event.metadata.count <= Limits.metadataBytesMax else {
+                throw LogError.invalidMetadata(reason: "\(event.metadata.count) bytes, over the limit of \(Limits.metadataBytesMax)")
+            }
+            guard event.payload.count <= Limits.payloadBytesMax else {
+                throw LogError.payloadTooLarge(eventID: event.id, bytes: event.payload.count, bytesMax: Limits.payloadBytesMax)
+            }
+            let item = PreparedEvent(event: event, streamUTF8: ContiguousArray(event.stream.utf8),
+                                     typeUTF8: ContiguousArray(event.type.utf8), actorUTF8: ContiguousArray(event.actor.utf8))
+            bytes += item.streamUTF8.count + item.typeUTF8.count + item.actorUTF8.count + event.metadata.count + event.payload.count + 100
+            prepared.append(item)
+        }
+        guard prepared.count <= Limits.batchEventsMax, bytes <= Limits.batchBytesMax else {
+            throw LogError.batchTooLarge(events: prepared.count, bytes: bytes)
+        }
+        for stream in request.expectations.keys { try Validation.streamID(stream) }
+        events = prepared
+        expectations = request.expectations
+    }
+}
+
+enum Validation {
+    static func streamID(_ id: String) throws {
+        let count = id.utf8.count
+        guard count > 0 else { throw LogError.invalidStreamID(id, reason: "it is empty") }
+        guard count <= Limits.streamIDBytesMax else {
+            throw LogError.invalidStreamID(id, reason: "it is \(count) bytes; the limit is \(Limits.streamIDBytesMax)")
+        }
+        guard !id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            throw LogError.invalidStreamID(id, reason: "it contains a control character")
+        }
+    }
+
+    static func eventType(_ type: String) throws {
+        let count = type.utf8.count
+        guard count > 0 else { throw LogError.invalidEventType(type, reason: "it is empty") }
+        guard count <= Limits.eventTypeBytesMax else {
+            throw LogError.invalidEventType(type, reason: "it is \(count) bytes; the limit is \(Limits.eventTypeBytesMax)")
+        }
+        let bytes = Array(type.utf8)
+        guard isLetter(bytes[0]), bytes.allSatisfy({ isLetter($0) || isDigit($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ":") }) else {
+            throw LogError.invalidEventType(type, reason: "it must start with a letter and hold only letters, digits, '.', '-', '_' and ':'")
+        }
+    }
+
+    static func actor(_ actor: String) throws {
+        let count = actor.utf8.count
+        guard count <= Limits.actorBytesMax else { throw LogError.invalidActor(actor, reason: "it is \(count) bytes; the limit is \(Limits.actorBytesMax)") }
+        guard !actor.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            throw LogError.invalidActor(actor, reason: "it contains a control character")
+        }
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+}
+
+/// A stream's identity and version as the writer tracks it.
+struct StreamState: Sendable {
+    var number: UInt64
+    var version: UInt64
+}
+
+/// Everything one write transaction does: it decides each batch against the log's state (which
+/// includes the batches before it in the same transaction), writes the accepted ones, and finally the
+/// head. A batch is fully checked before its first write, so a refused batch leaves nothing behind;
+/// a thrown error (LMDB's) aborts the whole transaction.
+struct AppendSession {
+    let txn: WriteTransaction
+    let tables: LogTables
+    let clock: any TallyClock
+    /// Streams known from earlier transactions; only read here.
+    let committedStreams: [String: StreamState]
+    /// Streams this transaction touched: merged into the writer's cache after commit.
+    var touchedStreams: [String: StreamState] = [:]
+    var head: LogHead
+    /// The greatest event id in `event-ids`: a larger id (the usual case for time-ordered v7 ids) is
+    /// new without a look-up, and is appended to the index with MDB_APPEND.
+    var eventIDMax: (UInt64, UInt64)
+    var scratch = ContiguousArray<UInt8>()
+
+    init(txn: WriteTransaction, tables: LogTables, clock: any TallyClock, committedStreams: [String: StreamState]) throws {
+        self.txn = txn
+        self.tables = tables
+        self.clock = clock
+        self.committedStreams = committedStreams
+        head = try tables.head(txn)
+        eventIDMax = try txn.withCursor(tables.eventIDs) { cursor in
+            guard let last = try cursor.last() else { return (0, 0) }
+            return EventIDKey.words(last.key)
+        }
+    }
+
+    mutating func streamState(_ stream: String, utf8: ContiguousArray<UInt8>) throws -> StreamState? {
+        if let state = touchedStreams[stream] ?? committedStreams[stream] { return state }
+        guard let number = try utf8.withUnsafeBytes({ try tables.streamNumber(txn, streamUTF8: $0) }) else { return nil }
+        let version = try tables.lastVersion(txn, streamNumber: number)?.version ?? 0
+        let state = StreamState(number: number, version: version)
+        touchedStreams[stream] = state
+        return state
+    }
+
+    /// Decides and, if accepted, writes `batch`. Refusals are returned; only LMDB errors are thrown.
+    mutating func apply(_ batch: PreparedBatch) throws -> Result<AppendResult, LogError> {
+        if let outcome = try idempotencyOutcome(batch) { return outcome }
+        for (stream, expected) in batch.expectations {
+            let current = try streamState(stream, utf8: ContiguousArray(stream.utf8))?.version ?? 0
+            if !expected.admits(current) { return .failure(.wrongExpectedVersion(stream: stream, expected: expected, actual: current)) }
+        }
+        let recordedAt = max(clock.now(), head.lastRecordedAt)
+        var positions = [UInt64]()
+        positions.reserveCapacity(batch.events.count)
+        var versions: [String: UInt64] = [:]
+        for prepared in batch.events {
+            let position = try write(prepared, recordedAt: recordedAt)
+            positions.append(position)
+            versions[prepared.event.stream] = touchedStreams[prepared.event.stream]!.version
+        }
+        head.lastRecordedAt = recordedAt
+        return .success(AppendResult(positions: positions, streamVersions: versions, wasAlreadyAppended: false))
+    }
+
+    /// `nil` if no event of the batch is in the log; the original positions if all are, unchanged;
+    /// a conflict otherwise.
+    private mutating func idempotencyOutcome(_ batch: PreparedBatch) throws -> Result<AppendResult, LogError>? {
+        var known: [(index: Int, position: UInt64)] = []
+        for (index, prepared) in batch.events.enumerated() {
+            if EventIDKey.words(prepared.event.id) > eventIDMax { continue }
+            if let position = try tables.position(txn, ofEventID: prepared.event.id) { known.append((index, position)) }
+        }
+        guard let first = known.first else { return nil }
+        guard known.count == batch.events.count else {
+            let id = batch.events[first.index].event.id
+            return .failure(.eventIDConflict(id: id, position: first.position,
+                                             reason: "but other events of this batch are not: a retry must repeat the original events exactly"))
+        }
+        var versions: [String: UInt64] = [:]
+        for (index, position) in known {
+            let prepared = batch.events[index]
+            guard let record = try tables.record(txn, at: position) else {
+                throw LogError.corruptRecord(position: position, reason: "the event-ids index points at a missing record")
+            }
+            if let difference = record.hasSameContent(as: prepared.event, streamUTF8: prepared.streamUTF8,
+                                                      typeUTF8: prepared.typeUTF8, actorUTF8: prepared.actorUTF8) {
+                return .failure(.eventIDConflict(id: prepared.event.id, position: position, reason: difference))
+            }
+            versions[prepared.event.stream] = max(versions[prepared.event.stream] ?? 0, record.version)
+        }
+        return .success(AppendResult(positions: known.map(\.position), streamVersions: versions, wasAlreadyAppended: true))
+    }
+
+    private mutating func write(_ prepared: PreparedEvent, recordedAt: Timestamp) throws -> UInt64 {
+        let event = prepared.event
+        let position = head.position + 1
+        var state: StreamState
+        if let existing = try streamState(event.stream, utf8: prepared.streamUTF8) {
+            state = existing
+        } else {
+            head.streamCount += 1
+            state = StreamState(number: head.streamCount, version: 0)
+            var number = state.number.littleEndian
+            let inserted = try prepared.streamUTF8.withUnsafeBytes { key in
+                try withUnsafeBytes(of: &number) { try txn.insert(tables.streams, key: key, value: $0) }
+            }
+            if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.stream)) is in the streams table but was not found") }
+        }
+        state.version += 1
+        touchedStreams[event.stream] = state
+
+        let fields = RecordCodec.Fields(position: position, version: state.version, recordedAt: recordedAt, event: event,
+                                        streamUTF8: prepared.streamUTF8, typeUTF8: prepared.typeUTF8, actorUTF8: prepared.actorUTF8)
+        let size = RecordCodec.size(of: fields)
+        var chain = Hash.zero
+        var leaf = Hash.zero
+        let previous = head.chainHash
+        try withBigEndian(position) { key in
+            try txn.reserve(tables.events, key: key, count: size, flags: .append) { out in
+                leaf = RecordCodec.encode(fields, into: out)
+                chain = MerkleHash.chain(previous, leaf)
+                RecordCodec.storeChainHash(chain, into: out)
+            }
+        }
+        head.position = position
+        head.chainHash = chain
+        let (writeTxn, merkle) = (txn, tables.merkle)
+        try head.frontier.append(leaf: leaf) { level, index, hash in
+            guard level >= LogTables.merkleStoredLevelMin else { return }
+            try MerkleNodeKey.with(level: level, index: index) { key in
+                try hash.withUnsafeBytes { try writeTxn.put(merkle, key: key, value: $0) }
+            }
+        }
+        try withBigEndian(state.number) { key in
+            try StreamEntry.with(version: state.version, position: position) { value in
+                try txn.put(tables.streamEvents, key: key, value: value, flags: .appendDuplicate)
+            }
+        }
+        try withBigEndian(position) { value in
+            try prepared.typeUTF8.withUnsafeBytes { key in
+                try txn.put(tables.typeEvents, key: key, value: value, flags: .appendDuplicate)
+            }
+            var id = event.id.uuid
+            try withUnsafeBytes(of: &id) { key in
+                let words = EventIDKey.words(key)
+                if words > eventIDMax {
+                    try txn.put(tables.eventIDs, key: key, value: value, flags: .append)
+                    eventIDMax = words
+                } else {
+                    try txn.put(tables.eventIDs, key: key, value: value, flags: .noOverwrite)
+                }
+            }
+        }
+        return position
+    }
+
+    func finish() throws {
+        let encoded = head.encoded()
+        try encoded.withUnsafeBytes { try txn.put(tables.meta, key: MetaKey.head, value: $0) }
+    }
+}
+
+/// Event ids compared as the index compares them: 16 bytes in memcmp order, as two big-endian words.
+enum EventIDKey {
+    static func words(_ key: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+        (UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+         UInt64(bigEndian: key.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+    }
+
+    static func words(_ id: UUID) -> (UInt64, UInt64) {
+        var raw = id.uuid
+        return withUnsafeBytes(of: &raw) { words($0) }
+    }
+}

@@ -1,0 +1,193 @@
+import Foundation
+import Synchronization
+import TallyLMDB
+
+/// Work the writer does inside its transaction for one caller.
+enum WriteWork: Sendable {
+    /// A batch already checked against the limits.
+    case batch(PreparedBatch)
+    /// A decision made against the log's state inside the writer's transaction (the domain's
+    /// commands): it returns the batch to append, or a refusal. Its reads see every earlier append.
+    case decide(@Sendable (WriterView) throws -> AppendRequest?)
+}
+
+/// One caller's request and how to tell it the outcome.
+final class PendingWrite: @unchecked Sendable {
+    // @unchecked: `outcome` is written by the writer thread once, then read by the waiter after the
+    // semaphore or continuation hands it over.
+    let work: WriteWork
+    let eventCount: Int
+    let deliver: @Sendable (Result<AppendResult?, any Error>) -> Void
+
+    init(work: WriteWork, deliver: @escaping @Sendable (Result<AppendResult?, any Error>) -> Void) {
+        self.work = work
+        if case .batch(let batch) = work { eventCount = batch.events.count } else { eventCount = 1 }
+        self.deliver = deliver
+    }
+}
+
+/// The one writer of a store in this process. Callers queue their work; the writer thread takes all
+/// that is queued (up to `Limits.transactionEventsMax` events), decides and writes it in one LMDB
+/// transaction with one sync, then acknowledges each caller. While it syncs, new work queues up for the
+/// next transaction: the more callers wait, the more each sync carries.
+final class GroupCommitter: @unchecked Sendable {
+    // @unchecked: `queue` and `closed` are guarded by `condition`; `streamCache` is touched only by
+    // the writer thread.
+    private let environment: Environment
+    private let tables: LogTables
+    private let clock: any TallyClock
+    private let onCommit: @Sendable (LogHead) -> Void
+    private let condition = NSCondition()
+    private var queue: [PendingWrite] = []
+    private var closed = false
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+    /// Streams seen by earlier transactions of this writer, valid while no other process writes.
+    private var streamCache: [String: StreamState] = [:]
+    private var cachedHead: LogHead?
+    private static let streamCacheEntriesMax = 1 << 18
+
+    init(environment: Environment, tables: LogTables, clock: any TallyClock, onCommit: @escaping @Sendable (LogHead) -> Void) {
+        self.environment = environment
+        self.tables = tables
+        self.clock = clock
+        self.onCommit = onCommit
+        let thread = Thread { [unowned self] in self.run() }
+        thread.name = "tally-writer"
+        self.thread = thread
+        thread.start()
+    }
+
+    func submit(_ pending: PendingWrite) {
+        condition.lock()
+        if closed {
+            condition.unlock()
+            pending.deliver(.failure(LogError.closed))
+            return
+        }
+        queue.append(pending)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Finishes the queued work, then stops the thread.
+    func close() {
+        condition.lock()
+        let wasClosed = closed
+        closed = true
+        condition.signal()
+        condition.unlock()
+        if !wasClosed { finished.wait() }
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !closed { condition.wait() }
+            if queue.isEmpty && closed {
+                condition.unlock()
+                finished.signal()
+                return
+            }
+            var taken: [PendingWrite] = []
+            var events = 0
+            while let next = queue.first, taken.isEmpty || events + next.eventCount <= Limits.transactionEventsMax {
+                taken.append(queue.removeFirst())
+                events += next.eventCount
+            }
+            condition.unlock()
+            commit(taken)
+        }
+    }
+
+    private func commit(_ taken: [PendingWrite]) {
+        var outcomes: [Result<AppendResult?, any Error>] = []
+        var committedHead: LogHead?
+        var touched: [String: StreamState] = [:]
+        do {
+            try environment.write { txn in
+                var session = try AppendSession(txn: txn, tables: tables, clock: clock, committedStreams: streamCacheIfValid(txn))
+                outcomes = []
+                outcomes.reserveCapacity(taken.count)
+                for pending in taken {
+                    outcomes.append(try decide(pending.work, in: &session))
+                }
+                try session.finish()
+                committedHead = session.head
+                touched = session.touchedStreams
+            }
+        } catch {
+            // The transaction was aborted: nobody's work is in the log.
+            cachedHead = nil
+            streamCache.removeAll()
+            for pending in taken { pending.deliver(.failure(error)) }
+            return
+        }
+        if let head = committedHead {
+            if streamCache.count + touched.count > Self.streamCacheEntriesMax { streamCache.removeAll(keepingCapacity: true) }
+            streamCache.merge(touched) { _, new in new }
+            cachedHead = head
+            onCommit(head)
+        }
+        for (pending, outcome) in zip(taken, outcomes) { pending.deliver(outcome) }
+    }
+
+    /// The stream cache, if the log's head is the one this writer last committed (no other process
+    /// has written since); otherwise it is dropped.
+    private func streamCacheIfValid(_ txn: WriteTransaction) throws -> [String: StreamState] {
+        let head = try tables.head(txn)
+        if let cachedHead, cachedHead.position == head.position, cachedHead.chainHash == head.chainHash {
+            return streamCache
+        }
+        streamCache.removeAll()
+        return [:]
+    }
+
+    private func decide(_ work: WriteWork, in session: inout AppendSession) throws -> Result<AppendResult?, any Error> {
+        switch work {
+        case .batch(let batch):
+            return try session.apply(batch).map { $0 }.mapError { $0 }
+        case .decide(let decision):
+            let request: AppendRequest?
+            do {
+                request = try decision(WriterView(session: session))
+            } catch let error as LMDBError {
+                throw error
+            } catch {
+                return .failure(error)
+            }
+            guard let request else { return .success(nil) }
+            let batch: PreparedBatch
+            do { batch = try PreparedBatch(request) } catch { return .failure(error) }
+            return try session.apply(batch).map { $0 }.mapError { $0 }
+        }
+    }
+}
+
+/// What a decision made inside the writer's transaction may read: the log as it stands, including
+/// the appends earlier in the same transaction.
+public struct WriterView {
+    fileprivate let session: AppendSession
+
+    fileprivate init(session: AppendSession) { self.session = session }
+
+    /// The stream's current version (0 if it has no events).
+    public func version(of stream: String) throws -> UInt64 {
+        if let state = session.touchedStreams[stream] ?? session.committedStreams[stream] { return state.version }
+        let utf8 = ContiguousArray(stream.utf8)
+        guard let number = try utf8.withUnsafeBytes({ try session.tables.streamNumber(session.txn, streamUTF8: $0) }) else { return 0 }
+        return try session.tables.lastVersion(session.txn, streamNumber: number)?.version ?? 0
+    }
+
+    /// Calls `body` with each event of `stream` from `fromVersion` on, in order, until it returns false.
+    public func forEachEvent(in stream: String, fromVersion: UInt64 = 1, _ body: (RecordView) throws -> Bool) throws {
+        try LogReading.scanStream(session.txn, tables: session.tables, stream: stream, fromVersion: fromVersion, backward: false,
+                                  untilPosition: nil) { record in try body(record) }
+    }
+
+    /// The position of the event with this id, if it is in the log.
+    public func position(ofEventID id: UUID) throws -> UInt64? { try session.tables.position(session.txn, ofEventID: id) }
+
+    public var headPosition: UInt64 { session.head.position }
+    public var now: Timestamp { max(session.clock.now(), session.head.lastRecordedAt) }
+}

@@ -1,0 +1,59 @@
+import Foundation
+
+/// Why the log refused a request or a store. Each reason is its own case; every message names what
+/// was wrong. A refused append wrote nothing.
+public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
+    // Bad requests: found before anything is written.
+    case invalidStreamID(String, reason: String)
+    case invalidEventType(String, reason: String)
+    case invalidActor(String, reason: String)
+    case invalidSchemaVersion(UInt16)
+    case invalidMetadata(reason: String)
+    case payloadTooLarge(eventID: UUID, bytes: Int, bytesMax: Int)
+    case emptyBatch
+    case batchTooLarge(events: Int, bytes: Int)
+    case duplicateEventIDInBatch(UUID)
+    // Refused against the log's state, in the writer's transaction.
+    case wrongExpectedVersion(stream: String, expected: ExpectedVersion, actual: UInt64)
+    case eventIDConflict(id: UUID, position: UInt64, reason: String)
+    // Stores.
+    case notAStore(path: String, reason: String)
+    case newerFormat(path: String, found: UInt32, supported: UInt32)
+    case storeExists(path: String)
+    case permissionDenied(path: String, operation: String)
+    case readOnlyStore(path: String)
+    case corruptRecord(position: UInt64, reason: String)
+    case closed
+
+    public var description: String {
+        switch self {
+        case .invalidStreamID(let id, let reason): "invalid stream id \(quoted(id)): \(reason)"
+        case .invalidEventType(let type, let reason): "invalid event type \(quoted(type)): \(reason)"
+        case .invalidActor(let actor, let reason): "invalid actor \(quoted(actor)): \(reason)"
+        case .invalidSchemaVersion(let version): "invalid schema version \(version): it must be at least 1"
+        case .invalidMetadata(let reason): "invalid metadata: \(reason)"
+        case .payloadTooLarge(let id, let bytes, let max): "the payload of event \(id) is \(bytes) bytes; the limit is \(max)"
+        case .emptyBatch: "an append needs at least one event"
+        case .batchTooLarge(let events, let bytes):
+            "the batch has \(events) events and \(bytes) bytes; one append takes at most \(Limits.batchEventsMax) events and \(Limits.batchBytesMax) bytes"
+        case .duplicateEventIDInBatch(let id): "event id \(id) appears twice in the batch"
+        case .wrongExpectedVersion(let stream, let expected, let actual):
+            "stream \(quoted(stream)) is at version \(actual), but the append expected \(expected)"
+        case .eventIDConflict(let id, let position, let reason):
+            "event id \(id) is already in the log at position \(position) \(reason)"
+        case .notAStore(let path, let reason): "\(path) is not a Tally store: \(reason)"
+        case .newerFormat(let path, let found, let supported):
+            "\(path) was written by a newer Tally (store format \(found)); this one reads formats up to \(supported)"
+        case .storeExists(let path): "\(path) already holds a Tally store"
+        case .permissionDenied(let path, let operation): "permission denied: cannot \(operation) \(path)"
+        case .readOnlyStore(let path): "\(path) is open read-only: it cannot be appended to"
+        case .corruptRecord(let position, let reason): "the record at position \(position) is corrupt: \(reason)"
+        case .closed: "the event log is closed"
+        }
+    }
+}
+
+func quoted(_ text: String) -> String {
+    let shown = text.count > 60 ? String(text.prefix(60)) + "…" : text
+    return "\"\(shown)\""
+}

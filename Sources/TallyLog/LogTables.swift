@@ -1,0 +1,199 @@
+import Foundation
+import TallyLMDB
+import TallyMerkle
+
+/// The log's state as of a transaction: what `info` shows and what the next append builds on.
+public struct LogHead: Sendable, Equatable {
+    /// The last position; positions run gapless from 1, so this is also the number of events.
+    public var position: UInt64
+    /// The chain hash of the last record (all zero for an empty log).
+    public var chainHash: Hash
+    /// The latest recorded-at time; the next event's time is never earlier.
+    public var lastRecordedAt: Timestamp
+    public var streamCount: UInt64
+    /// The right edge of the Merkle tree over every record, so the root is known without a walk.
+    public var frontier: MerkleFrontier
+
+    public var eventCount: UInt64 { position }
+    public var merkleRoot: Hash { frontier.root }
+
+    static let empty = LogHead(position: 0, chainHash: .zero, lastRecordedAt: Timestamp(microsecondsSinceEpoch: 0),
+                               streamCount: 0, frontier: MerkleFrontier())
+
+    /// Meta value "head": u64 position, i64 last recorded-at, u64 stream count, 32-byte chain hash, then
+    /// one 32-byte hash per set bit of the position (the frontier, largest subtree first).
+    func encoded() -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(56 + 32 * frontier.subtrees.count)
+        withUnsafeBytes(of: position.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: lastRecordedAt.microsecondsSinceEpoch.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: streamCount.littleEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: chainHash.bytes)
+        for subtree in frontier.subtrees { out.append(contentsOf: subtree.hash.bytes) }
+        return out
+    }
+
+    init(position: UInt64, chainHash: Hash, lastRecordedAt: Timestamp, streamCount: UInt64, frontier: MerkleFrontier) {
+        self.position = position
+        self.chainHash = chainHash
+        self.lastRecordedAt = lastRecordedAt
+        self.streamCount = streamCount
+        self.frontier = frontier
+    }
+
+    init(decoding bytes: UnsafeRawBufferPointer) throws {
+        guard bytes.count >= 56 else { throw LogError.corruptRecord(position: 0, reason: "the log head is \(bytes.count) bytes") }
+        position = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        lastRecordedAt = Timestamp(microsecondsSinceEpoch: Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: Int64.self)))
+        streamCount = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+        chainHash = Hash(loadingFrom: UnsafeRawBufferPointer(rebasing: bytes[24..<56]))
+        let count = position.nonzeroBitCount
+        guard bytes.count == 56 + 32 * count else { throw LogError.corruptRecord(position: position, reason: "the log head's Merkle frontier has the wrong size") }
+        let hashes = (0..<count).map { Hash(loadingFrom: UnsafeRawBufferPointer(rebasing: bytes[(56 + 32 * $0)...])) }
+        guard let frontier = MerkleFrontier(size: position, subtreeHashes: hashes) else {
+            throw LogError.corruptRecord(position: position, reason: "the log head's Merkle frontier does not match its size")
+        }
+        self.frontier = frontier
+    }
+}
+
+/// The LMDB tables of a store and the look-ups every reader and the writer share. All keys that
+/// sort by number are big-endian so memcmp order is numeric order.
+struct LogTables: Sendable {
+    /// position (u64 BE) → record (RecordCodec). Written with MDB_APPEND only.
+    let events: Table
+    /// stream id (UTF-8) → stream number (u64 LE), assigned 1, 2, 3… at the stream's first event.
+    let streams: Table
+    /// stream number (u64 BE) → duplicates of version (u64 BE) ‖ position (u64 BE), sorted by version.
+    let streamEvents: Table
+    /// event type (UTF-8) → duplicates of position (u64 BE).
+    let typeEvents: Table
+    /// event id (16 bytes) → position (u64 BE): the persistent idempotency index.
+    let eventIDs: Table
+    /// level (u8) ‖ index (u64 BE) → hash of the perfect Merkle subtree, for levels ≥ `merkleStoredLevelMin`.
+    let merkle: Table
+    /// "format" (u32 LE), "store-id" (16 bytes), "created-at" (i64 LE µs), "head" (LogHead).
+    let meta: Table
+
+    /// Subtrees below this level are recomputed from records when a proof needs them; storing them
+    /// would cost two hashes per event on disk, storing from 16 leaves up costs one per eight.
+    static let merkleStoredLevelMin = 4
+
+    static let tableNames = ["events", "streams", "stream-events", "type-events", "event-ids", "merkle", "meta"]
+
+    init(environment: Environment, create: Bool) throws {
+        events = try environment.openTable("events", create: create)
+        streams = try environment.openTable("streams", create: create)
+        streamEvents = try environment.openTable("stream-events", flags: [.duplicateSort, .duplicateFixed], create: create)
+        typeEvents = try environment.openTable("type-events", flags: [.duplicateSort, .duplicateFixed], create: create)
+        eventIDs = try environment.openTable("event-ids", create: create)
+        merkle = try environment.openTable("merkle", create: create)
+        meta = try environment.openTable("meta", create: create)
+    }
+
+    // MARK: Look-ups shared by readers and the writer
+
+    func head(_ txn: some TransactionReading) throws -> LogHead {
+        guard let bytes = try txn.get(meta, key: MetaKey.head) else { return .empty }
+        return try LogHead(decoding: bytes)
+    }
+
+    func record(_ txn: some TransactionReading, at position: UInt64) throws -> RecordView? {
+        try withBigEndian(position) { key in
+            guard let bytes = try txn.get(events, key: key) else { return nil }
+            return try RecordView(bytes: bytes, expectedPosition: position)
+        }
+    }
+
+    func streamNumber(_ txn: some TransactionReading, streamUTF8: UnsafeRawBufferPointer) throws -> UInt64? {
+        guard let value = try txn.get(streams, key: streamUTF8) else { return nil }
+        return UInt64(littleEndian: value.loadUnaligned(as: UInt64.self))
+    }
+
+    /// The stream's current version: its last (version, position) duplicate.
+    func lastVersion(_ txn: some TransactionReading, streamNumber: UInt64) throws -> (version: UInt64, position: UInt64)? {
+        try withBigEndian(streamNumber) { key in
+            try txn.withCursor(streamEvents) { cursor in
+                guard try cursor.find(key) != nil, let last = try cursor.lastDuplicate() else { return nil }
+                return StreamEntry.decode(last.value)
+            }
+        }
+    }
+
+    func position(_ txn: some TransactionReading, ofEventID id: UUID) throws -> UInt64? {
+        var raw = id.uuid
+        return try withUnsafeBytes(of: &raw) { key in
+            guard let value = try txn.get(eventIDs, key: key) else { return nil }
+            return UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
+        }
+    }
+}
+
+enum MetaKey {
+    static var format: UnsafeRawBufferPointer { UnsafeRawBufferPointer(staticBytes: "format") }
+    static var storeID: UnsafeRawBufferPointer { UnsafeRawBufferPointer(staticBytes: "store-id") }
+    static var createdAt: UnsafeRawBufferPointer { UnsafeRawBufferPointer(staticBytes: "created-at") }
+    static var head: UnsafeRawBufferPointer { UnsafeRawBufferPointer(staticBytes: "head") }
+}
+
+extension UnsafeRawBufferPointer {
+    /// The UTF-8 bytes of a string literal, which live as long as the program.
+    init(staticBytes literal: StaticString) {
+        self.init(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
+    }
+}
+
+/// A `stream-events` duplicate: version (u64 BE) ‖ position (u64 BE).
+enum StreamEntry {
+    static func decode(_ value: UnsafeRawBufferPointer) -> (version: UInt64, position: UInt64) {
+        (UInt64(bigEndian: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+         UInt64(bigEndian: value.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+    }
+
+    static func with<R>(version: UInt64, position: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var pair = (version.bigEndian, position.bigEndian)
+        return try withUnsafeBytes(of: &pair) { try body($0) }
+    }
+}
+
+@inline(__always)
+func withBigEndian<R>(_ value: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    var bigEndian = value.bigEndian
+    return try withUnsafeBytes(of: &bigEndian) { try body($0) }
+}
+
+/// Subtree hashes over a transaction: stored levels are looked up, lower ones recomputed from records.
+struct StoredSubtreeHashes<Transaction: TransactionReading>: SubtreeHashSource {
+    let txn: Transaction
+    let tables: LogTables
+
+    func perfectSubtreeHash(level: Int, index: UInt64) throws -> Hash {
+        if level >= LogTables.merkleStoredLevelMin {
+            let found = try MerkleNodeKey.with(level: level, index: index) { key in
+                try txn.get(tables.merkle, key: key).map { Hash(loadingFrom: $0) }
+            }
+            guard let found else {
+                throw LogError.corruptRecord(position: (index << UInt64(level)) + 1, reason: "the Merkle node at level \(level), index \(index) is missing")
+            }
+            return found
+        }
+        if level == 0 {
+            guard let record = try tables.record(txn, at: index + 1) else {
+                throw LogError.corruptRecord(position: index + 1, reason: "the record is missing")
+            }
+            return record.leafHash
+        }
+        return MerkleHash.node(try perfectSubtreeHash(level: level - 1, index: index * 2),
+                               try perfectSubtreeHash(level: level - 1, index: index * 2 + 1))
+    }
+}
+
+enum MerkleNodeKey {
+    static func with<R>(level: Int, index: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(byteCount: 9, alignment: 1) { raw in
+            raw[0] = UInt8(level)
+            raw.storeBytes(of: index.bigEndian, toByteOffset: 1, as: UInt64.self)
+            return try body(UnsafeRawBufferPointer(raw))
+        }
+    }
+}

@@ -1,0 +1,261 @@
+import Foundation
+import TallyLMDB
+import TallyMerkle
+
+/// What to read.
+public struct ReadQuery: Sendable, Equatable {
+    public enum Selection: Sendable, Equatable {
+        /// The whole log, by position.
+        case all
+        /// One stream, by version.
+        case stream(String)
+        /// Every event of one type, by position.
+        case type(String)
+    }
+
+    public var selection: Selection
+    /// Where to start, inclusive: a position (all, type) or a stream version (stream). For backward
+    /// reads `nil` means the end.
+    public var from: UInt64?
+    public var backward: Bool
+    /// At most this many events.
+    public var limit: Int?
+    /// Ignore events after this position: the log as it stood then.
+    public var untilPosition: UInt64?
+
+    public init(_ selection: Selection = .all, from: UInt64? = nil, backward: Bool = false, limit: Int? = nil, untilPosition: UInt64? = nil) {
+        self.selection = selection
+        self.from = from
+        self.backward = backward
+        self.limit = limit
+        self.untilPosition = untilPosition
+    }
+}
+
+/// Scans shared by snapshots, readers and the writer's view. Each calls `body` with zero-copy views,
+/// in order, until it returns false or the selection ends.
+enum LogReading {
+    static func scanAll(_ txn: some TransactionReading, tables: LogTables, from: UInt64?, backward: Bool, untilPosition: UInt64?,
+                        _ body: (RecordView) throws -> Bool) throws {
+        try txn.withCursor(tables.events) { cursor in
+            var entry: Cursor.Entry?
+            if backward {
+                let start = min(from ?? .max, untilPosition ?? .max)
+                entry = try withBigEndian(start) { key in try cursor.seek(key) }
+                if let found = entry {
+                    if keyPosition(found.key) > start { entry = try cursor.previous() }
+                } else {
+                    entry = try cursor.last()  // Every position is below `start`.
+                }
+            } else {
+                entry = try withBigEndian(max(from ?? 1, 1)) { key in try cursor.seek(key) }
+            }
+            while let current = entry {
+                let position = keyPosition(current.key)
+                if let untilPosition, position > untilPosition { return }
+                let record = try RecordView(bytes: current.value, expectedPosition: position)
+                guard try body(record) else { return }
+                entry = backward ? try cursor.previous() : try cursor.next()
+            }
+        }
+    }
+
+    static func scanStream(_ txn: some TransactionReading, tables: LogTables, stream: String, fromVersion: UInt64?, backward: Bool,
+                           untilPosition: UInt64?, _ body: (RecordView) throws -> Bool) throws {
+        let utf8 = ContiguousArray(stream.utf8)
+        guard let number = try utf8.withUnsafeBytes({ try tables.streamNumber(txn, streamUTF8: $0) }) else { return }
+        try withBigEndian(number) { key in
+            try txn.withCursor(tables.streamEvents) { cursor in
+                var entry: Cursor.Entry?
+                let start = fromVersion ?? (backward ? .max : 1)
+                entry = try StreamEntry.with(version: start, position: 0) { try cursor.seek(key, duplicateAtLeast: $0) }
+                if backward {
+                    if let found = entry, StreamEntry.decode(found.value).version > start { entry = try cursor.previousDuplicate() }
+                    if entry == nil, try cursor.find(key) != nil { entry = try cursor.lastDuplicate() }
+                }
+                while let current = entry {
+                    let (_, position) = StreamEntry.decode(current.value)
+                    if let untilPosition, position > untilPosition {
+                        if backward { entry = try cursor.previousDuplicate(); continue } else { return }
+                    }
+                    guard let record = try tables.record(txn, at: position) else {
+                        throw LogError.corruptRecord(position: position, reason: "stream \(quoted(stream)) points at a missing record")
+                    }
+                    guard try body(record) else { return }
+                    entry = backward ? try cursor.previousDuplicate() : try cursor.nextDuplicate()
+                }
+            }
+        }
+    }
+
+    static func scanType(_ txn: some TransactionReading, tables: LogTables, type: String, from: UInt64?, backward: Bool,
+                         untilPosition: UInt64?, _ body: (RecordView) throws -> Bool) throws {
+        let utf8 = ContiguousArray(type.utf8)
+        try utf8.withUnsafeBytes { key in
+            try txn.withCursor(tables.typeEvents) { cursor in
+                guard try cursor.find(key) != nil else { return }
+                let start = backward ? min(from ?? .max, untilPosition ?? .max) : (from ?? 1)
+                var entry = try withBigEndian(start) { try cursor.seek(key, duplicateAtLeast: $0) }
+                if backward {
+                    if let found = entry, keyPosition(found.value) > start { entry = try cursor.previousDuplicate() }
+                    if entry == nil, try cursor.find(key) != nil {
+                        entry = try cursor.lastDuplicate()
+                        if let found = entry, keyPosition(found.value) > start { entry = try cursor.previousDuplicate() }
+                    }
+                }
+                while let current = entry {
+                    let position = keyPosition(current.value)
+                    if let untilPosition, position > untilPosition, !backward { return }
+                    guard let record = try tables.record(txn, at: position) else {
+                        throw LogError.corruptRecord(position: position, reason: "type \(quoted(type)) points at a missing record")
+                    }
+                    guard try body(record) else { return }
+                    entry = backward ? try cursor.previousDuplicate() : try cursor.nextDuplicate()
+                }
+            }
+        }
+    }
+
+    static func scan(_ txn: some TransactionReading, tables: LogTables, query: ReadQuery, from: UInt64?, _ body: (RecordView) throws -> Bool) throws {
+        switch query.selection {
+        case .all: try scanAll(txn, tables: tables, from: from, backward: query.backward, untilPosition: query.untilPosition, body)
+        case .stream(let stream):
+            try scanStream(txn, tables: tables, stream: stream, fromVersion: from, backward: query.backward, untilPosition: query.untilPosition, body)
+        case .type(let type): try scanType(txn, tables: tables, type: type, from: from, backward: query.backward, untilPosition: query.untilPosition, body)
+        }
+    }
+
+    @inline(__always)
+    static func keyPosition(_ key: UnsafeRawBufferPointer) -> UInt64 { UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)) }
+}
+
+/// A consistent, read-only view of the log as of one moment. Only exists inside `EventLog.withSnapshot`;
+/// the `RecordView`s it hands out are valid only inside it.
+public struct LogSnapshot {
+    let txn: ReadTransaction
+    let tables: LogTables
+
+    public func head() throws -> LogHead { try tables.head(txn) }
+
+    public func record(at position: UInt64) throws -> RecordView? { try tables.record(txn, at: position) }
+
+    /// Calls `body` with each selected record, in order, until it returns false. Never copies.
+    public func forEach(_ query: ReadQuery, _ body: (RecordView) throws -> Bool) throws {
+        var remaining = query.limit ?? .max
+        guard remaining > 0 else { return }
+        try LogReading.scan(txn, tables: tables, query: query, from: query.from) { record in
+            remaining -= 1
+            return try body(record) && remaining > 0
+        }
+    }
+
+    /// The current version of `stream` (0 if it has no events).
+    public func version(of stream: String) throws -> UInt64 {
+        let utf8 = ContiguousArray(stream.utf8)
+        guard let number = try utf8.withUnsafeBytes({ try tables.streamNumber(txn, streamUTF8: $0) }) else { return 0 }
+        return try tables.lastVersion(txn, streamNumber: number)?.version ?? 0
+    }
+
+    public func position(ofEventID id: UUID) throws -> UInt64? { try tables.position(txn, ofEventID: id) }
+
+    /// The last position recorded at or before `time` (0 if none): recorded-at times never decrease
+    /// along the log, so a binary search finds it.
+    public func position(atOrBefore time: Timestamp) throws -> UInt64 {
+        var low: UInt64 = 0, high = try head().position
+        while low < high {
+            let middle = low + (high - low + 1) / 2
+            guard let record = try record(at: middle) else { throw LogError.corruptRecord(position: middle, reason: "the record is missing") }
+            if record.recordedAt <= time { low = middle } else { high = middle - 1 }
+        }
+        return low
+    }
+
+    /// The Merkle root of the log's first `size` events.
+    public func merkleRoot(size: UInt64) throws -> Hash {
+        try Merkle.root(size: size, source: StoredSubtreeHashes(txn: txn, tables: tables))
+    }
+
+    public func inclusionPath(position: UInt64, treeSize: UInt64) throws -> [Hash] {
+        try Merkle.inclusionPath(leafIndex: position - 1, treeSize: treeSize, source: StoredSubtreeHashes(txn: txn, tables: tables))
+    }
+
+    public func consistencyPath(from first: UInt64, to second: UInt64) throws -> [Hash] {
+        try Merkle.consistencyPath(from: first, to: second, source: StoredSubtreeHashes(txn: txn, tables: tables))
+    }
+
+    /// Every stream id with its stream number, in stream-id order.
+    public func forEachStream(_ body: (String, UInt64) throws -> Bool) throws {
+        try txn.withCursor(tables.streams) { cursor in
+            var entry = try cursor.first()
+            while let current = entry {
+                guard try body(String(decoding: current.key, as: UTF8.self), UInt64(littleEndian: current.value.loadUnaligned(as: UInt64.self))) else { return }
+                entry = try cursor.next()
+            }
+        }
+    }
+}
+
+/// Reads the events a query selects, a chunk of `Limits.readChunkEvents` per short read transaction,
+/// so memory stays bounded however long the log and the writer is never held back by a long reader.
+public struct EventReader {
+    let log: EventLog
+    let query: ReadQuery
+    private var buffer: [RecordedEvent] = []
+    private var bufferIndex = 0
+    /// Where the next chunk starts (position or version), or nil when the selection is exhausted.
+    private var resume: UInt64??
+    private var remaining: Int
+
+    init(log: EventLog, query: ReadQuery) {
+        self.log = log
+        self.query = query
+        self.resume = .some(query.from)
+        self.remaining = query.limit ?? .max
+    }
+
+    /// The next event, or nil at the end of the selection. Errors are thrown, never taken for the end.
+    public mutating func next() throws -> RecordedEvent? {
+        if bufferIndex == buffer.count {
+            guard remaining > 0, case .some(let from) = resume else { return nil }
+            try fill(from: from)
+            if buffer.isEmpty { return nil }
+        }
+        defer { bufferIndex += 1; remaining -= 1 }
+        return buffer[bufferIndex]
+    }
+
+    private mutating func fill(from: UInt64?) throws {
+        let chunk = min(remaining, Limits.readChunkEvents)
+        var events: [RecordedEvent] = []
+        events.reserveCapacity(chunk)
+        let query = self.query
+        try log.withSnapshot { snapshot in
+            try LogReading.scan(snapshot.txn, tables: snapshot.tables, query: query, from: from) { record in
+                events.append(record.decode())
+                return events.count < chunk
+            }
+        }
+        buffer = events
+        bufferIndex = 0
+        if events.count < chunk {
+            resume = .none
+        } else {
+            let last = events[events.count - 1]
+            let key: UInt64
+            switch query.selection {
+            case .stream: key = last.version
+            case .all, .type: key = last.position
+            }
+            if query.backward {
+                resume = key <= 1 ? .none : .some(key - 1)
+            } else {
+                resume = .some(key + 1)
+            }
+        }
+    }
+
+    /// Calls `body` with every remaining event.
+    public mutating func forEach(_ body: (RecordedEvent) throws -> Void) throws {
+        while let event = try next() { try body(event) }
+    }
+}

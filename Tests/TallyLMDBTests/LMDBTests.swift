@@ -1,0 +1,164 @@
+import CLMDB
+import Foundation
+import Testing
+@testable import TallyLMDB
+
+func temporaryDirectory(_ name: String = "lmdb") -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-\(name)-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+extension String {
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var copy = self
+        return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+@Suite struct LMDBLayerTests {
+    @Test func flagValuesAreLMDBs() {
+        #expect(TableFlags.duplicateSort.rawValue == 0x04 && TableFlags.duplicateSort.rawValue == UInt32(MDB_DUPSORT))
+        #expect(TableFlags.duplicateFixed.rawValue == 0x10 && TableFlags.duplicateFixed.rawValue == UInt32(MDB_DUPFIXED))
+        #expect(PutFlags.noOverwrite.rawValue == 0x10 && PutFlags.noOverwrite.rawValue == UInt32(MDB_NOOVERWRITE))
+        #expect(PutFlags.noDuplicateData.rawValue == 0x20 && PutFlags.noDuplicateData.rawValue == UInt32(MDB_NODUPDATA))
+        #expect(PutFlags.append.rawValue == 0x20000 && PutFlags.append.rawValue == UInt32(MDB_APPEND))
+        #expect(PutFlags.appendDuplicate.rawValue == 0x40000 && PutFlags.appendDuplicate.rawValue == UInt32(MDB_APPENDDUP))
+        #expect(LMDBError.keyExistsCode == -30799 && LMDBError.notFoundCode == -30798)
+        #expect(LMDBError.mapFullCode == -30792 && LMDBError.mapResizedCode == -30785)
+        #expect(LMDBError.readersFullCode == -30790)
+        #expect(MDB_LAST_ERRCODE == MDB_BAD_DBI)  // Debian's 0.9.24: the codes above are all it has.
+    }
+
+    @Test func errorsCarryLMDBsText() {
+        let error = LMDBError(code: MDB_MAP_FULL, operation: "put into table x")
+        #expect(error.description.contains("MDB_MAP_FULL"))
+        #expect(error.description.contains("put into table x"))
+        #expect(error.isMapFull)
+    }
+
+    @Test func writeCommitsOnReturnAndAbortsOnThrow() throws {
+        let environment = try Environment.open(path: temporaryDirectory())
+        let table = try environment.openTable("t")
+        try environment.write { txn in try "k1".withBytes { key in try "v1".withBytes { try txn.put(table, key: key, value: $0) } } }
+        struct Refused: Error {}
+        #expect(throws: Refused.self) {
+            try environment.write { txn in
+                try "k2".withBytes { key in try "v2".withBytes { try txn.put(table, key: key, value: $0) } }
+                throw Refused()
+            }
+        }
+        try environment.read { txn in
+            let first = try "k1".withBytes { try txn.get(table, key: $0).map { String(decoding: $0, as: UTF8.self) } }
+            let second = try "k2".withBytes { try txn.get(table, key: $0) }
+            let count = try txn.count(table)
+            #expect(first == "v1")
+            #expect(second == nil)
+            #expect(count == 1)
+        }
+    }
+
+    @Test func insertRefusesAPresentKey() throws {
+        let environment = try Environment.open(path: temporaryDirectory())
+        let table = try environment.openTable("t")
+        try environment.write { txn in
+            let inserted = try "k".withBytes { key in try "a".withBytes { try txn.insert(table, key: key, value: $0) } }
+            let insertedAgain = try "k".withBytes { key in try "b".withBytes { try txn.insert(table, key: key, value: $0) } }
+            let stored = try "k".withBytes { try txn.get(table, key: $0).map { String(decoding: $0, as: UTF8.self) } }
+            #expect(inserted)
+            #expect(!insertedAgain)
+            #expect(stored == "a")
+        }
+    }
+
+    @Test func cursorsWalkDuplicatesInOrder() throws {
+        let environment = try Environment.open(path: temporaryDirectory())
+        let table = try environment.openTable("d", flags: [.duplicateSort, .duplicateFixed])
+        try environment.write { txn in
+            for key in ["a", "b"] {
+                for value in [UInt64(3), 1, 2] {
+                    var big = value.bigEndian
+                    try key.withBytes { k in try withUnsafeBytes(of: &big) { try txn.put(table, key: k, value: $0) } }
+                }
+            }
+        }
+        try environment.read { txn in
+            try txn.withCursor(table) { cursor in
+                var values: [UInt64] = []
+                var entry = try "a".withBytes { try cursor.find($0) }
+                while let current = entry {
+                    values.append(UInt64(bigEndian: current.value.loadUnaligned(as: UInt64.self)))
+                    entry = try cursor.nextDuplicate()
+                }
+                #expect(values == [1, 2, 3])
+                let duplicates = try cursor.duplicateCount()
+                #expect(duplicates == 3)
+                var two = UInt64(2).bigEndian
+                let found = try "b".withBytes { key in try withUnsafeBytes(of: &two) { try cursor.seek(key, duplicateAtLeast: $0) } }
+                #expect(found.map { UInt64(bigEndian: $0.value.loadUnaligned(as: UInt64.self)) } == 2)
+                let last = try cursor.lastDuplicate().map { UInt64(bigEndian: $0.value.loadUnaligned(as: UInt64.self)) }
+                #expect(last == 3)
+            }
+        }
+    }
+
+    @Test func appendRefusesAKeyThatIsNotGreatest() throws {
+        let environment = try Environment.open(path: temporaryDirectory())
+        let table = try environment.openTable("t")
+        let error = #expect(throws: LMDBError.self) {
+            try environment.write { txn in
+                try "b".withBytes { k in try "1".withBytes { try txn.put(table, key: k, value: $0, flags: .append) } }
+                try "a".withBytes { k in try "2".withBytes { try txn.put(table, key: k, value: $0, flags: .append) } }
+            }
+        }
+        #expect(error?.isKeyExists == true)
+        let count = try environment.read { txn in try txn.count(table) }
+        #expect(count == 0)
+    }
+
+    @Test func theSamePathOpensTheSameEnvironment() throws {
+        let path = temporaryDirectory()
+        let first = try Environment.open(path: path)
+        let second = try Environment.open(path: path + "/.")
+        #expect(first === second)
+    }
+
+    @Test func theMapGrowsWhenItFillsAndKeepsEverything() throws {
+        var options = EnvironmentOptions()
+        options.mapSizeInitialBytes = 256 << 10
+        let environment = try Environment.open(path: temporaryDirectory(), options: options)
+        let table = try environment.openTable("t")
+        let value = [UInt8](repeating: 7, count: 1000)
+        for batch in 0..<20 {
+            try environment.write { txn in
+                for index in 0..<500 {
+                    var key = UInt64(batch * 500 + index).bigEndian
+                    try withUnsafeBytes(of: &key) { k in try value.withUnsafeBytes { try txn.put(table, key: k, value: $0, flags: .append) } }
+                }
+            }
+        }
+        #expect(environment.info().mapSizeBytes > 256 << 10)
+        let count = try environment.read { txn in try txn.count(table) }
+        #expect(count == 10_000)
+    }
+
+    @Test func aFullMapAtItsMaximumIsAClearError() throws {
+        var options = EnvironmentOptions()
+        options.mapSizeInitialBytes = 256 << 10
+        options.mapSizeMaxBytes = 1 << 20
+        let environment = try Environment.open(path: temporaryDirectory(), options: options)
+        let table = try environment.openTable("t")
+        let value = [UInt8](repeating: 1, count: 4000)
+        let error = #expect(throws: LMDBMapFullError.self) {
+            try environment.write { txn in
+                for index in 0..<1000 {
+                    var key = UInt64(index).bigEndian
+                    try withUnsafeBytes(of: &key) { k in try value.withUnsafeBytes { try txn.put(table, key: k, value: $0) } }
+                }
+            }
+        }
+        #expect(error?.description.contains("maximum") == true)
+        let count = try environment.read { txn in try txn.count(table) }
+        #expect(count == 0)
+    }
+}
