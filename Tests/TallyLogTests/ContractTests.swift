@@ -1,0 +1,358 @@
+import Foundation
+import Testing
+@testable import TallyLog
+import TallyLMDB
+import TallyMerkle
+
+/// The log's API contract: what every caller may rely on.
+@Suite struct AppendAndReadContract {
+    @Test func appendedEventsReadBackExactly() throws {
+        let fixture = try Fixture()
+        let correlation = UUID()
+        var event = fixture.event("cart-1", "ItemAdded", #"{"sku":"000123","qty":2}"#, actor: "member:7")
+        event.correlationID = correlation
+        event.causationID = UUID()
+        event.metadata = Data(#"{"client":"kiosk-3"}"#.utf8)
+        event.schemaVersion = 3
+        let result = try fixture.log.append(AppendRequest(events: [event]))
+        #expect(result.positions == [1])
+        #expect(result.streamVersions == ["cart-1": 1])
+        #expect(!result.wasAlreadyAppended)
+        let read = try fixture.readAll()
+        #expect(read.count == 1)
+        let recorded = try #require(read.first)
+        #expect(recorded.hasSameContent(as: event))
+        #expect(recorded.position == 1 && recorded.version == 1)
+        #expect(recorded.recordedAt == fixture.clock.now())
+        #expect(recorded.correlationID == correlation)
+        #expect(recorded.schemaVersion == 3)
+    }
+
+    @Test func positionsAreGaplessAndVersionsCountPerStream() throws {
+        let fixture = try Fixture()
+        for index in 0..<30 { try fixture.append("s-\(index % 3)") }
+        let events = try fixture.readAll()
+        #expect(events.map(\.position) == Array(1...30))
+        for stream in 0..<3 {
+            #expect(events.filter { $0.stream == "s-\(stream)" }.map(\.version) == Array(1...10))
+        }
+        let head = try fixture.log.head()
+        #expect(head.position == 30 && head.streamCount == 3 && head.eventCount == 30)
+        #expect(head.chainHash == events.last!.chainHash)
+    }
+
+    @Test func recordedTimeNeverGoesBackward() throws {
+        let fixture = try Fixture()
+        try fixture.append("a")
+        fixture.clock.advance(microseconds: -5_000_000)  // The wall clock jumps back.
+        try fixture.append("a")
+        let events = try fixture.readAll()
+        #expect(events[1].recordedAt == events[0].recordedAt)
+    }
+
+    @Test func aBatchAcrossStreamsIsAllOrNothing() throws {
+        let fixture = try Fixture()
+        try fixture.append("order-1")
+        let request = AppendRequest(events: [fixture.event("order-2"), fixture.event("order-1"), fixture.event("payment-1")],
+                                    expectations: ["order-1": .exact(5)])
+        let error = #expect(throws: LogError.self) { try fixture.log.append(request) }
+        #expect(error == .wrongExpectedVersion(stream: "order-1", expected: .exact(5), actual: 1))
+        #expect(error?.description == #"stream "order-1" is at version 1, but the append expected 5"#)
+        #expect(try fixture.log.head().position == 1)
+        #expect(try fixture.readAll().count == 1)
+        // The same batch with the right expectation goes in whole, positions in request order.
+        let accepted = try fixture.log.append(AppendRequest(events: request.events, expectations: ["order-1": .exact(1)]))
+        #expect(accepted.positions == [2, 3, 4])
+        #expect(accepted.streamVersions == ["order-2": 1, "order-1": 2, "payment-1": 1])
+    }
+
+    @Test(arguments: [
+        (ExpectedVersion.any, UInt64(0), true), (.any, 3, true),
+        (.noStream, 0, true), (.noStream, 1, false),
+        (.streamExists, 0, false), (.streamExists, 2, true),
+        (.exact(0), 0, true), (.exact(2), 2, true), (.exact(2), 3, false), (.exact(3), 2, false),
+    ])
+    func expectedVersions(expected: ExpectedVersion, current: UInt64, admitted: Bool) throws {
+        let fixture = try Fixture()
+        for _ in 0..<current { try fixture.append("s") }
+        if admitted {
+            let result = try fixture.append("s", expected: expected)
+            #expect(result.streamVersions["s"] == current + 1)
+        } else {
+            let error = #expect(throws: LogError.self) { try fixture.append("s", expected: expected) }
+            #expect(error == .wrongExpectedVersion(stream: "s", expected: expected, actual: current))
+            #expect(try fixture.log.head().position == current)
+        }
+    }
+
+    @Test func expectationsMayNameStreamsOutsideTheBatch() throws {
+        let fixture = try Fixture()
+        try fixture.append("price-list")
+        let guarded = AppendRequest(events: [fixture.event("cart-1")], expectations: ["price-list": .exact(1)])
+        try fixture.log.append(guarded)
+        try fixture.append("price-list")
+        let stale = AppendRequest(events: [fixture.event("cart-2")], expectations: ["price-list": .exact(1)])
+        #expect(throws: LogError.wrongExpectedVersion(stream: "price-list", expected: .exact(1), actual: 2)) { try fixture.log.append(stale) }
+    }
+}
+
+@Suite struct IdempotencyContract {
+    @Test func reappendingTheSameEventsReturnsTheOriginalPositions() throws {
+        let fixture = try Fixture()
+        let events = [fixture.event("voucher-1", "VoucherIssued"), fixture.event("voucher-1", "VoucherRedeemed")]
+        let first = try fixture.log.append(AppendRequest(stream: "voucher-1", expected: .noStream, events: events))
+        try fixture.append("other")
+        fixture.clock.advance(microseconds: 1_000_000)
+        // A retry: same ids and content, same (now stale) expectation.
+        let retry = try fixture.log.append(AppendRequest(stream: "voucher-1", expected: .noStream, events: events))
+        #expect(retry.positions == first.positions)
+        #expect(retry.wasAlreadyAppended)
+        #expect(retry.streamVersions == ["voucher-1": 2])
+        #expect(try fixture.log.head().position == 3)
+    }
+
+    @Test func theSameIdWithOtherContentIsRefused() throws {
+        let fixture = try Fixture()
+        let original = fixture.event("payment-1", "PaymentSucceeded", #"{"amount":500}"#)
+        try fixture.log.append(AppendRequest(events: [original]))
+        var altered = original
+        altered.payload = Data(#"{"amount":900}"#.utf8)
+        let error = #expect(throws: LogError.self) { try fixture.log.append(AppendRequest(events: [altered])) }
+        #expect(error == .eventIDConflict(id: original.id, position: 1, reason: "with another payload"))
+        var moved = original
+        moved.stream = "payment-2"
+        #expect(throws: LogError.eventIDConflict(id: original.id, position: 1, reason: #"in stream "payment-1", not "payment-2""#)) {
+            try fixture.log.append(AppendRequest(events: [moved]))
+        }
+        #expect(try fixture.log.head().position == 1)
+    }
+
+    @Test func aBatchThatRepeatsOnlyPartOfAnEarlierOneIsRefused() throws {
+        let fixture = try Fixture()
+        let known = fixture.event("s")
+        try fixture.log.append(AppendRequest(events: [known]))
+        let error = #expect(throws: LogError.self) { try fixture.log.append(AppendRequest(events: [fixture.event("s"), known])) }
+        guard case .eventIDConflict(let id, let position, _) = error else { Issue.record("expected a conflict, got \(String(describing: error))"); return }
+        #expect(id == known.id && position == 1)
+        #expect(try fixture.log.head().position == 1)
+    }
+
+    @Test func idempotencySurvivesReopeningWithRandomIDs() throws {
+        let fixture = try Fixture()
+        // Version-4 ids are not time-ordered: they take the look-up path, not the append fast path.
+        let events = (0..<50).map { ProposedEvent(id: UUID(), stream: "s-\($0 % 5)", type: "T", payload: Data("\($0)".utf8)) }
+        let first = try fixture.log.append(AppendRequest(events: events))
+        fixture.log.close()
+        let reopened = try EventLog.open(at: fixture.path)
+        let retry = try reopened.append(AppendRequest(events: events))
+        #expect(retry.positions == first.positions && retry.wasAlreadyAppended)
+        #expect(try reopened.verify().isSound)
+    }
+}
+
+@Suite struct BadInputContract {
+    static let cases: [(String, @Sendable (inout ProposedEvent) -> Void, String)] = [
+        ("empty stream", { $0.stream = "" }, "invalid stream id \"\": it is empty"),
+        ("long stream", { $0.stream = String(repeating: "s", count: 201) }, "it is 201 bytes; the limit is 200"),
+        ("control character", { $0.stream = "a\nb" }, "it contains a control character"),
+        ("empty type", { $0.type = "" }, "invalid event type \"\": it is empty"),
+        ("long type", { $0.type = "T" + String(repeating: "t", count: 100) }, "it is 101 bytes; the limit is 100"),
+        ("bad type", { $0.type = "9lives" }, "it must start with a letter"),
+        ("schema 0", { $0.schemaVersion = 0 }, "invalid schema version 0"),
+        ("long actor", { $0.actor = String(repeating: "a", count: 201) }, "invalid actor"),
+        ("big metadata", { $0.metadata = Data(count: Limits.metadataBytesMax + 1) }, "invalid metadata"),
+        ("big payload", { $0.payload = Data(count: Limits.payloadBytesMax + 1) }, "the limit is 1048576"),
+    ]
+
+    @Test(arguments: 0..<cases.count)
+    func badEventsAreRefusedAndNothingIsWritten(index: Int) throws {
+        let (_, mutate, message) = Self.cases[index]
+        let fixture = try Fixture()
+        var bad = fixture.event("s")
+        mutate(&bad)
+        let error = #expect(throws: LogError.self) { try fixture.log.append(AppendRequest(events: [fixture.event("s"), bad])) }
+        #expect(error?.description.contains(message) == true, "\(String(describing: error))")
+        #expect(try fixture.log.head().position == 0)
+    }
+
+    @Test func emptyAndSelfDuplicatingBatchesAreRefused() throws {
+        let fixture = try Fixture()
+        #expect(throws: LogError.emptyBatch) { try fixture.log.append(AppendRequest(events: [])) }
+        let event = fixture.event("s")
+        #expect(throws: LogError.duplicateEventIDInBatch(event.id)) { try fixture.log.append(AppendRequest(events: [event, event])) }
+        #expect(try fixture.log.head().position == 0)
+    }
+
+    @Test func storesAreCheckedOnOpen() throws {
+        let missing = temporaryStorePath()
+        #expect(throws: LogError.self) { try EventLog.open(at: missing) }
+        let plain = temporaryStorePath()
+        try FileManager.default.createDirectory(atPath: plain, withIntermediateDirectories: true)
+        let error = #expect(throws: LogError.self) { try EventLog.open(at: plain) }
+        #expect(error == .notAStore(path: plain, reason: "it has no log/data.mdb"))
+        let fixture = try Fixture()
+        #expect(throws: LogError.storeExists(path: fixture.path)) { try EventLog.create(at: fixture.path) }
+    }
+
+    @Test func aStoreFromANewerFormatIsRefused() throws {
+        let fixture = try Fixture()
+        try fixture.log.environment.write { txn in
+            var newer = UInt32(2).littleEndian
+            try withUnsafeBytes(of: &newer) { try txn.put(fixture.log.tables.meta, key: MetaKey.format, value: $0) }
+        }
+        fixture.log.close()
+        #expect(throws: LogError.newerFormat(path: fixture.path, found: 2, supported: 1)) { try EventLog.open(at: fixture.path) }
+    }
+
+    @Test func aReadOnlyLogRefusesAppends() throws {
+        let fixture = try Fixture()
+        try fixture.append("s")
+        let path = temporaryStorePath()
+        _ = try EventLog.create(at: path)
+        var options = LogOptions()
+        options.readOnly = true
+        let readOnly = try EventLog.open(at: temporaryStoreWithOneEvent(), options: options)
+        #expect(throws: LogError.self) { try readOnly.append(AppendRequest(events: [fixture.event("s")])) }
+    }
+
+    func temporaryStoreWithOneEvent() throws -> String {
+        let path = temporaryStorePath()
+        let log = try EventLog.create(at: path)
+        try log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "s", type: "T", payload: Data())]))
+        log.close()
+        return path
+    }
+}
+
+@Suite struct ReadContract {
+    static func fixtureWith(_ count: Int) throws -> Fixture {
+        let fixture = try Fixture()
+        var events: [ProposedEvent] = []
+        for index in 0..<count {
+            events.append(fixture.event("s-\(index % 4)", index % 2 == 0 ? "Even" : "Odd", "{\"i\":\(index)}"))
+        }
+        try fixture.log.append(AppendRequest(events: events))
+        return fixture
+    }
+
+    @Test func theWholeLogForwardAndBackwardAcrossChunks() throws {
+        let fixture = try Self.fixtureWith(2500)
+        #expect(try fixture.readAll().map(\.position) == Array(1...2500))
+        #expect(try fixture.readAll(ReadQuery(backward: true)).map(\.position) == Array((1...2500).reversed()))
+        #expect(try fixture.readAll(ReadQuery(from: 2000, limit: 5)).map(\.position) == [2000, 2001, 2002, 2003, 2004])
+        #expect(try fixture.readAll(ReadQuery(from: 3, backward: true)).map(\.position) == [3, 2, 1])
+        #expect(try fixture.readAll(ReadQuery(from: 9999, backward: true, limit: 2)).map(\.position) == [2500, 2499])
+        #expect(try fixture.readAll(ReadQuery(from: 2600)).isEmpty)
+        #expect(try fixture.readAll(ReadQuery(limit: 0)).isEmpty)
+        #expect(try fixture.readAll(ReadQuery(untilPosition: 10)).map(\.position) == Array(1...10))
+        #expect(try fixture.readAll(ReadQuery(backward: true, untilPosition: 10)).map(\.position) == Array((1...10).reversed()))
+    }
+
+    @Test func oneStreamByVersion() throws {
+        let fixture = try Self.fixtureWith(2500)
+        let stream = try fixture.readAll(ReadQuery(.stream("s-1")))
+        #expect(stream.map(\.version) == Array(1...625))
+        #expect(stream.allSatisfy { $0.stream == "s-1" })
+        #expect(stream.map(\.position) == Array(stride(from: 2, through: 2500, by: 4)))
+        #expect(try fixture.readAll(ReadQuery(.stream("s-1"), from: 600, limit: 3)).map(\.version) == [600, 601, 602])
+        #expect(try fixture.readAll(ReadQuery(.stream("s-1"), from: 3, backward: true)).map(\.version) == [3, 2, 1])
+        #expect(try fixture.readAll(ReadQuery(.stream("s-1"), backward: true, limit: 2)).map(\.version) == [625, 624])
+        #expect(try fixture.readAll(ReadQuery(.stream("s-1"), untilPosition: 10)).map(\.position) == [2, 6, 10])
+        #expect(try fixture.readAll(ReadQuery(.stream("nope"))).isEmpty)
+        try fixture.log.withSnapshot { (snapshot) throws in
+            #expect(try snapshot.version(of: "s-1") == 625)
+            #expect(try snapshot.version(of: "nope") == 0)
+        }
+    }
+
+    @Test func byEventType() throws {
+        let fixture = try Self.fixtureWith(2500)
+        #expect(try fixture.readAll(ReadQuery(.type("Odd"))).map(\.position) == Array(stride(from: 2, through: 2500, by: 2)))
+        #expect(try fixture.readAll(ReadQuery(.type("Even"), from: 100, limit: 2)).map(\.position) == [101, 103])
+        #expect(try fixture.readAll(ReadQuery(.type("Even"), from: 100, backward: true, limit: 2)).map(\.position) == [99, 97])
+        #expect(try fixture.readAll(ReadQuery(.type("Even"), backward: true, limit: 1)).map(\.position) == [2499])
+        #expect(try fixture.readAll(ReadQuery(.type("Missing"))).isEmpty)
+    }
+
+    @Test func positionsAsOfATime() throws {
+        let fixture = try Fixture()
+        for _ in 0..<10 {
+            try fixture.append("s")
+            fixture.clock.advance(microseconds: 1_000_000)
+        }
+        let events = try fixture.readAll()
+        try fixture.log.withSnapshot { (snapshot) throws in
+            #expect(try snapshot.position(atOrBefore: events[4].recordedAt) == 5)
+            #expect(try snapshot.position(atOrBefore: Timestamp(microsecondsSinceEpoch: events[4].recordedAt.microsecondsSinceEpoch + 500_000)) == 5)
+            #expect(try snapshot.position(atOrBefore: Timestamp(microsecondsSinceEpoch: 0)) == 0)
+            #expect(try snapshot.position(atOrBefore: fixture.clock.now()) == 10)
+        }
+    }
+
+    @Test func followDeliversTheBacklogThenNewEvents() async throws {
+        let fixture = try Fixture()
+        for _ in 0..<5 { try fixture.append("s") }
+        let received = Task {
+            var positions: [UInt64] = []
+            for try await event in fixture.log.subscribe(ReadQuery(from: 3)) {
+                positions.append(event.position)
+                if positions.count == 8 { break }
+            }
+            return positions
+        }
+        for _ in 0..<5 { try await fixture.log.append(AppendRequest(events: [fixture.event("s")])) }
+        #expect(try await received.value == Array(3...10))
+    }
+}
+
+@Suite struct MerkleAndVerifyContract {
+    @Test func theHeadsMerkleRootMatchesTheRecordsAndProofsVerify() throws {
+        let fixture = try Fixture()
+        for batch in 0..<7 {
+            try fixture.log.append(AppendRequest(events: (0..<(batch * 13 + 1)).map { _ in fixture.event("s-\(batch)") }))
+        }
+        let events = try fixture.readAll()
+        let leaves = try fixture.log.withSnapshot { snapshot in try events.map { try snapshot.record(at: $0.position)!.leafHash } }
+        var frontier = MerkleFrontier()
+        for leaf in leaves { frontier.append(leaf: leaf) { _, _, _ in } }
+        let head = try fixture.log.head()
+        #expect(head.merkleRoot == frontier.root)
+        try fixture.log.withSnapshot { (snapshot) throws in
+            for size in [UInt64(1), 16, 17, 100, head.position] {
+                var partial = MerkleFrontier()
+                for leaf in leaves.prefix(Int(size)) { partial.append(leaf: leaf) { _, _, _ in } }
+                let root = try snapshot.merkleRoot(size: size)
+                #expect(root == partial.root)
+                for position in [UInt64(1), size / 2 + 1, size] {
+                    let path = try snapshot.inclusionPath(position: position, treeSize: size)
+                    #expect(throws: Never.self) { try Merkle.verifyInclusion(leafIndex: position - 1, treeSize: size, leafHash: leaves[Int(position - 1)], path: path, root: root) }
+                }
+                if size < head.position {
+                    let path = try snapshot.consistencyPath(from: size, to: head.position)
+                    #expect(throws: Never.self) { try Merkle.verifyConsistency(first: size, second: head.position, path: path, firstRoot: root, secondRoot: head.merkleRoot) }
+                }
+            }
+        }
+        #expect(try fixture.log.verify().isSound)
+    }
+
+    @Test func theRecordEncodingIsPinned() throws {
+        let fixture = try Fixture()
+        var event = ProposedEvent(id: UUID(uuidString: "01890a5d-ac96-774b-bcce-b302099a8057")!, stream: "cart-1", type: "ItemAdded",
+                                  schemaVersion: 2, actor: "member:7", payload: Data(#"{"sku":"000123"}"#.utf8))
+        event.correlationID = UUID(uuidString: "00000000-0000-0000-0000-000000000001")
+        fixture.clock.set(Timestamp(microsecondsSinceEpoch: 1_790_000_000_123_456))
+        try fixture.log.append(AppendRequest(events: [event]))
+        let bytes = try fixture.log.withSnapshot { try Array($0.record(at: 1)!.bytes) }
+        let expectedHex = "01" + "01" + "0200" + "0100000000000000" + "0100000000000000" + "40c227dafe5b0600"
+            + "01890a5dac96774bbcceb302099a8057" + "06" + Array("cart-1".utf8).hex + "09" + Array("ItemAdded".utf8).hex
+            + "08" + Array("member:7".utf8).hex + "00000000000000000000000000000001" + "00" + "10" + Array(#"{"sku":"000123"}"#.utf8).hex
+        #expect(bytes.dropLast(32).hex == expectedHex)
+        let leaf = MerkleHash.leaf(bytes.dropLast(32))
+        #expect(Array(bytes.suffix(32)).hex == MerkleHash.chain(.zero, leaf).hex)
+    }
+}
+
+extension Collection<UInt8> {
+    var hex: String { map { String(format: "%02x", $0) }.joined() }
+}
