@@ -1,1 +1,3 @@
-print("tally")
+import TallyCLI
+
+Tally.main()

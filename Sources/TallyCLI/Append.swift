@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import TallyLog
+
+struct Append: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Append events, atomically.",
+        discussion: """
+            One event from the options, or JSON Lines on standard input (one event per line; every line
+            is checked before anything is written, and all lines are appended as one atomic batch).
+            Prints one JSON line per event with its position and stream version.
+
+            A line: {"stream": "cart-1", "type": "ItemAdded", "data": {...}} with optional "id" (a UUID;
+            re-appending the same id with the same content is a no-op that returns the first positions),
+            "schemaVersion", "actor", "correlationId", "causationId", "metadata" (an object) and
+            "expectedVersion" ("any", "no-stream", "exists" or a number).
+
+            Examples:
+              tally append --stream voucher-7 --type VoucherIssued --data '{"amount":500}' --expected-version no-stream
+              printf '%s\\n' '{"stream":"cart-1","type":"CartOpened","data":{}}' | tally append
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "The stream to append to (without it, events are read from standard input).") var stream: String?
+    @Option(help: "The event type, e.g. VoucherIssued.") var type: String?
+    @Option(help: "The payload: a JSON value.") var data: String?
+    @Option(help: "The event id (a UUID; default: a new time-ordered one).") var id: String?
+    @Option(help: "Who caused it, e.g. admin:ana.") var actor: String?
+    @Option(help: "The stream's version before this append: any, no-stream, exists or a number.") var expectedVersion: String?
+    @Option(help: "Context as a JSON object.") var metadata: String?
+
+    func validate() throws {
+        if stream == nil {
+            guard type == nil, data == nil, id == nil, actor == nil, expectedVersion == nil, metadata == nil else {
+                throw ValidationError("--type, --data and the other event options need --stream")
+            }
+        } else {
+            guard type != nil else { throw ValidationError("--stream needs --type") }
+            guard data != nil else { throw ValidationError("--stream needs --data (a JSON value, e.g. '{}')") }
+        }
+    }
+
+    func run() throws {
+        let ids = EventIDGenerator()
+        var inputs: [EventJSON.Input] = []
+        if let stream, let type, let data {
+            var object: [String: Any] = ["stream": stream, "type": type]
+            guard let payload = try? JSONSerialization.jsonObject(with: Data(data.utf8), options: [.fragmentsAllowed]) else {
+                throw CLIError("--data is not valid JSON: \(data)")
+            }
+            object["data"] = payload
+            if let id { object["id"] = id }
+            if let actor { object["actor"] = actor }
+            if let metadata {
+                guard let parsed = try? JSONSerialization.jsonObject(with: Data(metadata.utf8)) else { throw CLIError("--metadata is not valid JSON") }
+                object["metadata"] = parsed
+            }
+            if let expectedVersion { object["expectedVersion"] = expectedVersion }
+            let line = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+            inputs.append(try EventJSON.parse(line: line, number: nil, ids: ids))
+        } else {
+            var number = 0
+            while let line = Swift.readLine(strippingNewline: true) {
+                number += 1
+                if line.allSatisfy(\.isWhitespace) { continue }
+                inputs.append(try EventJSON.parse(line: line, number: number, ids: ids))
+            }
+            guard !inputs.isEmpty else { throw CLIError("no events on standard input (give JSON Lines, or use --stream, --type and --data)") }
+        }
+        var expectations: [String: ExpectedVersion] = [:]
+        for input in inputs {
+            guard let expected = input.expected else { continue }
+            if let earlier = expectations[input.event.stream], earlier != expected {
+                throw CLIError("stream \"\(input.event.stream)\" has two different expected versions (\(earlier) and \(expected)) in one batch")
+            }
+            expectations[input.event.stream] = expected
+        }
+        let log = try store.open()
+        defer { log.close() }
+        let result = try log.append(AppendRequest(events: inputs.map(\.event), expectations: expectations))
+        var versions: [String: UInt64] = [:]
+        let output = OutputBuffer()
+        let records = try log.withSnapshot { snapshot in
+            try result.positions.map { position -> (UInt64, UInt64, String) in
+                let record = try snapshot.record(at: position)!
+                return (position, record.version, record.stream)
+            }
+        }
+        for ((position, version, stream), input) in zip(records, inputs) {
+            versions[stream] = version
+            output.line("{\"position\":\(position),\"stream\":\(EventJSON.quote(stream)),\"version\":\(version),\"id\":\"\(input.event.id.uuidString.lowercased())\""
+                        + (result.wasAlreadyAppended ? ",\"alreadyAppended\":true}" : "}"))
+        }
+        output.flush()
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import TallyLog
+
+/// The JSON shapes of events on the command line: what `append` reads and what `read` writes.
+///
+/// Input, one object per line (or per `append` call):
+///   {"stream": "cart-1", "type": "ItemAdded", "data": {…}, "id": "<uuid>", "schemaVersion": 1,
+///    "actor": "member:7", "correlationId": "<uuid>", "causationId": "<uuid>", "metadata": {…},
+///    "expectedVersion": "any" | "no-stream" | "exists" | N}
+/// Only stream, type and data are required. Payloads are stored as canonical JSON (keys sorted, no
+/// spaces), so the same content always has the same bytes: what idempotent retries compare.
+enum EventJSON {
+    struct Input {
+        var event: ProposedEvent
+        var expected: ExpectedVersion?
+    }
+
+    static func parse(line: String, number: Int?, ids: EventIDGenerator) throws -> Input {
+        let place = number.map { "line \($0): " } ?? ""
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed]) else {
+            throw CLIError("\(place)malformed JSON")
+        }
+        guard let fields = object as? [String: Any] else { throw CLIError("\(place)an event must be a JSON object") }
+        let known: Set<String> = ["stream", "type", "data", "id", "schemaVersion", "actor", "correlationId", "causationId", "metadata", "expectedVersion"]
+        if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
+            throw CLIError("\(place)unknown field \"\(unknown)\" (fields: \(known.sorted().joined(separator: ", ")))")
+        }
+        func string(_ name: String, required: Bool) throws -> String? {
+            guard let value = fields[name], !(value is NSNull) else {
+                if required { throw CLIError("\(place)missing field \"\(name)\"") }
+                return nil
+            }
+            guard let text = value as? String else { throw CLIError("\(place)field \"\(name)\" must be a string") }
+            return text
+        }
+        func uuid(_ name: String) throws -> UUID? {
+            guard let text = try string(name, required: false) else { return nil }
+            guard let id = UUID(uuidString: text) else { throw CLIError("\(place)field \"\(name)\" must be a UUID, not \"\(text)\"") }
+            return id
+        }
+        let stream = try string("stream", required: true)!
+        let type = try string("type", required: true)!
+        guard let data = fields["data"] else { throw CLIError("\(place)missing field \"data\"") }
+        var event = ProposedEvent(id: try uuid("id") ?? ids.next(), stream: stream, type: type,
+                                  payload: try canonical(data, place: place, field: "data"))
+        event.actor = try string("actor", required: false) ?? ""
+        event.correlationID = try uuid("correlationId")
+        event.causationID = try uuid("causationId")
+        if let metadata = fields["metadata"], !(metadata is NSNull) {
+            guard metadata is [String: Any] else { throw CLIError("\(place)field \"metadata\" must be a JSON object") }
+            event.metadata = try canonical(metadata, place: place, field: "metadata")
+        }
+        if let version = fields["schemaVersion"] {
+            guard let number = version as? NSNumber, let value = UInt16(exactly: number.doubleValue), value >= 1, !(version is Bool) else {
+                throw CLIError("\(place)field \"schemaVersion\" must be a whole number from 1 to \(UInt16.max)")
+            }
+            event.schemaVersion = value
+        }
+        var expected: ExpectedVersion?
+        if let value = fields["expectedVersion"] {
+            if let text = value as? String {
+                expected = try parseExpectedVersion(text, place: place)
+            } else if let number = value as? NSNumber, let version = UInt64(exactly: number.doubleValue) {
+                expected = .exact(version)
+            } else {
+                throw CLIError("\(place)field \"expectedVersion\" must be \"any\", \"no-stream\", \"exists\" or a whole number")
+            }
+        }
+        return Input(event: event, expected: expected)
+    }
+
+    static func parseExpectedVersion(_ text: String, place: String = "") throws -> ExpectedVersion {
+        switch text {
+        case "any": return .any
+        case "no-stream": return .noStream
+        case "exists": return .streamExists
+        default:
+            guard let version = UInt64(text) else {
+                throw CLIError("\(place)expected version \"\(text)\" must be \"any\", \"no-stream\", \"exists\" or a whole number")
+            }
+            return .exact(version)
+        }
+    }
+
+    static func canonical(_ value: Any, place: String, field: String) throws -> Data {
+        guard JSONSerialization.isValidJSONObject([value]) else { throw CLIError("\(place)field \"\(field)\" is not valid JSON") }
+        return try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+    }
+
+    /// One event as a JSON line: envelope fields in a fixed order, then the payload. A payload that is
+    /// not JSON is given as base64 in "dataBase64".
+    static func line(_ event: RecordedEvent) -> String {
+        var out = "{\"position\":\(event.position),\"id\":\"\(event.id.uuidString.lowercased())\",\"stream\":\(quote(event.stream)),"
+        out += "\"version\":\(event.version),\"type\":\(quote(event.type)),\"schemaVersion\":\(event.schemaVersion),"
+        out += "\"recordedAt\":\"\(event.recordedAt.iso8601)\",\"actor\":\(quote(event.actor))"
+        if let correlation = event.correlationID { out += ",\"correlationId\":\"\(correlation.uuidString.lowercased())\"" }
+        if let causation = event.causationID { out += ",\"causationId\":\"\(causation.uuidString.lowercased())\"" }
+        if !event.metadata.isEmpty {
+            if isJSON(event.metadata) { out += ",\"metadata\":" + String(decoding: event.metadata, as: UTF8.self) }
+            else { out += ",\"metadataBase64\":\"\(event.metadata.base64EncodedString())\"" }
+        }
+        if isJSON(event.payload) { out += ",\"data\":" + String(decoding: event.payload, as: UTF8.self) }
+        else { out += ",\"dataBase64\":\"\(event.payload.base64EncodedString())\"" }
+        out += ",\"hash\":\"\(event.chainHash.hex)\"}"
+        return out
+    }
+
+    static func isJSON(_ data: Data) -> Bool {
+        guard let first = data.first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") || first == UInt8(ascii: "\"")
+            || first == UInt8(ascii: "-") || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")) || first == UInt8(ascii: "t")
+            || first == UInt8(ascii: "f") || first == UInt8(ascii: "n") else { return false }
+        return (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil
+    }
+
+    /// A JSON string literal.
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import TallyLog
+
+/// What `read` and `follow` select.
+struct SelectionOptions: ParsableArguments {
+    @Option(help: "Only this stream (then --from is a stream version).") var stream: String?
+    @Option(help: "Only events of this type.") var type: String?
+    @Option(help: "Start here, inclusive: a position, or a version with --stream.") var from: UInt64?
+    @Option(help: "At most this many events.") var limit: Int?
+    @Option(help: "The log as it stood at this position: later events are left out.") var untilPosition: UInt64?
+    @Option(help: "The log as it stood at this time (RFC 3339, e.g. 2026-11-22T12:00:00Z, or a date).") var asOf: String?
+
+    func validate() throws {
+        if stream != nil && type != nil { throw ValidationError("give --stream or --type, not both") }
+        if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }
+        if untilPosition != nil && asOf != nil { throw ValidationError("give --until-position or --as-of, not both") }
+        if let asOf, Timestamp(iso8601: asOf) == nil { throw ValidationError("--as-of \"\(asOf)\" is not an RFC 3339 time or a date") }
+    }
+
+    func query(_ log: EventLog, backward: Bool) throws -> ReadQuery {
+        let selection: ReadQuery.Selection = stream.map { .stream($0) } ?? type.map { .type($0) } ?? .all
+        var until = untilPosition
+        if let asOf, let time = Timestamp(iso8601: asOf) {
+            until = try log.withSnapshot { try $0.position(atOrBefore: time) }
+        }
+        return ReadQuery(selection, from: from, backward: backward, limit: limit, untilPosition: until)
+    }
+}
+
+struct Read: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print events as JSON Lines.",
+        discussion: """
+            One JSON object per line: position, id, stream, version, type, schemaVersion, recordedAt, actor,
+            correlationId, causationId, metadata, data and hash. Ready for jq and DuckDB.
+
+            Examples:
+              tally read --limit 10
+              tally read --stream voucher-7
+              tally read --type VoucherRedeemed --as-of 2026-11-22T12:00:00Z | jq .data
+              tally read --backward --limit 1
+              tally read > events.jsonl && duckdb -c "select type, count(*) from 'events.jsonl' group by type"
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var selection: SelectionOptions
+    @Flag(help: "Newest first.") var backward = false
+
+    func run() throws {
+        let log = try store.open(readOnly: true)
+        var reader = log.read(try selection.query(log, backward: backward))
+        let output = OutputBuffer()
+        try reader.forEach { output.line(EventJSON.line($0)) }
+        output.flush()
+    }
+}
+
+struct Follow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print events as JSON Lines, then keep printing new ones as they are appended.",
+        discussion: """
+            Like read, then waits for new events, also those appended by other processes, until
+            interrupted or --limit events were printed.
+
+            Example:
+              tally follow --type PaymentSucceeded --from 1000
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var selection: SelectionOptions
+
+    func run() throws {
+        let log = try store.open(readOnly: true)
+        let query = try selection.query(log, backward: false)
+        try log.follow(query) { event in
+            let line = EventJSON.line(event) + "\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
+            return true
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import TallyLog
+
+/// The `tally` command. Each subcommand is one file; each only parses, calls the library and prints.
+public struct Tally: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "tally",
+        abstract: "An event-sourced ledger: an append-only, hash-chained event log in LMDB.",
+        discussion: """
+            Every command works on one store: --store PATH, else $TALLY_STORE, else ./tally-data.
+
+            Example:
+              tally init
+              tally append --stream voucher-1 --type VoucherIssued --data '{"amount":{"minor":500,"currency":"USD"}}'
+              tally read --stream voucher-1
+            """,
+        subcommands: [Init.self, Append.self, Read.self, Follow.self, Info.self, Verify.self]
+    )
+
+    public init() {}
+}
+
+/// Where the store is. Shared by every subcommand.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The store directory (default: $TALLY_STORE, else ./tally-data).", valueName: "path"))
+    var store: String?
+
+    var path: String {
+        if let store { return store }
+        if let environment = ProcessInfo.processInfo.environment["TALLY_STORE"], !environment.isEmpty { return environment }
+        return "./tally-data"
+    }
+
+    func open(readOnly: Bool = false) throws -> EventLog {
+        var options = LogOptions()
+        options.readOnly = readOnly
+        return try EventLog.open(at: path, options: options)
+    }
+}
+
+/// A failure the CLI reports as `error: …` with a non-zero exit.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Standard output, written in large chunks: reads print millions of lines.
+final class OutputBuffer {
+    private var buffer = [UInt8]()
+    init() { buffer.reserveCapacity(1 << 16) }
+    func line(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= 1 << 16 { flush() }
+    }
+    func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Foundation.write(1, raw.baseAddress! + offset, raw.count - offset)
+                if written <= 0 { break }
+                offset += written
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+    deinit { flush() }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+}

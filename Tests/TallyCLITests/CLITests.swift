@@ -1,0 +1,203 @@
+import Foundation
+import Testing
+
+/// Runs the real `tally` binary, as a user would.
+struct TallyRun {
+    let status: Int32
+    let output: String
+    let error: String
+    var lines: [String] { output.split(separator: "\n").map(String.init) }
+}
+
+func tallyPath() -> String {
+    let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL.deletingLastPathComponent()]
+    for directory in candidates where FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("tally").path) {
+        return directory.appendingPathComponent("tally").path
+    }
+    Issue.record("cannot find the tally executable")
+    return "tally"
+}
+
+@discardableResult
+func tally(_ arguments: [String], store: String?, input: String? = nil, environment: [String: String] = [:]) throws -> TallyRun {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tallyPath())
+    process.arguments = arguments + (store.map { ["--store", $0] } ?? [])
+    var env = ProcessInfo.processInfo.environment
+    env.removeValue(forKey: "TALLY_STORE")
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    let (output, error, stdin) = (Pipe(), Pipe(), Pipe())
+    process.standardOutput = output
+    process.standardError = error
+    process.standardInput = stdin
+    try process.run()
+    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+    try stdin.fileHandleForWriting.close()
+    let out = output.fileHandleForReading.readDataToEndOfFile()
+    let err = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return TallyRun(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self), error: String(decoding: err, as: UTF8.self))
+}
+
+func newStore() throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-cli-\(UUID().uuidString)").path
+    let run = try tally(["init"], store: path)
+    #expect(run.status == 0, "\(run.error)")
+    return path
+}
+
+func json(_ line: String) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+}
+
+@Suite struct CLITests {
+    @Test func appendReadInfoAndVerify() throws {
+        let store = try newStore()
+        let first = try tally(["append", "--stream", "voucher-1", "--type", "VoucherIssued", "--data", #"{"amount":{"minor":500,"currency":"USD"}}"#,
+                               "--expected-version", "no-stream", "--actor", "admin:ana"], store: store)
+        #expect(first.status == 0, "\(first.error)")
+        #expect(try json(first.lines[0])["position"] as? Int == 1)
+        let lines = """
+            {"stream":"cart-1","type":"CartOpened","data":{"store":"s1"},"actor":"member:7"}
+            {"stream":"cart-1","type":"ItemAdded","data":{"sku":"000123","qty":2},"expectedVersion":0}
+
+            {"stream":"voucher-1","type":"VoucherRedeemed","data":{"booth":3},"expectedVersion":1}
+            """
+        let batch = try tally(["append"], store: store, input: lines)
+        #expect(batch.status == 0, "\(batch.error)")
+        #expect(batch.lines.count == 3)
+        #expect(try batch.lines.map { try json($0)["position"] as? Int } == [2, 3, 4])
+
+        let all = try tally(["read"], store: store)
+        #expect(all.lines.count == 4)
+        let item = try json(all.lines[2])
+        #expect(item["type"] as? String == "ItemAdded")
+        #expect((item["data"] as? [String: Any])?["sku"] as? String == "000123")  // Leading zeros kept: SKUs are strings.
+        #expect(item["version"] as? Int == 2)
+        #expect(try tally(["read", "--stream", "cart-1"], store: store).lines.count == 2)
+        #expect(try tally(["read", "--type", "VoucherRedeemed"], store: store).lines.count == 1)
+        let newest = try tally(["read", "--backward", "--limit", "1"], store: store)
+        #expect(try json(newest.lines[0])["position"] as? Int == 4)
+        #expect(try tally(["read", "--until-position", "2"], store: store).lines.count == 2)
+
+        let info = try tally(["info", "--json"], store: store)
+        let head = try json(info.lines[0])
+        #expect(head["events"] as? Int == 4 && head["streams"] as? Int == 2)
+        let verify = try tally(["verify"], store: store)
+        #expect(verify.status == 0 && verify.output.hasPrefix("ok: 4 events"))
+    }
+
+    @Test func theStoreComesFromTheEnvironmentWhenNotGiven() throws {
+        let store = try newStore()
+        let run = try tally(["append", "--stream", "s", "--type", "T", "--data", "{}"], store: nil, environment: ["TALLY_STORE": store])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(try tally(["read"], store: store).lines.count == 1)
+    }
+
+    @Test func retryingWithTheSameIdIsANoOp() throws {
+        let store = try newStore()
+        let id = UUID().uuidString
+        let arguments = ["append", "--stream", "payment-1", "--type", "PaymentSucceeded", "--data", #"{"txn":"MP123"}"#, "--id", id]
+        #expect(try tally(arguments, store: store).status == 0)
+        let again = try tally(arguments, store: store)
+        #expect(again.status == 0)
+        #expect(try json(again.lines[0])["alreadyAppended"] as? Bool == true)
+        let conflicting = try tally(["append", "--stream", "payment-1", "--type", "PaymentSucceeded", "--data", #"{"txn":"OTHER"}"#, "--id", id], store: store)
+        #expect(conflicting.status != 0)
+        #expect(conflicting.error.contains("already in the log at position 1 with another payload"))
+        #expect(try tally(["read"], store: store).lines.count == 1)
+    }
+
+    static let badInputs: [(String, [String], String?, String)] = [
+        ("malformed JSON", ["append"], "{\"stream\":\"a\"\n{oops\n", "line 1: malformed JSON"),
+        ("malformed line", ["append"], "{\"stream\":\"a\",\"type\":\"T\",\"data\":{}}\n{oops\n", "line 2: malformed JSON"),
+        ("mistyped field", ["append"], #"{"stream":7,"type":"T","data":{}}"#, #"field "stream" must be a string"#),
+        ("unknown field", ["append"], #"{"stream":"s","type":"T","data":{},"colour":1}"#, #"unknown field "colour""#),
+        ("bad uuid", ["append"], #"{"stream":"s","type":"T","data":{},"id":"nope"}"#, "must be a UUID"),
+        ("empty stream", ["append"], #"{"stream":"","type":"T","data":{}}"#, "it is empty"),
+        ("long stream", ["append"], "{\"stream\":\"\(String(repeating: "x", count: 201))\",\"type\":\"T\",\"data\":{}}", "the limit is 200"),
+        ("bad type", ["append", "--stream", "s", "--type", "has space", "--data", "{}"], nil, "invalid event type"),
+        ("big payload", ["append"], "{\"stream\":\"s\",\"type\":\"T\",\"data\":\"\(String(repeating: "x", count: 1_100_000))\"}", "the limit is 1048576"),
+        ("wrong version", ["append", "--stream", "s", "--type", "T", "--data", "{}", "--expected-version", "3"], nil, "is at version 0, but the append expected 3"),
+        ("no input", ["append"], "", "no events on standard input"),
+        ("two expectations", ["append"], #"{"stream":"s","type":"T","data":{},"expectedVersion":0}"# + "\n" + #"{"stream":"s","type":"T","data":{},"expectedVersion":1}"#, "two different expected versions"),
+        ("bad data", ["append", "--stream", "s", "--type", "T", "--data", "{nope"], nil, "--data is not valid JSON"),
+    ]
+
+    @Test(arguments: 0..<badInputs.count)
+    func badInputGetsAClearErrorAndWritesNothing(index: Int) throws {
+        let (_, arguments, input, message) = Self.badInputs[index]
+        let store = try newStore()
+        let run = try tally(arguments, store: store, input: input)
+        #expect(run.status != 0)
+        #expect(run.error.contains(message), "\(run.error)")
+        #expect(try tally(["info", "--json"], store: store).lines.first.map(json)?["events"] as? Int == 0)
+    }
+
+    @Test func aPathThatIsNotAStoreIsNamed() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-store-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let run = try tally(["read"], store: directory)
+        #expect(run.status != 0)
+        #expect(run.error.contains("is not a Tally store: it has no log/data.mdb"))
+        let twice = try tally(["init"], store: try newStore())
+        #expect(twice.status != 0 && twice.error.contains("already holds a Tally store"))
+    }
+
+    @Test func aStoreTheUserMayNotWriteIsRefusedClearly() throws {
+        // Root may write anywhere, so run as an unprivileged user when the test runs as root.
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser") else { return }
+        let store = try newStore()
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: store)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: store + "/log")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+        process.arguments = ["-u", "nobody", "--", tallyPath(), "append", "--store", store, "--stream", "s", "--type", "T", "--data", "{}"]
+        let error = Pipe()
+        process.standardError = error
+        process.standardOutput = Pipe()
+        try process.run()
+        let text = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(text.contains("permission denied"), "\(text)")
+    }
+
+    @Test func verifyNamesTheAlteredPositionAndExitsNonZero() throws {
+        let store = try newStore()
+        let lines = (1...40).map { #"{"stream":"s","type":"Sale","data":{"marker":"mark\#($0)x","amount":100}}"# }.joined(separator: "\n")
+        #expect(try tally(["append"], store: store, input: lines).status == 0)
+        let file = URL(fileURLWithPath: store + "/log/data.mdb")
+        var data = try Data(contentsOf: file)
+        let range = try #require(data.range(of: Data("mark23x".utf8)))
+        data[range.lowerBound + 4] = UInt8(ascii: "9")
+        try data.write(to: file)
+        let run = try tally(["verify"], store: store)
+        #expect(run.status == 1)
+        #expect(run.error.contains("position 23"), "\(run.error)")
+    }
+
+    @Test func followPrintsNewEventsFromAnotherProcess() throws {
+        let store = try newStore()
+        #expect(try tally(["append", "--stream", "s", "--type", "T", "--data", "{}"], store: store).status == 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tallyPath())
+        process.arguments = ["follow", "--store", store, "--limit", "3"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        for _ in 0..<2 { #expect(try tally(["append", "--stream", "s", "--type", "T", "--data", "{}"], store: store).status == 0) }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(try text.split(separator: "\n").map { try json(String($0))["position"] as? Int } == [1, 2, 3])
+    }
+
+    @Test func everyCommandExplainsItselfWithAnExample() throws {
+        for command in ["init", "append", "read", "follow", "info", "verify"] {
+            let run = try tally([command, "--help"], store: nil)
+            #expect(run.status == 0)
+            #expect(run.output.contains("Example"), "\(command) --help has no example")
+        }
+    }
+}
