@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -33,6 +34,11 @@ let package = Package(
             dependencies: ["TallyLog", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
+        .executableTarget(
+            name: "tally-bench",
+            dependencies: ["TallyLog", "TallyLMDB", "TallyMerkle", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "tools/Benchmarks"
+        ),
         .executableTarget(name: "tally-test-helper", dependencies: ["TallyLog"], path: "Tests/Helper"),
         .testTarget(name: "TallyLMDBTests", dependencies: ["TallyLMDB", "CLMDB"]),
         .testTarget(name: "TallyMerkleTests", dependencies: ["TallyMerkle"], resources: [.copy("Fixtures")]),

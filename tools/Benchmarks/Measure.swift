@@ -1,0 +1,124 @@
+import Foundation
+
+/// One row of the benchmark's table.
+struct Result: Encodable {
+    var scenario: String
+    var events: Int
+    var seconds: Double
+    /// Events (or operations, see `unit`) per second.
+    var rate: Double
+    var unit = "events/s"
+    var latencyP50Milliseconds: Double?
+    var latencyP99Milliseconds: Double?
+    var latencyP999Milliseconds: Double?
+    var bytesOnDiskPerEvent: Double?
+    /// The process's own memory (anonymous pages), sampled while the scenario ran.
+    var peakAnonymousMegabytes: Double
+    /// Everything resident, the memory map's file pages included (page cache, shared, reclaimable).
+    var peakResidentMegabytes: Double
+    var target: String?
+    var targetMet: Bool?
+    var note: String?
+}
+
+func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+func seconds(since start: UInt64) -> Double { Double(now() - start) / 1e9 }
+
+/// Latency percentiles, in milliseconds, from nanosecond samples.
+func percentiles(_ samples: [UInt64]) -> (p50: Double, p99: Double, p999: Double) {
+    guard !samples.isEmpty else { return (0, 0, 0) }
+    let sorted = samples.sorted()
+    func at(_ q: Double) -> Double { Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) / 1e6 }
+    return (at(0.50), at(0.99), at(0.999))
+}
+
+/// Peak memory of one scenario: resets the kernel's high-water mark, and samples anonymous memory on
+/// a background thread (the kernel keeps no peak for it).
+final class MemoryProbe: @unchecked Sendable {
+    // @unchecked: `peakAnonymousKB` and `running` are guarded by `lock`.
+    private let lock = NSLock()
+    private var peakAnonymousKB = 0
+    private var running = true
+
+    init() {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)  // Resets VmHWM.
+        let thread = Thread { [self] in
+            while lock.withLock({ running }) {
+                let anonymous = Self.statusKB("RssAnon")
+                lock.withLock { peakAnonymousKB = max(peakAnonymousKB, anonymous) }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+        thread.start()
+    }
+
+    func stop() -> (anonymousMB: Double, residentMB: Double) {
+        let anonymous = Self.statusKB("RssAnon")
+        return lock.withLock {
+            running = false
+            peakAnonymousKB = max(peakAnonymousKB, anonymous)
+            return (Double(peakAnonymousKB) / 1024, Double(Self.statusKB("VmHWM")) / 1024)
+        }
+    }
+
+    static func statusKB(_ field: String) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0") ?? 0
+        }
+        return 0
+    }
+}
+
+/// The machine the figures were taken on.
+struct Machine: Encodable {
+    var cores = ProcessInfo.processInfo.activeProcessorCount
+    var memoryGiB = Double(ProcessInfo.processInfo.physicalMemory) / Double(1 << 30)
+    var cpu = Machine.cpuModel()
+    var fileSystem: String
+    var kernel = ProcessInfo.processInfo.operatingSystemVersionString
+
+    init(directory: String) { fileSystem = Machine.fileSystem(of: directory) }
+
+    static func cpuModel() -> String {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let line = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+        return line.map { String($0.split(separator: ":", maxSplits: 1).last ?? "").trimmingCharacters(in: .whitespaces) } ?? "unknown"
+    }
+
+    /// The type and device of the mount holding `directory`, from /proc/mounts.
+    static func fileSystem(of directory: String) -> String {
+        let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
+        let real = (try? FileManager.default.destinationOfSymbolicLink(atPath: directory)) ?? directory
+        var best = (length: -1, description: "unknown")
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 3 else { continue }
+            let mountPoint = String(fields[1])
+            if real.hasPrefix(mountPoint), mountPoint.count > best.length {
+                best = (mountPoint.count, "\(fields[2]) on \(fields[0]) (\(mountPoint))")
+            }
+        }
+        return best.description
+    }
+}
+
+func directorySize(_ path: String) -> Int {
+    guard let enumerator = FileManager.default.enumerator(atPath: path) else { return 0 }
+    var total = 0
+    while let name = enumerator.nextObject() as? String {
+        var info = stat()
+        if stat(path + "/" + name, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG { total += Int(info.st_blocks) * 512 }
+    }
+    return total
+}
+
+/// One latency slot per append, each written by exactly one thread.
+final class LatencySlots: @unchecked Sendable {
+    // @unchecked: every thread writes only its own indexes; `all` is read after they are joined.
+    private let storage: UnsafeMutableBufferPointer<UInt64>
+    init(count: Int) { storage = .allocate(capacity: count); storage.initialize(repeating: 0) }
+    deinit { storage.deallocate() }
+    func set(_ index: Int, _ value: UInt64) { storage[index] = value }
+    var all: [UInt64] { Array(storage) }
+}

@@ -1,0 +1,448 @@
+// The benchmark: Tally's throughput, latency and memory beside raw LMDB and SQLite, on the same
+// generated events, in one run. `tools/bench` builds it in release mode and runs it; BENCHMARKS.md
+// explains each scenario and records the latest figures.
+//
+//   tally-bench [--events N] [--json FILE] [--dir DIR] [--only NAME,NAME] [--smoke]
+import Foundation
+import GRDB
+import TallyLMDB
+import TallyLog
+import TallyMerkle
+
+struct Options {
+    var events = 1_000_000
+    var jsonPath: String?
+    var directory = FileManager.default.temporaryDirectory.appendingPathComponent("tally-bench-\(getpid())").path
+    var only: Set<String>?
+    var smoke = false
+    var seed: UInt64 = 20261122
+
+    init(_ arguments: [String]) {
+        var rest = arguments.dropFirst()[...]
+        func value(_ flag: String) -> String {
+            guard let next = rest.popFirst() else { fail("\(flag) needs a value") }
+            return next
+        }
+        while let argument = rest.popFirst() {
+            switch argument {
+            case "--events": guard let n = Int(value(argument).replacingOccurrences(of: "_", with: "")), n > 0 else { fail("--events takes a positive number") }; events = n
+            case "--json": jsonPath = value(argument)
+            case "--dir": directory = value(argument)
+            case "--only": only = Set(value(argument).split(separator: ",").map(String.init))
+            case "--seed": guard let n = UInt64(value(argument)) else { fail("--seed takes a number") }; seed = n
+            case "--smoke": smoke = true; events = 3000
+            case "--help", "-h":
+                print("usage: tally-bench [--events N (default 1000000)] [--json FILE] [--dir DIR] [--only append,group,replay,streams,verify,proofs,raw,chain,naive,sqlite] [--smoke]")
+                exit(0)
+            default: fail("unknown argument \(argument) (try --help)")
+            }
+        }
+    }
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("tally-bench: \(message)\n".utf8))
+    exit(2)
+}
+
+let options = Options(CommandLine.arguments)
+try? FileManager.default.removeItem(atPath: options.directory)
+try FileManager.default.createDirectory(atPath: options.directory, withIntermediateDirectories: true)
+let machine = Machine(directory: options.directory)
+var results: [Result] = []
+func wanted(_ name: String) -> Bool { options.only?.contains(name) ?? true }
+func progress(_ text: String) { FileHandle.standardError.write(Data("… \(text)\n".utf8)) }
+let batchSize = 1000
+
+// MARK: Tally, batched durable append (the store is kept for the read scenarios)
+
+let tallyPath = options.directory + "/tally"
+var workload = Workload(seed: options.seed)
+var sampleStreams: [String] = []
+var appendedEvents = 0
+if wanted("append") || wanted("replay") || wanted("streams") || wanted("verify") || wanted("proofs") {
+    progress("tally: batched durable append of \(options.events) events")
+    let log = try EventLog.create(at: tallyPath)
+    let probe = MemoryProbe()
+    var timed: UInt64 = 0
+    var remaining = options.events
+    while remaining > 0 {
+        let batch = workload.batch(min(batchSize, remaining))
+        let start = now()
+        try log.append(AppendRequest(events: batch))
+        timed += now() - start
+        remaining -= batch.count
+    }
+    let memory = probe.stop()
+    appendedEvents = options.events
+    sampleStreams = workload.sampleStreams
+    let storage = try log.storageInfo()
+    let rate = Double(options.events) / (Double(timed) / 1e9)
+    results.append(Result(scenario: "tally: batched durable append (1,000/batch, all indexes, chain, Merkle)", events: options.events,
+                          seconds: Double(timed) / 1e9, rate: rate, bytesOnDiskPerEvent: Double(storage.usedBytes) / Double(options.events),
+                          peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
+                          target: "≥ 600,000 events/s", targetMet: rate >= 600_000))
+    log.close()
+}
+
+// MARK: Tally, group commit
+
+if wanted("group") {
+    let levels = options.smoke ? [(1, 20), (8, 80)] : [(1, 3_000), (8, 16_000), (64, 64_000), (256, 128_000)]
+    for (callers, total) in levels {
+        let count = min(total, max(callers, options.events))
+        progress("tally: group commit, \(callers) callers, \(count) events")
+        let path = options.directory + "/group-\(callers)"
+        let log = try EventLog.create(at: path)
+        let perCaller = max(1, count / callers)
+        let latencies = LatencySlots(count: perCaller * callers)
+        let probe = MemoryProbe()
+        let start = now()
+        let finished = DispatchGroup()
+        for caller in 0..<callers {
+            finished.enter()
+            let thread = Thread {
+                var own = Workload(seed: options.seed &+ UInt64(caller) &* 7919)
+                for index in 0..<perCaller {
+                    let event = own.next()
+                    let begin = now()
+                    do { try log.append(AppendRequest(events: [event])) } catch { fail("group commit append failed: \(error)") }
+                    latencies.set(caller * perCaller + index, now() - begin)
+                }
+                finished.leave()
+            }
+            thread.stackSize = 256 << 10
+            thread.start()
+        }
+        finished.wait()
+        let elapsed = seconds(since: start)
+        let memory = probe.stop()
+        let done = perCaller * callers
+        let (p50, p99, p999) = percentiles(latencies.all)
+        let rate = Double(done) / elapsed
+        var target: String?, met: Bool?
+        if callers == 64 { target = "≥ 40,000 events/s, p99 ≤ 5 ms"; met = rate >= 40_000 && p99 <= 5 }
+        if callers == 256 { target = "≥ 100,000 events/s, p99 ≤ 5 ms"; met = rate >= 100_000 && p99 <= 5 }
+        results.append(Result(scenario: "tally: group commit, \(callers) callers × 1 event, durable", events: done, seconds: elapsed, rate: rate,
+                              latencyP50Milliseconds: p50, latencyP99Milliseconds: p99, latencyP999Milliseconds: p999,
+                              peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB, target: target, targetMet: met))
+        log.close()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+// MARK: Tally, reads over the store written above
+
+if appendedEvents > 0 {
+    var readOptions = LogOptions()
+    readOptions.readOnly = true
+    let log = try EventLog.open(at: tallyPath, options: readOptions)
+
+    if wanted("replay") {
+        progress("tally: full replay, decoding every event")
+        var probe = MemoryProbe()
+        var start = now()
+        var reader = log.read()
+        var count = 0, payloadBytes = 0
+        try reader.forEach { event in count += 1; payloadBytes &+= event.payload.count }
+        var elapsed = seconds(since: start)
+        var memory = probe.stop()
+        var rate = Double(count) / elapsed
+        results.append(Result(scenario: "tally: full replay, decoded to RecordedEvent (chunked reader)", events: count, seconds: elapsed, rate: rate,
+                              peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
+                              target: "≥ 5,000,000 events/s", targetMet: rate >= 5_000_000))
+
+        probe = MemoryProbe()
+        start = now()
+        count = 0
+        var checksum = 0
+        var next: UInt64 = 1
+        while true {
+            var seen = 0
+            try log.withSnapshot { snapshot in
+                try snapshot.forEach(ReadQuery(from: next, limit: 65_536)) { record in
+                    seen += 1
+                    checksum &+= Int(record.version) &+ record.payloadBytes.count &+ record.typeBytes.count &+ record.streamBytes.count
+                    return true
+                }
+            }
+            if seen == 0 { break }
+            count += seen
+            next += UInt64(seen)
+        }
+        elapsed = seconds(since: start)
+        memory = probe.stop()
+        rate = Double(count) / elapsed
+        results.append(Result(scenario: "tally: full replay, zero-copy record views (every field parsed and checked)", events: count, seconds: elapsed, rate: rate,
+                              peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
+                              target: "≥ 5,000,000 events/s", targetMet: rate >= 5_000_000, note: "checksum \(checksum)"))
+    }
+
+    if wanted("streams") && !sampleStreams.isEmpty {
+        let loads = options.smoke ? 100 : 20_000
+        progress("tally: \(loads) random stream loads")
+        var random = SplitMix64(seed: options.seed)
+        var latencies: [UInt64] = []
+        latencies.reserveCapacity(loads)
+        var events = 0
+        let probe = MemoryProbe()
+        let start = now()
+        for _ in 0..<loads {
+            let stream = sampleStreams[Int(random.next() % UInt64(sampleStreams.count))]
+            let begin = now()
+            var reader = log.read(ReadQuery(.stream(stream)))
+            try reader.forEach { _ in events += 1 }
+            latencies.append(now() - begin)
+        }
+        let elapsed = seconds(since: start)
+        let memory = probe.stop()
+        let (p50, p99, p999) = percentiles(latencies)
+        results.append(Result(scenario: "tally: random stream loads (whole stream, decoded)", events: events, seconds: elapsed, rate: Double(loads) / elapsed,
+                              unit: "loads/s", latencyP50Milliseconds: p50, latencyP99Milliseconds: p99, latencyP999Milliseconds: p999,
+                              peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
+                              note: String(format: "%.1f events per stream", Double(events) / Double(loads))))
+    }
+
+    if wanted("verify") {
+        for checkIndexes in [false, true] {
+            progress("tally: verify\(checkIndexes ? " with indexes" : " (chain and Merkle root)")")
+            let probe = MemoryProbe()
+            let start = now()
+            let report = try log.verify(checkIndexes: checkIndexes)
+            let elapsed = seconds(since: start)
+            let memory = probe.stop()
+            guard report.isSound else { fail("verify found a problem: \(report.problem!)") }
+            let rate = Double(report.eventsChecked) / elapsed
+            results.append(Result(scenario: checkIndexes ? "tally: verify, chain + Merkle + every index entry" : "tally: verify, chain + Merkle root",
+                                  events: Int(report.eventsChecked), seconds: elapsed, rate: rate,
+                                  peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
+                                  target: checkIndexes ? nil : "≥ 1,500,000 events/s", targetMet: checkIndexes ? nil : rate >= 1_500_000))
+        }
+    }
+
+    if wanted("proofs") {
+        let head = try log.head()
+        let count = options.smoke ? 200 : 10_000
+        progress("tally: \(count) inclusion and consistency proofs in a \(head.position)-event log")
+        var random = SplitMix64(seed: options.seed &+ 3)
+        var generation: [UInt64] = [], verification: [UInt64] = []
+        var consistencyGeneration: [UInt64] = [], consistencyVerification: [UInt64] = []
+        let probe = MemoryProbe()
+        try log.withSnapshot { snapshot in
+            for _ in 0..<count {
+                let position = random.next() % head.position + 1
+                var start = now()
+                let path = try snapshot.inclusionPath(position: position, treeSize: head.position)
+                generation.append(now() - start)
+                let leaf = try snapshot.record(at: position)!.leafHash
+                start = now()
+                try Merkle.verifyInclusion(leafIndex: position - 1, treeSize: head.position, leafHash: leaf, path: path, root: head.merkleRoot)
+                verification.append(now() - start)
+
+                let first = random.next() % head.position + 1
+                start = now()
+                let consistency = try snapshot.consistencyPath(from: first, to: head.position)
+                let firstRoot = try snapshot.merkleRoot(size: first)
+                consistencyGeneration.append(now() - start)
+                start = now()
+                try Merkle.verifyConsistency(first: first, second: head.position, path: consistency, firstRoot: firstRoot, secondRoot: head.merkleRoot)
+                consistencyVerification.append(now() - start)
+            }
+        }
+        let memory = probe.stop()
+        func row(_ name: String, _ samples: [UInt64], target: String?, limitMicroseconds: Double?) {
+            let (p50, p99, p999) = percentiles(samples)
+            let mean = Double(samples.reduce(0, +)) / Double(samples.count) / 1000
+            results.append(Result(scenario: name, events: samples.count, seconds: mean * Double(samples.count) / 1e6, rate: 1e6 / mean, unit: "proofs/s",
+                                  latencyP50Milliseconds: p50, latencyP99Milliseconds: p99, latencyP999Milliseconds: p999,
+                                  peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
+                                  target: target, targetMet: limitMicroseconds.map { mean <= $0 }, note: String(format: "mean %.1f µs", mean)))
+        }
+        row("tally: inclusion proof, generate (log of \(head.position))", generation, target: "≤ 50 µs", limitMicroseconds: 50)
+        row("tally: inclusion proof, verify", verification, target: "≤ 20 µs", limitMicroseconds: 20)
+        row("tally: consistency proof + old root, generate", consistencyGeneration, target: nil, limitMicroseconds: nil)
+        row("tally: consistency proof, verify", consistencyVerification, target: nil, limitMicroseconds: nil)
+    }
+    log.close()
+    let tallyBytes = directorySize(tallyPath + "/log")
+    results.append(Result(scenario: "tally: data.mdb size on disk", events: appendedEvents, seconds: 0, rate: 0, unit: "-",
+                          bytesOnDiskPerEvent: Double(tallyBytes) / Double(appendedEvents), peakAnonymousMegabytes: 0, peakResidentMegabytes: 0))
+}
+
+// MARK: Baselines, on the same generated events
+
+/// Runs `write` over the workload's events in batches of 1,000, timing only `write`.
+@MainActor
+func baseline(_ name: String, path: String, target: String? = nil, _ write: ([ProposedEvent], [[UInt8]]) throws -> Void) throws {
+    progress("baseline: \(name)")
+    var events = Workload(seed: options.seed)
+    var remaining = options.events
+    var timed: UInt64 = 0
+    let probe = MemoryProbe()
+    while remaining > 0 {
+        let batch = events.batch(min(batchSize, remaining))
+        let records = batch.map(baselineRecord)
+        let start = now()
+        try write(batch, records)
+        timed += now() - start
+        remaining -= batch.count
+    }
+    let memory = probe.stop()
+    let bytes = directorySize(path)
+    results.append(Result(scenario: name, events: options.events, seconds: Double(timed) / 1e9, rate: Double(options.events) / (Double(timed) / 1e9),
+                          bytesOnDiskPerEvent: Double(bytes) / Double(options.events),
+                          peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB, target: target))
+}
+
+func rawEnvironment(_ name: String) throws -> (Environment, String) {
+    let path = options.directory + "/" + name
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    var environmentOptions = EnvironmentOptions()
+    environmentOptions.mapSizeInitialBytes = 256 << 20
+    return (try Environment.open(path: path, options: environmentOptions), path)
+}
+
+if wanted("raw") {
+    let (environment, path) = try rawEnvironment("raw")
+    let table = try environment.openTable("events")
+    var position: UInt64 = 0
+    try baseline("raw LMDB: position → record, MDB_APPEND (the ceiling)", path: path) { _, records in
+        try environment.write { txn in
+            for record in records {
+                position += 1
+                var key = position.bigEndian
+                try withUnsafeBytes(of: &key) { k in try record.withUnsafeBytes { try txn.put(table, key: k, value: $0, flags: .append) } }
+            }
+        }
+    }
+}
+
+if wanted("chain") {
+    let (environment, path) = try rawEnvironment("chain")
+    let table = try environment.openTable("events")
+    var position: UInt64 = 0
+    var chain = Hash.zero
+    try baseline("raw LMDB + SHA-256 chain", path: path) { _, records in
+        try environment.write { txn in
+            for record in records {
+                position += 1
+                chain = MerkleHash.chain(chain, record.withUnsafeBytes { sha256($0) })
+                var key = position.bigEndian
+                try withUnsafeBytes(of: &key) { k in
+                    try txn.reserve(table, key: k, count: record.count + 32, flags: .append) { out in
+                        record.withUnsafeBytes { out.copyMemory(from: $0) }
+                        chain.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[record.count...]).copyMemory(from: $0) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+if wanted("naive") {
+    let (environment, path) = try rawEnvironment("naive")
+    let table = try environment.openTable("events")
+    let index = try environment.openTable("stream-version")
+    var position: UInt64 = 0
+    var versions: [String: UInt64] = [:]
+    try baseline("raw LMDB + naive (stream, version) → position table", path: path) { events, records in
+        try environment.write { txn in
+            for (event, record) in zip(events, records) {
+                position += 1
+                var key = position.bigEndian
+                try withUnsafeBytes(of: &key) { k in try record.withUnsafeBytes { try txn.put(table, key: k, value: $0, flags: .append) } }
+                let version = (versions[event.stream] ?? 0) + 1
+                versions[event.stream] = version
+                var indexKey = Array(event.stream.utf8)
+                indexKey.append(0)
+                withUnsafeBytes(of: version.bigEndian) { indexKey.append(contentsOf: $0) }
+                try indexKey.withUnsafeBytes { k in try withUnsafeBytes(of: &key) { try txn.put(index, key: k, value: $0) } }
+            }
+        }
+    }
+}
+
+if wanted("sqlite") {
+    let path = options.directory + "/sqlite"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    var configuration = Configuration()
+    configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+    let queue = try DatabaseQueue(path: path + "/events.sqlite", configuration: configuration)
+    _ = try queue.writeWithoutTransaction { db in try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+    try queue.write { db in
+        try db.execute(sql: """
+            CREATE TABLE events(position INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL, type TEXT NOT NULL,
+                                ts INTEGER NOT NULL, data BLOB NOT NULL, UNIQUE(stream, version))
+            """)
+    }
+    var position: Int64 = 0
+    var versions: [String: Int64] = [:]
+    var time: Int64 = 1_790_000_000_000_000
+    try baseline("SQLite (GRDB): WAL, synchronous=FULL, UNIQUE(stream, version)", path: path) { events, _ in
+        try queue.write { db in
+            let statement = try db.cachedStatement(sql: "INSERT INTO events(position, stream, version, type, ts, data) VALUES (?, ?, ?, ?, ?, ?)")
+            for event in events {
+                position += 1
+                time += 250
+                let version = (versions[event.stream] ?? 0) + 1
+                versions[event.stream] = version
+                try statement.execute(arguments: [position, event.stream, version, event.type, time, event.payload])
+            }
+        }
+    }
+}
+
+// MARK: Report
+
+let raw = results.first { $0.scenario.hasPrefix("raw LMDB: position") }
+let tallyAppend = results.first { $0.scenario.hasPrefix("tally: batched durable append") }
+let tallyDisk = results.first { $0.scenario == "tally: data.mdb size on disk" }
+if let raw, let tallyDisk, let rawBytes = raw.bytesOnDiskPerEvent, let tallyBytes = tallyDisk.bytesOnDiskPerEvent, rawBytes > 0 {
+    if let index = results.firstIndex(where: { $0.scenario == "tally: data.mdb size on disk" }) {
+        results[index].target = "≤ 1.6 × raw LMDB"
+        results[index].targetMet = tallyBytes <= 1.6 * rawBytes
+        results[index].note = String(format: "%.2f × raw LMDB's %.0f bytes/event", tallyBytes / rawBytes, rawBytes)
+    }
+}
+let peakAnonymous = results.map(\.peakAnonymousMegabytes).max() ?? 0
+
+func formatRate(_ value: Double) -> String {
+    value >= 1e6 ? String(format: "%.2f M", value / 1e6) : value >= 1e3 ? String(format: "%.1f k", value / 1e3) : String(format: "%.0f", value)
+}
+func formatOptional(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "" }
+
+print("\nTally benchmark — \(options.events) events, \(machine.cores) cores, \(String(format: "%.0f", machine.memoryGiB)) GiB, \(machine.cpu), \(machine.fileSystem)\n")
+let header = ["scenario", "rate", "vs raw", "p50 ms", "p99 ms", "p99.9 ms", "B/event", "anon MB", "target", "met"]
+var rows: [[String]] = [header]
+for result in results {
+    let ratio = (raw != nil && result.unit == "events/s" && result.rate > 0) ? String(format: "%.2f×", result.rate / raw!.rate) : ""
+    rows.append([result.scenario, result.unit == "-" ? "" : formatRate(result.rate) + " " + result.unit, ratio,
+                 formatOptional(result.latencyP50Milliseconds, "%.3f"), formatOptional(result.latencyP99Milliseconds, "%.3f"),
+                 formatOptional(result.latencyP999Milliseconds, "%.3f"), formatOptional(result.bytesOnDiskPerEvent, "%.0f"),
+                 result.unit == "-" ? "" : String(format: "%.0f", result.peakAnonymousMegabytes), result.target ?? "",
+                 result.targetMet.map { $0 ? "yes" : "NO" } ?? ""])
+}
+let widths = header.indices.map { column in rows.map { $0[column].count }.max()! }
+for (index, row) in rows.enumerated() {
+    print(row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
+    if index == 0 { print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
+}
+for result in results where result.note != nil && !(result.note!.hasPrefix("checksum")) { print("  \(result.scenario): \(result.note!)") }
+if let tallyAppend, let raw { print(String(format: "\nbatched append: Tally %.2f× raw LMDB", tallyAppend.rate / raw.rate)) }
+print(String(format: "peak anonymous memory of any scenario: %.0f MB (target ≤ 200 MB)", peakAnonymous))
+
+struct Report: Encodable {
+    var date: String
+    var events: Int
+    var smoke: Bool
+    var machine: Machine
+    var results: [Result]
+}
+if let jsonPath = options.jsonPath {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    let report = Report(date: Timestamp(Date()).iso8601, events: options.events, smoke: options.smoke, machine: machine, results: results)
+    try encoder.encode(report).write(to: URL(fileURLWithPath: jsonPath))
+    print("figures written to \(jsonPath)")
+}
+try? FileManager.default.removeItem(atPath: options.directory)
