@@ -101,7 +101,7 @@ enum EventJSON {
         }
         if isJSON(event.payload) { out += ",\"data\":" + String(decoding: event.payload, as: UTF8.self) }
         else { out += ",\"dataBase64\":\"\(event.payload.base64EncodedString())\"" }
-        out += ",\"hash\":\"\(event.chainHash.hex)\"}"
+        out += ",\"hash\":\"\(event.hash.hex)\"}"
         return out
     }
 

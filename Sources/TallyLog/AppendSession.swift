@@ -2,12 +2,26 @@ import Foundation
 import TallyLMDB
 import TallyMerkle
 
-/// An event checked against the limits, with the UTF-8 of its strings computed once, off the writer thread.
+/// An event checked against the limits, its record body encoded and hashed on the appender's thread,
+/// so the writer only copies bytes and hashes a fixed 109-byte leaf.
 struct PreparedEvent: Sendable {
     let event: ProposedEvent
     let streamUTF8: ContiguousArray<UInt8>
     let typeUTF8: ContiguousArray<UInt8>
     let actorUTF8: ContiguousArray<UInt8>
+    let body: [UInt8]
+    let bodyDigest: Hash
+    let flags: UInt8
+
+    init(_ event: ProposedEvent) {
+        self.event = event
+        streamUTF8 = ContiguousArray(event.stream.utf8)
+        typeUTF8 = ContiguousArray(event.type.utf8)
+        actorUTF8 = ContiguousArray(event.actor.utf8)
+        body = RecordCodec.encodeBody(event, streamUTF8: streamUTF8, typeUTF8: typeUTF8, actorUTF8: actorUTF8)
+        bodyDigest = body.withUnsafeBytes { sha256($0) }
+        flags = RecordCodec.flags(of: event)
+    }
 }
 
 /// A request that passed every check that needs no log state.
@@ -33,9 +47,8 @@ struct PreparedBatch: Sendable {
             guard event.payload.count <= Limits.payloadBytesMax else {
                 throw LogError.payloadTooLarge(eventID: event.id, bytes: event.payload.count, bytesMax: Limits.payloadBytesMax)
             }
-            let item = PreparedEvent(event: event, streamUTF8: ContiguousArray(event.stream.utf8),
-                                     typeUTF8: ContiguousArray(event.type.utf8), actorUTF8: ContiguousArray(event.actor.utf8))
-            bytes += item.streamUTF8.count + item.typeUTF8.count + item.actorUTF8.count + event.metadata.count + event.payload.count + 100
+            let item = PreparedEvent(event)
+            bytes += item.body.count + RecordCodec.headerBytes + Hash.byteCount
             prepared.append(item)
         }
         guard prepared.count <= Limits.batchEventsMax, bytes <= Limits.batchBytesMax else {
@@ -89,29 +102,36 @@ struct StreamState: Sendable {
     var version: UInt64
 }
 
+/// Streams the writer has seen, so a hot stream costs one dictionary look-up per event instead of two
+/// B-tree searches. Owned by the writer thread; valid only while no other process writes, and
+/// emptied whenever a transaction aborts.
+final class StreamCache: @unchecked Sendable {
+    // @unchecked: only the writer thread touches it.
+    var states: [String: StreamState] = [:]
+    static let entriesMax = 1 << 18
+
+    func removeAll() { states.removeAll(keepingCapacity: true) }
+}
+
 /// Everything one write transaction does: it decides each batch against the log's state (which
 /// includes the batches before it in the same transaction), writes the accepted ones, and finally the
 /// head. A batch is fully checked before its first write, so a refused batch leaves nothing behind;
-/// a thrown error (LMDB's) aborts the whole transaction.
+/// a thrown error (LMDB's) aborts the whole transaction, and the writer then empties its stream cache.
 struct AppendSession {
     let txn: WriteTransaction
     let tables: LogTables
     let clock: any TallyClock
-    /// Streams known from earlier transactions; only read here.
-    let committedStreams: [String: StreamState]
-    /// Streams this transaction touched: merged into the writer's cache after commit.
-    var touchedStreams: [String: StreamState] = [:]
+    let streams: StreamCache
     var head: LogHead
     /// The greatest event id in `event-ids`: a larger id (the usual case for time-ordered v7 ids) is
     /// new without a look-up, and is appended to the index with MDB_APPEND.
     var eventIDMax: (UInt64, UInt64)
-    var scratch = ContiguousArray<UInt8>()
 
-    init(txn: WriteTransaction, tables: LogTables, clock: any TallyClock, committedStreams: [String: StreamState]) throws {
+    init(txn: WriteTransaction, tables: LogTables, clock: any TallyClock, streams: StreamCache) throws {
         self.txn = txn
         self.tables = tables
         self.clock = clock
-        self.committedStreams = committedStreams
+        self.streams = streams
         head = try tables.head(txn)
         eventIDMax = try txn.withCursor(tables.eventIDs) { cursor in
             guard let last = try cursor.last() else { return (0, 0) }
@@ -119,12 +139,13 @@ struct AppendSession {
         }
     }
 
-    mutating func streamState(_ stream: String, utf8: ContiguousArray<UInt8>) throws -> StreamState? {
-        if let state = touchedStreams[stream] ?? committedStreams[stream] { return state }
+    /// The stream's state, from the cache or the tables (then cached); nil for a new stream.
+    func streamState(_ stream: String, utf8: ContiguousArray<UInt8>) throws -> StreamState? {
+        if let state = streams.states[stream] { return state }
         guard let number = try utf8.withUnsafeBytes({ try tables.streamNumber(txn, streamUTF8: $0) }) else { return nil }
-        let version = try tables.lastVersion(txn, streamNumber: number)?.version ?? 0
-        let state = StreamState(number: number, version: version)
-        touchedStreams[stream] = state
+        let state = StreamState(number: number, version: try tables.lastVersion(txn, streamNumber: number)?.version ?? 0)
+        if streams.states.count >= StreamCache.entriesMax { streams.removeAll() }
+        streams.states[stream] = state
         return state
     }
 
@@ -136,21 +157,23 @@ struct AppendSession {
             if !expected.admits(current) { return .failure(.wrongExpectedVersion(stream: stream, expected: expected, actual: current)) }
         }
         let recordedAt = max(clock.now(), head.lastRecordedAt)
-        var positions = [UInt64]()
+        var positions = [UInt64](), versions = [UInt64](), streamIDs = [String]()
         positions.reserveCapacity(batch.events.count)
-        var versions: [String: UInt64] = [:]
-        for prepared in batch.events {
-            let position = try write(prepared, recordedAt: recordedAt)
-            positions.append(position)
-            versions[prepared.event.stream] = touchedStreams[prepared.event.stream]!.version
+        versions.reserveCapacity(batch.events.count)
+        streamIDs.reserveCapacity(batch.events.count)
+        for index in batch.events.indices {
+            let version = try write(batch.events[index], recordedAt: recordedAt)
+            positions.append(head.position)
+            versions.append(version)
+            streamIDs.append(batch.events[index].event.stream)
         }
         head.lastRecordedAt = recordedAt
-        return .success(AppendResult(positions: positions, streamVersions: versions, wasAlreadyAppended: false))
+        return .success(AppendResult(positions: positions, versions: versions, streams: streamIDs, wasAlreadyAppended: false))
     }
 
     /// `nil` if no event of the batch is in the log; the original positions if all are, unchanged;
     /// a conflict otherwise.
-    private mutating func idempotencyOutcome(_ batch: PreparedBatch) throws -> Result<AppendResult, LogError>? {
+    private func idempotencyOutcome(_ batch: PreparedBatch) throws -> Result<AppendResult, LogError>? {
         var known: [(index: Int, position: UInt64)] = []
         for (index, prepared) in batch.events.enumerated() {
             if EventIDKey.words(prepared.event.id) > eventIDMax { continue }
@@ -162,30 +185,34 @@ struct AppendSession {
             return .failure(.eventIDConflict(id: id, position: first.position,
                                              reason: "but other events of this batch are not: a retry must repeat the original events exactly"))
         }
-        var versions: [String: UInt64] = [:]
+        var versions: [UInt64] = []
         for (index, position) in known {
             let prepared = batch.events[index]
             guard let record = try tables.record(txn, at: position) else {
                 throw LogError.corruptRecord(position: position, reason: "the event-ids index points at a missing record")
             }
-            if let difference = record.hasSameContent(as: prepared.event, streamUTF8: prepared.streamUTF8,
-                                                      typeUTF8: prepared.typeUTF8, actorUTF8: prepared.actorUTF8) {
+            if let difference = record.difference(from: prepared) {
                 return .failure(.eventIDConflict(id: prepared.event.id, position: position, reason: difference))
             }
-            versions[prepared.event.stream] = max(versions[prepared.event.stream] ?? 0, record.version)
+            versions.append(record.version)
         }
-        return .success(AppendResult(positions: known.map(\.position), streamVersions: versions, wasAlreadyAppended: true))
+        return .success(AppendResult(positions: known.map(\.position), versions: versions, streams: batch.events.map(\.event.stream),
+                                     wasAlreadyAppended: true))
     }
 
+    /// Writes one event at the next position and returns its stream version.
     private mutating func write(_ prepared: PreparedEvent, recordedAt: Timestamp) throws -> UInt64 {
         let event = prepared.event
         let position = head.position + 1
         var state: StreamState
+        let isNewStream: Bool
         if let existing = try streamState(event.stream, utf8: prepared.streamUTF8) {
             state = existing
+            isNewStream = false
         } else {
             head.streamCount += 1
             state = StreamState(number: head.streamCount, version: 0)
+            isNewStream = true
             var number = state.number.littleEndian
             let inserted = try prepared.streamUTF8.withUnsafeBytes { key in
                 try withUnsafeBytes(of: &number) { try txn.insert(tables.streams, key: key, value: $0) }
@@ -193,33 +220,33 @@ struct AppendSession {
             if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.stream)) is in the streams table but was not found") }
         }
         state.version += 1
-        touchedStreams[event.stream] = state
+        if streams.states.count >= StreamCache.entriesMax { streams.removeAll() }
+        streams.states[event.stream] = state
 
-        let fields = RecordCodec.Fields(position: position, version: state.version, recordedAt: recordedAt, event: event,
-                                        streamUTF8: prepared.streamUTF8, typeUTF8: prepared.typeUTF8, actorUTF8: prepared.actorUTF8)
-        let size = RecordCodec.size(of: fields)
-        var chain = Hash.zero
-        var leaf = Hash.zero
+        let size = RecordCodec.headerBytes + prepared.body.count + Hash.byteCount
         let previous = head.chainHash
+        var hash = Hash.zero
         try withBigEndian(position) { key in
             try txn.reserve(tables.events, key: key, count: size, flags: .append) { out in
-                leaf = RecordCodec.encode(fields, into: out)
-                chain = MerkleHash.chain(previous, leaf)
-                RecordCodec.storeChainHash(chain, into: out)
+                hash = RecordCodec.write(schemaVersion: event.schemaVersion, flags: prepared.flags, position: position, version: state.version,
+                                         recordedAt: recordedAt, id: event.id, body: prepared.body, bodyDigest: prepared.bodyDigest,
+                                         previous: previous, into: out)
             }
         }
         head.position = position
-        head.chainHash = chain
+        head.chainHash = hash
         let (writeTxn, merkle) = (txn, tables.merkle)
-        try head.frontier.append(leaf: leaf) { level, index, hash in
+        try head.frontier.append(leaf: hash) { level, index, node in
             guard level >= LogTables.merkleStoredLevelMin else { return }
+            // Nodes complete in key order (see MerkleNodeKey), so each one is an append.
             try MerkleNodeKey.with(level: level, index: index) { key in
-                try hash.withUnsafeBytes { try writeTxn.put(merkle, key: key, value: $0) }
+                try node.withUnsafeBytes { try writeTxn.put(merkle, key: key, value: $0, flags: .append) }
             }
         }
         try withBigEndian(state.number) { key in
             try StreamEntry.with(version: state.version, position: position) { value in
-                try txn.put(tables.streamEvents, key: key, value: value, flags: .appendDuplicate)
+                // A new stream has the greatest stream number yet: its key goes at the end of the table.
+                try txn.put(tables.streamEvents, key: key, value: value, flags: isNewStream ? .append : .appendDuplicate)
             }
         }
         try withBigEndian(position) { value in
@@ -237,7 +264,7 @@ struct AppendSession {
                 }
             }
         }
-        return position
+        return state.version
     }
 
     func finish() throws {

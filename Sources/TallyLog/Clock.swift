@@ -85,3 +85,15 @@ public final class ManualClock: TallyClock {
         current.withLock { $0.microsecondsSinceEpoch += microseconds }
     }
 }
+
+/// On the wire a timestamp is its whole microseconds since the epoch: exact, unlike a float of seconds.
+extension Timestamp: Codable {
+    public init(from decoder: any Decoder) throws {
+        microsecondsSinceEpoch = try decoder.singleValueContainer().decode(Int64.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(microsecondsSinceEpoch)
+    }
+}

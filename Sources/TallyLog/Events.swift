@@ -81,10 +81,19 @@ public struct AppendRequest: Sendable {
 public struct AppendResult: Sendable, Equatable {
     /// The position of each event of the request, in order.
     public var positions: [UInt64]
-    /// Each stream's version after the append.
-    public var streamVersions: [String: UInt64]
+    /// The stream version of each event of the request, in order.
+    public var versions: [UInt64]
+    /// The stream of each event of the request, in order.
+    public var streams: [String]
     /// True when every event was already in the log with the same content: nothing was written.
     public var wasAlreadyAppended: Bool
+
+    /// Each stream's version after the append (for a repeated append, its events' last version).
+    public var streamVersions: [String: UInt64] {
+        var result: [String: UInt64] = [:]
+        for (stream, version) in zip(streams, versions) { result[stream] = max(result[stream] ?? 0, version) }
+        return result
+    }
 }
 
 /// An event as stored, decoded.
@@ -102,8 +111,8 @@ public struct RecordedEvent: Sendable, Hashable {
     public var causationID: UUID?
     public var metadata: Data
     public var payload: Data
-    /// The chain hash: SHA-256(previous chain hash || leaf hash of this record).
-    public var chainHash: Hash
+    /// The record's hash: its Merkle leaf hash, chained to the previous record's (see `RecordCodec`).
+    public var hash: Hash
 
     /// The same content as `proposed`: what idempotent re-appends compare. Time, position, version and
     /// hash are the log's, not the caller's, so they are left out.

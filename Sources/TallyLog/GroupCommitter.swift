@@ -43,9 +43,8 @@ final class GroupCommitter: @unchecked Sendable {
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
     /// Streams seen by earlier transactions of this writer, valid while no other process writes.
-    private var streamCache: [String: StreamState] = [:]
+    private let streamCache = StreamCache()
     private var cachedHead: LogHead?
-    private static let streamCacheEntriesMax = 1 << 18
 
     init(environment: Environment, tables: LogTables, clock: any TallyClock, onCommit: @escaping @Sendable (LogHead) -> Void) {
         self.environment = environment
@@ -103,10 +102,13 @@ final class GroupCommitter: @unchecked Sendable {
     private func commit(_ taken: [PendingWrite]) {
         var outcomes: [Result<AppendResult?, any Error>] = []
         var committedHead: LogHead?
-        var touched: [String: StreamState] = [:]
         do {
             try environment.write { txn in
-                var session = try AppendSession(txn: txn, tables: tables, clock: clock, committedStreams: streamCacheIfValid(txn))
+                // A run of this body that does not commit (the map filled) leaves the cache ahead of
+                // the log; the next run starts from an empty one.
+                try validateStreamCache(txn)
+                cachedHead = nil
+                var session = try AppendSession(txn: txn, tables: tables, clock: clock, streams: streamCache)
                 outcomes = []
                 outcomes.reserveCapacity(taken.count)
                 for pending in taken {
@@ -114,7 +116,6 @@ final class GroupCommitter: @unchecked Sendable {
                 }
                 try session.finish()
                 committedHead = session.head
-                touched = session.touchedStreams
             }
         } catch {
             // The transaction was aborted: nobody's work is in the log.
@@ -124,23 +125,18 @@ final class GroupCommitter: @unchecked Sendable {
             return
         }
         if let head = committedHead {
-            if streamCache.count + touched.count > Self.streamCacheEntriesMax { streamCache.removeAll(keepingCapacity: true) }
-            streamCache.merge(touched) { _, new in new }
             cachedHead = head
             onCommit(head)
         }
         for (pending, outcome) in zip(taken, outcomes) { pending.deliver(outcome) }
     }
 
-    /// The stream cache, if the log's head is the one this writer last committed (no other process
-    /// has written since); otherwise it is dropped.
-    private func streamCacheIfValid(_ txn: WriteTransaction) throws -> [String: StreamState] {
+    /// Keeps the stream cache only if the log's head is the one this writer last committed (no other
+    /// process has written since, and no earlier run of this transaction's body was abandoned).
+    private func validateStreamCache(_ txn: WriteTransaction) throws {
         let head = try tables.head(txn)
-        if let cachedHead, cachedHead.position == head.position, cachedHead.chainHash == head.chainHash {
-            return streamCache
-        }
+        if let cachedHead, cachedHead.position == head.position, cachedHead.chainHash == head.chainHash { return }
         streamCache.removeAll()
-        return [:]
     }
 
     private func decide(_ work: WriteWork, in session: inout AppendSession) throws -> Result<AppendResult?, any Error> {
@@ -173,10 +169,7 @@ public struct WriterView {
 
     /// The stream's current version (0 if it has no events).
     public func version(of stream: String) throws -> UInt64 {
-        if let state = session.touchedStreams[stream] ?? session.committedStreams[stream] { return state.version }
-        let utf8 = ContiguousArray(stream.utf8)
-        guard let number = try utf8.withUnsafeBytes({ try session.tables.streamNumber(session.txn, streamUTF8: $0) }) else { return 0 }
-        return try session.tables.lastVersion(session.txn, streamNumber: number)?.version ?? 0
+        try session.streamState(stream, utf8: ContiguousArray(stream.utf8))?.version ?? 0
     }
 
     /// Calls `body` with each event of `stream` from `fromVersion` on, in order, until it returns false.

@@ -70,7 +70,8 @@ struct LogTables: Sendable {
     let typeEvents: Table
     /// event id (16 bytes) → position (u64 BE): the persistent idempotency index.
     let eventIDs: Table
-    /// level (u8) ‖ index (u64 BE) → hash of the perfect Merkle subtree, for levels ≥ `merkleStoredLevelMin`.
+    /// last leaf index (u64 BE) ‖ level (u8) → hash of the perfect Merkle subtree at that level whose last
+    /// leaf that is, for levels ≥ `merkleStoredLevelMin`. Nodes complete in this key order: appends.
     let merkle: Table
     /// "format" (u32 LE), "store-id" (16 bytes), "created-at" (i64 LE µs), "head" (LogHead).
     let meta: Table
@@ -101,7 +102,7 @@ struct LogTables: Sendable {
     func record(_ txn: some TransactionReading, at position: UInt64) throws -> RecordView? {
         try withBigEndian(position) { key in
             guard let bytes = try txn.get(events, key: key) else { return nil }
-            return try RecordView(bytes: bytes, expectedPosition: position)
+            return try RecordView(bytes: bytes, position: position)
         }
     }
 
@@ -181,18 +182,22 @@ struct StoredSubtreeHashes<Transaction: TransactionReading>: SubtreeHashSource {
             guard let record = try tables.record(txn, at: index + 1) else {
                 throw LogError.corruptRecord(position: index + 1, reason: "the record is missing")
             }
-            return record.leafHash
+            return record.hash
         }
         return MerkleHash.node(try perfectSubtreeHash(level: level - 1, index: index * 2),
                                try perfectSubtreeHash(level: level - 1, index: index * 2 + 1))
     }
 }
 
+/// The `merkle` table's key for the node at (level, index): the index of its last leaf, then the level.
+/// A node completes when its last leaf is appended, and the nodes one leaf completes go up in level,
+/// so keys arrive in increasing order and every insert is an MDB_APPEND (full pages).
 enum MerkleNodeKey {
     static func with<R>(level: Int, index: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withUnsafeTemporaryAllocation(byteCount: 9, alignment: 1) { raw in
-            raw[0] = UInt8(level)
-            raw.storeBytes(of: index.bigEndian, toByteOffset: 1, as: UInt64.self)
+            let lastLeaf = ((index + 1) << UInt64(level)) - 1
+            raw.storeBytes(of: lastLeaf.bigEndian, toByteOffset: 0, as: UInt64.self)
+            raw[8] = UInt8(level)
             return try body(UnsafeRawBufferPointer(raw))
         }
     }

@@ -53,7 +53,7 @@ enum LogReading {
             while let current = entry {
                 let position = keyPosition(current.key)
                 if let untilPosition, position > untilPosition { return }
-                let record = try RecordView(bytes: current.value, expectedPosition: position)
+                let record = try RecordView(bytes: current.value, position: position)
                 guard try body(record) else { return }
                 entry = backward ? try cursor.previous() : try cursor.next()
             }

@@ -2,35 +2,34 @@ import Foundation
 import TallyMerkle
 
 /// The on-disk encoding of one event (record format 1). Documented byte by byte in ARCHITECTURE.md;
-/// `RecordCodecTests` pins it. Fixed-width integers are little-endian; lengths are minimal LEB128.
+/// `theRecordEncodingIsPinned` pins it. Fixed-width integers are little-endian; lengths are minimal
+/// LEB128. The position is not stored: it is the record's key.
 ///
 ///     0   u8   record format (1)
 ///     1   u8   flags: bit 0 correlation id present, bit 1 causation id present, others 0
 ///     2   u16  event schema version (≥ 1)
-///     4   u64  position
-///     12  u64  stream version
-///     20  i64  recorded at, µs since the Unix epoch
-///     28  16   event id (RFC 4122 byte order)
-///     44  …    stream id, event type, actor: each a length then UTF-8 bytes
-///          …    correlation id (16), causation id (16), each only if its flag is set
-///          …    metadata, payload: each a length then bytes
-///     end-32   chain hash: SHA-256(previous chain hash ‖ leaf hash)
+///     4   u64  stream version
+///     12  i64  recorded at, µs since the Unix epoch
+///     20  16   event id (RFC 4122 byte order)
+///     36  …    the body: stream id, event type, actor (each a length then UTF-8), correlation id (16)
+///              and causation id (16) if flagged, metadata and payload (each a length then bytes)
+///     end-32   the record's hash
 ///
-/// The canonical bytes of a record are all but the chain hash; its Merkle leaf hash is
-/// SHA-256(0x00 ‖ canonical bytes) (RFC 9162).
+/// The record's hash is both its Merkle leaf hash (RFC 9162) and its link in the hash chain:
+///
+///     hash = SHA-256(0x00 ‖ format ‖ flags ‖ schema version ‖ position (u64 LE) ‖ stream version ‖
+///                    recorded at ‖ event id ‖ SHA-256(body) ‖ previous record's hash)
+///
+/// 109 bytes, two SHA-256 blocks, whatever the payload size; the previous hash of position 1 is 32
+/// zero bytes. The body is hashed separately (by the appender's thread, before the writer sees it),
+/// so the leaf commits to the payload through its digest, never to plaintext directly.
 public enum RecordCodec {
     public static let formatVersion: UInt8 = 1
     static let flagCorrelation: UInt8 = 1
     static let flagCausation: UInt8 = 2
-    static let fixedHeaderBytes = 44
-
-    /// Encoded size of `event`, chain hash included.
-    static func encodedSize(streamBytes: Int, typeBytes: Int, actorBytes: Int, hasCorrelation: Bool, hasCausation: Bool,
-                            metadataBytes: Int, payloadBytes: Int) -> Int {
-        fixedHeaderBytes + varintSize(streamBytes) + streamBytes + varintSize(typeBytes) + typeBytes
-            + varintSize(actorBytes) + actorBytes + (hasCorrelation ? 16 : 0) + (hasCausation ? 16 : 0)
-            + varintSize(metadataBytes) + metadataBytes + varintSize(payloadBytes) + payloadBytes + Hash.byteCount
-    }
+    /// Format, flags, schema version, stream version, recorded-at, event id.
+    static let headerBytes = 36
+    static let leafDataBytes = 109
 
     static func varintSize(_ value: Int) -> Int {
         var size = 1
@@ -39,48 +38,58 @@ public enum RecordCodec {
         return size
     }
 
-    /// The fields a record is encoded from; the log fills in what callers do not choose.
-    struct Fields {
-        var position: UInt64
-        var version: UInt64
-        var recordedAt: Timestamp
-        var event: ProposedEvent
-        var streamUTF8: ContiguousArray<UInt8>
-        var typeUTF8: ContiguousArray<UInt8>
-        var actorUTF8: ContiguousArray<UInt8>
+    static func flags(of event: ProposedEvent) -> UInt8 {
+        (event.correlationID != nil ? flagCorrelation : 0) | (event.causationID != nil ? flagCausation : 0)
     }
 
-    static func size(of fields: Fields) -> Int {
-        encodedSize(streamBytes: fields.streamUTF8.count, typeBytes: fields.typeUTF8.count, actorBytes: fields.actorUTF8.count,
-                    hasCorrelation: fields.event.correlationID != nil, hasCausation: fields.event.causationID != nil,
-                    metadataBytes: fields.event.metadata.count, payloadBytes: fields.event.payload.count)
+    /// The body of `event`'s record: everything but the header and the hash.
+    static func encodeBody(_ event: ProposedEvent, streamUTF8: ContiguousArray<UInt8>, typeUTF8: ContiguousArray<UInt8>,
+                           actorUTF8: ContiguousArray<UInt8>) -> [UInt8] {
+        let size = varintSize(streamUTF8.count) + streamUTF8.count + varintSize(typeUTF8.count) + typeUTF8.count
+            + varintSize(actorUTF8.count) + actorUTF8.count + (event.correlationID != nil ? 16 : 0) + (event.causationID != nil ? 16 : 0)
+            + varintSize(event.metadata.count) + event.metadata.count + varintSize(event.payload.count) + event.payload.count
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            var writer = ByteWriter(UnsafeMutableRawBufferPointer(buffer))
+            writer.lengthPrefixed(streamUTF8)
+            writer.lengthPrefixed(typeUTF8)
+            writer.lengthPrefixed(actorUTF8)
+            if let correlation = event.correlationID { writer.uuid(correlation) }
+            if let causation = event.causationID { writer.uuid(causation) }
+            writer.lengthPrefixed(event.metadata)
+            writer.lengthPrefixed(event.payload)
+            precondition(writer.offset == size, "record body size mismatch")
+            count = size
+        }
     }
 
-    /// Writes `fields` into `out` (exactly `size(of:)` bytes) and returns the leaf hash; the caller then
-    /// stores the chain hash in the last 32 bytes with `storeChainHash`.
-    static func encode(_ fields: Fields, into out: UnsafeMutableRawBufferPointer) -> Hash {
+    /// The record's hash (see the type's documentation). `header` is the record's first 36 bytes.
+    static func hash(header: UnsafeRawBufferPointer, position: UInt64, bodyDigest: Hash, previous: Hash) -> Hash {
+        withUnsafeTemporaryAllocation(byteCount: leafDataBytes, alignment: 8) { leaf in
+            leaf[0] = 0  // RFC 9162 leaf prefix.
+            UnsafeMutableRawBufferPointer(rebasing: leaf[1..<5]).copyMemory(from: UnsafeRawBufferPointer(rebasing: header[0..<4]))
+            leaf.storeBytes(of: position.littleEndian, toByteOffset: 5, as: UInt64.self)
+            UnsafeMutableRawBufferPointer(rebasing: leaf[13..<45]).copyMemory(from: UnsafeRawBufferPointer(rebasing: header[4..<36]))
+            bodyDigest.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: leaf[45..<77]).copyMemory(from: $0) }
+            previous.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: leaf[77..<109]).copyMemory(from: $0) }
+            return sha256(UnsafeRawBufferPointer(leaf))
+        }
+    }
+
+    /// Writes a whole record into `out` (exactly header + body + 32 bytes) and returns its hash.
+    static func write(schemaVersion: UInt16, flags: UInt8, position: UInt64, version: UInt64, recordedAt: Timestamp, id: UUID,
+                      body: [UInt8], bodyDigest: Hash, previous: Hash, into out: UnsafeMutableRawBufferPointer) -> Hash {
         var writer = ByteWriter(out)
-        let event = fields.event
         writer.u8(formatVersion)
-        writer.u8((event.correlationID != nil ? flagCorrelation : 0) | (event.causationID != nil ? flagCausation : 0))
-        writer.u16(event.schemaVersion)
-        writer.u64(fields.position)
-        writer.u64(fields.version)
-        writer.u64(UInt64(bitPattern: fields.recordedAt.microsecondsSinceEpoch))
-        writer.uuid(event.id)
-        writer.lengthPrefixed(fields.streamUTF8)
-        writer.lengthPrefixed(fields.typeUTF8)
-        writer.lengthPrefixed(fields.actorUTF8)
-        if let correlation = event.correlationID { writer.uuid(correlation) }
-        if let causation = event.causationID { writer.uuid(causation) }
-        writer.lengthPrefixed(event.metadata)
-        writer.lengthPrefixed(event.payload)
-        precondition(writer.offset == out.count - Hash.byteCount, "record size mismatch")
-        return MerkleHash.leaf(UnsafeRawBufferPointer(rebasing: out[0..<writer.offset]))
-    }
-
-    static func storeChainHash(_ hash: Hash, into out: UnsafeMutableRawBufferPointer) {
-        hash.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[(out.count - Hash.byteCount)...]).copyMemory(from: $0) }
+        writer.u8(flags)
+        writer.u16(schemaVersion)
+        writer.u64(version)
+        writer.u64(UInt64(bitPattern: recordedAt.microsecondsSinceEpoch))
+        writer.uuid(id)
+        body.withUnsafeBytes { writer.bytes($0) }
+        let hash = Self.hash(header: UnsafeRawBufferPointer(rebasing: out[0..<headerBytes]), position: position, bodyDigest: bodyDigest, previous: previous)
+        hash.withUnsafeBytes { writer.bytes($0) }
+        precondition(writer.offset == out.count, "record size mismatch")
+        return hash
     }
 }
 
@@ -101,23 +110,19 @@ public struct RecordView {
     let metadataRange: Range<Int>
     let payloadRange: Range<Int>
 
-    /// Parses `bytes`, checking everything a decoder can check without the chain: format, flags,
-    /// lengths, limits and UTF-8. `expectedPosition`, when given, must match the stored one.
-    public init(bytes: UnsafeRawBufferPointer, expectedPosition: UInt64? = nil) throws {
-        let claimed = expectedPosition ?? 0
-        var reader = ByteReader(bytes, position: claimed)
-        func corrupt(_ reason: String) -> LogError { .corruptRecord(position: claimed, reason: reason) }
-        guard bytes.count >= RecordCodec.fixedHeaderBytes + 5 + Hash.byteCount else { throw corrupt("\(bytes.count) bytes is too short for a record") }
+    /// Parses the record stored at `position`, checking everything a decoder can check without the
+    /// chain: format, flags, lengths, limits.
+    public init(bytes: UnsafeRawBufferPointer, position: UInt64) throws {
+        var reader = ByteReader(bytes, position: position)
+        func corrupt(_ reason: String) -> LogError { .corruptRecord(position: position, reason: reason) }
+        guard bytes.count >= RecordCodec.headerBytes + 5 + Hash.byteCount else { throw corrupt("\(bytes.count) bytes is too short for a record") }
         let format = try reader.u8()
         guard format == RecordCodec.formatVersion else { throw corrupt("unknown record format \(format)") }
         flags = try reader.u8()
         guard flags & ~(RecordCodec.flagCorrelation | RecordCodec.flagCausation) == 0 else { throw corrupt("unknown flags \(flags)") }
         schemaVersion = try reader.u16()
         guard schemaVersion >= 1 else { throw corrupt("schema version 0") }
-        position = try reader.u64()
-        if let expectedPosition, position != expectedPosition {
-            throw LogError.corruptRecord(position: expectedPosition, reason: "it claims position \(position)")
-        }
+        self.position = position
         version = try reader.u64()
         guard version >= 1 else { throw corrupt("stream version 0") }
         recordedAt = Timestamp(microsecondsSinceEpoch: Int64(bitPattern: try reader.u64()))
@@ -130,17 +135,23 @@ public struct RecordView {
         metadataRange = try reader.lengthPrefixedRange(max: Limits.metadataBytesMax, what: "metadata")
         payloadRange = try reader.lengthPrefixedRange(max: Limits.payloadBytesMax, what: "payload")
         guard reader.offset + Hash.byteCount == bytes.count else {
-            throw corrupt("\(bytes.count - reader.offset - Hash.byteCount) bytes after the payload where the chain hash should end the record")
+            throw corrupt("\(bytes.count - reader.offset - Hash.byteCount) bytes after the payload where the hash should end the record")
         }
         self.bytes = bytes
         if streamRange.isEmpty { throw corrupt("empty stream id") }
         if typeRange.isEmpty { throw corrupt("empty event type") }
     }
 
-    public var canonicalBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - Hash.byteCount)]) }
-    public var leafHash: Hash { MerkleHash.leaf(canonicalBytes) }
-    public var chainHash: Hash { Hash(loadingFrom: UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - Hash.byteCount)...])) }
-    public var id: UUID { loadUUID(at: 28) }
+    /// Stream id through payload: what the record's hash commits to through `SHA-256(body)`.
+    public var bodyBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[RecordCodec.headerBytes..<(bytes.count - Hash.byteCount)]) }
+    public var headerBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[0..<RecordCodec.headerBytes]) }
+    /// The stored hash: the record's Merkle leaf hash and chain link. `verify` recomputes it.
+    public var hash: Hash { Hash(loadingFrom: UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - Hash.byteCount)...])) }
+    /// The hash recomputed from the bytes and the previous record's hash.
+    public func computedHash(previous: Hash) -> Hash {
+        RecordCodec.hash(header: headerBytes, position: position, bodyDigest: sha256(bodyBytes), previous: previous)
+    }
+    public var id: UUID { loadUUID(at: 20) }
     public var streamBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[streamRange]) }
     public var typeBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[typeRange]) }
     public var payloadBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[payloadRange]) }
@@ -162,21 +173,21 @@ public struct RecordView {
         RecordedEvent(
             position: position, id: id, stream: stream, version: version, type: type, schemaVersion: schemaVersion,
             recordedAt: recordedAt, actor: actor, correlationID: correlationID, causationID: causationID,
-            metadata: Data(metadataBytes), payload: Data(payloadBytes), chainHash: chainHash)
+            metadata: metadataBytes.isEmpty ? Data() : Data(metadataBytes), payload: Data(payloadBytes), hash: hash)
     }
 
-    /// Whether the stored content equals `event` (the idempotency check), without decoding.
-    func hasSameContent(as event: ProposedEvent, streamUTF8: ContiguousArray<UInt8>, typeUTF8: ContiguousArray<UInt8>,
-                        actorUTF8: ContiguousArray<UInt8>) -> String? {
-        if !streamBytes.elementsEqual(streamUTF8) { return "in stream \(quoted(stream)), not \(quoted(event.stream))" }
-        if !typeBytes.elementsEqual(typeUTF8) { return "with type \(quoted(type)), not \(quoted(event.type))" }
-        if schemaVersion != event.schemaVersion { return "with schema version \(schemaVersion), not \(event.schemaVersion)" }
-        if !bytes[actorRange].elementsEqual(actorUTF8) { return "with actor \(quoted(actor)), not \(quoted(event.actor))" }
+    /// Why the stored content differs from a new event with the same id (the idempotency check), or nil.
+    func difference(from prepared: PreparedEvent) -> String? {
+        if schemaVersion != prepared.event.schemaVersion { return "with schema version \(schemaVersion), not \(prepared.event.schemaVersion)" }
+        if bodyBytes.elementsEqual(prepared.body) { return nil }
+        let event = prepared.event
+        if !streamBytes.elementsEqual(prepared.streamUTF8) { return "in stream \(quoted(stream)), not \(quoted(event.stream))" }
+        if !typeBytes.elementsEqual(prepared.typeUTF8) { return "with type \(quoted(type)), not \(quoted(event.type))" }
+        if !bytes[actorRange].elementsEqual(prepared.actorUTF8) { return "with actor \(quoted(actor)), not \(quoted(event.actor))" }
         if correlationID != event.correlationID { return "with another correlation id" }
         if causationID != event.causationID { return "with another causation id" }
         if !metadataBytes.elementsEqual(event.metadata) { return "with other metadata" }
-        if !payloadBytes.elementsEqual(event.payload) { return "with another payload" }
-        return nil
+        return "with another payload"
     }
 }
 

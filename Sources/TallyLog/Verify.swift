@@ -53,17 +53,17 @@ extension EventLog {
                         }
                         let record: RecordView
                         do {
-                            record = try RecordView(bytes: current.value, expectedPosition: position)
+                            record = try RecordView(bytes: current.value, position: position)
                         } catch let error as LogError {
                             if case .corruptRecord(_, let reason) = error { problem = VerifyProblem(position: position, reason: reason) } else { throw error }
                             return
                         }
-                        let leaf = record.leafHash
-                        chain = MerkleHash.chain(chain, leaf)
-                        guard chain == record.chainHash else {
-                            problem = VerifyProblem(position: position, reason: "its chain hash does not match its bytes and the previous record's hash: the record was altered, or one before it was")
+                        let leaf = record.computedHash(previous: chain)
+                        guard leaf == record.hash else {
+                            problem = VerifyProblem(position: position, reason: "its hash does not match its bytes and the previous record's hash: the record was altered")
                             return
                         }
+                        chain = leaf
                         guard record.recordedAt >= lastTime else {
                             problem = VerifyProblem(position: position, reason: "its recorded-at time is earlier than the previous record's")
                             return
@@ -94,7 +94,7 @@ extension EventLog {
             next = chunkEnd + 1
             progress?(chunkEnd, head.position)
         }
-        if chain != head.chainHash { return fail(head.position, "the chain hash of the last record differs from the head's") }
+        if chain != head.chainHash { return fail(head.position, "the hash of the last record differs from the head's") }
         if frontier != head.frontier { return fail(head.position, "the Merkle tree recomputed from the records differs from the head's") }
         if checkIndexes, let reason = try countProblem(head: head, streamsSeen: streamsSeen) { return fail(0, reason) }
         return report

@@ -38,7 +38,7 @@ import TallyMerkle
         }
         let head = try fixture.log.head()
         #expect(head.position == 30 && head.streamCount == 3 && head.eventCount == 30)
-        #expect(head.chainHash == events.last!.chainHash)
+        #expect(head.chainHash == events.last!.hash)
     }
 
     @Test func recordedTimeNeverGoesBackward() throws {
@@ -312,7 +312,7 @@ import TallyMerkle
             try fixture.log.append(AppendRequest(events: (0..<(batch * 13 + 1)).map { _ in fixture.event("s-\(batch)") }))
         }
         let events = try fixture.readAll()
-        let leaves = try fixture.log.withSnapshot { snapshot in try events.map { try snapshot.record(at: $0.position)!.leafHash } }
+        let leaves = try fixture.log.withSnapshot { snapshot in try events.map { try snapshot.record(at: $0.position)!.hash } }
         var frontier = MerkleFrontier()
         for leaf in leaves { frontier.append(leaf: leaf) { _, _, _ in } }
         let head = try fixture.log.head()
@@ -344,12 +344,18 @@ import TallyMerkle
         fixture.clock.set(Timestamp(microsecondsSinceEpoch: 1_790_000_000_123_456))
         try fixture.log.append(AppendRequest(events: [event]))
         let bytes = try fixture.log.withSnapshot { try Array($0.record(at: 1)!.bytes) }
-        let expectedHex = "01" + "01" + "0200" + "0100000000000000" + "0100000000000000" + "40c227dafe5b0600"
-            + "01890a5dac96774bbcceb302099a8057" + "06" + Array("cart-1".utf8).hex + "09" + Array("ItemAdded".utf8).hex
-            + "08" + Array("member:7".utf8).hex + "00000000000000000000000000000001" + "00" + "10" + Array(#"{"sku":"000123"}"#.utf8).hex
-        #expect(bytes.dropLast(32).hex == expectedHex)
-        let leaf = MerkleHash.leaf(bytes.dropLast(32))
-        #expect(Array(bytes.suffix(32)).hex == MerkleHash.chain(.zero, leaf).hex)
+        let header = "01" + "01" + "0200" + "0100000000000000" + "40c227dafe5b0600" + "01890a5dac96774bbcceb302099a8057"
+        let body = "06" + Array("cart-1".utf8).hex + "09" + Array("ItemAdded".utf8).hex + "08" + Array("member:7".utf8).hex
+            + "00000000000000000000000000000001" + "00" + "10" + Array(#"{"sku":"000123"}"#.utf8).hex
+        #expect(bytes.dropLast(32).hex == header + body)
+        // The record's hash, recomputed by hand: SHA-256(0x00 ‖ format ‖ flags ‖ schema ‖ position ‖ version ‖
+        // time ‖ id ‖ SHA-256(body) ‖ previous hash (zero for position 1)).
+        let bodyBytes = Array(bytes[36..<(bytes.count - 32)])
+        let bodyDigest = bodyBytes.withUnsafeBytes { sha256($0) }
+        var leaf: [UInt8] = [0, 1, 1, 2, 0] + [1, 0, 0, 0, 0, 0, 0, 0] + Array(bytes[4..<36])
+        leaf += bodyDigest.bytes + [UInt8](repeating: 0, count: 32)
+        #expect(leaf.count == 109)
+        #expect(Array(bytes.suffix(32)).hex == leaf.withUnsafeBytes { sha256($0) }.hex)
     }
 }
 

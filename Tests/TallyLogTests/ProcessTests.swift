@@ -106,6 +106,6 @@ import Testing
         let reopened = try EventLog.open(at: path)
         let report = try reopened.verify()
         #expect(report.problem?.position == UInt64(target), "\(String(describing: report.problem))")
-        #expect(report.problem?.reason.contains("chain hash") == true)
+        #expect(report.problem?.reason.contains("does not match its bytes") == true)
     }
 }

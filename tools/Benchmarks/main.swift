@@ -15,6 +15,8 @@ struct Options {
     var directory = FileManager.default.temporaryDirectory.appendingPathComponent("tally-bench-\(getpid())").path
     var only: Set<String>?
     var smoke = false
+    /// Keep the stores afterwards, for mdb_stat and friends.
+    var keep = false
     var seed: UInt64 = 20261122
 
     init(_ arguments: [String]) {
@@ -31,6 +33,7 @@ struct Options {
             case "--only": only = Set(value(argument).split(separator: ",").map(String.init))
             case "--seed": guard let n = UInt64(value(argument)) else { fail("--seed takes a number") }; seed = n
             case "--smoke": smoke = true; events = 3000
+            case "--keep": keep = true
             case "--help", "-h":
                 print("usage: tally-bench [--events N (default 1000000)] [--json FILE] [--dir DIR] [--only append,group,replay,streams,verify,proofs,raw,chain,naive,sqlite] [--smoke]")
                 exit(0)
@@ -234,7 +237,7 @@ if appendedEvents > 0 {
                 var start = now()
                 let path = try snapshot.inclusionPath(position: position, treeSize: head.position)
                 generation.append(now() - start)
-                let leaf = try snapshot.record(at: position)!.leafHash
+                let leaf = try snapshot.record(at: position)!.hash
                 start = now()
                 try Merkle.verifyInclusion(leafIndex: position - 1, treeSize: head.position, leafHash: leaf, path: path, root: head.merkleRoot)
                 verification.append(now() - start)
@@ -445,4 +448,4 @@ if let jsonPath = options.jsonPath {
     try encoder.encode(report).write(to: URL(fileURLWithPath: jsonPath))
     print("figures written to \(jsonPath)")
 }
-try? FileManager.default.removeItem(atPath: options.directory)
+if options.keep { print("stores kept in \(options.directory)") } else { try? FileManager.default.removeItem(atPath: options.directory) }
