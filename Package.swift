@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "TallyLMDB", targets: ["TallyLMDB"]),
         .library(name: "TallyMerkle", targets: ["TallyMerkle"]),
         .library(name: "TallyLog", targets: ["TallyLog"]),
+        .library(name: "TallyDomain", targets: ["TallyDomain"]),
         .executable(name: "tally", targets: ["tally"]),
     ],
     dependencies: [
@@ -29,6 +30,9 @@ let package = Package(
             name: "TallyLog",
             dependencies: ["TallyLMDB", "TallyMerkle", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // The commerce domain: money, SKUs, pricing, and (growing) the events and rules of the seeds.
+        // Pure: its rules are tested without a disk.
+        .target(name: "TallyDomain", dependencies: ["TallyLog"]),
         .target(
             name: "TallyCLI",
             dependencies: ["TallyLog", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -44,5 +48,6 @@ let package = Package(
         .testTarget(name: "TallyMerkleTests", dependencies: ["TallyMerkle"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TallyLogTests", dependencies: ["TallyLog", "tally-test-helper"]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "tally"]),
+        .testTarget(name: "TallyDomainTests", dependencies: ["TallyDomain"]),
     ]
 )
