@@ -40,8 +40,16 @@ func tally(_ arguments: [String], store: String?, input: String? = nil, environm
     return TallyRun(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self), error: String(decoding: err, as: UTF8.self))
 }
 
+/// Every path a test makes lives under one directory per test process, removed when the process exits.
+let testRoot: String = {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(getpid())").path
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(getpid())").path) }
+    return path
+}()
+
 func newStore() throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-cli-\(UUID().uuidString)").path
+    let path = testRoot + "/cli-\(UUID().uuidString)"
     let run = try tally(["init"], store: path)
     #expect(run.status == 0, "\(run.error)")
     return path
@@ -136,7 +144,7 @@ func json(_ line: String) throws -> [String: Any] {
     }
 
     @Test func aPathThatIsNotAStoreIsNamed() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-store-\(UUID().uuidString)").path
+        let directory = testRoot + "/not-a-store-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let run = try tally(["read"], store: directory)
         #expect(run.status != 0)
@@ -146,22 +154,29 @@ func json(_ line: String) throws -> [String: Any] {
     }
 
     @Test func aStoreTheUserMayNotWriteIsRefusedClearly() throws {
-        // Root may write anywhere, so run as an unprivileged user when the test runs as root.
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser") else { return }
         let store = try newStore()
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: store)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: store + "/log")
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-        process.arguments = ["-u", "nobody", "--", tallyPath(), "append", "--store", store, "--stream", "s", "--type", "T", "--data", "{}"]
+        if getuid() == 0 {
+            // Root may write anywhere: run the append as an unprivileged user instead.
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+            process.arguments = ["-u", "nobody", "--", tallyPath(), "append", "--store", store, "--stream", "s", "--type", "T", "--data", "{}"]
+        } else {
+            // Anyone else is refused by a store whose files are read-only.
+            for file in ["/log/data.mdb", "/log/lock.mdb"] { try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: store + file) }
+            try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: store + "/log")
+            process.executableURL = URL(fileURLWithPath: tallyPath())
+            process.arguments = ["append", "--store", store, "--stream", "s", "--type", "T", "--data", "{}"]
+        }
         let error = Pipe()
         process.standardError = error
         process.standardOutput = Pipe()
         try process.run()
         let text = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
+        if getuid() != 0 { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: store + "/log") }
         #expect(process.terminationStatus != 0)
         #expect(text.contains("permission denied"), "\(text)")
+        #expect(try tally(["info", "--json"], store: store).lines.first.map(json)?["events"] as? Int == 0)
     }
 
     @Test func verifyNamesTheAlteredPositionAndExitsNonZero() throws {

@@ -2,8 +2,16 @@ import Foundation
 import Testing
 @testable import TallyLog
 
+/// Every path a test makes lives under one directory per test process, removed when the process exits.
+let testRoot: String = {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(getpid())").path
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(getpid())").path) }
+    return path
+}()
+
 func temporaryStorePath(_ name: String = "store") -> String {
-    FileManager.default.temporaryDirectory.appendingPathComponent("tally-\(name)-\(UUID().uuidString)").path
+    testRoot + "/\(name)-\(UUID().uuidString)"
 }
 
 /// A new store with a manual clock and seeded ids, so every run records the same history.
