@@ -44,10 +44,12 @@ let package = Package(
             path: "tools/Benchmarks"
         ),
         .executableTarget(name: "tally-test-helper", dependencies: ["TallyLog"], path: "Tests/Helper"),
-        .testTarget(name: "TallyLMDBTests", dependencies: ["TallyLMDB", "CLMDB"]),
+        // Helpers shared by the test targets: per-process temporary paths, built products.
+        .target(name: "TallyTestSupport", path: "Tests/TallyTestSupport"),
+        .testTarget(name: "TallyLMDBTests", dependencies: ["TallyLMDB", "CLMDB", "TallyTestSupport"]),
         .testTarget(name: "TallyMerkleTests", dependencies: ["TallyMerkle"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TallyLogTests", dependencies: ["TallyLog", "tally-test-helper"]),
-        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "tally"]),
+        .testTarget(name: "TallyLogTests", dependencies: ["TallyLog", "tally-test-helper", "TallyTestSupport"]),
+        .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "tally", "TallyTestSupport"]),
         .testTarget(name: "TallyDomainTests", dependencies: ["TallyDomain"]),
     ]
 )

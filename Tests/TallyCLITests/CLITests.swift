@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TallyTestSupport
 
 /// Runs the real `tally` binary, as a user would.
 struct TallyRun {
@@ -10,12 +11,11 @@ struct TallyRun {
 }
 
 func tallyPath() -> String {
-    let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(), Bundle.main.bundleURL.deletingLastPathComponent()]
-    for directory in candidates where FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("tally").path) {
-        return directory.appendingPathComponent("tally").path
+    guard let path = productPath("tally") else {
+        Issue.record("cannot find the tally executable next to the tests")
+        return "tally"
     }
-    Issue.record("cannot find the tally executable")
-    return "tally"
+    return path
 }
 
 @discardableResult
@@ -40,16 +40,8 @@ func tally(_ arguments: [String], store: String?, input: String? = nil, environm
     return TallyRun(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self), error: String(decoding: err, as: UTF8.self))
 }
 
-/// Every path a test makes lives under one directory per test process, removed when the process exits.
-let testRoot: String = {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(getpid())").path
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    atexit { try? FileManager.default.removeItem(atPath: FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(getpid())").path) }
-    return path
-}()
-
 func newStore() throws -> String {
-    let path = testRoot + "/cli-\(UUID().uuidString)"
+    let path = testPath("cli")
     let run = try tally(["init"], store: path)
     #expect(run.status == 0, "\(run.error)")
     return path
@@ -144,7 +136,7 @@ func json(_ line: String) throws -> [String: Any] {
     }
 
     @Test func aPathThatIsNotAStoreIsNamed() throws {
-        let directory = testRoot + "/not-a-store-\(UUID().uuidString)"
+        let directory = testPath("not-a-store")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let run = try tally(["read"], store: directory)
         #expect(run.status != 0)

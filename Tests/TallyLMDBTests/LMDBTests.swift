@@ -1,18 +1,11 @@
 import CLMDB
 import Foundation
 import Testing
+import TallyTestSupport
 @testable import TallyLMDB
 
-/// Every path a test makes lives under one directory per test process, removed when the process exits.
-let testRoot: String = {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(getpid())").path
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    atexit { try? FileManager.default.removeItem(atPath: FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(getpid())").path) }
-    return path
-}()
-
 func temporaryDirectory(_ name: String = "lmdb") -> String {
-    let path = testRoot + "/\(name)-\(UUID().uuidString)"
+    let path = testPath(name)
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }

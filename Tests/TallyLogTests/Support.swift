@@ -1,18 +1,9 @@
 import Foundation
 import Testing
+import TallyTestSupport
 @testable import TallyLog
 
-/// Every path a test makes lives under one directory per test process, removed when the process exits.
-let testRoot: String = {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(getpid())").path
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    atexit { try? FileManager.default.removeItem(atPath: FileManager.default.temporaryDirectory.appendingPathComponent("tally-tests-\(getpid())").path) }
-    return path
-}()
-
-func temporaryStorePath(_ name: String = "store") -> String {
-    testRoot + "/\(name)-\(UUID().uuidString)"
-}
+func temporaryStorePath(_ name: String = "store") -> String { testPath(name) }
 
 /// A new store with a manual clock and seeded ids, so every run records the same history.
 struct Fixture {
@@ -51,17 +42,11 @@ struct Fixture {
 
 /// Where SwiftPM put the products this test bundle was built with.
 func productPath(_ name: String) -> String {
-    let candidates = [
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-        Bundle.main.bundleURL.deletingLastPathComponent(),
-        Bundle.main.bundleURL,
-    ]
-    for directory in candidates {
-        let path = directory.appendingPathComponent(name).path
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    guard let path = TallyTestSupport.productPath(name) else {
+        Issue.record("cannot find the \(name) executable next to the tests")
+        return name
     }
-    Issue.record("cannot find the \(name) executable next to the tests (\(candidates.map(\.path)))")
-    return name
+    return path
 }
 
 /// A child process whose standard output is read line by line.
