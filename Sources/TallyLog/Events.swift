@@ -1,4 +1,8 @@
 import Foundation
+import TallyMerkle
+
+/// A SHA-256 digest, re-exported so users of the log need not import TallyMerkle.
+public typealias Hash = TallyMerkle.Hash
 
 /// The stream version an append expects to find. Checked inside the writer's transaction, so the
 /// check sees every append committed before it, from any process.
@@ -123,6 +127,3 @@ public struct RecordedEvent: Sendable, Hashable {
             && metadata == proposed.metadata && payload == proposed.payload
     }
 }
-
-import TallyMerkle
-public typealias Hash = TallyMerkle.Hash
