@@ -102,15 +102,59 @@ struct StreamState: Sendable {
     var version: UInt64
 }
 
-/// Streams the writer has seen, so a hot stream costs one dictionary look-up per event instead of two
-/// B-tree searches. Owned by the writer thread; valid only while no other process writes, and
-/// emptied whenever a transaction aborts.
+/// What the writer knows beyond the committed log: the streams it has seen, so a hot stream costs one
+/// dictionary look-up per event instead of two B-tree searches, and the index entries of the events it
+/// wrote after the indexed watermark, so merging them needs no rescan. Owned by the writer thread; valid
+/// while no other process writes. A transaction body that is abandoned (the map filled, or an error)
+/// is undone with `rollBack`, so the cache always matches the last commit.
 final class StreamCache: @unchecked Sendable {
     // @unchecked: only the writer thread touches it.
     var states: [String: StreamState] = [:]
+    /// Index entries of this writer's events after the watermark, in position order.
+    var pendingIndex: [PendingIndexEntry] = []
+    /// What the current transaction changed: the previous state of each stream it touched.
+    private var undo: [(stream: String, previous: StreamState?)] = []
+    private var pendingIndexCommitted = 0
+    /// The current transaction merged the pending entries into the B-trees: drop them when it commits.
+    var pendingIndexMerged = false
     static let entriesMax = 1 << 18
 
-    func removeAll() { states.removeAll(keepingCapacity: true) }
+    func set(_ stream: String, _ state: StreamState, previous: StreamState?) {
+        undo.append((stream, previous))
+        states[stream] = state
+    }
+
+    /// The transaction committed: its changes stay.
+    func commit() {
+        undo.removeAll(keepingCapacity: true)
+        if pendingIndexMerged { pendingIndex.removeAll(keepingCapacity: true) }
+        pendingIndexMerged = false
+        pendingIndexCommitted = pendingIndex.count
+    }
+
+    /// The transaction was abandoned: back to the last commit.
+    func rollBack() {
+        for (stream, previous) in undo.reversed() { states[stream] = previous }
+        undo.removeAll(keepingCapacity: true)
+        pendingIndex.removeSubrange(pendingIndexCommitted...)
+        pendingIndexMerged = false
+    }
+
+    func removeAll() {
+        states.removeAll(keepingCapacity: true)
+        pendingIndex.removeAll(keepingCapacity: true)
+        undo.removeAll(keepingCapacity: true)
+        pendingIndexCommitted = 0
+        pendingIndexMerged = false
+    }
+}
+
+/// A stream and type index entry waiting in the tail.
+struct PendingIndexEntry {
+    var streamNumber: UInt64
+    var version: UInt64
+    var position: UInt64
+    var typeUTF8: ContiguousArray<UInt8>
 }
 
 /// Everything one write transaction does: it decides each batch against the log's state (which
@@ -122,31 +166,49 @@ struct AppendSession {
     let tables: LogTables
     let clock: any TallyClock
     let streams: StreamCache
+    let tail: IndexTail
     var head: LogHead
+    /// The head when the transaction began: positions after it are this transaction's own.
+    let committedPosition: UInt64
+    let indexTailEventsMax: UInt64
+    /// The index tail as of the committed head, fetched on the first stream-cache miss.
+    private var committedTail: TailView?
     /// The greatest event id in `event-ids`: a larger id (the usual case for time-ordered v7 ids) is
     /// new without a look-up, and is appended to the index with MDB_APPEND.
     var eventIDMax: (UInt64, UInt64)
 
-    init(txn: WriteTransaction, tables: LogTables, clock: any TallyClock, streams: StreamCache) throws {
+    init(txn: WriteTransaction, tables: LogTables, tail: IndexTail, clock: any TallyClock, streams: StreamCache,
+         indexTailEventsMax: UInt64) throws {
+        self.indexTailEventsMax = indexTailEventsMax
         self.txn = txn
         self.tables = tables
+        self.tail = tail
         self.clock = clock
         self.streams = streams
         head = try tables.head(txn)
+        committedPosition = head.position
         eventIDMax = try txn.withCursor(tables.eventIDs) { cursor in
             guard let last = try cursor.last() else { return (0, 0) }
             return EventIDKey.words(last.key)
         }
     }
 
-    /// The stream's state, from the cache or the tables (then cached); nil for a new stream.
-    func streamState(_ stream: String, utf8: ContiguousArray<UInt8>) throws -> StreamState? {
+    /// The stream's state, from the cache or the tables (then cached); nil for a new stream. Every
+    /// stream this transaction wrote is in the cache (it is never emptied mid-transaction), so a miss
+    /// only needs the committed log: the B-tree and the tail.
+    mutating func streamState(_ stream: String, utf8: ContiguousArray<UInt8>) throws -> StreamState? {
         if let state = streams.states[stream] { return state }
         guard let number = try utf8.withUnsafeBytes({ try tables.streamNumber(txn, streamUTF8: $0) }) else { return nil }
-        let state = StreamState(number: number, version: try tables.lastVersion(txn, streamNumber: number)?.version ?? 0)
-        if streams.states.count >= StreamCache.entriesMax { streams.removeAll() }
-        streams.states[stream] = state
+        if committedTail == nil { committedTail = try tail.view(txn, tables: tables) }
+        let state = StreamState(number: number, version: try tables.lastVersion(txn, stream: stream, streamNumber: number, tail: committedTail!))
+        streams.set(stream, state, previous: nil)
         return state
+    }
+
+    /// The view of the committed tail this transaction uses.
+    mutating func committedTailView() throws -> TailView {
+        if committedTail == nil { committedTail = try tail.view(txn, tables: tables) }
+        return committedTail!
     }
 
     /// Decides and, if accepted, writes `batch`. Refusals are returned; only LMDB errors are thrown.
@@ -205,14 +267,12 @@ struct AppendSession {
         let event = prepared.event
         let position = head.position + 1
         var state: StreamState
-        let isNewStream: Bool
-        if let existing = try streamState(event.stream, utf8: prepared.streamUTF8) {
+        let previousState = try streamState(event.stream, utf8: prepared.streamUTF8)
+        if let existing = previousState {
             state = existing
-            isNewStream = false
         } else {
             head.streamCount += 1
             state = StreamState(number: head.streamCount, version: 0)
-            isNewStream = true
             var number = state.number.littleEndian
             let inserted = try prepared.streamUTF8.withUnsafeBytes { key in
                 try withUnsafeBytes(of: &number) { try txn.insert(tables.streams, key: key, value: $0) }
@@ -220,8 +280,7 @@ struct AppendSession {
             if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.stream)) is in the streams table but was not found") }
         }
         state.version += 1
-        if streams.states.count >= StreamCache.entriesMax { streams.removeAll() }
-        streams.states[event.stream] = state
+        streams.set(event.stream, state, previous: previousState)
 
         let size = RecordCodec.headerBytes + prepared.body.count + Hash.byteCount
         let previous = head.chainHash
@@ -243,16 +302,10 @@ struct AppendSession {
                 try node.withUnsafeBytes { try writeTxn.put(merkle, key: key, value: $0, flags: .append) }
             }
         }
-        try withBigEndian(state.number) { key in
-            try StreamEntry.with(version: state.version, position: position) { value in
-                // A new stream has the greatest stream number yet: its key goes at the end of the table.
-                try txn.put(tables.streamEvents, key: key, value: value, flags: isNewStream ? .append : .appendDuplicate)
-            }
-        }
+        // The stream and type index entries go to the tail (see IndexTail): merged in bulk later.
+        streams.pendingIndex.append(PendingIndexEntry(streamNumber: state.number, version: state.version, position: position,
+                                                      typeUTF8: prepared.typeUTF8))
         try withBigEndian(position) { value in
-            try prepared.typeUTF8.withUnsafeBytes { key in
-                try txn.put(tables.typeEvents, key: key, value: value, flags: .appendDuplicate)
-            }
             var id = event.id.uuid
             try withUnsafeBytes(of: &id) { key in
                 let words = EventIDKey.words(key)
@@ -267,9 +320,61 @@ struct AppendSession {
         return state.version
     }
 
-    func finish() throws {
+    mutating func finish() throws {
         let encoded = head.encoded()
         try encoded.withUnsafeBytes { try txn.put(tables.meta, key: MetaKey.head, value: $0) }
+        try mergeIndexTailIfDue()
+    }
+
+    /// When the tail holds `indexTailEventsMax` events (an option of the log), writes their stream and type entries into the
+    /// B-trees in key order, so each page is copied once for many entries, and moves the watermark.
+    mutating func mergeIndexTailIfDue() throws {
+        let watermark = try tables.indexedWatermark(txn, head: committedPosition)
+        guard head.position - watermark >= indexTailEventsMax else { return }
+        var entries = streams.pendingIndex
+        if streams.pendingIndexMerged || entries.count != Int(head.position - watermark) || entries.first?.position != watermark + 1 {
+            // Another process wrote part of the tail, or this writer started with a tail: read it back.
+            entries = try scanTail(after: watermark)
+        }
+        var streamEntries = entries.map { (number: $0.streamNumber, version: $0.version, position: $0.position) }
+        streamEntries.sort { ($0.number, $0.version) < ($1.number, $1.version) }
+        var numberMax = try txn.withCursor(tables.streamEvents) { try $0.last().map { UInt64(bigEndian: $0.key.loadUnaligned(as: UInt64.self)) } } ?? 0
+        for entry in streamEntries {
+            let isNewKey = entry.number > numberMax
+            numberMax = max(numberMax, entry.number)
+            try withBigEndian(entry.number) { key in
+                try StreamEntry.with(version: entry.version, position: entry.position) { value in
+                    try txn.put(tables.streamEvents, key: key, value: value, flags: isNewKey ? .append : .appendDuplicate)
+                }
+            }
+        }
+        // Grouped by type, in position order within each: every put appends to its type's duplicates.
+        entries.sort { $0.typeUTF8.lexicographicallyPrecedes($1.typeUTF8) || ($0.typeUTF8 == $1.typeUTF8 && $0.position < $1.position) }
+        for entry in entries {
+            try entry.typeUTF8.withUnsafeBytes { key in
+                try withBigEndian(entry.position) { try txn.put(tables.typeEvents, key: key, value: $0, flags: .appendDuplicate) }
+            }
+        }
+        var indexed = head.position.littleEndian
+        try withUnsafeBytes(of: &indexed) { try txn.put(tables.meta, key: MetaKey.indexed, value: $0) }
+        streams.pendingIndexMerged = true
+    }
+
+    /// The index entries of the records after `watermark`, read from the records.
+    private func scanTail(after watermark: UInt64) throws -> [PendingIndexEntry] {
+        var entries: [PendingIndexEntry] = []
+        var numbers: [String: UInt64] = [:]
+        try LogReading.scanAll(txn, tables: tables, from: watermark + 1, backward: false, untilPosition: head.position) { record in
+            let stream = record.stream
+            var number = numbers[stream] ?? streams.states[stream]?.number
+            if number == nil { number = try tables.streamNumber(txn, streamUTF8: record.streamBytes) }
+            guard let number else { throw LogError.corruptRecord(position: record.position, reason: "its stream is missing from the streams table") }
+            numbers[stream] = number
+            entries.append(PendingIndexEntry(streamNumber: number, version: record.version, position: record.position,
+                                             typeUTF8: ContiguousArray(record.typeBytes)))
+            return true
+        }
+        return entries
     }
 }
 

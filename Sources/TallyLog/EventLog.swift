@@ -16,6 +16,11 @@ public struct LogOptions: Sendable {
     /// How often a follower looks for events appended by another process. Appends by this process
     /// wake followers at once.
     public var followPollInterval: Duration = .milliseconds(20)
+    /// How many events the writer leaves in the index tail before merging their stream and type
+    /// entries into the B-trees in one sorted pass (see `IndexTail`). Larger: fewer, bigger merges and
+    /// more tail for each process to keep and rescan; smaller: the reverse. Tests make it tiny so
+    /// merges happen often.
+    public var indexTailEventsMax: UInt64 = LogTables.indexTailEventsMaxDefault
 
     public init() {}
 }
@@ -35,6 +40,8 @@ public final class EventLog: Sendable {
     let tables: LogTables
     private let committer: GroupCommitter?
     let signal = HeadSignal()
+    /// Stream and type entries of the events not merged into the B-trees yet (see `IndexTail`).
+    let tail = IndexTail()
 
     /// Creates a new, empty store at `path` (the directory is created; it must not hold a store).
     public static func create(at path: String, options: LogOptions = LogOptions()) throws -> EventLog {
@@ -55,6 +62,8 @@ public final class EventLog: Sendable {
             var created = options.clock.now().microsecondsSinceEpoch.littleEndian
             try withUnsafeBytes(of: &created) { try txn.put(tables.meta, key: MetaKey.createdAt, value: $0) }
             try LogHead.empty.encoded().withUnsafeBytes { try txn.put(tables.meta, key: MetaKey.head, value: $0) }
+            var indexed = UInt64(0).littleEndian
+            try withUnsafeBytes(of: &indexed) { try txn.put(tables.meta, key: MetaKey.indexed, value: $0) }
         }
         return EventLog(path: path, options: options, environment: environment, tables: tables)
     }
@@ -110,7 +119,8 @@ public final class EventLog: Sendable {
             committer = nil
         } else {
             let signal = self.signal
-            committer = GroupCommitter(environment: environment, tables: tables, clock: options.clock) { head in
+            committer = GroupCommitter(environment: environment, tables: tables, tail: tail, clock: options.clock,
+                                       indexTailEventsMax: max(1, options.indexTailEventsMax)) { head in
                 signal.committed(head.position)
             }
         }
@@ -146,11 +156,11 @@ public final class EventLog: Sendable {
     /// are written, so rules checked there hold under any concurrency. `decide` must be quick and must
     /// not touch the log itself; it may run more than once if the map has to grow, so it must not have
     /// side effects. Errors it throws are returned to this caller only.
-    public func appendDecided(_ decide: @escaping @Sendable (WriterView) throws -> AppendRequest?) throws -> AppendResult? {
+    public func appendDecided(_ decide: @escaping @Sendable (inout WriterView) throws -> AppendRequest?) throws -> AppendResult? {
         try submitAndWait(.decide(decide))
     }
 
-    public func appendDecided(_ decide: @escaping @Sendable (WriterView) throws -> AppendRequest?) async throws -> AppendResult? {
+    public func appendDecided(_ decide: @escaping @Sendable (inout WriterView) throws -> AppendRequest?) async throws -> AppendResult? {
         try await submit(.decide(decide))
     }
 
@@ -178,7 +188,7 @@ public final class EventLog: Sendable {
     /// Runs `body` with a consistent snapshot of the log. Keep it short: a long snapshot stops the writer
     /// from reusing pages.
     public func withSnapshot<Result>(_ body: (LogSnapshot) throws -> Result) throws -> Result {
-        try environment.read { txn in try body(LogSnapshot(txn: txn, tables: tables)) }
+        try environment.read { txn in try body(LogSnapshot(txn: txn, tables: tables, tail: tail)) }
     }
 
     public func head() throws -> LogHead { try withSnapshot { try $0.head() } }

@@ -20,7 +20,7 @@ extension EventLog {
             var batch: [RecordedEvent] = []
             batch.reserveCapacity(Limits.readChunkEvents)
             try withSnapshot { snapshot in
-                try LogReading.scan(snapshot.txn, tables: tables, query: query, from: next) { record in
+                try LogReading.scan(snapshot.txn, tables: tables, tail: snapshot.tail, query: query, from: next) { record in
                     batch.append(record.decode())
                     return batch.count < Limits.readChunkEvents
                 }

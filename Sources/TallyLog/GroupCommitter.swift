@@ -8,7 +8,7 @@ enum WriteWork: Sendable {
     case batch(PreparedBatch)
     /// A decision made against the log's state inside the writer's transaction (the domain's
     /// commands): it returns the batch to append, or a refusal. Its reads see every earlier append.
-    case decide(@Sendable (WriterView) throws -> AppendRequest?)
+    case decide(@Sendable (inout WriterView) throws -> AppendRequest?)
 }
 
 /// One caller's request and how to tell it the outcome.
@@ -35,7 +35,9 @@ final class GroupCommitter: @unchecked Sendable {
     // the writer thread.
     private let environment: Environment
     private let tables: LogTables
+    private let tail: IndexTail
     private let clock: any TallyClock
+    private let indexTailEventsMax: UInt64
     private let onCommit: @Sendable (LogHead) -> Void
     private let condition = NSCondition()
     private var queue: [PendingWrite] = []
@@ -46,9 +48,12 @@ final class GroupCommitter: @unchecked Sendable {
     private let streamCache = StreamCache()
     private var cachedHead: LogHead?
 
-    init(environment: Environment, tables: LogTables, clock: any TallyClock, onCommit: @escaping @Sendable (LogHead) -> Void) {
+    init(environment: Environment, tables: LogTables, tail: IndexTail, clock: any TallyClock, indexTailEventsMax: UInt64,
+         onCommit: @escaping @Sendable (LogHead) -> Void) {
+        self.indexTailEventsMax = indexTailEventsMax
         self.environment = environment
         self.tables = tables
+        self.tail = tail
         self.clock = clock
         self.onCommit = onCommit
         let thread = Thread { [unowned self] in self.run() }
@@ -104,11 +109,11 @@ final class GroupCommitter: @unchecked Sendable {
         var committedHead: LogHead?
         do {
             try environment.write { txn in
-                // A run of this body that does not commit (the map filled) leaves the cache ahead of
-                // the log; the next run starts from an empty one.
+                // A run of this body that did not commit (the map filled) is undone first.
+                streamCache.rollBack()
                 try validateStreamCache(txn)
-                cachedHead = nil
-                var session = try AppendSession(txn: txn, tables: tables, clock: clock, streams: streamCache)
+                var session = try AppendSession(txn: txn, tables: tables, tail: tail, clock: clock, streams: streamCache,
+                                                indexTailEventsMax: indexTailEventsMax)
                 outcomes = []
                 outcomes.reserveCapacity(taken.count)
                 for pending in taken {
@@ -118,12 +123,12 @@ final class GroupCommitter: @unchecked Sendable {
                 committedHead = session.head
             }
         } catch {
-            // The transaction was aborted: nobody's work is in the log.
-            cachedHead = nil
-            streamCache.removeAll()
+            // The transaction was aborted: nobody's work is in the log, and the cache is as before it.
+            streamCache.rollBack()
             for pending in taken { pending.deliver(.failure(error)) }
             return
         }
+        streamCache.commit()
         if let head = committedHead {
             cachedHead = head
             onCommit(head)
@@ -135,8 +140,11 @@ final class GroupCommitter: @unchecked Sendable {
     /// process has written since, and no earlier run of this transaction's body was abandoned).
     private func validateStreamCache(_ txn: WriteTransaction) throws {
         let head = try tables.head(txn)
-        if let cachedHead, cachedHead.position == head.position, cachedHead.chainHash == head.chainHash { return }
+        // Emptied only here, between transactions: within one, every stream it wrote must stay cached.
+        if let cachedHead, cachedHead.position == head.position, cachedHead.chainHash == head.chainHash,
+           streamCache.states.count < StreamCache.entriesMax { return }
         streamCache.removeAll()
+        cachedHead = nil
     }
 
     private func decide(_ work: WriteWork, in session: inout AppendSession) throws -> Result<AppendResult?, any Error> {
@@ -146,7 +154,9 @@ final class GroupCommitter: @unchecked Sendable {
         case .decide(let decision):
             let request: AppendRequest?
             do {
-                request = try decision(WriterView(session: session))
+                var view = WriterView(session: session)
+                request = try decision(&view)
+                session = view.session
             } catch let error as LMDBError {
                 throw error
             } catch {
@@ -163,19 +173,32 @@ final class GroupCommitter: @unchecked Sendable {
 /// What a decision made inside the writer's transaction may read: the log as it stands, including
 /// the appends earlier in the same transaction.
 public struct WriterView {
-    fileprivate let session: AppendSession
+    fileprivate var session: AppendSession
 
     fileprivate init(session: AppendSession) { self.session = session }
 
     /// The stream's current version (0 if it has no events).
-    public func version(of stream: String) throws -> UInt64 {
+    public mutating func version(of stream: String) throws -> UInt64 {
         try session.streamState(stream, utf8: ContiguousArray(stream.utf8))?.version ?? 0
     }
 
-    /// Calls `body` with each event of `stream` from `fromVersion` on, in order, until it returns false.
-    public func forEachEvent(in stream: String, fromVersion: UInt64 = 1, _ body: (RecordView) throws -> Bool) throws {
-        try LogReading.scanStream(session.txn, tables: session.tables, stream: stream, fromVersion: fromVersion, backward: false,
-                                  untilPosition: nil) { record in try body(record) }
+    /// Calls `body` with each event of `stream` from `fromVersion` on, in order, until it returns false:
+    /// the committed log (B-tree and tail), then the events this transaction appended before.
+    public mutating func forEachEvent(in stream: String, fromVersion: UInt64 = 1, _ body: (RecordView) throws -> Bool) throws {
+        let tail = try session.committedTailView()
+        var going = true
+        try LogReading.scanStream(session.txn, tables: session.tables, tail: tail, stream: stream, fromVersion: fromVersion, backward: false,
+                                  untilPosition: session.committedPosition) { record in
+            going = try body(record)
+            return going
+        }
+        guard going, session.head.position > session.committedPosition else { return }
+        let utf8 = ContiguousArray(stream.utf8)
+        try LogReading.scanAll(session.txn, tables: session.tables, from: session.committedPosition + 1, backward: false,
+                               untilPosition: session.head.position) { record in
+            guard record.streamBytes.elementsEqual(utf8), record.version >= fromVersion else { return true }
+            return try body(record)
+        }
     }
 
     /// The position of the event with this id, if it is in the log.

@@ -59,7 +59,7 @@ public struct LogHead: Sendable, Equatable {
 
 /// The LMDB tables of a store and the look-ups every reader and the writer share. All keys that
 /// sort by number are big-endian so memcmp order is numeric order.
-struct LogTables: Sendable {
+public struct LogTables: Sendable {
     /// position (u64 BE) → record (RecordCodec). Written with MDB_APPEND only.
     let events: Table
     /// stream id (UTF-8) → stream number (u64 LE), assigned 1, 2, 3… at the stream's first event.
@@ -73,8 +73,15 @@ struct LogTables: Sendable {
     /// last leaf index (u64 BE) ‖ level (u8) → hash of the perfect Merkle subtree at that level whose last
     /// leaf that is, for levels ≥ `merkleStoredLevelMin`. Nodes complete in this key order: appends.
     let merkle: Table
-    /// "format" (u32 LE), "store-id" (16 bytes), "created-at" (i64 LE µs), "head" (LogHead).
+    /// "format" (u32 LE), "store-id" (16 bytes), "created-at" (i64 LE µs), "head" (LogHead), "indexed"
+    /// (u64 LE: the indexed watermark; events after it have their stream and type entries in the tail).
     let meta: Table
+
+    /// How many events the writer leaves to the index tail, by default, before it merges their entries
+    /// into `stream-events` and `type-events` in one sorted pass: bounds the tail each process keeps in
+    /// memory (a few MB) and rescans after opening, while making each merged B-tree page carry many
+    /// entries instead of one.
+    public static let indexTailEventsMaxDefault: UInt64 = 32_768
 
     /// Subtrees below this level are recomputed from records when a proof needs them; storing them
     /// would cost two hashes per event on disk, storing from 16 leaves up costs one per eight.
@@ -99,6 +106,13 @@ struct LogTables: Sendable {
         return try LogHead(decoding: bytes)
     }
 
+    /// Events up to this position have their stream and type entries in the B-trees. A store without
+    /// the key is fully indexed.
+    func indexedWatermark(_ txn: some TransactionReading, head: UInt64) throws -> UInt64 {
+        guard let bytes = try txn.get(meta, key: MetaKey.indexed) else { return head }
+        return UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
+    }
+
     func record(_ txn: some TransactionReading, at position: UInt64) throws -> RecordView? {
         try withBigEndian(position) { key in
             guard let bytes = try txn.get(events, key: key) else { return nil }
@@ -111,8 +125,14 @@ struct LogTables: Sendable {
         return UInt64(littleEndian: value.loadUnaligned(as: UInt64.self))
     }
 
-    /// The stream's current version: its last (version, position) duplicate.
-    func lastVersion(_ txn: some TransactionReading, streamNumber: UInt64) throws -> (version: UInt64, position: UInt64)? {
+    /// The stream's current version: its last tail entry, else its last (version, position) duplicate.
+    func lastVersion(_ txn: some TransactionReading, stream: String, streamNumber: UInt64, tail: TailView) throws -> UInt64 {
+        if let last = tail.entries(stream: stream).last { return last.version }
+        return try lastIndexed(txn, streamNumber: streamNumber)?.version ?? 0
+    }
+
+    /// The stream's last entry in the `stream-events` B-tree.
+    func lastIndexed(_ txn: some TransactionReading, streamNumber: UInt64) throws -> (version: UInt64, position: UInt64)? {
         try withBigEndian(streamNumber) { key in
             try txn.withCursor(streamEvents) { cursor in
                 guard try cursor.find(key) != nil, let last = try cursor.lastDuplicate() else { return nil }
@@ -135,6 +155,7 @@ enum MetaKey {
     static var storeID: UnsafeRawBufferPointer { UnsafeRawBufferPointer(staticBytes: "store-id") }
     static var createdAt: UnsafeRawBufferPointer { UnsafeRawBufferPointer(staticBytes: "created-at") }
     static var head: UnsafeRawBufferPointer { UnsafeRawBufferPointer(staticBytes: "head") }
+    static var indexed: UnsafeRawBufferPointer { UnsafeRawBufferPointer(staticBytes: "indexed") }
 }
 
 extension UnsafeRawBufferPointer {

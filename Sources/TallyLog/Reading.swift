@@ -60,68 +60,111 @@ enum LogReading {
         }
     }
 
-    static func scanStream(_ txn: some TransactionReading, tables: LogTables, stream: String, fromVersion: UInt64?, backward: Bool,
-                           untilPosition: UInt64?, _ body: (RecordView) throws -> Bool) throws {
+    /// A stream's events: its indexed entries (B-tree, up to the watermark), then its tail entries.
+    static func scanStream(_ txn: some TransactionReading, tables: LogTables, tail: TailView, stream: String, fromVersion: UInt64?,
+                           backward: Bool, untilPosition: UInt64?, _ body: (RecordView) throws -> Bool) throws {
         let utf8 = ContiguousArray(stream.utf8)
         guard let number = try utf8.withUnsafeBytes({ try tables.streamNumber(txn, streamUTF8: $0) }) else { return }
-        try withBigEndian(number) { key in
+        let tailEntries = tail.entries(stream: stream)
+        func visit(_ position: UInt64) throws -> Bool {
+            guard let record = try tables.record(txn, at: position) else {
+                throw LogError.corruptRecord(position: position, reason: "stream \(quoted(stream)) points at a missing record")
+            }
+            return try body(record)
+        }
+        let limit = untilPosition ?? .max
+        if backward {
+            let start = fromVersion ?? .max
+            for entry in tailEntries.reversed() where entry.version <= start && entry.position <= limit {
+                guard try visit(entry.position) else { return }
+            }
+        }
+        let continueAfterIndexed: Bool = try withBigEndian(number) { key in
             try txn.withCursor(tables.streamEvents) { cursor in
-                var entry: Cursor.Entry?
                 let start = fromVersion ?? (backward ? .max : 1)
-                entry = try StreamEntry.with(version: start, position: 0) { try cursor.seek(key, duplicateAtLeast: $0) }
+                var entry = try StreamEntry.with(version: start, position: 0) { try cursor.seek(key, duplicateAtLeast: $0) }
                 if backward {
                     if let found = entry, StreamEntry.decode(found.value).version > start { entry = try cursor.previousDuplicate() }
-                    if entry == nil, try cursor.find(key) != nil { entry = try cursor.lastDuplicate() }
+                    if entry == nil, try cursor.find(key) != nil, let last = try cursor.lastDuplicate(), StreamEntry.decode(last.value).version <= start {
+                        entry = last
+                    }
                 }
                 while let current = entry {
                     let (_, position) = StreamEntry.decode(current.value)
-                    if let untilPosition, position > untilPosition {
-                        if backward { entry = try cursor.previousDuplicate(); continue } else { return }
+                    if position > limit {
+                        if backward { entry = try cursor.previousDuplicate(); continue } else { return false }
                     }
-                    guard let record = try tables.record(txn, at: position) else {
-                        throw LogError.corruptRecord(position: position, reason: "stream \(quoted(stream)) points at a missing record")
-                    }
-                    guard try body(record) else { return }
+                    guard try visit(position) else { return false }
                     entry = backward ? try cursor.previousDuplicate() : try cursor.nextDuplicate()
                 }
+                return true
+            }
+        }
+        if !backward && continueAfterIndexed {
+            let start = fromVersion ?? 1
+            for entry in tailEntries where entry.version >= start {
+                if entry.position > limit { return }
+                guard try visit(entry.position) else { return }
             }
         }
     }
 
-    static func scanType(_ txn: some TransactionReading, tables: LogTables, type: String, from: UInt64?, backward: Bool,
+    /// A type's events: its indexed positions (B-tree, up to the watermark), then its tail positions.
+    static func scanType(_ txn: some TransactionReading, tables: LogTables, tail: TailView, type: String, from: UInt64?, backward: Bool,
                          untilPosition: UInt64?, _ body: (RecordView) throws -> Bool) throws {
+        let tailPositions = tail.positions(type: type)
+        let limit = untilPosition ?? .max
+        func visit(_ position: UInt64) throws -> Bool {
+            guard let record = try tables.record(txn, at: position) else {
+                throw LogError.corruptRecord(position: position, reason: "type \(quoted(type)) points at a missing record")
+            }
+            return try body(record)
+        }
+        if backward {
+            let start = min(from ?? .max, limit)
+            for position in tailPositions.reversed() where position <= start {
+                guard try visit(position) else { return }
+            }
+        }
         let utf8 = ContiguousArray(type.utf8)
-        try utf8.withUnsafeBytes { key in
+        let continueAfterIndexed: Bool = try utf8.withUnsafeBytes { key in
             try txn.withCursor(tables.typeEvents) { cursor in
-                guard try cursor.find(key) != nil else { return }
-                let start = backward ? min(from ?? .max, untilPosition ?? .max) : (from ?? 1)
+                guard try cursor.find(key) != nil else { return true }
+                let start = backward ? min(from ?? .max, limit) : (from ?? 1)
                 var entry = try withBigEndian(start) { try cursor.seek(key, duplicateAtLeast: $0) }
                 if backward {
                     if let found = entry, keyPosition(found.value) > start { entry = try cursor.previousDuplicate() }
-                    if entry == nil, try cursor.find(key) != nil {
-                        entry = try cursor.lastDuplicate()
-                        if let found = entry, keyPosition(found.value) > start { entry = try cursor.previousDuplicate() }
+                    if entry == nil, try cursor.find(key) != nil, let last = try cursor.lastDuplicate(), keyPosition(last.value) <= start {
+                        entry = last
                     }
                 }
                 while let current = entry {
                     let position = keyPosition(current.value)
-                    if let untilPosition, position > untilPosition, !backward { return }
-                    guard let record = try tables.record(txn, at: position) else {
-                        throw LogError.corruptRecord(position: position, reason: "type \(quoted(type)) points at a missing record")
-                    }
-                    guard try body(record) else { return }
+                    if position > limit, !backward { return false }
+                    guard try visit(position) else { return false }
                     entry = backward ? try cursor.previousDuplicate() : try cursor.nextDuplicate()
                 }
+                return true
+            }
+        }
+        if !backward && continueAfterIndexed {
+            for position in tailPositions where position >= (from ?? 1) {
+                if position > limit { return }
+                guard try visit(position) else { return }
             }
         }
     }
 
-    static func scan(_ txn: some TransactionReading, tables: LogTables, query: ReadQuery, from: UInt64?, _ body: (RecordView) throws -> Bool) throws {
+    static func scan(_ txn: some TransactionReading, tables: LogTables, tail: IndexTail, query: ReadQuery, from: UInt64?,
+                     _ body: (RecordView) throws -> Bool) throws {
         switch query.selection {
         case .all: try scanAll(txn, tables: tables, from: from, backward: query.backward, untilPosition: query.untilPosition, body)
         case .stream(let stream):
-            try scanStream(txn, tables: tables, stream: stream, fromVersion: from, backward: query.backward, untilPosition: query.untilPosition, body)
-        case .type(let type): try scanType(txn, tables: tables, type: type, from: from, backward: query.backward, untilPosition: query.untilPosition, body)
+            try scanStream(txn, tables: tables, tail: try tail.view(txn, tables: tables), stream: stream, fromVersion: from,
+                           backward: query.backward, untilPosition: query.untilPosition, body)
+        case .type(let type):
+            try scanType(txn, tables: tables, tail: try tail.view(txn, tables: tables), type: type, from: from,
+                         backward: query.backward, untilPosition: query.untilPosition, body)
         }
     }
 
@@ -134,6 +177,7 @@ enum LogReading {
 public struct LogSnapshot {
     let txn: ReadTransaction
     let tables: LogTables
+    let tail: IndexTail
 
     public func head() throws -> LogHead { try tables.head(txn) }
 
@@ -143,7 +187,7 @@ public struct LogSnapshot {
     public func forEach(_ query: ReadQuery, _ body: (RecordView) throws -> Bool) throws {
         var remaining = query.limit ?? .max
         guard remaining > 0 else { return }
-        try LogReading.scan(txn, tables: tables, query: query, from: query.from) { record in
+        try LogReading.scan(txn, tables: tables, tail: tail, query: query, from: query.from) { record in
             remaining -= 1
             return try body(record) && remaining > 0
         }
@@ -153,7 +197,7 @@ public struct LogSnapshot {
     public func version(of stream: String) throws -> UInt64 {
         let utf8 = ContiguousArray(stream.utf8)
         guard let number = try utf8.withUnsafeBytes({ try tables.streamNumber(txn, streamUTF8: $0) }) else { return 0 }
-        return try tables.lastVersion(txn, streamNumber: number)?.version ?? 0
+        return try tables.lastVersion(txn, stream: stream, streamNumber: number, tail: try tail.view(txn, tables: tables))
     }
 
     public func position(ofEventID id: UUID) throws -> UInt64? { try tables.position(txn, ofEventID: id) }
@@ -230,7 +274,7 @@ public struct EventReader {
         events.reserveCapacity(chunk)
         let query = self.query
         try log.withSnapshot { snapshot in
-            try LogReading.scan(snapshot.txn, tables: snapshot.tables, query: query, from: from) { record in
+            try LogReading.scan(snapshot.txn, tables: snapshot.tables, tail: snapshot.tail, query: query, from: from) { record in
                 events.append(record.decode())
                 return events.count < chunk
             }

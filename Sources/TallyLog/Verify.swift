@@ -26,8 +26,17 @@ extension EventLog {
     /// with `checkIndexes`, also checks every index entry against the log and counts each index.
     /// Reads in chunks, so memory stays bounded; the check covers the log as of its start.
     public func verify(checkIndexes: Bool = true, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> VerifyReport {
-        let head = try self.head()
+        let (head, watermark) = try withSnapshot { snapshot in
+            let head = try snapshot.head()
+            return (head, try tables.indexedWatermark(snapshot.txn, head: head.position))
+        }
         var report = VerifyReport(head: head)
+        guard watermark <= head.position else {
+            report.problem = VerifyProblem(position: 0, reason: "the indexed watermark \(watermark) is past the last position \(head.position)")
+            return report
+        }
+        /// Last versions of the streams seen after the watermark (at most the tail's size).
+        var tailVersions: [String: UInt64] = [:]
         var chain = Hash.zero
         var frontier = MerkleFrontier()
         var lastTime = Timestamp(microsecondsSinceEpoch: .min)
@@ -76,7 +85,8 @@ extension EventLog {
                             if stored != hash { storedNodeProblem = "the stored Merkle node at level \(level), index \(index) does not match the records" }
                         }
                         if let storedNodeProblem { problem = VerifyProblem(position: position, reason: storedNodeProblem); return }
-                        if checkIndexes, let reason = try indexProblem(txn, record: record, streamsSeen: &streamsSeen) {
+                        if checkIndexes, let reason = try indexProblem(txn, record: record, watermark: watermark,
+                                                                       streamsSeen: &streamsSeen, tailVersions: &tailVersions) {
                             problem = VerifyProblem(position: position, reason: reason)
                             return
                         }
@@ -96,11 +106,14 @@ extension EventLog {
         }
         if chain != head.chainHash { return fail(head.position, "the hash of the last record differs from the head's") }
         if frontier != head.frontier { return fail(head.position, "the Merkle tree recomputed from the records differs from the head's") }
-        if checkIndexes, let reason = try countProblem(head: head, streamsSeen: streamsSeen) { return fail(0, reason) }
+        if checkIndexes, let reason = try countProblem(head: head, watermark: watermark, streamsSeen: streamsSeen) { return fail(0, reason) }
         return report
     }
 
-    private func indexProblem(_ txn: ReadTransaction, record: RecordView, streamsSeen: inout UInt64) throws -> String? {
+    /// Checks the index entries of one record: up to the watermark they must be in the B-trees, after it
+    /// they must not be (the tail holds them); either way the stream's versions must run without gaps.
+    private func indexProblem(_ txn: ReadTransaction, record: RecordView, watermark: UInt64, streamsSeen: inout UInt64,
+                              tailVersions: inout [String: UInt64]) throws -> String? {
         let position = record.position
         guard try tables.position(txn, ofEventID: record.id) == position else {
             return "the event-ids index does not map its id \(record.id) to it"
@@ -112,10 +125,15 @@ extension EventLog {
             streamsSeen += 1
             guard number == streamsSeen else { return "stream \(quoted(record.stream)) starts here but has stream number \(number), not \(streamsSeen)" }
         }
+        let indexed = position <= watermark
         let streamProblem: String? = try withBigEndian(number) { key in
             try txn.withCursor(tables.streamEvents) { cursor in
                 let entry = try StreamEntry.with(version: record.version, position: 0) { try cursor.seek(key, duplicateAtLeast: $0) }
-                guard let entry, StreamEntry.decode(entry.value) == (record.version, position) else {
+                let found = entry.map { StreamEntry.decode($0.value) == (record.version, position) } ?? false
+                if !indexed {
+                    return found ? "the stream-events index has an entry for it, but it is after the indexed watermark \(watermark)" : nil
+                }
+                guard found else {
                     return "the stream-events index has no entry for version \(record.version) of \(quoted(record.stream)) at this position"
                 }
                 let previous = try cursor.previousDuplicate()
@@ -128,23 +146,39 @@ extension EventLog {
             }
         }
         if let streamProblem { return streamProblem }
+        if !indexed {
+            if tailVersions[record.stream] == nil, let last = try tables.lastIndexed(txn, streamNumber: number), last.position > watermark {
+                return "the stream-events index holds position \(last.position) of \(quoted(record.stream)), after the indexed watermark \(watermark)"
+            }
+            let previous = try tailVersions[record.stream] ?? tables.lastIndexed(txn, streamNumber: number)?.version ?? 0
+            guard record.version == previous + 1 else {
+                return "it is version \(record.version) of \(quoted(record.stream)), but the version before it is \(previous)"
+            }
+            tailVersions[record.stream] = record.version
+        }
         let typeFound = try withBigEndian(position) { value in
             try txn.withCursor(tables.typeEvents) { cursor in
                 try cursor.seek(record.typeBytes, duplicateAtLeast: value).map { LogReading.keyPosition($0.value) == position } ?? false
             }
         }
-        guard typeFound else { return "the type-events index has no entry for it under \(quoted(record.type))" }
+        if indexed && !typeFound { return "the type-events index has no entry for it under \(quoted(record.type))" }
+        if !indexed && typeFound { return "the type-events index has an entry for it, but it is after the indexed watermark \(watermark)" }
         return nil
     }
 
-    private func countProblem(head: LogHead, streamsSeen: UInt64) throws -> String? {
+    private func countProblem(head: LogHead, watermark: UInt64, streamsSeen: UInt64) throws -> String? {
         try withSnapshot { snapshot in
             let txn = snapshot.txn
             let n = Int(head.position)
             if try txn.count(tables.events) != n { return "the events table holds \(try txn.count(tables.events)) records; the head says \(n)" }
             if try txn.count(tables.eventIDs) != n { return "the event-ids index has \(try txn.count(tables.eventIDs)) entries for \(n) events" }
-            if try txn.count(tables.streamEvents) != n { return "the stream-events index has \(try txn.count(tables.streamEvents)) entries for \(n) events" }
-            if try txn.count(tables.typeEvents) != n { return "the type-events index has \(try txn.count(tables.typeEvents)) entries for \(n) events" }
+            let indexed = Int(watermark)
+            if try txn.count(tables.streamEvents) != indexed {
+                return "the stream-events index has \(try txn.count(tables.streamEvents)) entries for the \(indexed) events up to the watermark"
+            }
+            if try txn.count(tables.typeEvents) != indexed {
+                return "the type-events index has \(try txn.count(tables.typeEvents)) entries for the \(indexed) events up to the watermark"
+            }
             if try txn.count(tables.streams) != Int(head.streamCount) || streamsSeen != head.streamCount {
                 return "the streams table has \(try txn.count(tables.streams)) streams, the records start \(streamsSeen), and the head says \(head.streamCount)"
             }

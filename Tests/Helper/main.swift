@@ -20,7 +20,10 @@ do {
     switch arguments[1] {
     case "append-loop":
         var random = SplitMix64(seed: UInt64(arguments[3]) ?? 1)
-        let log = try EventLog.open(at: store)
+        // A small index tail, so merges happen (and get killed) during the crash test.
+        var options = LogOptions()
+        options.indexTailEventsMax = 97
+        let log = try EventLog.open(at: store, options: options)
         let ids = EventIDGenerator(seed: random.next())
         var batch: UInt64 = 0
         while true {

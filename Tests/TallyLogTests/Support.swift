@@ -12,13 +12,16 @@ struct Fixture {
     let ids: EventIDGenerator
     let log: EventLog
 
-    init(mapSizeInitialBytes: Int? = nil) throws {
+    /// `indexTailEventsMax` defaults to a tiny 7 so that merges of the index tail happen in every test;
+    /// suites that matter run with the product default too.
+    init(mapSizeInitialBytes: Int? = nil, indexTailEventsMax: UInt64 = 7) throws {
         path = temporaryStorePath()
         clock = ManualClock()
         ids = EventIDGenerator(clock: clock, seed: 42)
         var options = LogOptions()
         options.clock = clock
         options.followPollInterval = .milliseconds(5)
+        options.indexTailEventsMax = indexTailEventsMax
         if let mapSizeInitialBytes { options.mapSizeInitialBytes = mapSizeInitialBytes }
         log = try EventLog.create(at: path, options: options)
     }

@@ -1,0 +1,109 @@
+import Foundation
+import TallyLMDB
+
+/// The stream and type index entries of the events after the indexed watermark, derived from the
+/// records themselves.
+///
+/// Writing a `stream-events` entry per event dirties a random B-tree page per event whenever the
+/// streams being appended to are spread out (open carts, unredeemed vouchers): the trap that costs a
+/// copy-on-write B-tree 10–20×. Instead the writer leaves the newest events unindexed and merges their
+/// entries in sorted bulk every `LogOptions.indexTailEventsMax` events, moving the watermark in the same
+/// transaction. Until then every reader, in any process, gets those entries from this tail: it scans
+/// each record after the watermark once and keeps what it found. A query combines the B-tree (events up
+/// to its snapshot's watermark) with the tail (events after it, up to its snapshot's head), so an event
+/// and its index entries always become visible together, and after a crash there is nothing to repair:
+/// the tail is rebuilt from the records.
+final class IndexTail: @unchecked Sendable {
+    // @unchecked: every field is guarded by `lock`.
+    private let lock = NSLock()
+    /// Entries cover positions in (base, through].
+    private var base: UInt64 = 0
+    private var through: UInt64 = 0
+    private var streams: [String: [StreamVersionPosition]] = [:]
+    private var types: [String: [UInt64]] = [:]
+
+    /// The entries a snapshot sees: positions in (watermark, head].
+    func view(_ txn: some TransactionReading, tables: LogTables) throws -> TailView {
+        let head = try tables.head(txn).position
+        let watermark = try tables.indexedWatermark(txn, head: head)
+        if watermark == head { return TailView(watermark: watermark, head: head, streams: [:], types: [:]) }
+        return try lock.withLock {
+            if watermark < base {
+                // A snapshot older than a merge this tail has already seen: build its entries apart.
+                var scratch = (streams: [String: [StreamVersionPosition]](), types: [String: [UInt64]]())
+                try Self.scan(txn, tables: tables, after: watermark, through: head, into: &scratch.streams, &scratch.types)
+                return TailView(watermark: watermark, head: head, streams: scratch.streams, types: scratch.types)
+            }
+            if watermark > base {
+                // The writer merged entries into the B-trees: drop them here.
+                streams = streams.compactMapValues { entries in
+                    let kept = entries.drop { $0.position <= watermark }
+                    return kept.isEmpty ? nil : Array(kept)
+                }
+                types = types.compactMapValues { positions in
+                    let kept = positions.drop { $0 <= watermark }
+                    return kept.isEmpty ? nil : Array(kept)
+                }
+                base = watermark
+                through = max(through, watermark)
+            }
+            if through < head {
+                try Self.scan(txn, tables: tables, after: through, through: head, into: &streams, &types)
+                through = head
+            }
+            return TailView(watermark: watermark, head: head, streams: streams, types: types)
+        }
+    }
+
+    /// Adds the entries of records (after, through] to the maps.
+    static func scan(_ txn: some TransactionReading, tables: LogTables, after: UInt64, through: UInt64,
+                     into streams: inout [String: [StreamVersionPosition]], _ types: inout [String: [UInt64]]) throws {
+        guard after < through else { return }
+        try LogReading.scanAll(txn, tables: tables, from: after + 1, backward: false, untilPosition: through) { record in
+            streams[record.stream, default: []].append(StreamVersionPosition(version: record.version, position: record.position))
+            types[record.type, default: []].append(record.position)
+            return true
+        }
+    }
+}
+
+struct StreamVersionPosition: Sendable, Equatable {
+    var version: UInt64
+    var position: UInt64
+}
+
+/// The tail's entries as one snapshot sees them: positions in (watermark, head].
+struct TailView {
+    let watermark: UInt64
+    let head: UInt64
+    fileprivate let streams: [String: [StreamVersionPosition]]
+    fileprivate let types: [String: [UInt64]]
+
+    /// The stream's entries after the watermark, by version.
+    func entries(stream: String) -> ArraySlice<StreamVersionPosition> {
+        guard let all = streams[stream] else { return [] }
+        let end = all.partitionPoint { $0.position > head }
+        return all[..<end]
+    }
+
+    /// The type's positions after the watermark.
+    func positions(type: String) -> ArraySlice<UInt64> {
+        guard let all = types[type] else { return [] }
+        return all[..<all.partitionPoint { $0 > head }]
+    }
+}
+
+extension Collection {
+    /// The index of the first element for which `belongs` is true, in a collection where every element
+    /// for which it is true follows every one for which it is false.
+    func partitionPoint(_ belongs: (Element) -> Bool) -> Index {
+        var low = startIndex
+        var count = self.count
+        while count > 0 {
+            let half = count / 2
+            let middle = index(low, offsetBy: half)
+            if belongs(self[middle]) { count = half } else { low = index(after: middle); count -= half + 1 }
+        }
+        return low
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+@testable import TallyLog
+
+/// The stream and type indexes are split between the B-trees (up to the indexed watermark) and the
+/// tail (after it). These tests read across that boundary, with merges at several intervals.
+@Suite struct IndexTailTests {
+    /// 2,500 events in batches of 100 over 4 streams and 2 types.
+    static func fixture(tail: UInt64) throws -> Fixture {
+        let fixture = try Fixture(indexTailEventsMax: tail)
+        for batch in 0..<25 {
+            let events = (0..<100).map { index in
+                let number = batch * 100 + index
+                return fixture.event("s-\(number % 4)", number % 2 == 0 ? "Even" : "Odd", "{\"i\":\(number)}")
+            }
+            try fixture.log.append(AppendRequest(events: events))
+        }
+        return fixture
+    }
+
+    @Test(arguments: [UInt64(1), 7, 1000, LogTables.indexTailEventsMaxDefault])
+    func readsAcrossTheWatermarkMatchTheLog(tail: UInt64) throws {
+        let fixture = try Self.fixture(tail: tail)
+        let watermark = try fixture.log.withSnapshot { try fixture.log.tables.indexedWatermark($0.txn, head: 2500) }
+        // The watermark moved exactly when the tail reached its size.
+        #expect(watermark == (tail <= 100 ? 2500 : tail == 1000 ? 2000 : 0))
+        let all = try fixture.readAll()
+        for stream in 0..<4 {
+            let expected = all.filter { $0.stream == "s-\(stream)" }
+            #expect(try fixture.readAll(ReadQuery(.stream("s-\(stream)"))) == expected)
+            #expect(try fixture.readAll(ReadQuery(.stream("s-\(stream)"), backward: true)) == expected.reversed())
+            #expect(try fixture.readAll(ReadQuery(.stream("s-\(stream)"), from: 480, limit: 40)).map(\.version) == Array(480..<520))
+            #expect(try fixture.readAll(ReadQuery(.stream("s-\(stream)"), from: 520, backward: true, limit: 40)).map(\.version) == Array((481...520).reversed()))
+            #expect(try fixture.readAll(ReadQuery(.stream("s-\(stream)"), untilPosition: 2100)) == expected.filter { $0.position <= 2100 })
+            #expect(try fixture.log.withSnapshot { try $0.version(of: "s-\(stream)") } == 625)
+        }
+        for type in ["Even", "Odd"] {
+            let expected = all.filter { $0.type == type }
+            #expect(try fixture.readAll(ReadQuery(.type(type))) == expected)
+            #expect(try fixture.readAll(ReadQuery(.type(type), backward: true)) == expected.reversed())
+            #expect(try fixture.readAll(ReadQuery(.type(type), from: 1990, limit: 20)) == Array(expected.filter { $0.position >= 1990 }.prefix(20)))
+            #expect(try fixture.readAll(ReadQuery(.type(type), from: 2010, backward: true, limit: 20))
+                    == Array(expected.filter { $0.position <= 2010 }.reversed().prefix(20)))
+        }
+        #expect(try fixture.log.verify().isSound)
+        // Expected-version checks see the tail too.
+        #expect(throws: LogError.wrongExpectedVersion(stream: "s-1", expected: .exact(624), actual: 625)) {
+            try fixture.append("s-1", expected: .exact(624))
+        }
+    }
+
+    @Test func aSnapshotOlderThanAMergeStillSeesItsOwnTail() throws {
+        let fixture = try Fixture(indexTailEventsMax: 10)
+        for _ in 0..<5 { try fixture.append("s") }
+        try fixture.log.withSnapshot { old in
+            #expect(try old.version(of: "s") == 5)
+            // Meanwhile the log grows past a merge, and a newer snapshot moves the shared tail on.
+            for _ in 0..<20 { try fixture.append("s") }
+            let newer = try fixture.log.withSnapshot { try $0.version(of: "s") }
+            #expect(newer == 25)
+            // The old snapshot still answers as of its own moment.
+            #expect(try old.version(of: "s") == 5)
+            var versions: [UInt64] = []
+            try old.forEach(ReadQuery(.stream("s"))) { versions.append($0.version); return true }
+            #expect(versions == [1, 2, 3, 4, 5])
+        }
+    }
+
+    @Test func reopeningRebuildsTheTailFromTheRecords() throws {
+        let fixture = try Fixture(indexTailEventsMax: 1000)
+        for index in 0..<30 { try fixture.append("s-\(index % 3)") }
+        fixture.log.close()
+        var options = LogOptions()
+        options.readOnly = true
+        // The merge has not happened (30 < 1,000): a fresh instance knows the streams from the records alone.
+        let reopened = try EventLog.open(at: fixture.path, options: options)
+        var reader = reopened.read(ReadQuery(.stream("s-2")))
+        var versions: [UInt64] = []
+        try reader.forEach { versions.append($0.version) }
+        #expect(versions == Array(1...10))
+        #expect(try reopened.verify().isSound)
+    }
+
+    @Test func verifyFindsAnIndexEntryThatShouldStillBeInTheTail() throws {
+        let fixture = try Fixture(indexTailEventsMax: 1000)
+        for _ in 0..<3 { try fixture.append("s") }
+        // Forge a B-tree entry for an event after the watermark.
+        try fixture.log.environment.write { txn in
+            try withBigEndian(1) { key in
+                try StreamEntry.with(version: 3, position: 3) { try txn.put(fixture.log.tables.streamEvents, key: key, value: $0) }
+            }
+        }
+        let report = try fixture.log.verify()
+        #expect(!report.isSound)
+        #expect(report.problem?.reason.contains("position 3 of \"s\", after the indexed watermark 0") == true, "\(String(describing: report.problem))")
+    }
+}
+
+@Suite struct WriterCacheTests {
+    /// Map growth aborts and reruns a transaction: the writer's stream cache and pending index entries
+    /// must come back to the last commit, or later expected versions and merges would be wrong.
+    @Test func growingTheMapManyTimesKeepsTheWritersStateExact() throws {
+        let fixture = try Fixture(mapSizeInitialBytes: 64 << 10, indexTailEventsMax: 5)
+        var versions: [String: UInt64] = [:]
+        var random = SplitMix64(seed: 99)
+        for _ in 0..<150 {
+            let stream = "s-\(random.next() % 12)"
+            let count = Int(random.next() % 6) + 1
+            let events = (0..<count).map { _ in fixture.event(stream, "T", "{\"pad\":\"\(String(repeating: "x", count: 1500))\"}") }
+            let result = try fixture.append(stream, events, expected: .exact(versions[stream] ?? 0))
+            versions[stream, default: 0] += UInt64(count)
+            #expect(result.streamVersions[stream] == versions[stream])
+        }
+        #expect(fixture.log.environment.info().mapSizeBytes > 64 << 10)
+        let report = try fixture.log.verify()
+        #expect(report.isSound, "\(String(describing: report.problem))")
+        for (stream, version) in versions {
+            #expect(try fixture.readAll(ReadQuery(.stream(stream))).map(\.version) == Array(1...version))
+        }
+    }
+}
