@@ -6,21 +6,23 @@ import TallyMerkle
 /// so the writer only copies bytes and hashes a fixed 109-byte leaf.
 struct PreparedEvent: Sendable {
     let event: ProposedEvent
-    let streamUTF8: ContiguousArray<UInt8>
-    let typeUTF8: ContiguousArray<UInt8>
-    let actorUTF8: ContiguousArray<UInt8>
     let body: [UInt8]
     let bodyDigest: Hash
     let flags: UInt8
+    /// Where the event type's UTF-8 lies in `body`.
+    let typeRange: Range<Int>
 
     init(_ event: ProposedEvent) {
         self.event = event
-        streamUTF8 = ContiguousArray(event.stream.utf8)
-        typeUTF8 = ContiguousArray(event.type.utf8)
-        actorUTF8 = ContiguousArray(event.actor.utf8)
-        body = RecordCodec.encodeBody(event, streamUTF8: streamUTF8, typeUTF8: typeUTF8, actorUTF8: actorUTF8)
+        let encoded = RecordCodec.encodeBody(event)
+        body = encoded.body
+        typeRange = encoded.type
         bodyDigest = body.withUnsafeBytes { sha256($0) }
         flags = RecordCodec.flags(of: event)
+    }
+
+    func withTypeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try self.body.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[typeRange])) }
     }
 }
 
@@ -29,35 +31,58 @@ struct PreparedBatch: Sendable {
     let events: [PreparedEvent]
     let expectations: [String: ExpectedVersion]
 
+    /// Batches at least this long are prepared on two threads: encoding and hashing bodies is most of
+    /// an appender's work, and the writer is idle while a single caller prepares.
+    static let parallelPreparationEventsMin = 256
+
     init(_ request: AppendRequest) throws {
         guard !request.events.isEmpty else { throw LogError.emptyBatch }
+        guard request.events.count <= Limits.batchEventsMax else { throw LogError.batchTooLarge(events: request.events.count, bytes: 0) }
         var ids = Set<UUID>(minimumCapacity: request.events.count)
-        var bytes = 0
-        var prepared = [PreparedEvent]()
-        prepared.reserveCapacity(request.events.count)
         for event in request.events {
             guard ids.insert(event.id).inserted else { throw LogError.duplicateEventIDInBatch(event.id) }
-            try Validation.streamID(event.stream)
-            try Validation.eventType(event.type)
-            try Validation.actor(event.actor)
-            guard event.schemaVersion >= 1 else { throw LogError.invalidSchemaVersion(event.schemaVersion) }
-            guard event.metadata.count <= Limits.metadataBytesMax else {
-                throw LogError.invalidMetadata(reason: "\(event.metadata.count) bytes, over the limit of \(Limits.metadataBytesMax)")
-            }
-            guard event.payload.count <= Limits.payloadBytesMax else {
-                throw LogError.payloadTooLarge(eventID: event.id, bytes: event.payload.count, bytesMax: Limits.payloadBytesMax)
-            }
-            let item = PreparedEvent(event)
-            bytes += item.body.count + RecordCodec.headerBytes + Hash.byteCount
-            prepared.append(item)
         }
-        guard prepared.count <= Limits.batchEventsMax, bytes <= Limits.batchBytesMax else {
-            throw LogError.batchTooLarge(events: prepared.count, bytes: bytes)
+        let events = request.events
+        let prepared: [PreparedEvent]
+        if events.count >= Self.parallelPreparationEventsMin {
+            // Two halves at once; the first error in event order wins, as it would sequentially.
+            let halves = [0..<(events.count / 2), (events.count / 2)..<events.count]
+            let results = PreparationSlots(count: 2)
+            DispatchQueue.concurrentPerform(iterations: 2) { half in
+                results.set(half, Result { try halves[half].map { try Self.prepare(events[$0]) } })
+            }
+            prepared = try results.values[0].get() + results.values[1].get()
+        } else {
+            prepared = try events.map(Self.prepare)
         }
+        let bytes = prepared.reduce(0) { $0 + $1.body.count + RecordCodec.headerBytes + Hash.byteCount }
+        guard bytes <= Limits.batchBytesMax else { throw LogError.batchTooLarge(events: prepared.count, bytes: bytes) }
         for stream in request.expectations.keys { try Validation.streamID(stream) }
-        events = prepared
+        self.events = prepared
         expectations = request.expectations
     }
+
+    private static func prepare(_ event: ProposedEvent) throws -> PreparedEvent {
+        try Validation.streamID(event.stream)
+        try Validation.eventType(event.type)
+        try Validation.actor(event.actor)
+        guard event.schemaVersion >= 1 else { throw LogError.invalidSchemaVersion(event.schemaVersion) }
+        guard event.metadata.count <= Limits.metadataBytesMax else {
+            throw LogError.invalidMetadata(reason: "\(event.metadata.count) bytes, over the limit of \(Limits.metadataBytesMax)")
+        }
+        guard event.payload.count <= Limits.payloadBytesMax else {
+            throw LogError.payloadTooLarge(eventID: event.id, bytes: event.payload.count, bytesMax: Limits.payloadBytesMax)
+        }
+        return PreparedEvent(event)
+    }
+}
+
+/// The two halves' results of a parallel preparation, each written by one thread.
+private final class PreparationSlots: @unchecked Sendable {
+    // @unchecked: slot i is written only by iteration i; `values` is read after concurrentPerform returns.
+    var values: [Result<[PreparedEvent], any Error>]
+    init(count: Int) { values = Array(repeating: .success([]), count: count) }
+    func set(_ index: Int, _ value: Result<[PreparedEvent], any Error>) { values[index] = value }
 }
 
 enum Validation {
@@ -117,7 +142,17 @@ final class StreamCache: @unchecked Sendable {
     private var pendingIndexCommitted = 0
     /// The current transaction merged the pending entries into the B-trees: drop them when it commits.
     var pendingIndexMerged = false
+    /// Event types numbered for this writer, so a pending entry holds an integer, not a copy of its type.
+    private var typeIDs: [String: Int] = [:]
+    private(set) var typeNames: [ContiguousArray<UInt8>] = []
     static let entriesMax = 1 << 18
+
+    func typeID(_ type: String, bytes: UnsafeRawBufferPointer) -> Int {
+        if let id = typeIDs[type] { return id }
+        typeNames.append(ContiguousArray(bytes))
+        typeIDs[type] = typeNames.count - 1
+        return typeNames.count - 1
+    }
 
     func set(_ stream: String, _ state: StreamState, previous: StreamState?) {
         undo.append((stream, previous))
@@ -154,7 +189,8 @@ struct PendingIndexEntry {
     var streamNumber: UInt64
     var version: UInt64
     var position: UInt64
-    var typeUTF8: ContiguousArray<UInt8>
+    /// The writer's own number for the event type (see `StreamCache.typeID`).
+    var typeID: Int
 }
 
 /// Everything one write transaction does: it decides each batch against the log's state (which
@@ -196,9 +232,10 @@ struct AppendSession {
     /// The stream's state, from the cache or the tables (then cached); nil for a new stream. Every
     /// stream this transaction wrote is in the cache (it is never emptied mid-transaction), so a miss
     /// only needs the committed log: the B-tree and the tail.
-    mutating func streamState(_ stream: String, utf8: ContiguousArray<UInt8>) throws -> StreamState? {
+    mutating func streamState(_ stream: String) throws -> StreamState? {
         if let state = streams.states[stream] { return state }
-        guard let number = try utf8.withUnsafeBytes({ try tables.streamNumber(txn, streamUTF8: $0) }) else { return nil }
+        var key = stream
+        guard let number = try key.withUTF8({ try tables.streamNumber(txn, streamUTF8: UnsafeRawBufferPointer($0)) }) else { return nil }
         if committedTail == nil { committedTail = try tail.view(txn, tables: tables) }
         let state = StreamState(number: number, version: try tables.lastVersion(txn, stream: stream, streamNumber: number, tail: committedTail!))
         streams.set(stream, state, previous: nil)
@@ -215,7 +252,7 @@ struct AppendSession {
     mutating func apply(_ batch: PreparedBatch) throws -> Result<AppendResult, LogError> {
         if let outcome = try idempotencyOutcome(batch) { return outcome }
         for (stream, expected) in batch.expectations {
-            let current = try streamState(stream, utf8: ContiguousArray(stream.utf8))?.version ?? 0
+            let current = try streamState(stream)?.version ?? 0
             if !expected.admits(current) { return .failure(.wrongExpectedVersion(stream: stream, expected: expected, actual: current)) }
         }
         let recordedAt = max(clock.now(), head.lastRecordedAt)
@@ -267,15 +304,16 @@ struct AppendSession {
         let event = prepared.event
         let position = head.position + 1
         var state: StreamState
-        let previousState = try streamState(event.stream, utf8: prepared.streamUTF8)
+        let previousState = try streamState(event.stream)
         if let existing = previousState {
             state = existing
         } else {
             head.streamCount += 1
             state = StreamState(number: head.streamCount, version: 0)
             var number = state.number.littleEndian
-            let inserted = try prepared.streamUTF8.withUnsafeBytes { key in
-                try withUnsafeBytes(of: &number) { try txn.insert(tables.streams, key: key, value: $0) }
+            var stream = event.stream
+            let inserted = try stream.withUTF8 { key in
+                try withUnsafeBytes(of: &number) { try txn.insert(tables.streams, key: UnsafeRawBufferPointer(key), value: $0) }
             }
             if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.stream)) is in the streams table but was not found") }
         }
@@ -303,8 +341,8 @@ struct AppendSession {
             }
         }
         // The stream and type index entries go to the tail (see IndexTail): merged in bulk later.
-        streams.pendingIndex.append(PendingIndexEntry(streamNumber: state.number, version: state.version, position: position,
-                                                      typeUTF8: prepared.typeUTF8))
+        let typeID = prepared.withTypeBytes { streams.typeID(event.type, bytes: $0) }
+        streams.pendingIndex.append(PendingIndexEntry(streamNumber: state.number, version: state.version, position: position, typeID: typeID))
         try withBigEndian(position) { value in
             var id = event.id.uuid
             try withUnsafeBytes(of: &id) { key in
@@ -331,10 +369,13 @@ struct AppendSession {
     mutating func mergeIndexTailIfDue() throws {
         let watermark = try tables.indexedWatermark(txn, head: committedPosition)
         guard head.position - watermark >= indexTailEventsMax else { return }
-        var entries = streams.pendingIndex
-        if streams.pendingIndexMerged || entries.count != Int(head.position - watermark) || entries.first?.position != watermark + 1 {
+        let entries: [PendingIndexEntry]
+        let pending = streams.pendingIndex
+        if streams.pendingIndexMerged || pending.count != Int(head.position - watermark) || pending.first?.position != watermark + 1 {
             // Another process wrote part of the tail, or this writer started with a tail: read it back.
             entries = try scanTail(after: watermark)
+        } else {
+            entries = pending
         }
         var streamEntries = entries.map { (number: $0.streamNumber, version: $0.version, position: $0.position) }
         streamEntries.sort { ($0.number, $0.version) < ($1.number, $1.version) }
@@ -348,11 +389,15 @@ struct AppendSession {
                 }
             }
         }
-        // Grouped by type, in position order within each: every put appends to its type's duplicates.
-        entries.sort { $0.typeUTF8.lexicographicallyPrecedes($1.typeUTF8) || ($0.typeUTF8 == $1.typeUTF8 && $0.position < $1.position) }
-        for entry in entries {
-            try entry.typeUTF8.withUnsafeBytes { key in
-                try withBigEndian(entry.position) { try txn.put(tables.typeEvents, key: key, value: $0, flags: .appendDuplicate) }
+        // Grouped by type, in position order within each (entries are in position order): every put
+        // appends to its type's duplicates.
+        var positionsByType = [[UInt64]](repeating: [], count: streams.typeNames.count)
+        for entry in entries { positionsByType[entry.typeID].append(entry.position) }
+        for (typeID, positions) in positionsByType.enumerated() where !positions.isEmpty {
+            try streams.typeNames[typeID].withUnsafeBytes { key in
+                for position in positions {
+                    try withBigEndian(position) { try txn.put(tables.typeEvents, key: key, value: $0, flags: .appendDuplicate) }
+                }
             }
         }
         var indexed = head.position.littleEndian
@@ -371,7 +416,7 @@ struct AppendSession {
             guard let number else { throw LogError.corruptRecord(position: record.position, reason: "its stream is missing from the streams table") }
             numbers[stream] = number
             entries.append(PendingIndexEntry(streamNumber: number, version: record.version, position: record.position,
-                                             typeUTF8: ContiguousArray(record.typeBytes)))
+                                             typeID: streams.typeID(record.type, bytes: record.typeBytes)))
             return true
         }
         return entries

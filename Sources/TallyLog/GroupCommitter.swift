@@ -179,7 +179,7 @@ public struct WriterView {
 
     /// The stream's current version (0 if it has no events).
     public mutating func version(of stream: String) throws -> UInt64 {
-        try session.streamState(stream, utf8: ContiguousArray(stream.utf8))?.version ?? 0
+        try session.streamState(stream)?.version ?? 0
     }
 
     /// Calls `body` with each event of `stream` from `fromVersion` on, in order, until it returns false:

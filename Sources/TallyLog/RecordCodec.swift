@@ -42,17 +42,20 @@ public enum RecordCodec {
         (event.correlationID != nil ? flagCorrelation : 0) | (event.causationID != nil ? flagCausation : 0)
     }
 
-    /// The body of `event`'s record: everything but the header and the hash.
-    static func encodeBody(_ event: ProposedEvent, streamUTF8: ContiguousArray<UInt8>, typeUTF8: ContiguousArray<UInt8>,
-                           actorUTF8: ContiguousArray<UInt8>) -> [UInt8] {
-        let size = varintSize(streamUTF8.count) + streamUTF8.count + varintSize(typeUTF8.count) + typeUTF8.count
-            + varintSize(actorUTF8.count) + actorUTF8.count + (event.correlationID != nil ? 16 : 0) + (event.causationID != nil ? 16 : 0)
+    /// The body of `event`'s record (everything but the header and the hash), and where its stream id and
+    /// event type lie in it.
+    static func encodeBody(_ event: ProposedEvent) -> (body: [UInt8], stream: Range<Int>, type: Range<Int>) {
+        var (stream, type, actor) = (event.stream, event.type, event.actor)
+        let size = varintSize(stream.utf8.count) + stream.utf8.count + varintSize(type.utf8.count) + type.utf8.count
+            + varintSize(actor.utf8.count) + actor.utf8.count + (event.correlationID != nil ? 16 : 0) + (event.causationID != nil ? 16 : 0)
             + varintSize(event.metadata.count) + event.metadata.count + varintSize(event.payload.count) + event.payload.count
-        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+        var streamRange = 0..<0, typeRange = 0..<0
+        let body = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
             var writer = ByteWriter(UnsafeMutableRawBufferPointer(buffer))
-            writer.lengthPrefixed(streamUTF8)
-            writer.lengthPrefixed(typeUTF8)
-            writer.lengthPrefixed(actorUTF8)
+            // Native strings are contiguous UTF-8: withUTF8 hands out their bytes without a copy.
+            streamRange = stream.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
+            typeRange = type.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
+            _ = actor.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
             if let correlation = event.correlationID { writer.uuid(correlation) }
             if let causation = event.causationID { writer.uuid(causation) }
             writer.lengthPrefixed(event.metadata)
@@ -60,6 +63,7 @@ public enum RecordCodec {
             precondition(writer.offset == size, "record body size mismatch")
             count = size
         }
+        return (body, streamRange, typeRange)
     }
 
     /// The record's hash (see the type's documentation). `header` is the record's first 36 bytes.
@@ -178,12 +182,12 @@ public struct RecordView {
 
     /// Why the stored content differs from a new event with the same id (the idempotency check), or nil.
     func difference(from prepared: PreparedEvent) -> String? {
-        if schemaVersion != prepared.event.schemaVersion { return "with schema version \(schemaVersion), not \(prepared.event.schemaVersion)" }
-        if bodyBytes.elementsEqual(prepared.body) { return nil }
         let event = prepared.event
-        if !streamBytes.elementsEqual(prepared.streamUTF8) { return "in stream \(quoted(stream)), not \(quoted(event.stream))" }
-        if !typeBytes.elementsEqual(prepared.typeUTF8) { return "with type \(quoted(type)), not \(quoted(event.type))" }
-        if !bytes[actorRange].elementsEqual(prepared.actorUTF8) { return "with actor \(quoted(actor)), not \(quoted(event.actor))" }
+        if schemaVersion != event.schemaVersion { return "with schema version \(schemaVersion), not \(event.schemaVersion)" }
+        if bodyBytes.elementsEqual(prepared.body) { return nil }
+        if stream != event.stream { return "in stream \(quoted(stream)), not \(quoted(event.stream))" }
+        if type != event.type { return "with type \(quoted(type)), not \(quoted(event.type))" }
+        if actor != event.actor { return "with actor \(quoted(actor)), not \(quoted(event.actor))" }
         if correlationID != event.correlationID { return "with another correlation id" }
         if causationID != event.causationID { return "with another causation id" }
         if !metadataBytes.elementsEqual(event.metadata) { return "with other metadata" }
@@ -214,9 +218,13 @@ struct ByteWriter {
         UnsafeMutableRawBufferPointer(rebasing: out[offset..<(offset + source.count)]).copyMemory(from: source)
         offset += source.count
     }
-    mutating func lengthPrefixed(_ source: ContiguousArray<UInt8>) {
+    /// Writes a length and the bytes; returns where the bytes went.
+    @discardableResult
+    mutating func lengthPrefixed(_ source: UnsafeRawBufferPointer) -> Range<Int> {
         varint(source.count)
-        source.withUnsafeBytes { bytes($0) }
+        let start = offset
+        bytes(source)
+        return start..<offset
     }
     mutating func lengthPrefixed(_ source: Data) {
         varint(source.count)
