@@ -140,8 +140,9 @@ final class StreamCache: @unchecked Sendable {
     /// What the current transaction changed: the previous state of each stream it touched.
     private var undo: [(stream: String, previous: StreamState?)] = []
     private var pendingIndexCommitted = 0
-    /// The current transaction merged the pending entries into the B-trees: drop them when it commits.
-    var pendingIndexMerged = false
+    /// The current transaction merged the first `mergedPrefix` pending entries into the B-trees: drop
+    /// them when it commits.
+    var mergedPrefix = 0
     /// Event types numbered for this writer, so a pending entry holds an integer, not a copy of its type.
     private var typeIDs: [String: Int] = [:]
     private(set) var typeNames: [ContiguousArray<UInt8>] = []
@@ -162,8 +163,8 @@ final class StreamCache: @unchecked Sendable {
     /// The transaction committed: its changes stay.
     func commit() {
         undo.removeAll(keepingCapacity: true)
-        if pendingIndexMerged { pendingIndex.removeAll(keepingCapacity: true) }
-        pendingIndexMerged = false
+        pendingIndex.removeFirst(min(mergedPrefix, pendingIndex.count))
+        mergedPrefix = 0
         pendingIndexCommitted = pendingIndex.count
     }
 
@@ -171,8 +172,9 @@ final class StreamCache: @unchecked Sendable {
     func rollBack() {
         for (stream, previous) in undo.reversed() { states[stream] = previous }
         undo.removeAll(keepingCapacity: true)
-        pendingIndex.removeSubrange(pendingIndexCommitted...)
-        pendingIndexMerged = false
+        pendingIndex.removeSubrange(min(pendingIndexCommitted, pendingIndex.count)...)
+        mergedPrefix = 0
+        // A replacement made by the abandoned run was kept only up to the committed events: still exact.
     }
 
     func removeAll() {
@@ -180,7 +182,14 @@ final class StreamCache: @unchecked Sendable {
         pendingIndex.removeAll(keepingCapacity: true)
         undo.removeAll(keepingCapacity: true)
         pendingIndexCommitted = 0
-        pendingIndexMerged = false
+        mergedPrefix = 0
+    }
+
+    /// Replaces the pending entries with the tail read back from the records; the first `committed` of
+    /// them are committed events, the rest the current transaction's.
+    func replacePendingIndex(_ entries: [PendingIndexEntry], committed: Int) {
+        pendingIndex = entries
+        pendingIndexCommitted = committed
     }
 }
 
@@ -364,19 +373,23 @@ struct AppendSession {
         try mergeIndexTailIfDue()
     }
 
-    /// When the tail holds `indexTailEventsMax` events (an option of the log), writes their stream and type entries into the
-    /// B-trees in key order, so each page is copied once for many entries, and moves the watermark.
+    /// Once the tail holds `indexTailEventsMax` events (an option of the log), merges its oldest slice
+    /// into the B-trees in key order, so each page is copied once for many entries, and moves the
+    /// watermark past it. A slice is an eighth of `indexTailEventsMax` (4,096 events by default), and
+    /// never fewer than this transaction appended, so the tail cannot outgrow the merges: merging the
+    /// whole tail at once would stall one transaction's callers for tens of milliseconds.
     mutating func mergeIndexTailIfDue() throws {
         let watermark = try tables.indexedWatermark(txn, head: committedPosition)
         guard head.position - watermark >= indexTailEventsMax else { return }
-        let entries: [PendingIndexEntry]
-        let pending = streams.pendingIndex
-        if streams.pendingIndexMerged || pending.count != Int(head.position - watermark) || pending.first?.position != watermark + 1 {
-            // Another process wrote part of the tail, or this writer started with a tail: read it back.
-            entries = try scanTail(after: watermark)
-        } else {
-            entries = pending
+        let sliceEvents = max(indexTailEventsMax / 8, head.position - committedPosition, 1)
+        let sliceEnd = min(head.position, watermark + sliceEvents)
+        // The pending entries must be exactly the tail, in position order; if another process wrote
+        // part of it, or this writer started with a tail, they are read back from the records once.
+        if streams.pendingIndex.count != Int(head.position - watermark) || streams.pendingIndex.first?.position != watermark + 1 {
+            let scanned = try scanTail(after: watermark, through: head.position)
+            streams.replacePendingIndex(scanned, committed: scanned.partitionPoint { $0.position > committedPosition })
         }
+        let entries = streams.pendingIndex[..<Int(sliceEnd - watermark)]
         var streamEntries = entries.map { (number: $0.streamNumber, version: $0.version, position: $0.position) }
         streamEntries.sort { ($0.number, $0.version) < ($1.number, $1.version) }
         var numberMax = try txn.withCursor(tables.streamEvents) { try $0.last().map { UInt64(bigEndian: $0.key.loadUnaligned(as: UInt64.self)) } } ?? 0
@@ -400,16 +413,16 @@ struct AppendSession {
                 }
             }
         }
-        var indexed = head.position.littleEndian
+        var indexed = sliceEnd.littleEndian
         try withUnsafeBytes(of: &indexed) { try txn.put(tables.meta, key: MetaKey.indexed, value: $0) }
-        streams.pendingIndexMerged = true
+        streams.mergedPrefix = entries.count
     }
 
-    /// The index entries of the records after `watermark`, read from the records.
-    private func scanTail(after watermark: UInt64) throws -> [PendingIndexEntry] {
+    /// The index entries of the records in (watermark, through], read from the records.
+    private func scanTail(after watermark: UInt64, through: UInt64) throws -> [PendingIndexEntry] {
         var entries: [PendingIndexEntry] = []
         var numbers: [String: UInt64] = [:]
-        try LogReading.scanAll(txn, tables: tables, from: watermark + 1, backward: false, untilPosition: head.position) { record in
+        try LogReading.scanAll(txn, tables: tables, from: watermark + 1, backward: false, untilPosition: through) { record in
             let stream = record.stream
             var number = numbers[stream] ?? streams.states[stream]?.number
             if number == nil { number = try tables.streamNumber(txn, streamUTF8: record.streamBytes) }
