@@ -50,6 +50,6 @@ let package = Package(
         .testTarget(name: "TallyMerkleTests", dependencies: ["TallyMerkle"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TallyLogTests", dependencies: ["TallyLog", "tally-test-helper", "TallyTestSupport"]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "tally", "TallyTestSupport"]),
-        .testTarget(name: "TallyDomainTests", dependencies: ["TallyDomain"]),
+        .testTarget(name: "TallyDomainTests", dependencies: ["TallyDomain", "TallyTestSupport"]),
     ]
 )

@@ -1,0 +1,186 @@
+import Foundation
+import TallyLog
+
+/// Why a command was refused. Each reason is its own stable code; the message is for people.
+public enum RejectionCode: String, Codable, Sendable, CaseIterable {
+    case notAuthorized
+    case invalidField
+    case nonPositiveAmount
+    case currencyMismatch
+    case boothAlreadyRegistered
+    case boothNotFound
+    case operatorNotAssigned
+    case voucherAlreadyIssued
+    case voucherNotFound
+    case voucherAlreadyRedeemed
+    case saleExceedsVoucher
+}
+
+/// A refused command: nothing was appended.
+public struct Rejection: Error, Equatable, Sendable, Codable, CustomStringConvertible {
+    public var code: RejectionCode
+    public var message: String
+
+    public init(_ code: RejectionCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// Every command of the domain.
+public enum Command: Sendable, Codable, Equatable {
+    case registerBooth(boothID: String, name: String, location: String)
+    case assignOperator(boothID: String, operatorID: String, operatorName: String)
+    case issueVoucher(voucherID: String, amount: Money, buyerEmail: String)
+    case redeemVoucher(voucherID: String, boothID: String, saleID: String, saleAmount: Money)
+
+    public var name: String {
+        switch self {
+        case .registerBooth: "registerBooth"
+        case .assignOperator: "assignOperator"
+        case .issueVoucher: "issueVoucher"
+        case .redeemVoucher: "redeemVoucher"
+        }
+    }
+}
+
+/// A command with its id (retrying the same id returns the first result and appends nothing) and
+/// who issues it.
+public struct CommandEnvelope: Sendable, Codable, Equatable {
+    public var id: UUID
+    public var actor: Actor
+    public var command: Command
+
+    public init(id: UUID, actor: Actor, command: Command) {
+        self.id = id
+        self.actor = actor
+        self.command = command
+    }
+}
+
+/// What a command decided: the events to append, and the stream versions the decision read.
+public struct Decision: Sendable {
+    public var events: [Emitted]
+    public var expectations: [String: ExpectedVersion]
+}
+
+/// Read access to the streams a decision needs. The log's `WriterView` provides it inside the
+/// writer's transaction; tests use `MemoryStreams`.
+public protocol StreamReading {
+    /// Calls `body` with the type and payload of each event of `stream`, in order; returns its version.
+    mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64
+}
+
+extension WriterView: StreamReading {
+    public mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64 {
+        var version: UInt64 = 0
+        try forEachEvent(in: stream) { record in
+            try body(record.type, record.payloadBytes)
+            version = record.version
+            return true
+        }
+        return version
+    }
+}
+
+/// Streams held in memory: for deciding commands in tests, without a store.
+public struct MemoryStreams: StreamReading {
+    public var streams: [String: [(type: String, payload: Data)]] = [:]
+
+    public init() {}
+
+    public mutating func append(_ decision: Decision) {
+        for event in decision.events { streams[event.stream, default: []].append((event.type, event.payload)) }
+    }
+
+    public mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64 {
+        let events = streams[stream] ?? []
+        for event in events { try event.payload.withUnsafeBytes { try body(event.type, $0) } }
+        return UInt64(events.count)
+    }
+}
+
+/// The domain's rules: a pure function from a command and the streams it reads to events or a rejection.
+public enum Decide {
+    public static func decide(_ envelope: CommandEnvelope, streams: inout some StreamReading) throws -> Decision {
+        let actor = envelope.actor
+        switch envelope.command {
+        case .registerBooth(let boothID, let name, let location):
+            try requireAdmin(actor, "register a booth")
+            try requireField("boothID", boothID)
+            try requireField("name", name)
+            let stream = FairStreams.booth(boothID)
+            var booth = BoothState()
+            let version = try streams.fold(stream) { try booth.apply($0, $1) }
+            guard booth.registered == nil else { throw Rejection(.boothAlreadyRegistered, "booth \(boothID) is already registered") }
+            return Decision(events: [Emitted(stream: stream, BoothRegistered(boothID: boothID, name: name, location: location))],
+                            expectations: [stream: .exact(version)])
+
+        case .assignOperator(let boothID, let operatorID, let operatorName):
+            try requireAdmin(actor, "assign an operator")
+            try requireField("operatorID", operatorID)
+            let stream = FairStreams.booth(boothID)
+            var booth = BoothState()
+            let version = try streams.fold(stream) { try booth.apply($0, $1) }
+            guard booth.registered != nil else { throw Rejection(.boothNotFound, "booth \(boothID) is not registered") }
+            return Decision(events: [Emitted(stream: stream, OperatorAssigned(boothID: boothID, operatorID: operatorID, operatorName: operatorName))],
+                            expectations: [stream: .exact(version)])
+
+        case .issueVoucher(let voucherID, let amount, let buyerEmail):
+            try requireAdmin(actor, "issue a voucher")
+            try requireField("voucherID", voucherID)
+            try requireField("buyerEmail", buyerEmail)
+            guard amount.minor > 0 else { throw Rejection(.nonPositiveAmount, "a voucher's amount must be positive, not \(amount)") }
+            let stream = FairStreams.voucher(voucherID)
+            var voucher = VoucherState()
+            let version = try streams.fold(stream) { try voucher.apply($0, $1) }
+            guard voucher.issued == nil else { throw Rejection(.voucherAlreadyIssued, "voucher \(voucherID) is already issued") }
+            return Decision(events: [Emitted(stream: stream, VoucherIssued(voucherID: voucherID, amount: amount, buyerEmail: buyerEmail))],
+                            expectations: [stream: .exact(version)])
+
+        case .redeemVoucher(let voucherID, let boothID, let saleID, let saleAmount):
+            guard actor.role == .operator else {
+                throw Rejection(.notAuthorized, "only a booth operator may redeem a voucher, not \(actor)")
+            }
+            try requireField("saleID", saleID)
+            guard saleAmount.minor > 0 else { throw Rejection(.nonPositiveAmount, "a sale's amount must be positive, not \(saleAmount)") }
+            let boothStream = FairStreams.booth(boothID), voucherStream = FairStreams.voucher(voucherID)
+            var booth = BoothState(), voucher = VoucherState()
+            let boothVersion = try streams.fold(boothStream) { try booth.apply($0, $1) }
+            let voucherVersion = try streams.fold(voucherStream) { try voucher.apply($0, $1) }
+            guard booth.registered != nil else { throw Rejection(.boothNotFound, "booth \(boothID) is not registered") }
+            guard booth.operators.contains(actor.id) else {
+                throw Rejection(.operatorNotAssigned, "operator \(actor.id) is not assigned to booth \(boothID)")
+            }
+            guard let issued = voucher.issued else { throw Rejection(.voucherNotFound, "voucher \(voucherID) was never issued") }
+            if let redeemed = voucher.redeemed {
+                throw Rejection(.voucherAlreadyRedeemed, "voucher \(voucherID) was already redeemed at booth \(redeemed.boothID) (sale \(redeemed.saleID))")
+            }
+            guard saleAmount.currency == issued.amount.currency else {
+                throw Rejection(.currencyMismatch, "the sale is in \(saleAmount.currency), the voucher in \(issued.amount.currency)")
+            }
+            guard saleAmount.minor <= issued.amount.minor else {
+                throw Rejection(.saleExceedsVoucher, "the sale of \(saleAmount) exceeds voucher \(voucherID)'s \(issued.amount)")
+            }
+            return Decision(
+                events: [
+                    Emitted(stream: voucherStream, VoucherRedeemed(voucherID: voucherID, boothID: boothID, operatorID: actor.id, saleID: saleID, saleAmount: saleAmount)),
+                    Emitted(stream: boothStream, SaleRecorded(saleID: saleID, boothID: boothID, voucherID: voucherID, operatorID: actor.id, amount: saleAmount)),
+                ],
+                expectations: [boothStream: .exact(boothVersion), voucherStream: .exact(voucherVersion)])
+        }
+    }
+
+    static func requireAdmin(_ actor: Actor, _ what: String) throws {
+        guard actor.role == .admin else { throw Rejection(.notAuthorized, "only an admin may \(what), not \(actor)") }
+    }
+
+    static func requireField(_ name: String, _ value: String) throws {
+        guard !value.isEmpty else { throw Rejection(.invalidField, "\(name) must not be empty") }
+        guard value.utf8.count <= 100, !value.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+            throw Rejection(.invalidField, "\(name) must be at most 100 bytes without control characters")
+        }
+    }
+}

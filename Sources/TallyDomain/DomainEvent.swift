@@ -1,0 +1,89 @@
+import Foundation
+import TallyLog
+import TallyMerkle
+
+/// An event of the commerce domain: a Codable payload with a stable type name and schema version.
+public protocol DomainEvent: Codable, Sendable, Equatable {
+    /// The log's event type ("VoucherRedeemed"): stable forever once events of it exist.
+    static var eventType: String { get }
+    /// Raised when the payload's shape changes; old versions are upcast when read.
+    static var schemaVersion: UInt16 { get }
+    /// Payload fields that hold personal data (names, emails, phone numbers, social ids): the audit
+    /// trail encrypts them per data subject so they can be erased.
+    static var personalFields: Set<String> { get }
+}
+
+extension DomainEvent {
+    public static var schemaVersion: UInt16 { 1 }
+    public static var personalFields: Set<String> { [] }
+}
+
+/// Who caused an event. Stored as the log's actor string: "admin:ana", "operator:lee@booth-3",
+/// "member:7", "customer:42", "system:payments".
+public struct Actor: Hashable, Sendable, Codable, CustomStringConvertible {
+    public enum Role: String, Sendable, Codable, CaseIterable {
+        case admin, `operator`, member, customer, staff, system
+    }
+
+    public var role: Role
+    public var id: String
+
+    public init(_ role: Role, _ id: String) {
+        self.role = role
+        self.id = id
+    }
+
+    public var description: String { "\(role.rawValue):\(id)" }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, let role = Role(rawValue: String(parts[0])), !parts[1].isEmpty else { return nil }
+        self.init(role, String(parts[1]))
+    }
+}
+
+/// The JSON every domain payload is stored as: keys sorted, so the same content has the same bytes.
+public enum DomainCoding {
+    public static func encode(_ event: some DomainEvent) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Domain events hold strings, integers, booleans and nested structs: encoding cannot fail.
+        do { return try encoder.encode(event) } catch { preconditionFailure("encoding \(type(of: event)) failed: \(error)") }
+    }
+
+    public static func decode<Event: DomainEvent>(_ type: Event.Type, from payload: some DataProtocol) throws -> Event {
+        try JSONDecoder().decode(Event.self, from: Data(payload))
+    }
+}
+
+/// An event the domain decided to append, with the stream it goes to.
+public struct Emitted: Sendable {
+    public var stream: String
+    public var type: String
+    public var schemaVersion: UInt16
+    public var payload: Data
+
+    public init(stream: String, _ event: some DomainEvent) {
+        self.stream = stream
+        type = Swift.type(of: event).eventType
+        schemaVersion = Swift.type(of: event).schemaVersion
+        payload = DomainCoding.encode(event)
+    }
+}
+
+/// Deterministic event ids: the n-th event a command emits always gets the same id, so retrying a
+/// command is recognised by the log (idempotency) instead of being applied twice.
+public enum CommandEventIDs {
+    public static func id(command: UUID, index: Int) -> UUID {
+        var input = [UInt8]()
+        withUnsafeBytes(of: command.uuid) { input.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(index).bigEndian) { input.append(contentsOf: $0) }
+        input.append(contentsOf: Array("tally/command-event".utf8))
+        var bytes = input.withUnsafeBytes { sha256($0) }.bytes
+        // RFC 9562 version 8 (custom), variant 10.
+        bytes[6] = (bytes[6] & 0x0f) | 0x80
+        bytes[8] = (bytes[8] & 0x3f) | 0x80
+        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+    }
+}

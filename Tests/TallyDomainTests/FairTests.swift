@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+import TallyLog
+import TallyTestSupport
+@testable import TallyDomain
+
+let admin = Actor(.admin, "ana")
+let lee = Actor(.operator, "lee")
+func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEnvelope { CommandEnvelope(id: id, actor: actor, command: command) }
+
+/// The fair's rules, decided in memory: no store.
+@Suite struct FairRuleTests {
+    /// A fair with booth 3 (operator lee) and voucher 7 of $25.00.
+    func fair() throws -> MemoryStreams {
+        var streams = MemoryStreams()
+        for setup in [command(admin, .registerBooth(boothID: "3", name: "Lemonade", location: "North gate")),
+                      command(admin, .assignOperator(boothID: "3", operatorID: "lee", operatorName: "Lee Kim")),
+                      command(admin, .issueVoucher(voucherID: "7", amount: cents(2500), buyerEmail: "kim@example.org"))] {
+            streams.append(try Decide.decide(setup, streams: &streams))
+        }
+        return streams
+    }
+
+    func rejection(_ envelope: CommandEnvelope, in streams: inout MemoryStreams) -> RejectionCode? {
+        do { _ = try Decide.decide(envelope, streams: &streams); return nil } catch let rejection as Rejection { return rejection.code } catch { return nil }
+    }
+
+    @Test func aVoucherIsRedeemedOnceAtABoothItsOperatorServes() throws {
+        var streams = try fair()
+        let redeem = command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s1", saleAmount: cents(1800)))
+        let decision = try Decide.decide(redeem, streams: &streams)
+        #expect(decision.events.map(\.type) == ["VoucherRedeemed", "SaleRecorded"])
+        #expect(decision.events.map(\.stream) == ["voucher-7", "booth-3"])
+        let sale = try DomainCoding.decode(SaleRecorded.self, from: decision.events[1].payload)
+        #expect(sale.amount == cents(1800) && sale.operatorID == "lee" && sale.voucherID == "7")
+        #expect(decision.expectations == ["booth-3": .exact(2), "voucher-7": .exact(1)])
+        streams.append(decision)
+        // Rule 1: at most once.
+        #expect(rejection(command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s2", saleAmount: cents(100))), in: &streams) == .voucherAlreadyRedeemed)
+    }
+
+    @Test(arguments: [
+        (Actor(.operator, "max"), "3", "7", Int64(100), Currency.usd, RejectionCode.operatorNotAssigned),
+        (Actor(.operator, "lee"), "9", "7", 100, .usd, .boothNotFound),
+        (Actor(.operator, "lee"), "3", "8", 100, .usd, .voucherNotFound),
+        (Actor(.operator, "lee"), "3", "7", 2501, .usd, .saleExceedsVoucher),
+        (Actor(.operator, "lee"), "3", "7", 100, .kes, .currencyMismatch),
+        (Actor(.operator, "lee"), "3", "7", 0, .usd, .nonPositiveAmount),
+        (Actor(.member, "7"), "3", "7", 100, .usd, .notAuthorized),
+    ])
+    func redemptionsBreakingARuleAreRefused(actor: Actor, booth: String, voucher: String, amount: Int64, currency: Currency, code: RejectionCode) throws {
+        var streams = try fair()
+        let redeem = command(actor, .redeemVoucher(voucherID: voucher, boothID: booth, saleID: "s", saleAmount: Money(minor: amount, currency: currency)))
+        #expect(rejection(redeem, in: &streams) == code)
+    }
+
+    @Test func aSaleMayUseTheWholeVoucher() throws {
+        var streams = try fair()
+        #expect(throws: Never.self) { try Decide.decide(command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s", saleAmount: cents(2500))), streams: &streams) }
+    }
+
+    @Test func onlyAdminsSetUpTheFair() throws {
+        var streams = MemoryStreams()
+        #expect(rejection(command(lee, .registerBooth(boothID: "1", name: "x", location: "y")), in: &streams) == .notAuthorized)
+        #expect(rejection(command(lee, .issueVoucher(voucherID: "1", amount: cents(100), buyerEmail: "a@b")), in: &streams) == .notAuthorized)
+        #expect(rejection(command(admin, .issueVoucher(voucherID: "1", amount: cents(-5), buyerEmail: "a@b")), in: &streams) == .nonPositiveAmount)
+        #expect(rejection(command(admin, .issueVoucher(voucherID: "", amount: cents(5), buyerEmail: "a@b")), in: &streams) == .invalidField)
+        #expect(rejection(command(admin, .assignOperator(boothID: "1", operatorID: "lee", operatorName: "Lee")), in: &streams) == .boothNotFound)
+        var fair = try fair()
+        #expect(rejection(command(admin, .registerBooth(boothID: "3", name: "again", location: "y")), in: &fair) == .boothAlreadyRegistered)
+        #expect(rejection(command(admin, .issueVoucher(voucherID: "7", amount: cents(100), buyerEmail: "a@b")), in: &fair) == .voucherAlreadyIssued)
+    }
+
+    @Test func personalFieldsAreMarked() {
+        #expect(VoucherIssued.personalFields == ["buyerEmail"])
+        #expect(OperatorAssigned.personalFields == ["operatorName"])
+        #expect(SaleRecorded.personalFields.isEmpty)
+    }
+
+    @Test func commandEventIDsAreDeterministicAndDistinct() {
+        let id = UUID()
+        #expect(CommandEventIDs.id(command: id, index: 0) == CommandEventIDs.id(command: id, index: 0))
+        #expect(CommandEventIDs.id(command: id, index: 0) != CommandEventIDs.id(command: id, index: 1))
+        #expect(CommandEventIDs.id(command: id, index: 0) != CommandEventIDs.id(command: UUID(), index: 0))
+    }
+}
+
+/// The same rules through the log: decided inside the writer's transaction.
+@Suite struct FairServiceTests {
+    func service() throws -> CommerceService {
+        var options = LogOptions()
+        options.indexTailEventsMax = 16
+        return CommerceService(log: try EventLog.create(at: testPath("fair"), options: options))
+    }
+
+    @Test func manyBoothsRacingToRedeemTheSameVouchersRedeemEachOnce() async throws {
+        let commerce = try service()
+        for booth in 0..<12 {
+            _ = try await commerce.execute(command(admin, .registerBooth(boothID: "\(booth)", name: "Booth \(booth)", location: "Hall")))
+            _ = try await commerce.execute(command(admin, .assignOperator(boothID: "\(booth)", operatorID: "op\(booth)", operatorName: "Operator \(booth)")))
+        }
+        for voucher in 0..<20 {
+            _ = try await commerce.execute(command(admin, .issueVoucher(voucherID: "\(voucher)", amount: cents(1000), buyerEmail: "b\(voucher)@example.org")))
+        }
+        // Every booth tries to redeem every voucher at once.
+        let outcomes = await withTaskGroup(of: (String, CommandOutcome?).self) { group in
+            for booth in 0..<12 {
+                for voucher in 0..<20 {
+                    group.addTask {
+                        let redeem = command(Actor(.operator, "op\(booth)"), .redeemVoucher(voucherID: "\(voucher)", boothID: "\(booth)", saleID: "\(booth)-\(voucher)", saleAmount: cents(500)))
+                        return ("\(voucher)", try? await commerce.execute(redeem))
+                    }
+                }
+            }
+            return await group.reduce(into: [(String, CommandOutcome?)]()) { $0.append($1) }
+        }
+        for voucher in 0..<20 {
+            let mine = outcomes.filter { $0.0 == "\(voucher)" }.map(\.1)
+            let accepted = mine.filter { if case .accepted = $0 { true } else { false } }
+            let refused = mine.filter { if case .rejected(let rejection) = $0 { rejection.code == .voucherAlreadyRedeemed } else { false } }
+            #expect(accepted.count == 1, "voucher \(voucher)")
+            #expect(refused.count == 11, "voucher \(voucher)")
+        }
+        var reader = commerce.log.read(ReadQuery(.type("VoucherRedeemed")))
+        var redeemed = 0
+        try reader.forEach { _ in redeemed += 1 }
+        #expect(redeemed == 20)
+        #expect(try commerce.log.verify().isSound)
+    }
+
+    @Test func retryingACommandReturnsItsFirstResultAndAppendsNothing() throws {
+        let commerce = try service()
+        _ = try commerce.execute(command(admin, .registerBooth(boothID: "3", name: "Lemonade", location: "North")))
+        _ = try commerce.execute(command(admin, .assignOperator(boothID: "3", operatorID: "lee", operatorName: "Lee")))
+        _ = try commerce.execute(command(admin, .issueVoucher(voucherID: "7", amount: cents(2500), buyerEmail: "kim@example.org")))
+        let redeem = command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s1", saleAmount: cents(900)))
+        let first = try commerce.execute(redeem)
+        guard case .accepted(let positions, false) = first else { Issue.record("expected acceptance, got \(first)"); return }
+        #expect(positions == [4, 5])
+        // The same command again (a booth's network retried it): the first result, nothing new.
+        #expect(try commerce.execute(redeem) == .accepted(positions: [4, 5], wasRetry: true))
+        #expect(try commerce.log.head().position == 5)
+        // Another command for the same voucher is a second redemption: refused.
+        let other = try commerce.execute(command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s2", saleAmount: cents(900))))
+        guard case .rejected(let rejection) = other else { Issue.record("expected a rejection"); return }
+        #expect(rejection.code == .voucherAlreadyRedeemed)
+        #expect(try commerce.log.head().position == 5)
+        // The events say who did it and which command produced them.
+        let events = try { var reader = commerce.log.read(ReadQuery(from: 4)); var all: [RecordedEvent] = []; try reader.forEach { all.append($0) }; return all }()
+        #expect(events.allSatisfy { $0.actor == "operator:lee" && $0.correlationID == redeem.id })
+        #expect(String(decoding: events[0].metadata, as: UTF8.self).contains("\"command\":\"redeemVoucher\""))
+    }
+}
