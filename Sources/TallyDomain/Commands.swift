@@ -14,6 +14,41 @@ public enum RejectionCode: String, Codable, Sendable, CaseIterable {
     case voucherNotFound
     case voucherAlreadyRedeemed
     case saleExceedsVoucher
+    case userAlreadyRegistered
+    case userNotFound
+    case usernameTaken
+    case emailTaken
+    case socialAccountTaken
+    case categoryAlreadyExists
+    case categoryNotFound
+    case productAlreadyExists
+    case productNotFound
+    case stockWouldGoNegative
+    case insufficientStock
+    case orderAlreadyExists
+    case orderNotFound
+    case invalidOrderTransition
+    case paymentAlreadyExists
+    case paymentNotFound
+    case paymentAlreadySettled
+    case duplicatePaymentTransaction
+    case paymentNotSuccessful
+    case paymentAmountMismatch
+    case storeAlreadyExists
+    case storeNotFound
+    case itemAlreadyExists
+    case itemNotFound
+    case invalidPrice
+    case noActivePrice
+    case memberAlreadyRegistered
+    case memberNotFound
+    case memberInactive
+    case cartAlreadyExists
+    case cartNotFound
+    case cartAlreadyCheckedOut
+    case cartEmpty
+    case itemNotInCart
+    case restrictedItemNeedsApproval
 }
 
 /// A refused command: nothing was appended.
@@ -36,13 +71,51 @@ public enum Command: Sendable, Codable, Equatable {
     case issueVoucher(voucherID: String, amount: Money, buyerEmail: String)
     case redeemVoucher(voucherID: String, boothID: String, saleID: String, saleAmount: Money)
 
+    case registerUser(userID: String, username: String, email: String, isAdmin: Bool)
+    case createCategory(categoryID: String, name: String, slug: String)
+    case createProduct(productID: String, name: String, slug: String, description: String, price: Money, categoryID: String)
+    case changeProductPrice(productID: String, price: Money)
+    case receiveStock(productID: String, quantity: Int)
+    case adjustStock(productID: String, delta: Int, reason: String)
+    case placeOrder(orderID: String, userID: String, lines: [OrderRequestLine])
+    case confirmOrder(orderID: String)
+    case initiatePayment(paymentID: String, orderID: String, amount: Money, method: PaymentMethod)
+    case recordPaymentSucceeded(paymentID: String, transactionID: String)
+    case recordPaymentFailed(paymentID: String, reason: String)
+    case markOrderPaid(orderID: String, paymentID: String)
+    case shipOrder(orderID: String)
+    case deliverOrder(orderID: String)
+    case cancelOrder(orderID: String, reason: String)
+
+    case openStore(storeID: String, name: String, currency: Currency)
+    case createItem(storeID: String, sku: SKU, details: ItemDetails)
+    case changeItem(storeID: String, sku: SKU, details: ItemDetails)
+    case schedulePrice(storeID: String, price: PriceRecord)
+    case registerMember(memberID: String, firstName: String?, lastName: String?, email: String?, phone: String?)
+    case linkSocialAccount(memberID: String, provider: String, accountID: String)
+    case changeMemberProfile(memberID: String, firstName: String?, lastName: String?, phone: String?)
+    case deactivateMember(memberID: String)
+    case openCart(cartID: String, storeID: String, memberID: String)
+    case scanItem(cartID: String, scannedInput: String, quantity: Int)
+    case removeItem(cartID: String, sku: SKU, quantity: Int)
+    case approveRestrictedItems(cartID: String)
+    case checkout(cartID: String, paymentTransactionID: String)
+
+    /// The command's name: the case name ("redeemVoucher"), as its JSON key.
     public var name: String {
-        switch self {
-        case .registerBooth: "registerBooth"
-        case .assignOperator: "assignOperator"
-        case .issueVoucher: "issueVoucher"
-        case .redeemVoucher: "redeemVoucher"
-        }
+        let text = String(describing: self)
+        return String(text.prefix { $0 != "(" })
+    }
+}
+
+/// A line of an order request: the price is the product's at the moment the order is placed.
+public struct OrderRequestLine: Codable, Sendable, Equatable {
+    public var productID: String
+    public var quantity: Int
+
+    public init(productID: String, quantity: Int) {
+        self.productID = productID
+        self.quantity = quantity
     }
 }
 
@@ -71,9 +144,12 @@ public struct Decision: Sendable {
 public protocol StreamReading {
     /// Calls `body` with the type and payload of each event of `stream`, in order; returns its version.
     mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64
+    /// The moment the decision is made (prices are taken as of it): the writer's clock in the log.
+    var now: Timestamp { get }
 }
 
 extension WriterView: StreamReading {
+    // `now` comes from WriterView itself: the writer's clock, never earlier than the last event.
     public mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64 {
         var version: UInt64 = 0
         try forEachEvent(in: stream) { record in
@@ -88,6 +164,7 @@ extension WriterView: StreamReading {
 /// Streams held in memory: for deciding commands in tests, without a store.
 public struct MemoryStreams: StreamReading {
     public var streams: [String: [(type: String, payload: Data)]] = [:]
+    public var now = Timestamp(microsecondsSinceEpoch: 1_790_000_000_000_000)
 
     public init() {}
 
@@ -170,6 +247,15 @@ public enum Decide {
                     Emitted(stream: boothStream, SaleRecorded(saleID: saleID, boothID: boothID, voucherID: voucherID, operatorID: actor.id, amount: saleAmount)),
                 ],
                 expectations: [boothStream: .exact(boothVersion), voucherStream: .exact(voucherVersion)])
+
+        case .registerUser, .createCategory, .createProduct, .changeProductPrice, .receiveStock, .adjustStock, .placeOrder,
+             .confirmOrder, .initiatePayment, .recordPaymentSucceeded, .recordPaymentFailed, .markOrderPaid, .shipOrder,
+             .deliverOrder, .cancelOrder:
+            return try ShopRules.decide(envelope, streams: &streams)
+
+        case .openStore, .createItem, .changeItem, .schedulePrice, .registerMember, .linkSocialAccount, .changeMemberProfile,
+             .deactivateMember, .openCart, .scanItem, .removeItem, .approveRestrictedItems, .checkout:
+            return try CheckoutRules.decide(envelope, streams: &streams)
         }
     }
 

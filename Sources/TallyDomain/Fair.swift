@@ -53,13 +53,13 @@ public enum FairStreams {
 }
 
 /// A booth as its stream tells it.
-public struct BoothState: Sendable, Equatable {
+public struct BoothState: Foldable, Equatable {
     public var registered: BoothRegistered?
     public var operators: Set<String> = []
 
     public init() {}
 
-    public mutating func apply(_ type: String, _ payload: some DataProtocol) throws {
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
         switch type {
         case BoothRegistered.eventType: registered = try DomainCoding.decode(BoothRegistered.self, from: payload)
         case OperatorAssigned.eventType: operators.insert(try DomainCoding.decode(OperatorAssigned.self, from: payload).operatorID)
@@ -69,13 +69,13 @@ public struct BoothState: Sendable, Equatable {
 }
 
 /// A voucher as its stream tells it.
-public struct VoucherState: Sendable, Equatable {
+public struct VoucherState: Foldable, Equatable {
     public var issued: VoucherIssued?
     public var redeemed: VoucherRedeemed?
 
     public init() {}
 
-    public mutating func apply(_ type: String, _ payload: some DataProtocol) throws {
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
         switch type {
         case VoucherIssued.eventType: issued = try DomainCoding.decode(VoucherIssued.self, from: payload)
         case VoucherRedeemed.eventType: redeemed = try DomainCoding.decode(VoucherRedeemed.self, from: payload)

@@ -1,0 +1,78 @@
+import Foundation
+import TallyLog
+
+/// A stream's state built by folding its events.
+public protocol Foldable: Sendable {
+    init()
+    mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws
+}
+
+/// Whether a stream has any event.
+public struct Existence: Foldable {
+    public var exists = false
+    public init() {}
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws { exists = true }
+}
+
+/// A decision being made: the streams it read (their versions become the batch's expectations) and
+/// the events it emits.
+struct Draft {
+    private(set) var events: [Emitted] = []
+    private(set) var expectations: [String: ExpectedVersion] = [:]
+
+    /// The state of `stream`, folded from its events; its version is remembered.
+    mutating func load<State: Foldable>(_ stream: String, as _: State.Type = State.self, from streams: inout some StreamReading) throws -> State {
+        var state = State()
+        let version = try streams.fold(stream) { try state.apply($0, $1) }
+        expectations[stream] = .exact(version)
+        return state
+    }
+
+    /// Takes a unique value: its claim stream must not exist yet.
+    mutating func claim(_ stream: String, kind: String, owner: String, from streams: inout some StreamReading, taken: Rejection) throws {
+        let version = try streams.fold(stream) { _, _ in }
+        guard version == 0 else { throw taken }
+        expectations[stream] = .noStream
+        emit(stream, ValueClaimed(kind: kind, owner: owner))
+    }
+
+    mutating func emit(_ stream: String, _ event: some DomainEvent) {
+        events.append(Emitted(stream: stream, event))
+    }
+
+    var decision: Decision { Decision(events: events, expectations: expectations) }
+}
+
+enum Require {
+    static func admin(_ actor: Actor, _ what: String) throws {
+        guard actor.role == .admin else { throw Rejection(.notAuthorized, "only an admin may \(what), not \(actor)") }
+    }
+
+    static func role(_ actor: Actor, _ roles: Set<Actor.Role>, _ what: String) throws {
+        guard roles.contains(actor.role) else {
+            throw Rejection(.notAuthorized, "only \(roles.map(\.rawValue).sorted().joined(separator: " or ")) may \(what), not \(actor)")
+        }
+    }
+
+    /// The actor is `id` acting for themselves, or an admin.
+    static func selfOrAdmin(_ actor: Actor, _ role: Actor.Role, _ id: String, _ what: String) throws {
+        guard actor.role == .admin || (actor.role == role && actor.id == id) else {
+            throw Rejection(.notAuthorized, "only \(role.rawValue) \(id) or an admin may \(what), not \(actor)")
+        }
+    }
+
+    static func field(_ name: String, _ value: String) throws {
+        guard !value.isEmpty else { throw Rejection(.invalidField, "\(name) must not be empty") }
+        guard value.utf8.count <= 100, !value.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+            throw Rejection(.invalidField, "\(name) must be at most 100 bytes without control characters")
+        }
+    }
+
+    static func positive(_ amount: Money, _ what: String) throws {
+        guard amount.minor > 0 else { throw Rejection(.nonPositiveAmount, "\(what) must be positive, not \(amount)") }
+    }
+
+    static func positive(_ quantity: Int, _ what: String) throws {
+        guard quantity > 0 else { throw Rejection(.invalidField, "\(what) must be a positive whole number, not \(quantity)") }
+    }
+}

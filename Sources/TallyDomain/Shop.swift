@@ -1,0 +1,248 @@
+import Foundation
+import TallyLog
+import TallyMerkle
+
+// The web shop: users, categories, products, stock, orders and payments.
+// Streams: "user-<id>", "category-<id>", "product-<id>", "stock-<productId>", "order-<id>",
+// "payment-<id>", and claim streams that make values unique (see `Claims`).
+
+public struct UserRegistered: DomainEvent {
+    public static let eventType = "UserRegistered"
+    public static let personalFields: Set<String> = ["username", "email"]
+    public var userID: String
+    public var username: String
+    public var email: String
+    public var isAdmin: Bool
+}
+
+public struct CategoryCreated: DomainEvent {
+    public static let eventType = "CategoryCreated"
+    public var categoryID: String
+    public var name: String
+    public var slug: String
+}
+
+public struct ProductCreated: DomainEvent {
+    public static let eventType = "ProductCreated"
+    public var productID: String
+    public var name: String
+    public var slug: String
+    public var description: String
+    public var price: Money
+    public var categoryID: String
+}
+
+public struct ProductPriceChanged: DomainEvent {
+    public static let eventType = "ProductPriceChanged"
+    public var productID: String
+    public var price: Money
+}
+
+public struct StockReceived: DomainEvent {
+    public static let eventType = "StockReceived"
+    public var productID: String
+    public var quantity: Int
+}
+
+/// A correction after a count: `delta` may be negative, the level never.
+public struct StockAdjusted: DomainEvent {
+    public static let eventType = "StockAdjusted"
+    public var productID: String
+    public var delta: Int
+    public var reason: String
+}
+
+public struct StockReserved: DomainEvent {
+    public static let eventType = "StockReserved"
+    public var productID: String
+    public var orderID: String
+    public var quantity: Int
+}
+
+public struct StockReleased: DomainEvent {
+    public static let eventType = "StockReleased"
+    public var productID: String
+    public var orderID: String
+    public var quantity: Int
+}
+
+/// A line as ordered: the price at purchase time is part of the order, whatever the product costs later.
+public struct OrderLine: Codable, Sendable, Equatable {
+    public var productID: String
+    public var quantity: Int
+    public var unitPrice: Money
+}
+
+public struct OrderPlaced: DomainEvent {
+    public static let eventType = "OrderPlaced"
+    public var orderID: String
+    public var userID: String
+    public var lines: [OrderLine]
+    public var total: Money
+}
+
+public struct OrderConfirmed: DomainEvent {
+    public static let eventType = "OrderConfirmed"
+    public var orderID: String
+}
+
+public struct OrderPaid: DomainEvent {
+    public static let eventType = "OrderPaid"
+    public var orderID: String
+    public var paymentID: String
+    public var transactionID: String
+}
+
+public struct OrderShipped: DomainEvent {
+    public static let eventType = "OrderShipped"
+    public var orderID: String
+}
+
+public struct OrderDelivered: DomainEvent {
+    public static let eventType = "OrderDelivered"
+    public var orderID: String
+}
+
+public struct OrderCancelled: DomainEvent {
+    public static let eventType = "OrderCancelled"
+    public var orderID: String
+    public var reason: String
+}
+
+public enum PaymentMethod: String, Codable, Sendable, CaseIterable { case mpesa, card, paypal }
+
+public struct PaymentInitiated: DomainEvent {
+    public static let eventType = "PaymentInitiated"
+    public var paymentID: String
+    public var orderID: String
+    public var userID: String
+    public var amount: Money
+    public var method: PaymentMethod
+}
+
+public struct PaymentSucceeded: DomainEvent {
+    public static let eventType = "PaymentSucceeded"
+    public var paymentID: String
+    public var orderID: String
+    /// The provider's reference (M-Pesa receipt, card processor id): accepted once across all orders.
+    public var transactionID: String
+    public var method: PaymentMethod
+    public var amount: Money
+}
+
+public struct PaymentFailed: DomainEvent {
+    public static let eventType = "PaymentFailed"
+    public var paymentID: String
+    public var orderID: String
+    public var reason: String
+}
+
+/// A value taken by one owner: the claim stream of a username, email, social id or provider
+/// transaction id exists only once, so its owner is unique.
+public struct ValueClaimed: DomainEvent {
+    public static let eventType = "ValueClaimed"
+    public var kind: String
+    public var owner: String
+}
+
+public enum ShopStreams {
+    public static func user(_ id: String) -> String { "user-\(id)" }
+    public static func category(_ id: String) -> String { "category-\(id)" }
+    public static func product(_ id: String) -> String { "product-\(id)" }
+    public static func stock(_ id: String) -> String { "stock-\(id)" }
+    public static func order(_ id: String) -> String { "order-\(id)" }
+    public static func payment(_ id: String) -> String { "payment-\(id)" }
+}
+
+/// Claim streams. Values that are personal data (emails, social ids) are named by a digest, never in
+/// clear, because stream ids are not encrypted. The digest is domain-separated SHA-256; the audit issue's
+/// per-store key will turn it into a keyed hash.
+public enum Claims {
+    public static func username(_ name: String) -> String { "claim-username-\(name.lowercased())" }
+    public static func email(_ email: String) -> String { "claim-email-\(digest("email", email.lowercased()))" }
+    public static func social(_ provider: String, _ id: String) -> String { "claim-social-\(digest("social/\(provider)", id))" }
+    public static func paymentTransaction(_ method: PaymentMethod, _ id: String) -> String { "claim-payment-\(method.rawValue)-\(id)" }
+
+    static func digest(_ kind: String, _ value: String) -> String {
+        Array("tally/claim/\(kind)\u{0}\(value)".utf8).withUnsafeBytes { sha256($0) }.hex.prefix(40).description
+    }
+}
+
+public enum OrderStatus: String, Codable, Sendable, Comparable {
+    case pending, confirmed, paid, shipped, delivered, cancelled
+    var rank: Int { [.pending: 0, .confirmed: 1, .paid: 2, .shipped: 3, .delivered: 4, .cancelled: 5][self]! }
+    public static func < (lhs: OrderStatus, rhs: OrderStatus) -> Bool { lhs.rank < rhs.rank }
+}
+
+public struct UserState: Foldable {
+    public init() {}
+    public var registered: UserRegistered?
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
+        if type == UserRegistered.eventType { registered = try DomainCoding.decode(UserRegistered.self, from: payload) }
+    }
+}
+
+public struct ProductState: Foldable {
+    public init() {}
+    public var created: ProductCreated?
+    public var price: Money?
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
+        switch type {
+        case ProductCreated.eventType:
+            created = try DomainCoding.decode(ProductCreated.self, from: payload)
+            price = created?.price
+        case ProductPriceChanged.eventType: price = try DomainCoding.decode(ProductPriceChanged.self, from: payload).price
+        default: break
+        }
+    }
+}
+
+public struct StockState: Foldable {
+    public init() {}
+    /// Units on hand and not reserved by a confirmed order.
+    public var available = 0
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
+        switch type {
+        case StockReceived.eventType: available += try DomainCoding.decode(StockReceived.self, from: payload).quantity
+        case StockAdjusted.eventType: available += try DomainCoding.decode(StockAdjusted.self, from: payload).delta
+        case StockReserved.eventType: available -= try DomainCoding.decode(StockReserved.self, from: payload).quantity
+        case StockReleased.eventType: available += try DomainCoding.decode(StockReleased.self, from: payload).quantity
+        default: break
+        }
+    }
+}
+
+public struct OrderState: Foldable {
+    public init() {}
+    public var placed: OrderPlaced?
+    public var status: OrderStatus = .pending
+    public var paid: OrderPaid?
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
+        switch type {
+        case OrderPlaced.eventType: placed = try DomainCoding.decode(OrderPlaced.self, from: payload)
+        case OrderConfirmed.eventType: status = .confirmed
+        case OrderPaid.eventType:
+            status = .paid
+            paid = try DomainCoding.decode(OrderPaid.self, from: payload)
+        case OrderShipped.eventType: status = .shipped
+        case OrderDelivered.eventType: status = .delivered
+        case OrderCancelled.eventType: status = .cancelled
+        default: break
+        }
+    }
+}
+
+public struct PaymentState: Foldable {
+    public init() {}
+    public var initiated: PaymentInitiated?
+    public var succeeded: PaymentSucceeded?
+    public var failed: PaymentFailed?
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
+        switch type {
+        case PaymentInitiated.eventType: initiated = try DomainCoding.decode(PaymentInitiated.self, from: payload)
+        case PaymentSucceeded.eventType: succeeded = try DomainCoding.decode(PaymentSucceeded.self, from: payload)
+        case PaymentFailed.eventType: failed = try DomainCoding.decode(PaymentFailed.self, from: payload)
+        default: break
+        }
+    }
+}

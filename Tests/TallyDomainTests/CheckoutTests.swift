@@ -1,0 +1,215 @@
+import Foundation
+import Testing
+import TallyLog
+import TallyTestSupport
+@testable import TallyDomain
+
+let member = Actor(.member, "m1")
+let staff = Actor(.staff, "sam")
+func sku(_ value: String) -> SKU { SKU(value)! }
+
+/// The self-checkout's rules and pricing, in memory, with exact cents.
+@Suite struct CheckoutRuleTests {
+    static let lime = sku("000000004048"), beer = sku("000012345678"), deposit = sku("000000000010")
+    static let oldSoap = sku("000777000001"), newSoap = sku("000777000002"), chips = sku("000555000001")
+
+    /// Store s1 (USD): limes 3 for $1.00, beer $8.99 (restricted, with a $0.10 deposit), soap whose old
+    /// SKU is superseded by a new one at $2.49, chips BOGO at $3.00, a deli item sold by variable-price
+    /// codes; member m1 with cart k1.
+    func store() throws -> MemoryStreams {
+        var streams = MemoryStreams()
+        let setup: [Command] = [
+            .openStore(storeID: "s1", name: "Corner", currency: .usd),
+            .createItem(storeID: "s1", sku: Self.deposit, details: ItemDetails(description: "Bottle deposit", departmentCode: "DEP")),
+            .createItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: "Lime", size: "each", departmentCode: "PROD")),
+            .createItem(storeID: "s1", sku: Self.beer, details: ItemDetails(description: "Lager 6-pack", size: "6 x 12 oz", posDescription: "LAGER 6PK",
+                                                                          departmentCode: "BEER", restricted: true, linkedSKU: Self.deposit, taxable: true)),
+            .createItem(storeID: "s1", sku: Self.newSoap, details: ItemDetails(description: "Soap (new look)", departmentCode: "HBA")),
+            .createItem(storeID: "s1", sku: Self.oldSoap, details: ItemDetails(description: "Soap", departmentCode: "HBA", supersededBy: Self.newSoap)),
+            .createItem(storeID: "s1", sku: Self.chips, details: ItemDetails(description: "Chips", departmentCode: "SNK")),
+            .createItem(storeID: "s1", sku: sku("201234000006"), details: ItemDetails(description: "Deli ham", departmentCode: "DELI")),
+            .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.lime, price: cents(100), quantity: 3)),
+            .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.beer, price: cents(899), taxable: true)),
+            .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.deposit, price: cents(10))),
+            .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.newSoap, price: cents(249))),
+            .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.oldSoap, price: cents(199))),
+            .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.chips, price: cents(300), bogo: true)),
+        ]
+        for item in setup { streams.append(try Decide.decide(command(admin, item), streams: &streams)) }
+        for item: Command in [.registerMember(memberID: "m1", firstName: "Ada", lastName: nil, email: "ada@example.org", phone: nil),
+                              .openCart(cartID: "k1", storeID: "s1", memberID: "m1")] {
+            streams.append(try Decide.decide(command(member, item), streams: &streams))
+        }
+        return streams
+    }
+
+    func scan(_ input: String, _ quantity: Int = 1, _ streams: inout MemoryStreams) throws {
+        streams.append(try Decide.decide(command(member, .scanItem(cartID: "k1", scannedInput: input, quantity: quantity)), streams: &streams))
+    }
+
+    func code(_ actor: Actor, _ item: Command, _ streams: inout MemoryStreams) -> RejectionCode? {
+        do { streams.append(try Decide.decide(command(actor, item), streams: &streams)); return nil } catch let rejection as Rejection { return rejection.code } catch { return nil }
+    }
+
+    func checkedOut(_ streams: inout MemoryStreams, transaction: String = "bt-1") throws -> CartCheckedOut {
+        let decision = try Decide.decide(command(member, .checkout(cartID: "k1", paymentTransactionID: transaction)), streams: &streams)
+        streams.append(decision)
+        let event = try #require(decision.events.first { $0.type == CartCheckedOut.eventType })
+        return try DomainCoding.decode(CartCheckedOut.self, from: event.payload)
+    }
+
+    @Test func aCheckoutRecordsEveryLineAsCharged() throws {
+        var streams = try store()
+        // Four limes scanned in two goes: one quantity, "3 for $1" plus a fourth at 0.34.
+        try scan(Self.lime.value, 1, &streams)
+        try scan(Self.lime.value, 3, &streams)
+        try scan(Self.oldSoap.value, 1, &streams)
+        try scan(Self.chips.value, 3, &streams)
+        try scan("201234005995", 1, &streams)  // Deli ham, $5.99 in the code.
+        let receipt = try checkedOut(&streams)
+        let limes = try #require(receipt.lines.first { $0.sku == Self.lime })
+        #expect(limes.quantity == 4)
+        #expect(limes.preTaxTotal == cents(134))
+        #expect(limes.unitPrice == cents(34))
+        #expect(limes.appliedDiscounts == cents(2))
+        #expect(limes.description == "Lime" && limes.size == "each" && limes.departmentCode == "PROD")
+        // The superseded soap is sold and reported as its replacement, at the replacement's price; the scan is kept.
+        let soap = try #require(receipt.lines.first { $0.scannedInput == Self.oldSoap.value })
+        #expect(soap.sku == Self.newSoap && soap.preTaxTotal == cents(249))
+        let chips = try #require(receipt.lines.first { $0.sku == Self.chips })
+        #expect(chips.preTaxTotal == cents(600) && chips.appliedDiscounts == cents(300) && chips.bogo)
+        let ham = try #require(receipt.lines.first { $0.scannedInput == "201234005995" })
+        #expect(ham.sku.value == "201234000006" && ham.preTaxTotal == cents(599))
+        #expect(receipt.total == cents(134 + 249 + 600 + 599))
+        #expect(receipt.memberID == "m1" && receipt.paymentTransactionID == "bt-1")
+        #expect(code(member, .scanItem(cartID: "k1", scannedInput: Self.lime.value, quantity: 1), &streams) == .cartAlreadyCheckedOut)
+    }
+
+    @Test func scanningALinkedItemAddsItsDeposit() throws {
+        var streams = try store()
+        try scan(Self.beer.value, 2, &streams)
+        var cart = CartState()
+        _ = try streams.fold("cart-k1") { try cart.apply($0, $1) }
+        #expect(cart.lines.map(\.sku) == [Self.beer, Self.deposit])
+        #expect(cart.quantity(of: Self.deposit) == 2)
+    }
+
+    @Test func restrictedItemsNeedAStaffApproval() throws {
+        var streams = try store()
+        try scan(Self.beer.value, 1, &streams)
+        #expect(code(member, .checkout(cartID: "k1", paymentTransactionID: "bt-9"), &streams) == .restrictedItemNeedsApproval)
+        #expect(code(member, .approveRestrictedItems(cartID: "k1"), &streams) == .notAuthorized)
+        #expect(code(staff, .approveRestrictedItems(cartID: "k1"), &streams) == nil)
+        let receipt = try checkedOut(&streams, transaction: "bt-9")
+        #expect(receipt.lines.map(\.preTaxTotal) == [cents(899), cents(10)])
+        #expect(receipt.lines.first?.description == "LAGER 6PK")
+    }
+
+    @Test func pricesChangedDuringTheDayApplyFromTheirStart() throws {
+        var streams = try store()
+        let noon = Timestamp(microsecondsSinceEpoch: streams.now.microsecondsSinceEpoch + 3_600_000_000)
+        #expect(code(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.newSoap, start: noon, priceType: 1, price: cents(199))), &streams) == nil)
+        try scan(Self.newSoap.value, 1, &streams)
+        #expect(try checkedOut(&streams).total == cents(249))  // Before noon.
+        streams.append(try Decide.decide(command(member, .openCart(cartID: "k2", storeID: "s1", memberID: "m1")), streams: &streams))
+        streams.append(try Decide.decide(command(member, .scanItem(cartID: "k2", scannedInput: Self.newSoap.value, quantity: 1)), streams: &streams))
+        streams.now = noon
+        let afternoon = try Decide.decide(command(member, .checkout(cartID: "k2", paymentTransactionID: "bt-2")), streams: &streams)
+        let receipt = try DomainCoding.decode(CartCheckedOut.self, from: afternoon.events.last!.payload)
+        #expect(receipt.total == cents(199))
+    }
+
+    @Test func removalsAndBadScansAreChecked() throws {
+        var streams = try store()
+        try scan(Self.lime.value, 2, &streams)
+        #expect(code(member, .removeItem(cartID: "k1", sku: Self.lime, quantity: 3), &streams) == .itemNotInCart)
+        #expect(code(member, .removeItem(cartID: "k1", sku: Self.lime, quantity: 2), &streams) == nil)
+        #expect(code(member, .checkout(cartID: "k1", paymentTransactionID: "bt-3"), &streams) == .cartEmpty)
+        #expect(code(member, .scanItem(cartID: "k1", scannedInput: "999", quantity: 1), &streams) == .itemNotFound)
+        #expect(code(member, .scanItem(cartID: "k1", scannedInput: "12-3", quantity: 1), &streams) == .invalidField)
+        #expect(code(member, .scanItem(cartID: "k1", scannedInput: Self.lime.value, quantity: 0), &streams) == .invalidField)
+        #expect(code(Actor(.member, "m2"), .scanItem(cartID: "k1", scannedInput: Self.lime.value, quantity: 1), &streams) == .notAuthorized)
+        #expect(code(member, .scanItem(cartID: "nope", scannedInput: Self.lime.value, quantity: 1), &streams) == .cartNotFound)
+    }
+
+    @Test func onlyAdminsChangeItemsAndPrices() throws {
+        var streams = try store()
+        #expect(code(member, .createItem(storeID: "s1", sku: sku("1"), details: ItemDetails(description: "x")), &streams) == .notAuthorized)
+        #expect(code(member, .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.lime, price: cents(1))), &streams) == .notAuthorized)
+        #expect(code(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.lime, price: Money(minor: 1, currency: .kes))), &streams) == .currencyMismatch)
+        #expect(code(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.lime, price: cents(100), quantity: 0)), &streams) == .invalidPrice)
+        #expect(code(admin, .createItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: "again")), &streams) == .itemAlreadyExists)
+        #expect(code(admin, .createItem(storeID: "s1", sku: sku("9"), details: ItemDetails(description: "x", supersededBy: sku("8"))), &streams) == .itemNotFound)
+        #expect(code(admin, .changeItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: "Key lime")), &streams) == nil)
+    }
+
+    @Test func membersSocialAccountsAndEmailsBelongToOneMember() throws {
+        var streams = try store()
+        let other = Actor(.member, "m2")
+        #expect(code(other, .registerMember(memberID: "m2", firstName: nil, lastName: nil, email: "ADA@example.org", phone: nil), &streams) == .emailTaken)
+        #expect(code(other, .registerMember(memberID: "m2", firstName: "Bo", lastName: nil, email: nil, phone: "555"), &streams) == nil)
+        #expect(code(member, .linkSocialAccount(memberID: "m1", provider: "facebook", accountID: "fb-1"), &streams) == nil)
+        #expect(code(other, .linkSocialAccount(memberID: "m2", provider: "facebook", accountID: "fb-1"), &streams) == .socialAccountTaken)
+        #expect(code(other, .linkSocialAccount(memberID: "m2", provider: "google", accountID: "fb-1"), &streams) == nil)
+        #expect(code(other, .changeMemberProfile(memberID: "m1", firstName: "X", lastName: nil, phone: nil), &streams) == .notAuthorized)
+        #expect(code(other, .deactivateMember(memberID: "m2"), &streams) == nil)
+        #expect(code(other, .openCart(cartID: "k9", storeID: "s1", memberID: "m2"), &streams) == .memberInactive)
+    }
+}
+
+/// Every event type through the log: encoded, appended, read back, decoded equal.
+@Suite struct EventRoundTripTests {
+    @Test func everyEventTypeSurvivesTheLog() throws {
+        let samples: [any DomainEvent] = [
+            BoothRegistered(boothID: "3", name: "Lemonade", location: "North"), OperatorAssigned(boothID: "3", operatorID: "lee", operatorName: "Lee"),
+            VoucherIssued(voucherID: "7", amount: cents(2500), buyerEmail: "k@example.org"),
+            VoucherRedeemed(voucherID: "7", boothID: "3", operatorID: "lee", saleID: "s", saleAmount: cents(900)),
+            SaleRecorded(saleID: "s", boothID: "3", voucherID: "7", operatorID: "lee", amount: cents(900)),
+            UserRegistered(userID: "u", username: "n", email: "e@x", isAdmin: false), CategoryCreated(categoryID: "c", name: "n", slug: "s"),
+            ProductCreated(productID: "p", name: "n", slug: "s", description: "d", price: cents(1), categoryID: "c"),
+            ProductPriceChanged(productID: "p", price: cents(2)), StockReceived(productID: "p", quantity: 3),
+            StockAdjusted(productID: "p", delta: -1, reason: "count"), StockReserved(productID: "p", orderID: "o", quantity: 1),
+            StockReleased(productID: "p", orderID: "o", quantity: 1),
+            OrderPlaced(orderID: "o", userID: "u", lines: [OrderLine(productID: "p", quantity: 1, unitPrice: cents(2))], total: cents(2)),
+            OrderConfirmed(orderID: "o"), OrderPaid(orderID: "o", paymentID: "pay", transactionID: "MP1"), OrderShipped(orderID: "o"),
+            OrderDelivered(orderID: "o"), OrderCancelled(orderID: "o", reason: "r"),
+            PaymentInitiated(paymentID: "pay", orderID: "o", userID: "u", amount: cents(2), method: .mpesa),
+            PaymentSucceeded(paymentID: "pay", orderID: "o", transactionID: "MP1", method: .mpesa, amount: cents(2)),
+            PaymentFailed(paymentID: "pay", orderID: "o", reason: "declined"), ValueClaimed(kind: "username", owner: "u"),
+            StoreOpened(storeID: "s", name: "n", currency: .usd),
+            ItemCreated(storeID: "s", sku: sku("0001"), details: ItemDetails(description: "d", linkedSKU: sku("0002"), supersededBy: sku("0003"))),
+            ItemChanged(storeID: "s", sku: sku("0001"), details: ItemDetails(description: "e")),
+            PriceScheduled(storeID: "s", price: PriceRecord(sku: sku("0001"), start: Timestamp(microsecondsSinceEpoch: 5), price: cents(100), quantity: 3)),
+            MemberRegistered(memberID: "m", firstName: "A", lastName: nil, email: "a@x", phone: nil),
+            SocialAccountLinked(memberID: "m", provider: "google", accountID: "g"),
+            MemberProfileChanged(memberID: "m", firstName: "B", lastName: "C", phone: "1"), MemberDeactivated(memberID: "m"),
+            CartOpened(cartID: "k", storeID: "s", memberID: "m"),
+            CartItemAdded(cartID: "k", scannedInput: "0001", sku: sku("0001"), quantity: 1, embeddedPrice: nil, linkedFrom: nil),
+            CartItemRemoved(cartID: "k", sku: sku("0001"), quantity: 1), RestrictedItemsApproved(cartID: "k", staffID: "sam"),
+            CartCheckedOut(cartID: "k", storeID: "s", memberID: "m", lines: [TransactionLine(scannedInput: "0001", sku: sku("0001"), description: "d", size: nil,
+                           unitPrice: cents(34), quantity: 3, appliedDiscounts: cents(2), preTaxTotal: cents(100), taxable: false, departmentCode: nil, bogo: false)],
+                           total: cents(100), paymentTransactionID: "bt"),
+        ]
+        let log = try EventLog.create(at: testPath("roundtrip"))
+        let proposed = samples.map { sample in
+            let emitted = Emitted(stream: "s", sample)
+            return ProposedEvent(id: UUID(), stream: "s", type: emitted.type, schemaVersion: emitted.schemaVersion, payload: emitted.payload)
+        }
+        try log.append(AppendRequest(events: proposed))
+        var reader = log.read()
+        var index = 0
+        try reader.forEach { recorded in
+            let sample = samples[index]
+            #expect(recorded.type == type(of: sample).eventType)
+            let same = try Self.decodeSame(sample, recorded.payload)
+            #expect(same, "\(recorded.type)")
+            index += 1
+        }
+        #expect(index == samples.count)
+        #expect(Set(samples.map { type(of: $0).eventType }).count == samples.count)  // Every type once.
+    }
+
+    static func decodeSame<Event: DomainEvent>(_ sample: Event, _ payload: Data) throws -> Bool {
+        try DomainCoding.decode(Event.self, from: payload) == sample
+    }
+}

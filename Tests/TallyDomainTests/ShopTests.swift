@@ -1,0 +1,156 @@
+import Foundation
+import Testing
+import TallyLog
+@testable import TallyDomain
+
+let system = Actor(.system, "payments")
+let customer = Actor(.customer, "u1")
+
+/// The shop's rules, in memory.
+@Suite struct ShopRuleTests {
+    /// User u1, category c1, product p1 at $10.00 with 5 in stock, product p2 at $2.50 with 1 in stock.
+    func shop() throws -> MemoryStreams {
+        var streams = MemoryStreams()
+        for setup in [
+            command(customer, .registerUser(userID: "u1", username: "wanjiru", email: "w@example.org", isAdmin: false)),
+            command(admin, .createCategory(categoryID: "c1", name: "Books", slug: "books")),
+            command(admin, .createProduct(productID: "p1", name: "Atlas", slug: "atlas", description: "", price: cents(1000), categoryID: "c1")),
+            command(admin, .createProduct(productID: "p2", name: "Map", slug: "map", description: "", price: cents(250), categoryID: "c1")),
+            command(admin, .receiveStock(productID: "p1", quantity: 5)),
+            command(admin, .receiveStock(productID: "p2", quantity: 1)),
+        ] {
+            streams.append(try Decide.decide(setup, streams: &streams))
+        }
+        return streams
+    }
+
+    func run(_ streams: inout MemoryStreams, _ commands: [CommandEnvelope]) throws {
+        for envelope in commands { streams.append(try Decide.decide(envelope, streams: &streams)) }
+    }
+
+    func code(_ envelope: CommandEnvelope, _ streams: inout MemoryStreams) -> RejectionCode? {
+        do { streams.append(try Decide.decide(envelope, streams: &streams)); return nil } catch let rejection as Rejection { return rejection.code } catch { return nil }
+    }
+
+    /// Places order o1 (2 × p1 = $20.00), confirms it, and pays it with payment pay1 (mpesa MP1).
+    func paidOrder(_ streams: inout MemoryStreams) throws {
+        try run(&streams, [
+            command(customer, .placeOrder(orderID: "o1", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 2)])),
+            command(system, .confirmOrder(orderID: "o1")),
+            command(customer, .initiatePayment(paymentID: "pay1", orderID: "o1", amount: cents(2000), method: .mpesa)),
+            command(system, .recordPaymentSucceeded(paymentID: "pay1", transactionID: "MP1")),
+            command(system, .markOrderPaid(orderID: "o1", paymentID: "pay1")),
+        ])
+    }
+
+    @Test func anOrderGoesFromPlacedToDelivered() throws {
+        var streams = try shop()
+        try paidOrder(&streams)
+        #expect(code(command(admin, .shipOrder(orderID: "o1")), &streams) == nil)
+        #expect(code(command(admin, .deliverOrder(orderID: "o1")), &streams) == nil)
+        var order = OrderState()
+        _ = try streams.fold("order-o1") { try order.apply($0, $1) }
+        #expect(order.status == .delivered)
+        #expect(order.placed?.total == cents(2000))
+        #expect(order.placed?.lines == [OrderLine(productID: "p1", quantity: 2, unitPrice: cents(1000))])
+    }
+
+    @Test func stockMustCoverEveryLineWhenAnOrderIsConfirmed() throws {
+        var streams = try shop()
+        try run(&streams, [command(customer, .placeOrder(orderID: "o2", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1),
+                                                                                           OrderRequestLine(productID: "p2", quantity: 2)]))])
+        #expect(code(command(system, .confirmOrder(orderID: "o2")), &streams) == .insufficientStock)
+        // Nothing was reserved for p1 either.
+        var stock = StockState()
+        _ = try streams.fold("stock-p1") { try stock.apply($0, $1) }
+        #expect(stock.available == 5)
+        #expect(code(command(admin, .receiveStock(productID: "p2", quantity: 1)), &streams) == nil)
+        #expect(code(command(system, .confirmOrder(orderID: "o2")), &streams) == nil)
+        stock = StockState()
+        _ = try streams.fold("stock-p2") { try stock.apply($0, $1) }
+        #expect(stock.available == 0)
+    }
+
+    @Test func stockNeverGoesNegative() throws {
+        var streams = try shop()
+        #expect(code(command(admin, .adjustStock(productID: "p1", delta: -6, reason: "count")), &streams) == .stockWouldGoNegative)
+        #expect(code(command(admin, .adjustStock(productID: "p1", delta: -5, reason: "count")), &streams) == nil)
+        #expect(code(command(admin, .receiveStock(productID: "p1", quantity: 0)), &streams) == .invalidField)
+    }
+
+    @Test func aProviderTransactionIDIsAcceptedOnceAcrossOrders() throws {
+        var streams = try shop()
+        try paidOrder(&streams)
+        try run(&streams, [
+            command(customer, .placeOrder(orderID: "o3", userID: "u1", lines: [OrderRequestLine(productID: "p2", quantity: 1)])),
+            command(customer, .initiatePayment(paymentID: "pay3", orderID: "o3", amount: cents(250), method: .mpesa)),
+        ])
+        #expect(code(command(system, .recordPaymentSucceeded(paymentID: "pay3", transactionID: "MP1")), &streams) == .duplicatePaymentTransaction)
+        #expect(code(command(system, .recordPaymentSucceeded(paymentID: "pay3", transactionID: "MP3")), &streams) == nil)
+        #expect(code(command(system, .recordPaymentFailed(paymentID: "pay3", reason: "late")), &streams) == .paymentAlreadySettled)
+    }
+
+    @Test func anOrderIsPaidOnlyByASuccessfulPaymentOfItsTotal() throws {
+        var streams = try shop()
+        try run(&streams, [
+            command(customer, .placeOrder(orderID: "o1", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 2)])),
+            command(system, .confirmOrder(orderID: "o1")),
+            command(customer, .initiatePayment(paymentID: "short", orderID: "o1", amount: cents(1999), method: .card)),
+            command(customer, .initiatePayment(paymentID: "failed", orderID: "o1", amount: cents(2000), method: .paypal)),
+            command(customer, .initiatePayment(paymentID: "good", orderID: "o1", amount: cents(2000), method: .card)),
+            command(system, .recordPaymentSucceeded(paymentID: "short", transactionID: "C-1")),
+            command(system, .recordPaymentFailed(paymentID: "failed", reason: "declined")),
+        ])
+        #expect(code(command(system, .markOrderPaid(orderID: "o1", paymentID: "good")), &streams) == .paymentNotSuccessful)
+        #expect(code(command(system, .markOrderPaid(orderID: "o1", paymentID: "failed")), &streams) == .paymentNotSuccessful)
+        #expect(code(command(system, .markOrderPaid(orderID: "o1", paymentID: "short")), &streams) == .paymentAmountMismatch)
+        try run(&streams, [command(system, .recordPaymentSucceeded(paymentID: "good", transactionID: "C-2"))])
+        #expect(code(command(system, .markOrderPaid(orderID: "o1", paymentID: "good")), &streams) == nil)
+    }
+
+    @Test func orderStatusOnlyMovesForwardAndCancellingStopsAtShipping() throws {
+        var streams = try shop()
+        try run(&streams, [command(customer, .placeOrder(orderID: "o1", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 2)]))])
+        #expect(code(command(admin, .shipOrder(orderID: "o1")), &streams) == .invalidOrderTransition)
+        #expect(code(command(system, .markOrderPaid(orderID: "o1", paymentID: "x")), &streams) == .invalidOrderTransition)
+        var paid = try shop()
+        try paidOrder(&paid)
+        #expect(code(command(system, .confirmOrder(orderID: "o1")), &paid) == .invalidOrderTransition)
+        #expect(code(command(admin, .deliverOrder(orderID: "o1")), &paid) == .invalidOrderTransition)
+        #expect(code(command(admin, .shipOrder(orderID: "o1")), &paid) == nil)
+        #expect(code(command(customer, .cancelOrder(orderID: "o1", reason: "changed my mind")), &paid) == .invalidOrderTransition)
+        // Cancelling a paid order before shipping releases its stock.
+        var before = try shop()
+        try paidOrder(&before)
+        #expect(code(command(customer, .cancelOrder(orderID: "o1", reason: "changed my mind")), &before) == nil)
+        var stock = StockState()
+        _ = try before.fold("stock-p1") { try stock.apply($0, $1) }
+        #expect(stock.available == 5)
+    }
+
+    @Test func onlyAdminsChangeTheCatalogue() throws {
+        var streams = try shop()
+        #expect(code(command(customer, .createCategory(categoryID: "c2", name: "Toys", slug: "toys")), &streams) == .notAuthorized)
+        #expect(code(command(customer, .createProduct(productID: "p3", name: "Ball", slug: "ball", description: "", price: cents(100), categoryID: "c1")), &streams) == .notAuthorized)
+        #expect(code(command(customer, .changeProductPrice(productID: "p1", price: cents(1)), ), &streams) == .notAuthorized)
+        #expect(code(command(customer, .receiveStock(productID: "p1", quantity: 1)), &streams) == .notAuthorized)
+        #expect(code(command(admin, .createProduct(productID: "p3", name: "Ball", slug: "ball", description: "", price: cents(100), categoryID: "nope")), &streams) == .categoryNotFound)
+        #expect(code(command(admin, .changeProductPrice(productID: "p1", price: cents(1200))), &streams) == nil)
+        // A later price change never alters an order already placed.
+        try run(&streams, [command(customer, .placeOrder(orderID: "o9", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1)]))])
+        var order = OrderState()
+        _ = try streams.fold("order-o9") { try order.apply($0, $1) }
+        #expect(order.placed?.total == cents(1200))
+    }
+
+    @Test func usernamesAndEmailsAreUnique() throws {
+        var streams = try shop()
+        let other = Actor(.customer, "u2")
+        #expect(code(command(other, .registerUser(userID: "u2", username: "wanjiru", email: "x@example.org", isAdmin: false)), &streams) == .usernameTaken)
+        #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "W@example.org", isAdmin: false)), &streams) == .emailTaken)
+        #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "o@example.org", isAdmin: true)), &streams) == .notAuthorized)
+        #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "o@example.org", isAdmin: false)), &streams) == nil)
+        // Claim streams never hold an email in clear.
+        #expect(!streams.streams.keys.contains { $0.contains("example.org") })
+    }
+}
