@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TallyLog
 
 /// Why a command was refused. Each reason is its own stable code; the message is for people.
@@ -14,6 +15,7 @@ public enum RejectionCode: String, Codable, Sendable, CaseIterable {
     case voucherNotFound
     case voucherAlreadyRedeemed
     case saleExceedsVoucher
+    case saleAlreadyRecorded
     case userAlreadyRegistered
     case userNotFound
     case usernameTaken
@@ -142,29 +144,58 @@ public struct Decision: Sendable {
 /// Read access to the streams a decision needs. The log's `WriterView` provides it inside the
 /// writer's transaction; tests use `MemoryStreams`.
 public protocol StreamReading {
-    /// Calls `body` with the type and payload of each event of `stream`, in order; returns its version.
-    mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64
+    /// Calls `body` with each event of `stream` from `fromVersion` on, in order: its type, payload,
+    /// version, and whether it is committed (an event the current transaction appended is not yet).
+    /// Returns the stream's version.
+    mutating func fold(_ stream: String, fromVersion: UInt64,
+                       _ body: (_ type: String, _ payload: UnsafeRawBufferPointer, _ version: UInt64, _ committed: Bool) throws -> Void) throws -> UInt64
     /// The moment the decision is made (prices are taken as of it): the writer's clock in the log.
     var now: Timestamp { get }
+    /// Folded states at committed versions, shared across decisions (nil: fold from the start).
+    var states: StateCache? { get }
+}
+
+extension StreamReading {
+    /// Calls `body` with the type and payload of each event of `stream`; returns its version.
+    public mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64 {
+        try fold(stream, fromVersion: 1) { type, payload, _, _ in try body(type, payload) }
+    }
 }
 
 extension WriterView: StreamReading {
     // `now` comes from WriterView itself: the writer's clock, never earlier than the last event.
-    public mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64 {
-        var version: UInt64 = 0
-        try forEachEvent(in: stream) { record in
-            try body(record.type, record.payloadBytes)
+    public mutating func fold(_ stream: String, fromVersion: UInt64,
+                              _ body: (String, UnsafeRawBufferPointer, UInt64, Bool) throws -> Void) throws -> UInt64 {
+        var version = fromVersion - 1
+        let committedPosition = self.committedPosition
+        try forEachEvent(in: stream, fromVersion: fromVersion) { record in
+            try body(record.type, record.payloadBytes, record.version, record.position <= committedPosition)
             version = record.version
             return true
         }
-        return version
+        return max(version, try self.version(of: stream))
     }
+
+    public var states: StateCache? { nil }
+}
+
+/// The log's view inside the writer, with a cache of folded states: what `CommerceService` decides with.
+struct LogStreams: StreamReading {
+    var view: WriterView
+    let states: StateCache?
+
+    mutating func fold(_ stream: String, fromVersion: UInt64, _ body: (String, UnsafeRawBufferPointer, UInt64, Bool) throws -> Void) throws -> UInt64 {
+        try view.fold(stream, fromVersion: fromVersion, body)
+    }
+
+    var now: Timestamp { view.now }
 }
 
 /// Streams held in memory: for deciding commands in tests, without a store.
 public struct MemoryStreams: StreamReading {
     public var streams: [String: [(type: String, payload: Data)]] = [:]
     public var now = Timestamp(microsecondsSinceEpoch: 1_790_000_000_000_000)
+    public var states: StateCache?
 
     public init() {}
 
@@ -172,10 +203,36 @@ public struct MemoryStreams: StreamReading {
         for event in decision.events { streams[event.stream, default: []].append((event.type, event.payload)) }
     }
 
-    public mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64 {
+    public mutating func fold(_ stream: String, fromVersion: UInt64, _ body: (String, UnsafeRawBufferPointer, UInt64, Bool) throws -> Void) throws -> UInt64 {
         let events = streams[stream] ?? []
-        for event in events { try event.payload.withUnsafeBytes { try body(event.type, $0) } }
+        for (index, event) in events.enumerated() where UInt64(index + 1) >= fromVersion {
+            try event.payload.withUnsafeBytes { try body(event.type, $0, UInt64(index + 1), true) }
+        }
         return UInt64(events.count)
+    }
+}
+
+/// Folded stream states at committed versions. A committed event never changes, so the state of a
+/// stream at a committed version is valid forever, in every process: a decision folds only the
+/// events after it. Bounded: emptied when it holds `entriesMax` states.
+public final class StateCache: Sendable {
+    private let entries = Mutex<[String: (version: UInt64, state: any Sendable)]>([:])
+    public static let entriesMax = 200_000
+
+    public init() {}
+
+    func get<State: Foldable>(_ stream: String, _: State.Type) -> (version: UInt64, state: State)? {
+        entries.withLock { entries in
+            guard let entry = entries["\(State.self)|\(stream)"], let state = entry.state as? State else { return nil }
+            return (entry.version, state)
+        }
+    }
+
+    func put<State: Foldable>(_ stream: String, version: UInt64, _ state: State) {
+        entries.withLock { entries in
+            if entries.count >= Self.entriesMax { entries.removeAll(keepingCapacity: true) }
+            entries["\(State.self)|\(stream)"] = (version, state)
+        }
     }
 }
 
@@ -223,7 +280,7 @@ public enum Decide {
             }
             try requireField("saleID", saleID)
             guard saleAmount.minor > 0 else { throw Rejection(.nonPositiveAmount, "a sale's amount must be positive, not \(saleAmount)") }
-            let boothStream = FairStreams.booth(boothID), voucherStream = FairStreams.voucher(voucherID)
+            let boothStream = FairStreams.booth(boothID), voucherStream = FairStreams.voucher(voucherID), saleStream = FairStreams.sale(saleID)
             var booth = BoothState(), voucher = VoucherState()
             let boothVersion = try streams.fold(boothStream) { try booth.apply($0, $1) }
             let voucherVersion = try streams.fold(voucherStream) { try voucher.apply($0, $1) }
@@ -241,12 +298,13 @@ public enum Decide {
             guard saleAmount.minor <= issued.amount.minor else {
                 throw Rejection(.saleExceedsVoucher, "the sale of \(saleAmount) exceeds voucher \(voucherID)'s \(issued.amount)")
             }
+            guard try streams.fold(saleStream, { _, _ in }) == 0 else { throw Rejection(.saleAlreadyRecorded, "sale \(saleID) is already recorded") }
             return Decision(
                 events: [
                     Emitted(stream: voucherStream, VoucherRedeemed(voucherID: voucherID, boothID: boothID, operatorID: actor.id, saleID: saleID, saleAmount: saleAmount)),
-                    Emitted(stream: boothStream, SaleRecorded(saleID: saleID, boothID: boothID, voucherID: voucherID, operatorID: actor.id, amount: saleAmount)),
+                    Emitted(stream: saleStream, SaleRecorded(saleID: saleID, boothID: boothID, voucherID: voucherID, operatorID: actor.id, amount: saleAmount)),
                 ],
-                expectations: [boothStream: .exact(boothVersion), voucherStream: .exact(voucherVersion)])
+                expectations: [boothStream: .exact(boothVersion), voucherStream: .exact(voucherVersion), saleStream: .noStream])
 
         case .registerUser, .createCategory, .createProduct, .changeProductPrice, .receiveStock, .adjustStock, .placeOrder,
              .confirmOrder, .initiatePayment, .recordPaymentSucceeded, .recordPaymentFailed, .markOrderPaid, .shipOrder,

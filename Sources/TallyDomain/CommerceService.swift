@@ -14,12 +14,15 @@ public enum CommandOutcome: Sendable, Equatable {
 /// commands at once. The Swift API for applications that embed Tally.
 public final class CommerceService: Sendable {
     public let log: EventLog
+    /// Folded states at committed versions, so a long stream (a product's stock) is not refolded from
+    /// its first event by every command.
+    let states = StateCache()
 
     public init(log: EventLog) { self.log = log }
 
     public func execute(_ envelope: CommandEnvelope) async throws -> CommandOutcome {
         do {
-            let result = try await log.appendDecided { view in try Self.request(for: envelope, view: &view) }
+            let result = try await log.appendDecided { [states] view in try Self.request(for: envelope, view: &view, states: states) }
             guard let result else { preconditionFailure("a decision always returns events or throws") }
             return .accepted(positions: result.positions, wasRetry: result.wasAlreadyAppended)
         } catch let rejection as Rejection {
@@ -31,7 +34,7 @@ public final class CommerceService: Sendable {
 
     public func execute(_ envelope: CommandEnvelope) throws -> CommandOutcome {
         do {
-            let result = try log.appendDecided { view in try Self.request(for: envelope, view: &view) }
+            let result = try log.appendDecided { [states] view in try Self.request(for: envelope, view: &view, states: states) }
             guard let result else { preconditionFailure("a decision always returns events or throws") }
             return .accepted(positions: result.positions, wasRetry: result.wasAlreadyAppended)
         } catch let rejection as Rejection {
@@ -49,7 +52,7 @@ public final class CommerceService: Sendable {
     /// Decides `envelope` against the log as the writer sees it and turns the decision into a batch:
     /// ids derived from the command id, the actor, the command id as correlation id, and the command's
     /// name in the metadata.
-    static func request(for envelope: CommandEnvelope, view: inout WriterView) throws -> AppendRequest {
+    static func request(for envelope: CommandEnvelope, view: inout WriterView, states: StateCache?) throws -> AppendRequest {
         if let first = try view.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: 0)) {
             var positions = [first]
             while let next = try view.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: positions.count)) {
@@ -57,7 +60,9 @@ public final class CommerceService: Sendable {
             }
             throw AlreadyExecuted(positions: positions)
         }
-        let decision = try Decide.decide(envelope, streams: &view)
+        var streams = LogStreams(view: view, states: states)
+        let decision = try Decide.decide(envelope, streams: &streams)
+        view = streams.view
         let metadata = Data("{\"command\":\"\(envelope.command.name)\",\"commandId\":\"\(envelope.id.uuidString.lowercased())\"}".utf8)
         let events = decision.events.enumerated().map { index, emitted in
             ProposedEvent(id: CommandEventIDs.id(command: envelope.id, index: index), stream: emitted.stream, type: emitted.type,

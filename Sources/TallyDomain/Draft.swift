@@ -20,10 +20,22 @@ struct Draft {
     private(set) var events: [Emitted] = []
     private(set) var expectations: [String: ExpectedVersion] = [:]
 
-    /// The state of `stream`, folded from its events; its version is remembered.
+    /// The state of `stream`, folded from its events (from a cached committed state when there is one);
+    /// its version is remembered.
     mutating func load<State: Foldable>(_ stream: String, as _: State.Type = State.self, from streams: inout some StreamReading) throws -> State {
-        var state = State()
-        let version = try streams.fold(stream) { try state.apply($0, $1) }
+        let cache = streams.states
+        var (cachedVersion, state) = cache?.get(stream, State.self) ?? (0, State())
+        var committed: (version: UInt64, state: State)?
+        let version = try streams.fold(stream, fromVersion: cachedVersion + 1) { type, payload, version, isCommitted in
+            // The state just before the first uncommitted event is the last cacheable one.
+            if !isCommitted && committed == nil { committed = (version - 1, state) }
+            try state.apply(type, payload)
+        }
+        if let cache {
+            let last = committed ?? (version, state)
+            if last.version > cachedVersion { cache.put(stream, version: last.version, last.state) }
+        }
+        cachedVersion = version
         expectations[stream] = .exact(version)
         return state
     }

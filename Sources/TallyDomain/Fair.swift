@@ -2,7 +2,8 @@ import Foundation
 import TallyLog
 
 // The e-voucher fair: booths with operators, vouchers bought for an amount, redeemed at a booth.
-// Streams: "booth-<id>" (registration, operators, sales), "voucher-<id>" (issue, redemption).
+// Streams: "booth-<id>" (registration, operators), "voucher-<id>" (issue, redemption), "sale-<id>" (the
+// sale a redemption paid for: one stream per sale, so a sale id is used once and booth streams stay short).
 
 public struct BoothRegistered: DomainEvent {
     public static let eventType = "BoothRegistered"
@@ -50,6 +51,7 @@ public struct SaleRecorded: DomainEvent {
 public enum FairStreams {
     public static func booth(_ id: String) -> String { "booth-\(id)" }
     public static func voucher(_ id: String) -> String { "voucher-\(id)" }
+    public static func sale(_ id: String) -> String { "sale-\(id)" }
 }
 
 /// A booth as its stream tells it.

@@ -205,5 +205,7 @@ public struct WriterView {
     public func position(ofEventID id: UUID) throws -> UInt64? { try session.tables.position(session.txn, ofEventID: id) }
 
     public var headPosition: UInt64 { session.head.position }
+    /// The head when the writer's transaction began: events after it are this transaction's, not yet committed.
+    public var committedPosition: UInt64 { session.committedPosition }
     public var now: Timestamp { max(session.clock.now(), session.head.lastRecordedAt) }
 }

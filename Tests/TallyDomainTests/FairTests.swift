@@ -30,11 +30,14 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         let redeem = command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s1", saleAmount: cents(1800)))
         let decision = try Decide.decide(redeem, streams: &streams)
         #expect(decision.events.map(\.type) == ["VoucherRedeemed", "SaleRecorded"])
-        #expect(decision.events.map(\.stream) == ["voucher-7", "booth-3"])
+        #expect(decision.events.map(\.stream) == ["voucher-7", "sale-s1"])
         let sale = try DomainCoding.decode(SaleRecorded.self, from: decision.events[1].payload)
         #expect(sale.amount == cents(1800) && sale.operatorID == "lee" && sale.voucherID == "7")
-        #expect(decision.expectations == ["booth-3": .exact(2), "voucher-7": .exact(1)])
+        #expect(decision.expectations == ["booth-3": .exact(2), "voucher-7": .exact(1), "sale-s1": .noStream])
         streams.append(decision)
+        // A sale id is used once.
+        streams.append(try Decide.decide(command(admin, .issueVoucher(voucherID: "8", amount: cents(500), buyerEmail: "x@example.org")), streams: &streams))
+        #expect(rejection(command(lee, .redeemVoucher(voucherID: "8", boothID: "3", saleID: "s1", saleAmount: cents(100))), in: &streams) == .saleAlreadyRecorded)
         // Rule 1: at most once.
         #expect(rejection(command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s2", saleAmount: cents(100))), in: &streams) == .voucherAlreadyRedeemed)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TallyLog
+import TallyTestSupport
 @testable import TallyDomain
 
 let system = Actor(.system, "payments")
@@ -152,5 +153,46 @@ let customer = Actor(.customer, "u1")
         #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "o@example.org", isAdmin: false)), &streams) == nil)
         // Claim streams never hold an email in clear.
         #expect(!streams.streams.keys.contains { $0.contains("example.org") })
+    }
+}
+
+/// The shop through the log, with many commands in one group-commit transaction.
+@Suite struct ShopServiceTests {
+    @Test func concurrentConfirmationsNeverOversellStock() async throws {
+        let commerce = CommerceService(log: try EventLog.create(at: testPath("shop")))
+        let setup: [CommandEnvelope] = [
+            command(admin, .createCategory(categoryID: "c", name: "Books", slug: "books")),
+            command(admin, .createProduct(productID: "p", name: "Atlas", slug: "atlas", description: "", price: cents(1000), categoryID: "c")),
+            command(admin, .receiveStock(productID: "p", quantity: 20)),
+        ] + (0..<30).flatMap { index in [
+            command(Actor(.customer, "u\(index)"), .registerUser(userID: "u\(index)", username: "user\(index)", email: "u\(index)@example.org", isAdmin: false)),
+            command(Actor(.customer, "u\(index)"), .placeOrder(orderID: "o\(index)", userID: "u\(index)", lines: [OrderRequestLine(productID: "p", quantity: 1)])),
+        ] }
+        for envelope in setup {
+            let outcome = try await commerce.execute(envelope)
+            guard case .accepted = outcome else { Issue.record("setup refused: \(outcome)"); return }
+        }
+        // Thirty confirmations race for twenty units.
+        let outcomes = await withTaskGroup(of: CommandOutcome?.self) { group in
+            for index in 0..<30 { group.addTask { try? await commerce.execute(command(system, .confirmOrder(orderID: "o\(index)"))) } }
+            return await group.reduce(into: [CommandOutcome?]()) { $0.append($1) }
+        }
+        let confirmed = outcomes.filter { if case .accepted = $0 { true } else { false } }.count
+        let refused = outcomes.filter { if case .rejected(let rejection) = $0 { rejection.code == .insufficientStock } else { false } }.count
+        #expect(confirmed == 20 && refused == 10)
+        // The stock stream, read back from the log, ends at zero and never went below it.
+        var reader = commerce.log.read(ReadQuery(.stream("stock-p")))
+        var level = 0, lowest = Int.max
+        try reader.forEach { event in
+            var stock = StockState()
+            try event.payload.withUnsafeBytes { try stock.apply(event.type, $0) }
+            level += stock.available
+            lowest = min(lowest, level)
+        }
+        #expect(level == 0 && lowest >= 0)
+        // A later adjustment sees the true level, through the cache.
+        let adjust = try await commerce.execute(command(admin, .adjustStock(productID: "p", delta: -1, reason: "count")))
+        #expect(adjust == .rejected(Rejection(.stockWouldGoNegative, "product p has 0 available; adjusting by -1 would leave -1")))
+        #expect(try commerce.log.verify().isSound)
     }
 }
