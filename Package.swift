@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "TallyDomain", dependencies: ["TallyLog"]),
         .target(
             name: "TallyCLI",
-            dependencies: ["TallyLog", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["TallyLog", "TallyDomain", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
         .executableTarget(

@@ -103,6 +103,16 @@ public enum Command: Sendable, Codable, Equatable {
     case approveRestrictedItems(cartID: String)
     case checkout(cartID: String, paymentTransactionID: String)
 
+    /// Every command's name, as `tally exec` accepts it.
+    public static let names = [
+        "registerBooth", "assignOperator", "issueVoucher", "redeemVoucher",
+        "registerUser", "createCategory", "createProduct", "changeProductPrice", "receiveStock", "adjustStock", "placeOrder",
+        "confirmOrder", "initiatePayment", "recordPaymentSucceeded", "recordPaymentFailed", "markOrderPaid", "shipOrder",
+        "deliverOrder", "cancelOrder",
+        "openStore", "createItem", "changeItem", "schedulePrice", "registerMember", "linkSocialAccount", "changeMemberProfile",
+        "deactivateMember", "openCart", "scanItem", "removeItem", "approveRestrictedItems", "checkout",
+    ]
+
     /// The command's name: the case name ("redeemVoucher"), as its JSON key.
     public var name: String {
         let text = String(describing: self)

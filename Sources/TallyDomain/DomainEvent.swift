@@ -40,6 +40,21 @@ public struct Actor: Hashable, Sendable, Codable, CustomStringConvertible {
         guard parts.count == 2, let role = Role(rawValue: String(parts[0])), !parts[1].isEmpty else { return nil }
         self.init(role, String(parts[1]))
     }
+
+    /// On the wire an actor is its string: "operator:lee".
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let actor = Actor(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription:
+                "\"\(text)\" is not an actor: write role:id with role one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))"))
+        }
+        self = actor
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
 }
 
 /// The JSON every domain payload is stored as: keys sorted, so the same content has the same bytes.

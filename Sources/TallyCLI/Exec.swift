@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import TallyDomain
+import TallyLog
+
+struct Exec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Execute domain commands: JSON Lines in, one JSON result per line out.",
+        discussion: """
+            Each line is a command: {"id": "<uuid>", "actor": "<role>:<id>", "command": {"<name>": {fields}}}.
+            The id makes retries safe: the same id again returns the first result and appends nothing.
+            Roles: admin, operator, member, customer, staff, system. Money is {"minor": 250, "currency": "USD"}.
+
+            Each result line: {"line": N, "id": …, "command": …, "result": "accepted", "positions": [...]},
+            or "result": "rejected" with a stable "code" and a "message" (nothing was appended), or
+            "result": "error" for a line that is not a valid command (the exit status is then 1).
+
+            Example:
+              tally exec <<'EOF'
+              {"id":"6f1c1d2e-0000-4000-8000-000000000001","actor":"admin:ana","command":{"registerBooth":{"boothID":"3","name":"Lemonade","location":"North gate"}}}
+              {"id":"6f1c1d2e-0000-4000-8000-000000000002","actor":"admin:ana","command":{"assignOperator":{"boothID":"3","operatorID":"lee","operatorName":"Lee Kim"}}}
+              {"id":"6f1c1d2e-0000-4000-8000-000000000003","actor":"admin:ana","command":{"issueVoucher":{"voucherID":"7","amount":{"minor":2500,"currency":"USD"},"buyerEmail":"kim@example.org"}}}
+              {"id":"6f1c1d2e-0000-4000-8000-000000000004","actor":"operator:lee","command":{"redeemVoucher":{"voucherID":"7","boothID":"3","saleID":"s1","saleAmount":{"minor":1800,"currency":"USD"}}}}
+              EOF
+
+            `tally exec --catalog` prints one example of every command, in an order a new store accepts:
+              tally exec --catalog | tally exec
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Flag(help: "Print one example of every command (JSON Lines) and exit.") var catalog = false
+
+    func run() throws {
+        if catalog {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            for example in CommandCatalog.examples { print(String(decoding: try encoder.encode(example), as: UTF8.self)) }
+            return
+        }
+        let log = try store.open()
+        defer { log.close() }
+        let commerce = CommerceService(log: log)
+        let output = OutputBuffer()
+        var number = 0
+        var malformed = 0
+        while let line = Swift.readLine(strippingNewline: true) {
+            number += 1
+            if line.allSatisfy(\.isWhitespace) { continue }
+            let envelope: CommandEnvelope
+            do {
+                envelope = try CommandJSON.parse(line)
+            } catch let error as CLIError {
+                malformed += 1
+                printError("line \(number): \(error.description)")
+                output.line("{\"line\":\(number),\"result\":\"error\",\"code\":\"malformedCommand\",\"message\":\(EventJSON.quote("line \(number): \(error.description)"))}")
+                continue
+            }
+            let head = "{\"line\":\(number),\"id\":\"\(envelope.id.uuidString.lowercased())\",\"command\":\"\(envelope.command.name)\""
+            switch try commerce.execute(envelope) {
+            case .accepted(let positions, let wasRetry):
+                output.line(head + ",\"result\":\"accepted\",\"positions\":[\(positions.map(String.init).joined(separator: ","))]" + (wasRetry ? ",\"retry\":true}" : "}"))
+            case .rejected(let rejection):
+                output.line(head + ",\"result\":\"rejected\",\"code\":\"\(rejection.code.rawValue)\",\"message\":\(EventJSON.quote(rejection.message))}")
+            }
+            output.flush()
+        }
+        output.flush()
+        if malformed > 0 { throw ExitCode(1) }
+    }
+}
+
+/// Command lines: decoded with the domain's Codable types, with errors that name what is wrong.
+enum CommandJSON {
+    static func parse(_ line: String) throws -> CommandEnvelope {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) else { throw CLIError("malformed JSON") }
+        guard let fields = object as? [String: Any] else { throw CLIError("a command must be a JSON object") }
+        for key in ["id", "actor", "command"] where fields[key] == nil { throw CLIError("missing field \"\(key)\"") }
+        if let unknown = fields.keys.sorted().first(where: { !["id", "actor", "command"].contains($0) }) {
+            throw CLIError("unknown field \"\(unknown)\" (a command line has id, actor and command)")
+        }
+        guard let command = fields["command"] as? [String: Any], command.count == 1, let name = command.keys.first else {
+            throw CLIError("field \"command\" must be an object with one key, the command's name")
+        }
+        guard Command.names.contains(name) else {
+            throw CLIError("unknown command \"\(name)\" (commands: \(Command.names.joined(separator: ", ")))")
+        }
+        do {
+            return try JSONDecoder().decode(CommandEnvelope.self, from: Data(line.utf8))
+        } catch let error as DecodingError {
+            throw CLIError(describe(error))
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            // Synthesized enum coding adds "_0"-style keys: keep the names people wrote.
+            let names = context.codingPath.map(\.stringValue).filter { !$0.hasPrefix("_") }
+            return names.isEmpty ? "the line" : "\"\(names.joined(separator: "."))\""
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing field \"\((context.codingPath.map(\.stringValue) + [key.stringValue]).filter { !$0.hasPrefix("_") }.joined(separator: "."))\""
+        case .typeMismatch(let type, let context): return "field \(path(context)) must be \(describe(type))"
+        case .valueNotFound(let type, let context): return "field \(path(context)) must be \(describe(type)), not null"
+        case .dataCorrupted(let context): return "field \(path(context)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type, is UInt64.Type: "a whole number"
+        case is Bool.Type: "true or false"
+        default: "\(type)"
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+import TallyTestSupport
+
+@Suite struct ExecTests {
+    @Test func theCatalogueCoversEveryCommandAndANewStoreAcceptsItAll() throws {
+        let catalog = try tally(["exec", "--catalog"], store: nil)
+        #expect(catalog.status == 0)
+        let names = Set(try catalog.lines.map { try #require((json($0)["command"] as? [String: Any])?.keys.first) })
+        let known = ["registerBooth", "assignOperator", "issueVoucher", "redeemVoucher", "registerUser", "createCategory", "createProduct",
+                     "changeProductPrice", "receiveStock", "adjustStock", "placeOrder", "confirmOrder", "initiatePayment", "recordPaymentSucceeded",
+                     "recordPaymentFailed", "markOrderPaid", "shipOrder", "deliverOrder", "cancelOrder", "openStore", "createItem", "changeItem",
+                     "schedulePrice", "registerMember", "linkSocialAccount", "changeMemberProfile", "deactivateMember", "openCart", "scanItem",
+                     "removeItem", "approveRestrictedItems", "checkout"]
+        #expect(names == Set(known))
+        let store = try newStore()
+        let run = try tally(["exec"], store: store, input: catalog.output)
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.lines.count == catalog.lines.count)
+        for line in run.lines { #expect(try json(line)["result"] as? String == "accepted", "\(line)") }
+        #expect(try tally(["verify"], store: store).status == 0)
+    }
+
+    @Test func aScriptedScenarioGetsOneResultPerLine() throws {
+        let store = try newStore()
+        let script = """
+            {"id":"00000000-0000-4000-8000-000000000001","actor":"admin:ana","command":{"registerBooth":{"boothID":"3","name":"Lemonade","location":"North"}}}
+            {"id":"00000000-0000-4000-8000-000000000002","actor":"admin:ana","command":{"assignOperator":{"boothID":"3","operatorID":"lee","operatorName":"Lee"}}}
+            {"id":"00000000-0000-4000-8000-000000000003","actor":"admin:ana","command":{"issueVoucher":{"voucherID":"7","amount":{"minor":2500,"currency":"USD"},"buyerEmail":"k@example.org"}}}
+            {"id":"00000000-0000-4000-8000-000000000004","actor":"operator:lee","command":{"redeemVoucher":{"voucherID":"7","boothID":"3","saleID":"s1","saleAmount":{"minor":3000,"currency":"USD"}}}}
+            {"id":"00000000-0000-4000-8000-000000000005","actor":"operator:lee","command":{"redeemVoucher":{"voucherID":"7","boothID":"3","saleID":"s1","saleAmount":{"minor":1800,"currency":"USD"}}}}
+            {"id":"00000000-0000-4000-8000-000000000005","actor":"operator:lee","command":{"redeemVoucher":{"voucherID":"7","boothID":"3","saleID":"s1","saleAmount":{"minor":1800,"currency":"USD"}}}}
+            {"id":"00000000-0000-4000-8000-000000000006","actor":"operator:lee","command":{"redeemVoucher":{"voucherID":"7","boothID":"3","saleID":"s2","saleAmount":{"minor":100,"currency":"USD"}}}}
+            {"id":"00000000-0000-4000-8000-000000000007","actor":"operator:lee","command":{"redeemVoucher":{"voucherID":"99","boothID":"3","saleID":"s3","saleAmount":{"minor":100,"currency":"USD"}}}}
+            {"id":"00000000-0000-4000-8000-000000000008","actor":"operator:lee","command":{"redeemVoucher":{"voucherID":"7","boothID":"3","saleID":"s4","saleAmount":{"minor":-5,"currency":"USD"}}}}
+            {"id":"00000000-0000-4000-8000-000000000009","actor":"operator:lee","command":{"refund":{"voucherID":"7"}}}
+            {"id":"00000000-0000-4000-8000-00000000000a","actor":"operator:lee","command":{"redeemVoucher":{"voucherID":"7","boothID":"3","saleAmount":{"minor":1,"currency":"USD"}}}}
+            {"id":"00000000-0000-4000-8000-00000000000b","actor":"admin:ana","command":{"issueVoucher":{"voucherID":"8","amount":{"minor":100,"currency":"USD"},"buyerEmail":"x@example.org"}}}
+            {oops
+            """
+        let run = try tally(["exec"], store: store, input: script)
+        #expect(run.status == 1)  // Two lines were not commands.
+        let results = try run.lines.map(json)
+        #expect(results.count == 13)
+        func field(_ index: Int, _ name: String) -> String? { results[index][name] as? String }
+        #expect((0..<3).allSatisfy { field($0, "result") == "accepted" })
+        #expect(field(3, "code") == "saleExceedsVoucher")
+        #expect(field(4, "result") == "accepted")
+        #expect(field(5, "result") == "accepted" && results[5]["retry"] as? Bool == true)
+        #expect(results[5]["positions"] as? [Int] == results[4]["positions"] as? [Int])
+        #expect(field(6, "code") == "voucherAlreadyRedeemed")
+        #expect(field(7, "code") == "voucherNotFound")
+        #expect(field(8, "code") == "nonPositiveAmount")
+        #expect(field(9, "code") == "malformedCommand" && field(9, "message")?.contains("unknown command \"refund\"") == true)
+        #expect(field(10, "code") == "malformedCommand" && field(10, "message")?.contains("missing field \"command.redeemVoucher.saleID\"") == true)
+        #expect(field(11, "result") == "accepted")
+        #expect(field(12, "message") == "line 13: malformed JSON")
+        #expect(run.error.contains("line 13: malformed JSON"))
+        // Only accepted commands appended: 3 set-up events, a redemption and its sale, one voucher.
+        #expect(try tally(["info", "--json"], store: store).lines.first.map(json)?["events"] as? Int == 6)
+    }
+}
