@@ -113,10 +113,43 @@ public enum Command: Sendable, Codable, Equatable {
         "deactivateMember", "openCart", "scanItem", "removeItem", "approveRestrictedItems", "checkout",
     ]
 
-    /// The command's name: the case name ("redeemVoucher"), as its JSON key.
+    /// The command's name: the case name ("redeemVoucher"), as its JSON key. A switch, not reflection:
+    /// it is read for every command's metadata.
     public var name: String {
-        let text = String(describing: self)
-        return String(text.prefix { $0 != "(" })
+        switch self {
+        case .registerBooth: "registerBooth"
+        case .assignOperator: "assignOperator"
+        case .issueVoucher: "issueVoucher"
+        case .redeemVoucher: "redeemVoucher"
+        case .registerUser: "registerUser"
+        case .createCategory: "createCategory"
+        case .createProduct: "createProduct"
+        case .changeProductPrice: "changeProductPrice"
+        case .receiveStock: "receiveStock"
+        case .adjustStock: "adjustStock"
+        case .placeOrder: "placeOrder"
+        case .confirmOrder: "confirmOrder"
+        case .initiatePayment: "initiatePayment"
+        case .recordPaymentSucceeded: "recordPaymentSucceeded"
+        case .recordPaymentFailed: "recordPaymentFailed"
+        case .markOrderPaid: "markOrderPaid"
+        case .shipOrder: "shipOrder"
+        case .deliverOrder: "deliverOrder"
+        case .cancelOrder: "cancelOrder"
+        case .openStore: "openStore"
+        case .createItem: "createItem"
+        case .changeItem: "changeItem"
+        case .schedulePrice: "schedulePrice"
+        case .registerMember: "registerMember"
+        case .linkSocialAccount: "linkSocialAccount"
+        case .changeMemberProfile: "changeMemberProfile"
+        case .deactivateMember: "deactivateMember"
+        case .openCart: "openCart"
+        case .scanItem: "scanItem"
+        case .removeItem: "removeItem"
+        case .approveRestrictedItems: "approveRestrictedItems"
+        case .checkout: "checkout"
+        }
     }
 }
 

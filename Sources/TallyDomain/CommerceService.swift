@@ -44,6 +44,36 @@ public final class CommerceService: Sendable {
         }
     }
 
+    /// Submits `envelope` without waiting; `completion` gets the outcome on the writer thread. Commands
+    /// submitted one after another from one thread are decided in that order.
+    public func submit(_ envelope: CommandEnvelope, completion: @escaping @Sendable (Result<CommandOutcome, any Error>) -> Void) {
+        log.appendDecided({ [states] view in try Self.request(for: envelope, view: &view, states: states) }) { result in
+            switch result {
+            case .success(let appended?): completion(.success(.accepted(positions: appended.positions, wasRetry: appended.wasAlreadyAppended)))
+            case .success(nil): completion(.failure(LogError.emptyBatch))
+            case .failure(let rejection as Rejection): completion(.success(.rejected(rejection)))
+            case .failure(let retry as AlreadyExecuted): completion(.success(.accepted(positions: retry.positions, wasRetry: true)))
+            case .failure(let error): completion(.failure(error))
+            }
+        }
+    }
+
+    /// Executes `envelopes` in order, all in flight at once (so they share writer transactions), and
+    /// returns their outcomes in order.
+    public func executeInOrder(_ envelopes: [CommandEnvelope]) throws -> [CommandOutcome] {
+        let outcomes = OutcomeSlots(count: envelopes.count)
+        let done = DispatchGroup()
+        for (index, envelope) in envelopes.enumerated() {
+            done.enter()
+            submit(envelope) { result in
+                outcomes.set(index, result)
+                done.leave()
+            }
+        }
+        done.wait()
+        return try outcomes.values.map { try $0.get() }
+    }
+
     /// A command whose first event is already in the log was executed before: its events' positions.
     struct AlreadyExecuted: Error {
         var positions: [UInt64]
@@ -71,4 +101,11 @@ public final class CommerceService: Sendable {
         }
         return AppendRequest(events: events, expectations: decision.expectations)
     }
+}
+
+private final class OutcomeSlots: @unchecked Sendable {
+    // @unchecked: slot i is written once by the writer thread before the group is left; read after waiting.
+    var values: [Result<CommandOutcome, any Error>]
+    init(count: Int) { values = Array(repeating: .failure(LogError.closed), count: count) }
+    func set(_ index: Int, _ value: Result<CommandOutcome, any Error>) { values[index] = value }
 }

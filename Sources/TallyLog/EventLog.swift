@@ -164,6 +164,15 @@ public final class EventLog: Sendable {
         try await submit(.decide(decide))
     }
 
+    /// `appendDecided` without waiting: `completion` is called on the writer thread once the outcome is
+    /// durable (or refused). Calls made one after another from one thread are decided in that order, so a
+    /// caller can keep many commands in flight and still know which was decided first.
+    public func appendDecided(_ decide: @escaping @Sendable (inout WriterView) throws -> AppendRequest?,
+                              completion: @escaping @Sendable (Result<AppendResult?, any Error>) -> Void) {
+        guard let committer else { completion(.failure(LogError.readOnlyStore(path: path))); return }
+        committer.submit(PendingWrite(work: .decide(decide), deliver: completion))
+    }
+
     private func submitAndWait(_ work: WriteWork) throws -> AppendResult? {
         guard let committer else { throw LogError.readOnlyStore(path: path) }
         let done = DispatchSemaphore(value: 0)

@@ -201,7 +201,7 @@ func json(_ line: String) throws -> [String: Any] {
     }
 
     @Test func everyCommandExplainsItselfWithAnExample() throws {
-        for command in ["init", "append", "read", "follow", "info", "verify", "exec"] {
+        for command in ["init", "append", "read", "follow", "info", "verify", "exec", "demo"] {
             let run = try tally([command, "--help"], store: nil)
             #expect(run.status == 0)
             #expect(run.output.contains("Example"), "\(command) --help has no example")

@@ -60,3 +60,22 @@ import TallyTestSupport
         #expect(try tally(["info", "--json"], store: store).lines.first.map(json)?["events"] as? Int == 6)
     }
 }
+
+@Suite struct DemoTests {
+    @Test func theDemoRecordsAVerifiedHistoryThroughTheRules() throws {
+        let store = testPath("demo")
+        let run = try tally(["demo", "--events", "3000"], store: store)
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.contains("verify: ok"))
+        for type in ["VoucherRedeemed", "SaleRecorded", "OrderPaid", "PaymentFailed", "CartCheckedOut", "PriceScheduled", "RestrictedItemsApproved"] {
+            #expect(run.output.contains(type), "no \(type) in the summary")
+        }
+        #expect(run.output.contains("voucherAlreadyRedeemed"))
+        let info = try json(try tally(["info", "--json"], store: store).lines[0])
+        #expect((info["events"] as? Int ?? 0) >= 3000)
+        #expect(try tally(["verify"], store: store).status == 0)
+        // A store with events is refused: the demo writes a fresh history.
+        let again = try tally(["demo", "--events", "10"], store: store)
+        #expect(again.status != 0 && again.error.contains("already holds"))
+    }
+}

@@ -154,3 +154,15 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         #expect(String(decoding: events[0].metadata, as: UTF8.self).contains("\"command\":\"redeemVoucher\""))
     }
 }
+
+@Suite struct CommandNameTests {
+    @Test func everyCommandsNameIsItsJSONKey() throws {
+        for example in CommandCatalog.examples {
+            let data = try JSONEncoder().encode(example.command)
+            let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            #expect(object.keys.first == example.command.name)
+            #expect(Command.names.contains(example.command.name))
+        }
+        #expect(Set(CommandCatalog.examples.map(\.command.name)) == Set(Command.names))
+    }
+}
