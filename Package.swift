@@ -40,7 +40,7 @@ let package = Package(
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
         .executableTarget(
             name: "tally-bench",
-            dependencies: ["TallyLog", "TallyLMDB", "TallyMerkle", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["TallyLog", "TallyLMDB", "TallyMerkle", "TallyDomain", .product(name: "GRDB", package: "GRDB.swift")],
             path: "tools/Benchmarks"
         ),
         .executableTarget(name: "tally-test-helper", dependencies: ["TallyLog"], path: "Tests/Helper"),

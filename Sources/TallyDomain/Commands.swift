@@ -259,14 +259,18 @@ public struct MemoryStreams: StreamReading {
 /// stream at a committed version is valid forever, in every process: a decision folds only the
 /// events after it. Bounded: emptied when it holds `entriesMax` states.
 public final class StateCache: Sendable {
-    private let entries = Mutex<[String: (version: UInt64, state: any Sendable)]>([:])
+    private struct Key: Hashable {
+        let type: ObjectIdentifier
+        let stream: String
+    }
+    private let entries = Mutex<[Key: (version: UInt64, state: any Sendable)]>([:])
     public static let entriesMax = 200_000
 
     public init() {}
 
     func get<State: Foldable>(_ stream: String, _: State.Type) -> (version: UInt64, state: State)? {
         entries.withLock { entries in
-            guard let entry = entries["\(State.self)|\(stream)"], let state = entry.state as? State else { return nil }
+            guard let entry = entries[Key(type: ObjectIdentifier(State.self), stream: stream)], let state = entry.state as? State else { return nil }
             return (entry.version, state)
         }
     }
@@ -274,7 +278,7 @@ public final class StateCache: Sendable {
     func put<State: Foldable>(_ stream: String, version: UInt64, _ state: State) {
         entries.withLock { entries in
             if entries.count >= Self.entriesMax { entries.removeAll(keepingCapacity: true) }
-            entries["\(State.self)|\(stream)"] = (version, state)
+            entries[Key(type: ObjectIdentifier(State.self), stream: stream)] = (version, state)
         }
     }
 }
@@ -288,34 +292,31 @@ public enum Decide {
             try requireAdmin(actor, "register a booth")
             try requireField("boothID", boothID)
             try requireField("name", name)
-            let stream = FairStreams.booth(boothID)
-            var booth = BoothState()
-            let version = try streams.fold(stream) { try booth.apply($0, $1) }
+            var draft = Draft()
+            let booth = try draft.load(FairStreams.booth(boothID), as: BoothState.self, from: &streams)
             guard booth.registered == nil else { throw Rejection(.boothAlreadyRegistered, "booth \(boothID) is already registered") }
-            return Decision(events: [Emitted(stream: stream, BoothRegistered(boothID: boothID, name: name, location: location))],
-                            expectations: [stream: .exact(version)])
+            draft.emit(FairStreams.booth(boothID), BoothRegistered(boothID: boothID, name: name, location: location))
+            return draft.decision
 
         case .assignOperator(let boothID, let operatorID, let operatorName):
             try requireAdmin(actor, "assign an operator")
             try requireField("operatorID", operatorID)
-            let stream = FairStreams.booth(boothID)
-            var booth = BoothState()
-            let version = try streams.fold(stream) { try booth.apply($0, $1) }
+            var draft = Draft()
+            let booth = try draft.load(FairStreams.booth(boothID), as: BoothState.self, from: &streams)
             guard booth.registered != nil else { throw Rejection(.boothNotFound, "booth \(boothID) is not registered") }
-            return Decision(events: [Emitted(stream: stream, OperatorAssigned(boothID: boothID, operatorID: operatorID, operatorName: operatorName))],
-                            expectations: [stream: .exact(version)])
+            draft.emit(FairStreams.booth(boothID), OperatorAssigned(boothID: boothID, operatorID: operatorID, operatorName: operatorName))
+            return draft.decision
 
         case .issueVoucher(let voucherID, let amount, let buyerEmail):
             try requireAdmin(actor, "issue a voucher")
             try requireField("voucherID", voucherID)
             try requireField("buyerEmail", buyerEmail)
             guard amount.minor > 0 else { throw Rejection(.nonPositiveAmount, "a voucher's amount must be positive, not \(amount)") }
-            let stream = FairStreams.voucher(voucherID)
-            var voucher = VoucherState()
-            let version = try streams.fold(stream) { try voucher.apply($0, $1) }
+            var draft = Draft()
+            let voucher = try draft.load(FairStreams.voucher(voucherID), as: VoucherState.self, from: &streams)
             guard voucher.issued == nil else { throw Rejection(.voucherAlreadyIssued, "voucher \(voucherID) is already issued") }
-            return Decision(events: [Emitted(stream: stream, VoucherIssued(voucherID: voucherID, amount: amount, buyerEmail: buyerEmail))],
-                            expectations: [stream: .exact(version)])
+            draft.emit(FairStreams.voucher(voucherID), VoucherIssued(voucherID: voucherID, amount: amount, buyerEmail: buyerEmail))
+            return draft.decision
 
         case .redeemVoucher(let voucherID, let boothID, let saleID, let saleAmount):
             guard actor.role == .operator else {
@@ -323,10 +324,9 @@ public enum Decide {
             }
             try requireField("saleID", saleID)
             guard saleAmount.minor > 0 else { throw Rejection(.nonPositiveAmount, "a sale's amount must be positive, not \(saleAmount)") }
-            let boothStream = FairStreams.booth(boothID), voucherStream = FairStreams.voucher(voucherID), saleStream = FairStreams.sale(saleID)
-            var booth = BoothState(), voucher = VoucherState()
-            let boothVersion = try streams.fold(boothStream) { try booth.apply($0, $1) }
-            let voucherVersion = try streams.fold(voucherStream) { try voucher.apply($0, $1) }
+            var draft = Draft()
+            let booth = try draft.load(FairStreams.booth(boothID), as: BoothState.self, from: &streams)
+            let voucher = try draft.load(FairStreams.voucher(voucherID), as: VoucherState.self, from: &streams)
             guard booth.registered != nil else { throw Rejection(.boothNotFound, "booth \(boothID) is not registered") }
             guard booth.operators.contains(actor.id) else {
                 throw Rejection(.operatorNotAssigned, "operator \(actor.id) is not assigned to booth \(boothID)")
@@ -341,13 +341,12 @@ public enum Decide {
             guard saleAmount.minor <= issued.amount.minor else {
                 throw Rejection(.saleExceedsVoucher, "the sale of \(saleAmount) exceeds voucher \(voucherID)'s \(issued.amount)")
             }
-            guard try streams.fold(saleStream, { _, _ in }) == 0 else { throw Rejection(.saleAlreadyRecorded, "sale \(saleID) is already recorded") }
-            return Decision(
-                events: [
-                    Emitted(stream: voucherStream, VoucherRedeemed(voucherID: voucherID, boothID: boothID, operatorID: actor.id, saleID: saleID, saleAmount: saleAmount)),
-                    Emitted(stream: saleStream, SaleRecorded(saleID: saleID, boothID: boothID, voucherID: voucherID, operatorID: actor.id, amount: saleAmount)),
-                ],
-                expectations: [boothStream: .exact(boothVersion), voucherStream: .exact(voucherVersion), saleStream: .noStream])
+            guard !(try draft.load(FairStreams.sale(saleID), as: Existence.self, from: &streams).exists) else {
+                throw Rejection(.saleAlreadyRecorded, "sale \(saleID) is already recorded")
+            }
+            draft.emit(FairStreams.voucher(voucherID), VoucherRedeemed(voucherID: voucherID, boothID: boothID, operatorID: actor.id, saleID: saleID, saleAmount: saleAmount))
+            draft.emit(FairStreams.sale(saleID), SaleRecorded(saleID: saleID, boothID: boothID, voucherID: voucherID, operatorID: actor.id, amount: saleAmount))
+            return draft.decision
 
         case .registerUser, .createCategory, .createProduct, .changeProductPrice, .receiveStock, .adjustStock, .placeOrder,
              .confirmOrder, .initiatePayment, .recordPaymentSucceeded, .recordPaymentFailed, .markOrderPaid, .shipOrder,

@@ -218,6 +218,9 @@ struct AppendSession {
     let indexTailEventsMax: UInt64
     /// The index tail as of the committed head, fetched on the first stream-cache miss.
     private var committedTail: TailView?
+    /// Positions of this transaction's own events by stream, built the first time a decision reads a
+    /// stream and kept up to date by `write` from then on (nil until needed: plain batches never pay).
+    var ownStreamPositions: [String: [UInt64]]?
     /// The greatest event id in `event-ids`: a larger id (the usual case for time-ordered v7 ids) is
     /// new without a look-up, and is appended to the index with MDB_APPEND.
     var eventIDMax: (UInt64, UInt64)
@@ -328,6 +331,7 @@ struct AppendSession {
         }
         state.version += 1
         streams.set(event.stream, state, previous: previousState)
+        if ownStreamPositions != nil { ownStreamPositions![event.stream, default: []].append(position) }
 
         let size = RecordCodec.headerBytes + prepared.body.count + Hash.byteCount
         let previous = head.chainHash

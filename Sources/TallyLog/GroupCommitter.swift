@@ -193,11 +193,21 @@ public struct WriterView {
             return going
         }
         guard going, session.head.position > session.committedPosition else { return }
-        let utf8 = ContiguousArray(stream.utf8)
-        try LogReading.scanAll(session.txn, tables: session.tables, from: session.committedPosition + 1, backward: false,
-                               untilPosition: session.head.position) { record in
-            guard record.streamBytes.elementsEqual(utf8), record.version >= fromVersion else { return true }
-            return try body(record)
+        if session.ownStreamPositions == nil {
+            var positions: [String: [UInt64]] = [:]
+            try LogReading.scanAll(session.txn, tables: session.tables, from: session.committedPosition + 1, backward: false,
+                                   untilPosition: session.head.position) { record in
+                positions[record.stream, default: []].append(record.position)
+                return true
+            }
+            session.ownStreamPositions = positions
+        }
+        for position in session.ownStreamPositions?[stream] ?? [] {
+            guard let record = try session.tables.record(session.txn, at: position) else {
+                throw LogError.corruptRecord(position: position, reason: "this transaction's record is missing")
+            }
+            guard record.version >= fromVersion else { continue }
+            guard try body(record) else { return }
         }
     }
 

@@ -5,6 +5,7 @@
 //   tally-bench [--events N] [--json FILE] [--dir DIR] [--only NAME,NAME] [--smoke]
 import Foundation
 import GRDB
+import TallyDomain
 import TallyLMDB
 import TallyLog
 import TallyMerkle
@@ -35,7 +36,7 @@ struct Options {
             case "--smoke": smoke = true; events = 3000
             case "--keep": keep = true
             case "--help", "-h":
-                print("usage: tally-bench [--events N (default 1000000)] [--json FILE] [--dir DIR] [--only append,group,replay,streams,verify,proofs,raw,chain,naive,sqlite] [--smoke]")
+                print("usage: tally-bench [--events N (default 1000000)] [--json FILE] [--dir DIR] [--only append,group,domain,replay,streams,verify,proofs,raw,chain,naive,sqlite] [--smoke]")
                 exit(0)
             default: fail("unknown argument \(argument) (try --help)")
             }
@@ -132,6 +133,70 @@ if wanted("group") {
         log.close()
         try? FileManager.default.removeItem(atPath: path)
     }
+}
+
+// MARK: Domain commands end to end, concurrently
+
+if wanted("domain") {
+    let callers = options.smoke ? 4 : 64
+    let vouchers = options.smoke ? 200 : min(100_000, max(2_000, options.events / 20))
+    progress("domain: \(callers) callers redeeming \(vouchers) vouchers, durable, through the rules")
+    let log = try EventLog.create(at: options.directory + "/domain")
+    let commerce = CommerceService(log: log)
+    let admin = Actor(.admin, "ana")
+    var setup: [CommandEnvelope] = []
+    for booth in 0..<12 {
+        setup.append(CommandEnvelope(id: UUID(), actor: admin, command: .registerBooth(boothID: "\(booth)", name: "Booth", location: "Hall")))
+        setup.append(CommandEnvelope(id: UUID(), actor: admin, command: .assignOperator(boothID: "\(booth)", operatorID: "op\(booth)", operatorName: "Operator")))
+    }
+    for voucher in 0..<vouchers {
+        setup.append(CommandEnvelope(id: UUID(), actor: admin, command: .issueVoucher(voucherID: "v\(voucher)", amount: Money(minor: 2500, currency: .usd),
+                                                                                       buyerEmail: "b\(voucher)@example.org")))
+    }
+    for start in stride(from: 0, to: setup.count, by: 512) { _ = try commerce.executeInOrder(Array(setup[start..<min(setup.count, start + 512)])) }
+    let perCaller = vouchers / callers
+    let latencies = LatencySlots(count: perCaller * callers)
+    let refusals = LatencySlots(count: callers)
+    let probe = MemoryProbe()
+    let start = now()
+    let finished = DispatchGroup()
+    for caller in 0..<callers {
+        finished.enter()
+        let thread = Thread {
+            var random = SplitMix64(seed: UInt64(caller))
+            var refused: UInt64 = 0
+            for index in 0..<perCaller {
+                // Mostly a new voucher; one time in eight, one that another caller may already have redeemed.
+                let voucher = random.next() % 8 == 0 ? Int(random.next() % UInt64(vouchers)) : caller * perCaller + index
+                let booth = Int(random.next() % 12)
+                let envelope = CommandEnvelope(id: UUID(), actor: Actor(.operator, "op\(booth)"),
+                                               command: .redeemVoucher(voucherID: "v\(voucher)", boothID: "\(booth)", saleID: "\(caller)-\(index)",
+                                                                       saleAmount: Money(minor: 1000, currency: .usd)))
+                let begin = now()
+                do {
+                    if case .rejected = try commerce.execute(envelope) { refused += 1 }
+                } catch { fail("domain command failed: \(error)") }
+                latencies.set(caller * perCaller + index, now() - begin)
+            }
+            refusals.set(caller, refused)
+            finished.leave()
+        }
+        thread.stackSize = 256 << 10
+        thread.start()
+    }
+    finished.wait()
+    let elapsed = seconds(since: start)
+    let memory = probe.stop()
+    let (p50, p99, p999) = percentiles(latencies.all)
+    let refused = refusals.all.reduce(0, +)
+    results.append(Result(scenario: "domain: \(callers) callers redeeming vouchers (rule check in the writer), durable", events: perCaller * callers,
+                          seconds: elapsed, rate: Double(perCaller * callers) / elapsed, unit: "commands/s",
+                          latencyP50Milliseconds: p50, latencyP99Milliseconds: p99, latencyP999Milliseconds: p999,
+                          peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
+                          note: "\(refused) refused as already redeemed"))
+    guard try log.verify().isSound else { fail("verify failed after the domain scenario") }
+    log.close()
+    try? FileManager.default.removeItem(atPath: options.directory + "/domain")
 }
 
 // MARK: Tally, reads over the store written above
