@@ -16,7 +16,9 @@ public enum CommandCatalog {
             (admin, .issueVoucher(voucherID: "7", amount: money(2500), buyerEmail: "kim@example.org")),
             (lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s1", saleAmount: money(1800))),
             (customer, .registerUser(userID: "u1", username: "wanjiru", email: "wanjiru@example.org", isAdmin: false)),
+            (customer, .changeUserEmail(userID: "u1", email: "wanjiru.k@example.org")),
             (admin, .createCategory(categoryID: "books", name: "Books", slug: "books")),
+            (admin, .changeCategory(categoryID: "books", name: "Books & Atlases", slug: "books")),
             (admin, .createProduct(productID: "atlas", name: "World Atlas", slug: "world-atlas", description: "Maps of every country", price: money(1999), categoryID: "books")),
             (admin, .changeProductPrice(productID: "atlas", price: money(1899))),
             (admin, .receiveStock(productID: "atlas", quantity: 10)),
@@ -51,6 +53,7 @@ public enum CommandCatalog {
             (staff, .approveRestrictedItems(cartID: "k1")),
             (member, .checkout(cartID: "k1", paymentTransactionID: "bt-5f2a9c")),
             (member, .deactivateMember(memberID: "m1")),
+            (customer, .deactivateUser(userID: "u1")),
         ]
         return commands.enumerated().map { index, pair in
             CommandEnvelope(id: UUID(uuidString: String(format: "00000000-0000-4000-8000-%012d", index + 1))!, actor: pair.0, command: pair.1)

@@ -18,6 +18,7 @@ public enum RejectionCode: String, Codable, Sendable, CaseIterable {
     case saleAlreadyRecorded
     case userAlreadyRegistered
     case userNotFound
+    case userInactive
     case usernameTaken
     case emailTaken
     case socialAccountTaken
@@ -74,7 +75,10 @@ public enum Command: Sendable, Codable, Equatable {
     case redeemVoucher(voucherID: String, boothID: String, saleID: String, saleAmount: Money)
 
     case registerUser(userID: String, username: String, email: String, isAdmin: Bool)
+    case changeUserEmail(userID: String, email: String)
+    case deactivateUser(userID: String)
     case createCategory(categoryID: String, name: String, slug: String)
+    case changeCategory(categoryID: String, name: String, slug: String)
     case createProduct(productID: String, name: String, slug: String, description: String, price: Money, categoryID: String)
     case changeProductPrice(productID: String, price: Money)
     case receiveStock(productID: String, quantity: Int)
@@ -106,7 +110,7 @@ public enum Command: Sendable, Codable, Equatable {
     /// Every command's name, as `tally exec` accepts it.
     public static let names = [
         "registerBooth", "assignOperator", "issueVoucher", "redeemVoucher",
-        "registerUser", "createCategory", "createProduct", "changeProductPrice", "receiveStock", "adjustStock", "placeOrder",
+        "registerUser", "changeUserEmail", "deactivateUser", "createCategory", "changeCategory", "createProduct", "changeProductPrice", "receiveStock", "adjustStock", "placeOrder",
         "confirmOrder", "initiatePayment", "recordPaymentSucceeded", "recordPaymentFailed", "markOrderPaid", "shipOrder",
         "deliverOrder", "cancelOrder",
         "openStore", "createItem", "changeItem", "schedulePrice", "registerMember", "linkSocialAccount", "changeMemberProfile",
@@ -122,7 +126,10 @@ public enum Command: Sendable, Codable, Equatable {
         case .issueVoucher: "issueVoucher"
         case .redeemVoucher: "redeemVoucher"
         case .registerUser: "registerUser"
+        case .changeUserEmail: "changeUserEmail"
+        case .deactivateUser: "deactivateUser"
         case .createCategory: "createCategory"
+        case .changeCategory: "changeCategory"
         case .createProduct: "createProduct"
         case .changeProductPrice: "changeProductPrice"
         case .receiveStock: "receiveStock"
@@ -348,7 +355,7 @@ public enum Decide {
             draft.emit(FairStreams.sale(saleID), SaleRecorded(saleID: saleID, boothID: boothID, voucherID: voucherID, operatorID: actor.id, amount: saleAmount))
             return draft.decision
 
-        case .registerUser, .createCategory, .createProduct, .changeProductPrice, .receiveStock, .adjustStock, .placeOrder,
+        case .registerUser, .changeUserEmail, .deactivateUser, .createCategory, .changeCategory, .createProduct, .changeProductPrice, .receiveStock, .adjustStock, .placeOrder,
              .confirmOrder, .initiatePayment, .recordPaymentSucceeded, .recordPaymentFailed, .markOrderPaid, .shipOrder,
              .deliverOrder, .cancelOrder:
             return try ShopRules.decide(envelope, streams: &streams)

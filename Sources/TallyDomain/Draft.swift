@@ -40,12 +40,16 @@ struct Draft {
         return state
     }
 
-    /// Takes a unique value: its claim stream must not exist yet.
+    /// Takes a unique value: nobody may hold its claim stream.
     mutating func claim(_ stream: String, kind: String, owner: String, from streams: inout some StreamReading, taken: Rejection) throws {
-        let version = try streams.fold(stream) { _, _ in }
-        guard version == 0 else { throw taken }
-        expectations[stream] = .noStream
+        guard try load(stream, as: ClaimState.self, from: &streams).owner == nil else { throw taken }
         emit(stream, ValueClaimed(kind: kind, owner: owner))
+    }
+
+    /// Gives a value up, so it can be claimed again.
+    mutating func release(_ stream: String, kind: String, owner: String, from streams: inout some StreamReading) throws {
+        guard try load(stream, as: ClaimState.self, from: &streams).owner == owner else { return }
+        emit(stream, ValueReleased(kind: kind, owner: owner))
     }
 
     mutating func emit(_ stream: String, _ event: some DomainEvent) {

@@ -22,6 +22,25 @@ public struct CategoryCreated: DomainEvent {
     public var slug: String
 }
 
+public struct CategoryChanged: DomainEvent {
+    public static let eventType = "CategoryChanged"
+    public var categoryID: String
+    public var name: String
+    public var slug: String
+}
+
+public struct UserEmailChanged: DomainEvent {
+    public static let eventType = "UserEmailChanged"
+    public static let personalFields: Set<String> = ["email"]
+    public var userID: String
+    public var email: String
+}
+
+public struct UserDeactivated: DomainEvent {
+    public static let eventType = "UserDeactivated"
+    public var userID: String
+}
+
 public struct ProductCreated: DomainEvent {
     public static let eventType = "ProductCreated"
     public var productID: String
@@ -66,11 +85,26 @@ public struct StockReleased: DomainEvent {
     public var quantity: Int
 }
 
-/// A line as ordered: the price at purchase time is part of the order, whatever the product costs later.
+/// A line as ordered, the historic truth of the sale: what the product was called and cost at purchase
+/// time is part of the order, whatever the catalogue says later.
 public struct OrderLine: Codable, Sendable, Equatable {
     public var productID: String
+    public var name: String
+    public var categoryID: String
     public var quantity: Int
     public var unitPrice: Money
+    public var appliedDiscounts: Money
+    public var preTaxTotal: Money
+
+    public init(productID: String, name: String, categoryID: String, quantity: Int, unitPrice: Money, appliedDiscounts: Money, preTaxTotal: Money) {
+        self.productID = productID
+        self.name = name
+        self.categoryID = categoryID
+        self.quantity = quantity
+        self.unitPrice = unitPrice
+        self.appliedDiscounts = appliedDiscounts
+        self.preTaxTotal = preTaxTotal
+    }
 }
 
 public struct OrderPlaced: DomainEvent {
@@ -138,11 +172,31 @@ public struct PaymentFailed: DomainEvent {
 }
 
 /// A value taken by one owner: the claim stream of a username, email, social id or provider
-/// transaction id exists only once, so its owner is unique.
+/// transaction id, so its owner is unique.
 public struct ValueClaimed: DomainEvent {
     public static let eventType = "ValueClaimed"
     public var kind: String
     public var owner: String
+}
+
+/// A value given up (an old email address after a change): it can be claimed again.
+public struct ValueReleased: DomainEvent {
+    public static let eventType = "ValueReleased"
+    public var kind: String
+    public var owner: String
+}
+
+/// Who holds a claimed value, if anyone.
+public struct ClaimState: Foldable {
+    public var owner: String?
+    public init() {}
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
+        switch type {
+        case ValueClaimed.eventType: owner = try DomainCoding.decode(ValueClaimed.self, from: payload).owner
+        case ValueReleased.eventType: owner = nil
+        default: break
+        }
+    }
 }
 
 public enum ShopStreams {
@@ -177,8 +231,17 @@ public enum OrderStatus: String, Codable, Sendable, Comparable {
 public struct UserState: Foldable {
     public init() {}
     public var registered: UserRegistered?
+    public var email: String?
+    public var active = true
     public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
-        if type == UserRegistered.eventType { registered = try DomainCoding.decode(UserRegistered.self, from: payload) }
+        switch type {
+        case UserRegistered.eventType:
+            registered = try DomainCoding.decode(UserRegistered.self, from: payload)
+            email = registered?.email
+        case UserEmailChanged.eventType: email = try DomainCoding.decode(UserEmailChanged.self, from: payload).email
+        case UserDeactivated.eventType: active = false
+        default: break
+        }
     }
 }
 

@@ -23,6 +23,32 @@ enum ShopRules {
                             taken: Rejection(.emailTaken, "that email address is already registered"))
             draft.emit(ShopStreams.user(userID), UserRegistered(userID: userID, username: username, email: email, isAdmin: isAdmin))
 
+        case .changeUserEmail(let userID, let email):
+            try Require.selfOrAdmin(actor, .customer, userID, "change user \(userID)'s email")
+            try Require.field("email", email)
+            let user = try draft.load(ShopStreams.user(userID), as: UserState.self, from: &streams)
+            guard user.registered != nil else { throw Rejection(.userNotFound, "user \(userID) is not registered") }
+            guard user.active else { throw Rejection(.userInactive, "user \(userID) is deactivated") }
+            try draft.claim(Claims.email(email), kind: "email", owner: userID, from: &streams,
+                            taken: Rejection(.emailTaken, "that email address is already registered"))
+            if let old = user.email { try draft.release(Claims.email(old), kind: "email", owner: userID, from: &streams) }
+            draft.emit(ShopStreams.user(userID), UserEmailChanged(userID: userID, email: email))
+
+        case .deactivateUser(let userID):
+            try Require.selfOrAdmin(actor, .customer, userID, "deactivate user \(userID)")
+            let user = try draft.load(ShopStreams.user(userID), as: UserState.self, from: &streams)
+            guard user.registered != nil else { throw Rejection(.userNotFound, "user \(userID) is not registered") }
+            guard user.active else { throw Rejection(.userInactive, "user \(userID) is already deactivated") }
+            draft.emit(ShopStreams.user(userID), UserDeactivated(userID: userID))
+
+        case .changeCategory(let categoryID, let name, let slug):
+            try Require.admin(actor, "change a category")
+            try Require.field("name", name)
+            guard try draft.load(ShopStreams.category(categoryID), as: Existence.self, from: &streams).exists else {
+                throw Rejection(.categoryNotFound, "category \(categoryID) does not exist")
+            }
+            draft.emit(ShopStreams.category(categoryID), CategoryChanged(categoryID: categoryID, name: name, slug: slug))
+
         case .createCategory(let categoryID, let name, let slug):
             try Require.admin(actor, "create a category")
             try Require.field("categoryID", categoryID)
@@ -79,17 +105,19 @@ enum ShopRules {
             guard order.placed == nil else { throw Rejection(.orderAlreadyExists, "order \(orderID) already exists") }
             let user = try draft.load(ShopStreams.user(userID), as: UserState.self, from: &streams)
             guard user.registered != nil else { throw Rejection(.userNotFound, "user \(userID) is not registered") }
+            guard user.active else { throw Rejection(.userInactive, "user \(userID) is deactivated") }
             var lines: [OrderLine] = []
             var total: Money?
             for line in requested {
                 try Require.positive(line.quantity, "the quantity of \(line.productID)")
                 let product = try draft.load(ShopStreams.product(line.productID), as: ProductState.self, from: &streams)
-                guard let price = product.price else { throw Rejection(.productNotFound, "product \(line.productID) does not exist") }
+                guard let price = product.price, let created = product.created else { throw Rejection(.productNotFound, "product \(line.productID) does not exist") }
                 guard let lineTotal = price.times(Int64(line.quantity)), let sum = (total ?? .zero(price.currency)).adding(lineTotal) else {
                     throw Rejection(.currencyMismatch, "the order mixes currencies or is too large")
                 }
                 total = sum
-                lines.append(OrderLine(productID: line.productID, quantity: line.quantity, unitPrice: price))
+                lines.append(OrderLine(productID: line.productID, name: created.name, categoryID: created.categoryID, quantity: line.quantity,
+                                       unitPrice: price, appliedDiscounts: .zero(price.currency), preTaxTotal: lineTotal))
             }
             draft.emit(ShopStreams.order(orderID), OrderPlaced(orderID: orderID, userID: userID, lines: lines, total: total!))
 

@@ -7,7 +7,8 @@ import TallyTestSupport
         let catalog = try tally(["exec", "--catalog"], store: nil)
         #expect(catalog.status == 0)
         let names = Set(try catalog.lines.map { try #require((json($0)["command"] as? [String: Any])?.keys.first) })
-        let known = ["registerBooth", "assignOperator", "issueVoucher", "redeemVoucher", "registerUser", "createCategory", "createProduct",
+        let known = ["registerBooth", "assignOperator", "issueVoucher", "redeemVoucher", "registerUser", "changeUserEmail", "deactivateUser",
+                     "createCategory", "changeCategory", "createProduct",
                      "changeProductPrice", "receiveStock", "adjustStock", "placeOrder", "confirmOrder", "initiatePayment", "recordPaymentSucceeded",
                      "recordPaymentFailed", "markOrderPaid", "shipOrder", "deliverOrder", "cancelOrder", "openStore", "createItem", "changeItem",
                      "schedulePrice", "registerMember", "linkSocialAccount", "changeMemberProfile", "deactivateMember", "openCart", "scanItem",

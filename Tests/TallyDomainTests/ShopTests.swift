@@ -53,7 +53,8 @@ let customer = Actor(.customer, "u1")
         _ = try streams.fold("order-o1") { try order.apply($0, $1) }
         #expect(order.status == .delivered)
         #expect(order.placed?.total == cents(2000))
-        #expect(order.placed?.lines == [OrderLine(productID: "p1", quantity: 2, unitPrice: cents(1000))])
+        #expect(order.placed?.lines == [OrderLine(productID: "p1", name: "Atlas", categoryID: "c1", quantity: 2, unitPrice: cents(1000),
+                                                  appliedDiscounts: cents(0), preTaxTotal: cents(2000))])
     }
 
     @Test func stockMustCoverEveryLineWhenAnOrderIsConfirmed() throws {
@@ -142,6 +143,19 @@ let customer = Actor(.customer, "u1")
         var order = OrderState()
         _ = try streams.fold("order-o9") { try order.apply($0, $1) }
         #expect(order.placed?.total == cents(1200))
+    }
+
+    @Test func aUserChangesEmailAndTheOldAddressIsFreed() throws {
+        var streams = try shop()
+        #expect(code(command(customer, .changeUserEmail(userID: "u1", email: "new@example.org")), &streams) == nil)
+        let other = Actor(.customer, "u2")
+        #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "new@example.org", isAdmin: false)), &streams) == .emailTaken)
+        #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "w@example.org", isAdmin: false)), &streams) == nil)
+        #expect(code(command(other, .changeUserEmail(userID: "u1", email: "x@example.org")), &streams) == .notAuthorized)
+        #expect(code(command(customer, .deactivateUser(userID: "u1")), &streams) == nil)
+        #expect(code(command(customer, .placeOrder(orderID: "o5", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1)])), &streams) == .userInactive)
+        #expect(code(command(admin, .changeCategory(categoryID: "c1", name: "Books & maps", slug: "books")), &streams) == nil)
+        #expect(code(command(admin, .changeCategory(categoryID: "c9", name: "x", slug: "x")), &streams) == .categoryNotFound)
     }
 
     @Test func usernamesAndEmailsAreUnique() throws {
