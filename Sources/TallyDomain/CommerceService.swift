@@ -21,40 +21,35 @@ public final class CommerceService: Sendable {
     public init(log: EventLog) { self.log = log }
 
     public func execute(_ envelope: CommandEnvelope) async throws -> CommandOutcome {
+        let result: Result<AppendResult?, any Error>
         do {
-            let result = try await log.appendDecided { [states] view in try Self.request(for: envelope, view: &view, states: states) }
-            guard let result else { preconditionFailure("a decision always returns events or throws") }
-            return .accepted(positions: result.positions, wasRetry: result.wasAlreadyAppended)
-        } catch let rejection as Rejection {
-            return .rejected(rejection)
-        } catch let retry as AlreadyExecuted {
-            return .accepted(positions: retry.positions, wasRetry: true)
+            result = .success(try await log.appendDecided { [states] view in try Self.request(for: envelope, view: &view, states: states) })
+        } catch {
+            result = .failure(error)
         }
+        return try Self.outcome(result)
     }
 
     public func execute(_ envelope: CommandEnvelope) throws -> CommandOutcome {
-        do {
-            let result = try log.appendDecided { [states] view in try Self.request(for: envelope, view: &view, states: states) }
-            guard let result else { preconditionFailure("a decision always returns events or throws") }
-            return .accepted(positions: result.positions, wasRetry: result.wasAlreadyAppended)
-        } catch let rejection as Rejection {
-            return .rejected(rejection)
-        } catch let retry as AlreadyExecuted {
-            return .accepted(positions: retry.positions, wasRetry: true)
-        }
+        try Self.outcome(Result { try log.appendDecided { [states] view in try Self.request(for: envelope, view: &view, states: states) } })
     }
 
     /// Submits `envelope` without waiting; `completion` gets the outcome on the writer thread. Commands
     /// submitted one after another from one thread are decided in that order.
     public func submit(_ envelope: CommandEnvelope, completion: @escaping @Sendable (Result<CommandOutcome, any Error>) -> Void) {
         log.appendDecided({ [states] view in try Self.request(for: envelope, view: &view, states: states) }) { result in
-            switch result {
-            case .success(let appended?): completion(.success(.accepted(positions: appended.positions, wasRetry: appended.wasAlreadyAppended)))
-            case .success(nil): completion(.failure(LogError.emptyBatch))
-            case .failure(let rejection as Rejection): completion(.success(.rejected(rejection)))
-            case .failure(let retry as AlreadyExecuted): completion(.success(.accepted(positions: retry.positions, wasRetry: true)))
-            case .failure(let error): completion(.failure(error))
-            }
+            completion(Result { try Self.outcome(result) })
+        }
+    }
+
+    /// What the log's answer to a decided append means for the command.
+    static func outcome(_ result: Result<AppendResult?, any Error>) throws -> CommandOutcome {
+        switch result {
+        case .success(let appended?): return .accepted(positions: appended.positions, wasRetry: appended.wasAlreadyAppended)
+        case .success(nil): preconditionFailure("a decision always returns events or throws")
+        case .failure(let rejection as Rejection): return .rejected(rejection)
+        case .failure(let retry as AlreadyExecuted): return .accepted(positions: retry.positions, wasRetry: true)
+        case .failure(let error): throw error
         }
     }
 

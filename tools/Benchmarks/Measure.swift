@@ -122,3 +122,19 @@ final class LatencySlots: @unchecked Sendable {
     func set(_ index: Int, _ value: UInt64) { storage[index] = value }
     var all: [UInt64] { Array(storage) }
 }
+
+/// Runs `body(caller)` on `count` threads at once and waits for all: each thread is one caller that
+/// waits for its own appends, as an application's request handlers would.
+func runCallers(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let finished = DispatchGroup()
+    for caller in 0..<count {
+        finished.enter()
+        let thread = Thread {
+            body(caller)
+            finished.leave()
+        }
+        thread.stackSize = 256 << 10
+        thread.start()
+    }
+    finished.wait()
+}

@@ -102,23 +102,15 @@ if wanted("group") {
         let latencies = LatencySlots(count: perCaller * callers)
         let probe = MemoryProbe()
         let start = now()
-        let finished = DispatchGroup()
-        for caller in 0..<callers {
-            finished.enter()
-            let thread = Thread {
-                var own = Workload(seed: options.seed &+ UInt64(caller) &* 7919)
-                for index in 0..<perCaller {
-                    let event = own.next()
-                    let begin = now()
-                    do { try log.append(AppendRequest(events: [event])) } catch { fail("group commit append failed: \(error)") }
-                    latencies.set(caller * perCaller + index, now() - begin)
-                }
-                finished.leave()
+        runCallers(callers) { caller in
+            var own = Workload(seed: options.seed &+ UInt64(caller) &* 7919)
+            for index in 0..<perCaller {
+                let event = own.next()
+                let begin = now()
+                do { try log.append(AppendRequest(events: [event])) } catch { fail("group commit append failed: \(error)") }
+                latencies.set(caller * perCaller + index, now() - begin)
             }
-            thread.stackSize = 256 << 10
-            thread.start()
         }
-        finished.wait()
         let elapsed = seconds(since: start)
         let memory = probe.stop()
         let done = perCaller * callers
@@ -159,32 +151,24 @@ if wanted("domain") {
     let refusals = LatencySlots(count: callers)
     let probe = MemoryProbe()
     let start = now()
-    let finished = DispatchGroup()
-    for caller in 0..<callers {
-        finished.enter()
-        let thread = Thread {
-            var random = SplitMix64(seed: UInt64(caller))
-            var refused: UInt64 = 0
-            for index in 0..<perCaller {
-                // Mostly a new voucher; one time in eight, one that another caller may already have redeemed.
-                let voucher = random.next() % 8 == 0 ? Int(random.next() % UInt64(vouchers)) : caller * perCaller + index
-                let booth = Int(random.next() % 12)
-                let envelope = CommandEnvelope(id: UUID(), actor: Actor(.operator, "op\(booth)"),
-                                               command: .redeemVoucher(voucherID: "v\(voucher)", boothID: "\(booth)", saleID: "\(caller)-\(index)",
-                                                                       saleAmount: Money(minor: 1000, currency: .usd)))
-                let begin = now()
-                do {
-                    if case .rejected = try commerce.execute(envelope) { refused += 1 }
-                } catch { fail("domain command failed: \(error)") }
-                latencies.set(caller * perCaller + index, now() - begin)
-            }
-            refusals.set(caller, refused)
-            finished.leave()
+    runCallers(callers) { caller in
+        var random = SplitMix64(seed: UInt64(caller))
+        var refused: UInt64 = 0
+        for index in 0..<perCaller {
+            // Mostly a new voucher; one time in eight, one that another caller may already have redeemed.
+            let voucher = random.next() % 8 == 0 ? Int(random.next() % UInt64(vouchers)) : caller * perCaller + index
+            let booth = Int(random.next() % 12)
+            let envelope = CommandEnvelope(id: UUID(), actor: Actor(.operator, "op\(booth)"),
+                                           command: .redeemVoucher(voucherID: "v\(voucher)", boothID: "\(booth)", saleID: "\(caller)-\(index)",
+                                                                   saleAmount: Money(minor: 1000, currency: .usd)))
+            let begin = now()
+            do {
+                if case .rejected = try commerce.execute(envelope) { refused += 1 }
+            } catch { fail("domain command failed: \(error)") }
+            latencies.set(caller * perCaller + index, now() - begin)
         }
-        thread.stackSize = 256 << 10
-        thread.start()
+        refusals.set(caller, refused)
     }
-    finished.wait()
     let elapsed = seconds(since: start)
     let memory = probe.stop()
     let (p50, p99, p999) = percentiles(latencies.all)
