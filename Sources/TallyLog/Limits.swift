@@ -21,8 +21,6 @@ public enum Limits {
     /// Events the group committer packs into one LMDB write transaction. Bounds the transaction's
     /// dirty pages (and so its memory) while keeping one sync for many callers.
     public static let transactionEventsMax = 200_000
-    /// Schema versions of an event type run from 1 to this.
-    public static let schemaVersionMax = Int(UInt16.max)
     /// Events read from LMDB per read transaction when a reader walks the log: short transactions
     /// let the writer reuse pages, while keeping the per-transaction cost negligible.
     public static let readChunkEvents = 1024
