@@ -216,14 +216,17 @@ extension WriterView: StreamReading {
     // `now` comes from WriterView itself: the writer's clock, never earlier than the last event.
     public mutating func fold(_ stream: String, fromVersion: UInt64,
                               _ body: (String, UnsafeRawBufferPointer, UInt64, Bool) throws -> Void) throws -> UInt64 {
-        var version = fromVersion - 1
+        var version: UInt64?
         let committedPosition = self.committedPosition
         try forEachEvent(in: stream, fromVersion: fromVersion) { record in
             try body(record.type, record.payloadBytes, record.version, record.position <= committedPosition)
             version = record.version
             return true
         }
-        return max(version, try self.version(of: stream))
+        // The walk goes to the stream's end, so its last event is the version; with none after
+        // `fromVersion`, ask.
+        if let version { return version }
+        return try self.version(of: stream)
     }
 
     public var states: StateCache? { nil }
@@ -296,9 +299,9 @@ public enum Decide {
         let actor = envelope.actor
         switch envelope.command {
         case .registerBooth(let boothID, let name, let location):
-            try requireAdmin(actor, "register a booth")
-            try requireField("boothID", boothID)
-            try requireField("name", name)
+            try Require.admin(actor, "register a booth")
+            try Require.field("boothID", boothID)
+            try Require.field("name", name)
             var draft = Draft()
             let booth = try draft.load(FairStreams.booth(boothID), as: BoothState.self, from: &streams)
             guard booth.registered == nil else { throw Rejection(.boothAlreadyRegistered, "booth \(boothID) is already registered") }
@@ -306,8 +309,8 @@ public enum Decide {
             return draft.decision
 
         case .assignOperator(let boothID, let operatorID, let operatorName):
-            try requireAdmin(actor, "assign an operator")
-            try requireField("operatorID", operatorID)
+            try Require.admin(actor, "assign an operator")
+            try Require.field("operatorID", operatorID)
             var draft = Draft()
             let booth = try draft.load(FairStreams.booth(boothID), as: BoothState.self, from: &streams)
             guard booth.registered != nil else { throw Rejection(.boothNotFound, "booth \(boothID) is not registered") }
@@ -315,9 +318,9 @@ public enum Decide {
             return draft.decision
 
         case .issueVoucher(let voucherID, let amount, let buyerEmail):
-            try requireAdmin(actor, "issue a voucher")
-            try requireField("voucherID", voucherID)
-            try requireField("buyerEmail", buyerEmail)
+            try Require.admin(actor, "issue a voucher")
+            try Require.field("voucherID", voucherID)
+            try Require.field("buyerEmail", buyerEmail)
             guard amount.minor > 0 else { throw Rejection(.nonPositiveAmount, "a voucher's amount must be positive, not \(amount)") }
             var draft = Draft()
             let voucher = try draft.load(FairStreams.voucher(voucherID), as: VoucherState.self, from: &streams)
@@ -329,7 +332,7 @@ public enum Decide {
             guard actor.role == .operator else {
                 throw Rejection(.notAuthorized, "only a booth operator may redeem a voucher, not \(actor)")
             }
-            try requireField("saleID", saleID)
+            try Require.field("saleID", saleID)
             guard saleAmount.minor > 0 else { throw Rejection(.nonPositiveAmount, "a sale's amount must be positive, not \(saleAmount)") }
             var draft = Draft()
             let booth = try draft.load(FairStreams.booth(boothID), as: BoothState.self, from: &streams)
@@ -363,17 +366,6 @@ public enum Decide {
         case .openStore, .createItem, .changeItem, .schedulePrice, .registerMember, .linkSocialAccount, .changeMemberProfile,
              .deactivateMember, .openCart, .scanItem, .removeItem, .approveRestrictedItems, .checkout:
             return try CheckoutRules.decide(envelope, streams: &streams)
-        }
-    }
-
-    static func requireAdmin(_ actor: Actor, _ what: String) throws {
-        guard actor.role == .admin else { throw Rejection(.notAuthorized, "only an admin may \(what), not \(actor)") }
-    }
-
-    static func requireField(_ name: String, _ value: String) throws {
-        guard !value.isEmpty else { throw Rejection(.invalidField, "\(name) must not be empty") }
-        guard value.utf8.count <= 100, !value.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
-            throw Rejection(.invalidField, "\(name) must be at most 100 bytes without control characters")
         }
     }
 }

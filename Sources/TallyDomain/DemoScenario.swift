@@ -30,7 +30,7 @@ public struct DemoScenario {
     private var registeredMembers: [String] = []
     private let products = (1...40).map { "p\($0)" }
     private var placed: [String] = [], confirmed: [(order: String, user: String, total: Int64)] = []
-    private var awaitingResult: [(payment: String, order: String, total: Int64, amount: Int64)] = []
+    private var awaitingResult: [(payment: String, order: String)] = []
     private var succeeded: [(payment: String, order: String)] = [], paid: [String] = [], shipped: [String] = []
     private var transactionIDs: [String] = []
     private var orderTotals: [String: (user: String, total: Int64)] = [:]
@@ -292,8 +292,8 @@ public struct DemoScenario {
             orderTotals[order] = (user, 0)
         case .confirmOrder(let order):
             if let known = orderTotals[order] { confirmed.append((order, known.user, known.total)); bounded(&confirmed) }
-        case .initiatePayment(let payment, let order, let amount, _):
-            awaitingResult.append((payment, order, 0, amount.minor)); bounded(&awaitingResult)
+        case .initiatePayment(let payment, let order, _, _):
+            awaitingResult.append((payment, order)); bounded(&awaitingResult)
             paymentOrders[payment] = order
             if paymentOrders.count > Self.pendingMax * 2 { paymentOrders.removeAll() }
         case .recordPaymentSucceeded(let payment, let transaction):

@@ -12,9 +12,7 @@ enum WriteWork: Sendable {
 }
 
 /// One caller's request and how to tell it the outcome.
-final class PendingWrite: @unchecked Sendable {
-    // @unchecked: `outcome` is written by the writer thread once, then read by the waiter after the
-    // semaphore or continuation hands it over.
+final class PendingWrite: Sendable {
     let work: WriteWork
     let eventCount: Int
     let deliver: @Sendable (Result<AppendResult?, any Error>) -> Void

@@ -1,7 +1,7 @@
 import Foundation
 
 /// One row of the benchmark's table.
-struct Result: Encodable {
+struct Figure: Encodable {
     var scenario: String
     var events: Int
     var seconds: Double

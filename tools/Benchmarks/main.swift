@@ -53,7 +53,7 @@ let options = Options(CommandLine.arguments)
 try? FileManager.default.removeItem(atPath: options.directory)
 try FileManager.default.createDirectory(atPath: options.directory, withIntermediateDirectories: true)
 let machine = Machine(directory: options.directory)
-var results: [Result] = []
+var results: [Figure] = []
 func wanted(_ name: String) -> Bool { options.only?.contains(name) ?? true }
 func progress(_ text: String) { FileHandle.standardError.write(Data("… \(text)\n".utf8)) }
 let batchSize = 1000
@@ -82,7 +82,7 @@ if wanted("append") || wanted("replay") || wanted("streams") || wanted("verify")
     sampleStreams = workload.sampleStreams
     let storage = try log.storageInfo()
     let rate = Double(options.events) / (Double(timed) / 1e9)
-    results.append(Result(scenario: "tally: batched durable append (1,000/batch, all indexes, chain, Merkle)", events: options.events,
+    results.append(Figure(scenario: "tally: batched durable append (1,000/batch, all indexes, chain, Merkle)", events: options.events,
                           seconds: Double(timed) / 1e9, rate: rate, bytesOnDiskPerEvent: Double(storage.usedBytes) / Double(options.events),
                           peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
                           target: "≥ 600,000 events/s", targetMet: rate >= 600_000))
@@ -119,7 +119,7 @@ if wanted("group") {
         var target: String?, met: Bool?
         if callers == 64 { target = "≥ 40,000 events/s, p99 ≤ 5 ms"; met = rate >= 40_000 && p99 <= 5 }
         if callers == 256 { target = "≥ 100,000 events/s, p99 ≤ 5 ms"; met = rate >= 100_000 && p99 <= 5 }
-        results.append(Result(scenario: "tally: group commit, \(callers) callers × 1 event, durable", events: done, seconds: elapsed, rate: rate,
+        results.append(Figure(scenario: "tally: group commit, \(callers) callers × 1 event, durable", events: done, seconds: elapsed, rate: rate,
                               latencyP50Milliseconds: p50, latencyP99Milliseconds: p99, latencyP999Milliseconds: p999,
                               peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB, target: target, targetMet: met))
         log.close()
@@ -173,7 +173,7 @@ if wanted("domain") {
     let memory = probe.stop()
     let (p50, p99, p999) = percentiles(latencies.all)
     let refused = refusals.all.reduce(0, +)
-    results.append(Result(scenario: "domain: \(callers) callers redeeming vouchers (rule check in the writer), durable", events: perCaller * callers,
+    results.append(Figure(scenario: "domain: \(callers) callers redeeming vouchers (rule check in the writer), durable", events: perCaller * callers,
                           seconds: elapsed, rate: Double(perCaller * callers) / elapsed, unit: "commands/s",
                           latencyP50Milliseconds: p50, latencyP99Milliseconds: p99, latencyP999Milliseconds: p999,
                           peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
@@ -200,7 +200,7 @@ if appendedEvents > 0 {
         var elapsed = seconds(since: start)
         var memory = probe.stop()
         var rate = Double(count) / elapsed
-        results.append(Result(scenario: "tally: full replay, decoded to RecordedEvent (chunked reader)", events: count, seconds: elapsed, rate: rate,
+        results.append(Figure(scenario: "tally: full replay, decoded to RecordedEvent (chunked reader)", events: count, seconds: elapsed, rate: rate,
                               peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
                               target: "≥ 5,000,000 events/s", targetMet: rate >= 5_000_000))
 
@@ -225,7 +225,7 @@ if appendedEvents > 0 {
         elapsed = seconds(since: start)
         memory = probe.stop()
         rate = Double(count) / elapsed
-        results.append(Result(scenario: "tally: full replay, zero-copy record views (every field parsed and checked)", events: count, seconds: elapsed, rate: rate,
+        results.append(Figure(scenario: "tally: full replay, zero-copy record views (every field parsed and checked)", events: count, seconds: elapsed, rate: rate,
                               peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
                               target: "≥ 5,000,000 events/s", targetMet: rate >= 5_000_000, note: "checksum \(checksum)"))
     }
@@ -249,7 +249,7 @@ if appendedEvents > 0 {
         let elapsed = seconds(since: start)
         let memory = probe.stop()
         let (p50, p99, p999) = percentiles(latencies)
-        results.append(Result(scenario: "tally: random stream loads (whole stream, decoded)", events: events, seconds: elapsed, rate: Double(loads) / elapsed,
+        results.append(Figure(scenario: "tally: random stream loads (whole stream, decoded)", events: events, seconds: elapsed, rate: Double(loads) / elapsed,
                               unit: "loads/s", latencyP50Milliseconds: p50, latencyP99Milliseconds: p99, latencyP999Milliseconds: p999,
                               peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
                               note: String(format: "%.1f events per stream", Double(events) / Double(loads))))
@@ -265,7 +265,7 @@ if appendedEvents > 0 {
             let memory = probe.stop()
             guard report.isSound else { fail("verify found a problem: \(report.problem!)") }
             let rate = Double(report.eventsChecked) / elapsed
-            results.append(Result(scenario: checkIndexes ? "tally: verify, chain + Merkle + every index entry" : "tally: verify, chain + Merkle root",
+            results.append(Figure(scenario: checkIndexes ? "tally: verify, chain + Merkle + every index entry" : "tally: verify, chain + Merkle root",
                                   events: Int(report.eventsChecked), seconds: elapsed, rate: rate,
                                   peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
                                   target: checkIndexes ? nil : "≥ 1,500,000 events/s", targetMet: checkIndexes ? nil : rate >= 1_500_000))
@@ -305,7 +305,7 @@ if appendedEvents > 0 {
         func row(_ name: String, _ samples: [UInt64], target: String?, limitMicroseconds: Double?) {
             let (p50, p99, p999) = percentiles(samples)
             let mean = Double(samples.reduce(0, +)) / Double(samples.count) / 1000
-            results.append(Result(scenario: name, events: samples.count, seconds: mean * Double(samples.count) / 1e6, rate: 1e6 / mean, unit: "proofs/s",
+            results.append(Figure(scenario: name, events: samples.count, seconds: mean * Double(samples.count) / 1e6, rate: 1e6 / mean, unit: "proofs/s",
                                   latencyP50Milliseconds: p50, latencyP99Milliseconds: p99, latencyP999Milliseconds: p999,
                                   peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
                                   target: target, targetMet: limitMicroseconds.map { mean <= $0 }, note: String(format: "mean %.1f µs", mean)))
@@ -317,7 +317,7 @@ if appendedEvents > 0 {
     }
     log.close()
     let tallyBytes = directorySize(tallyPath + "/log")
-    results.append(Result(scenario: "tally: data.mdb size on disk", events: appendedEvents, seconds: 0, rate: 0, unit: "-",
+    results.append(Figure(scenario: "tally: data.mdb size on disk", events: appendedEvents, seconds: 0, rate: 0, unit: "-",
                           bytesOnDiskPerEvent: Double(tallyBytes) / Double(appendedEvents), peakAnonymousMegabytes: 0, peakResidentMegabytes: 0))
 }
 
@@ -341,7 +341,7 @@ func baseline(_ name: String, path: String, target: String? = nil, _ write: ([Pr
     }
     let memory = probe.stop()
     let bytes = directorySize(path)
-    results.append(Result(scenario: name, events: options.events, seconds: Double(timed) / 1e9, rate: Double(options.events) / (Double(timed) / 1e9),
+    results.append(Figure(scenario: name, events: options.events, seconds: Double(timed) / 1e9, rate: Double(options.events) / (Double(timed) / 1e9),
                           bytesOnDiskPerEvent: Double(bytes) / Double(options.events),
                           peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB, target: target))
 }
@@ -488,7 +488,7 @@ struct Report: Encodable {
     var events: Int
     var smoke: Bool
     var machine: Machine
-    var results: [Result]
+    var results: [Figure]
 }
 if let jsonPath = options.jsonPath {
     let encoder = JSONEncoder()
