@@ -33,9 +33,16 @@ let package = Package(
         // The commerce domain: money, SKUs, pricing, and (growing) the events and rules of the seeds.
         // Pure: its rules are tested without a disk.
         .target(name: "TallyDomain", dependencies: ["TallyLog"]),
+        // The projector runtime: checkpoints, catch-up, follow, versioned rebuilds, time travel.
+        .target(name: "TallyProjection", dependencies: ["TallyLog", "TallyDomain", .product(name: "GRDB", package: "GRDB.swift")]),
+        // One target per projector module and its read model.
+        .target(name: "SalesLogProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/SalesLog"),
+        .target(name: "MemberActivityProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/MemberActivity"),
+        .target(name: "TransactionsProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/Transactions"),
         .target(
             name: "TallyCLI",
-            dependencies: ["TallyLog", "TallyDomain", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["TallyLog", "TallyDomain", "TallyProjection", "SalesLogProjection", "MemberActivityProjection", "TransactionsProjection",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
         .executableTarget(
@@ -51,5 +58,10 @@ let package = Package(
         .testTarget(name: "TallyLogTests", dependencies: ["TallyLog", "tally-test-helper", "TallyTestSupport"]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "tally", "TallyTestSupport"]),
         .testTarget(name: "TallyDomainTests", dependencies: ["TallyDomain", "TallyTestSupport"]),
+        .testTarget(
+            name: "TallyProjectionTests",
+            dependencies: ["TallyProjection", "SalesLogProjection", "MemberActivityProjection", "TransactionsProjection", "TallyDomain",
+                           "TallyTestSupport", "tally", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
     ]
 )

@@ -87,32 +87,7 @@ enum CommandJSON {
         do {
             return try JSONDecoder().decode(CommandEnvelope.self, from: Data(line.utf8))
         } catch let error as DecodingError {
-            throw CLIError(describe(error))
-        }
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            // Synthesized enum coding adds "_0"-style keys: keep the names people wrote.
-            let names = context.codingPath.map(\.stringValue).filter { !$0.hasPrefix("_") }
-            return names.isEmpty ? "the line" : "\"\(names.joined(separator: "."))\""
-        }
-        switch error {
-        case .keyNotFound(let key, let context):
-            return "missing field \"\((context.codingPath.map(\.stringValue) + [key.stringValue]).filter { !$0.hasPrefix("_") }.joined(separator: "."))\""
-        case .typeMismatch(let type, let context): return "field \(path(context)) must be \(describe(type))"
-        case .valueNotFound(let type, let context): return "field \(path(context)) must be \(describe(type)), not null"
-        case .dataCorrupted(let context): return "field \(path(context)): \(context.debugDescription)"
-        @unknown default: return "\(error)"
-        }
-    }
-
-    static func describe(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: "a string"
-        case is Int.Type, is Int64.Type, is UInt64.Type: "a whole number"
-        case is Bool.Type: "true or false"
-        default: "\(type)"
+            throw CLIError(DomainCoding.describe(error))
         }
     }
 }

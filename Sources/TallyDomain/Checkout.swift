@@ -57,8 +57,10 @@ public struct ItemChanged: DomainEvent {
 }
 
 /// A price record scheduled for an item (ItemPrice): it layers over the others by price type.
+/// Schema 2: the record gained `label`. Version 1 payloads are upcast as they are read (see `Upcasting`).
 public struct PriceScheduled: DomainEvent {
     public static let eventType = "PriceScheduled"
+    public static let schemaVersion: UInt16 = 2
     public var storeID: String
     public var price: PriceRecord
 }

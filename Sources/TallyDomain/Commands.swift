@@ -219,7 +219,11 @@ extension WriterView: StreamReading {
         var version: UInt64?
         let committedPosition = self.committedPosition
         try forEachEvent(in: stream, fromVersion: fromVersion) { record in
-            try body(record.type, record.payloadBytes, record.version, record.position <= committedPosition)
+            // Rules see current shapes only: an event written with an older schema is upcast.
+            let type = record.type
+            try Upcasting.withCurrentPayload(type: type, schemaVersion: record.schemaVersion, payload: record.payloadBytes) { payload in
+                try body(type, payload, record.version, record.position <= committedPosition)
+            }
             version = record.version
             return true
         }
@@ -246,20 +250,26 @@ struct LogStreams: StreamReading {
 
 /// Streams held in memory: for deciding commands in tests, without a store.
 public struct MemoryStreams: StreamReading {
-    public var streams: [String: [(type: String, payload: Data)]] = [:]
+    public var streams: [String: [(type: String, schemaVersion: UInt16, payload: Data)]] = [:]
     public var now = Timestamp(microsecondsSinceEpoch: 1_790_000_000_000_000)
     public var states: StateCache?
 
     public init() {}
 
     public mutating func append(_ decision: Decision) {
-        for event in decision.events { streams[event.stream, default: []].append((event.type, event.payload)) }
+        for event in decision.events { streams[event.stream, default: []].append((event.type, event.schemaVersion, event.payload)) }
+    }
+
+    /// Appends one stored event as it is, e.g. one written with an older schema version.
+    public mutating func append(stream: String, type: String, schemaVersion: UInt16, payload: Data) {
+        streams[stream, default: []].append((type, schemaVersion, payload))
     }
 
     public mutating func fold(_ stream: String, fromVersion: UInt64, _ body: (String, UnsafeRawBufferPointer, UInt64, Bool) throws -> Void) throws -> UInt64 {
         let events = streams[stream] ?? []
         for (index, event) in events.enumerated() where UInt64(index + 1) >= fromVersion {
-            try event.payload.withUnsafeBytes { try body(event.type, $0, UInt64(index + 1), true) }
+            let payload = try Upcasting.upcast(type: event.type, schemaVersion: event.schemaVersion, payload: event.payload)
+            try payload.withUnsafeBytes { try body(event.type, $0, UInt64(index + 1), true) }
         }
         return UInt64(events.count)
     }

@@ -66,6 +66,32 @@ public enum DomainCoding {
         do { return try encoder.encode(event) } catch { preconditionFailure("encoding \(type(of: event)) failed: \(error)") }
     }
 
+    /// A decoding error in words that name the field: "missing field \"command.redeemVoucher.saleID\"".
+    public static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            // Synthesized enum coding adds "_0"-style keys: keep the names people wrote.
+            let names = context.codingPath.map(\.stringValue).filter { !$0.hasPrefix("_") }
+            return names.isEmpty ? "the line" : "\"\(names.joined(separator: "."))\""
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing field \"\((context.codingPath.map(\.stringValue) + [key.stringValue]).filter { !$0.hasPrefix("_") }.joined(separator: "."))\""
+        case .typeMismatch(let type, let context): return "field \(path(context)) must be \(describe(type))"
+        case .valueNotFound(let type, let context): return "field \(path(context)) must be \(describe(type)), not null"
+        case .dataCorrupted(let context): return "field \(path(context)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type, is UInt64.Type: "a whole number"
+        case is Bool.Type: "true or false"
+        default: "\(type)"
+        }
+    }
+
     public static func decode<Event: DomainEvent>(_ type: Event.Type, from payload: some DataProtocol) throws -> Event {
         try JSONDecoder().decode(Event.self, from: Data(payload))
     }

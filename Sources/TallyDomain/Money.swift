@@ -71,7 +71,10 @@ public struct Money: Hashable, Sendable, Codable, Comparable, CustomStringConver
     static func power(_ exponent: Int) -> Int64 { (0..<exponent).reduce(1) { result, _ in result * 10 } }
 
     /// "12.50 USD".
-    public var description: String {
+    public var description: String { decimalText + " " + currency.code }
+
+    /// The amount in major units, exactly: "12.50", "-0.05", "1500" (JPY).
+    public var decimalText: String {
         let scale = Self.power(currency.minorDigits)
         let magnitude = minor.magnitude
         let whole = magnitude / UInt64(scale)
@@ -80,7 +83,7 @@ public struct Money: Hashable, Sendable, Codable, Comparable, CustomStringConver
             let fraction = String(magnitude % UInt64(scale))
             text += "." + String(repeating: "0", count: currency.minorDigits - fraction.count) + fraction
         }
-        return text + " " + currency.code
+        return text
     }
 
     public static func < (lhs: Money, rhs: Money) -> Bool {

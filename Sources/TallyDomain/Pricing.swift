@@ -3,6 +3,8 @@ import TallyLog
 /// One layered price of an item, as in the seed's ItemPrice table: a price for `quantity` units
 /// ("3 for $1.00" is price 100, quantity 3), active from `start` (inclusive) to `end` (exclusive),
 /// either open when nil. Of the records active at a moment the one with the highest `priceType` wins.
+/// Since schema 2 of `PriceScheduled` a record carries the `label` receipts and reports show
+/// ("3 for 1.00 USD"); records written before it get their label from the upcaster.
 public struct PriceRecord: Hashable, Sendable, Codable {
     public var sku: SKU
     public var start: Timestamp?
@@ -12,9 +14,12 @@ public struct PriceRecord: Hashable, Sendable, Codable {
     public var quantity: Int
     public var taxable: Bool
     public var bogo: Bool
+    /// What the price is called on receipts and in reports: "regular", "3 for 1.00 USD", "buy one get one".
+    public var label: String
 
+    /// `label` nil gives the standard label for the record's shape.
     public init(sku: SKU, start: Timestamp? = nil, end: Timestamp? = nil, priceType: Int = 0, price: Money, quantity: Int = 1,
-                taxable: Bool = false, bogo: Bool = false) {
+                taxable: Bool = false, bogo: Bool = false, label: String? = nil) {
         self.sku = sku
         self.start = start
         self.end = end
@@ -23,6 +28,14 @@ public struct PriceRecord: Hashable, Sendable, Codable {
         self.quantity = quantity
         self.taxable = taxable
         self.bogo = bogo
+        self.label = label ?? Self.standardLabel(priceType: priceType, price: price, quantity: quantity, bogo: bogo)
+    }
+
+    /// The label of a record nobody named: what the price does.
+    public static func standardLabel(priceType: Int, price: Money, quantity: Int, bogo: Bool) -> String {
+        if bogo { return "buy one get one" }
+        if quantity > 1 { return "\(quantity) for \(price)" }
+        return priceType == 0 ? "regular" : "promotion (type \(priceType))"
     }
 
     public func isActive(at moment: Timestamp) -> Bool {

@@ -42,6 +42,17 @@ extension EventLog {
         }
     }
 
+    /// Waits until the log's head passes `position`: woken at once by this process's commits, and
+    /// returning after `timeout` (default: the follow poll interval) so the caller can look for other
+    /// processes' commits. Returns the head position then.
+    @discardableResult
+    public func waitForCommit(after position: UInt64, timeout: Duration? = nil) throws -> UInt64 {
+        let head = try head().position
+        if head > position { return head }
+        signal.wait(after: position, timeout: timeout ?? options.followPollInterval)
+        return try self.head().position
+    }
+
     /// `follow` as an asynchronous sequence, run on its own thread. Ends when the consumer stops
     /// iterating (the stream is terminated) or an error occurs.
     public func subscribe(_ query: ReadQuery) -> AsyncThrowingStream<RecordedEvent, any Error> {

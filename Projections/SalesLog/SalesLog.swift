@@ -1,0 +1,179 @@
+import GRDB
+import TallyDomain
+import TallyProjection
+
+/// The sales log: every sale on every channel (a voucher redeemed at a fair booth, a paid web order,
+/// a self-checkout), revenue per booth or store by day, and the fair's voucher liability.
+///
+/// Tables (amounts in integer minor units with their currency; times as ISO 8601 UTC text and as
+/// microseconds since the epoch):
+/// - `sales`: one row per sale, keyed by the log position of the event that made it a sale.
+/// - `revenue_daily`: sales count and revenue per day, channel, location (booth, store or "web") and currency.
+/// - `vouchers`: every voucher issued, and its redemption.
+/// - `booths`, `web_orders`: what sales refer to.
+/// - views `booth_sales_log` (the seed's per-booth sales-log query) and `voucher_liability`
+///   (issued, redeemed and outstanding vouchers per currency).
+public struct SalesLog: Projector {
+    public let name = "sales"
+    public let version = 1
+    public let eventTypes: Set<String> = [
+        BoothRegistered.eventType, VoucherIssued.eventType, VoucherRedeemed.eventType, SaleRecorded.eventType,
+        OrderPlaced.eventType, OrderPaid.eventType, CartCheckedOut.eventType,
+    ]
+
+    public init() {}
+
+    public func createSchema(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE sales (
+                position INTEGER PRIMARY KEY,
+                channel TEXT NOT NULL CHECK (channel IN ('booth', 'web', 'checkout')),
+                sale_id TEXT NOT NULL,
+                voucher_id TEXT,
+                buyer_email TEXT,
+                booth_id TEXT,
+                store_id TEXT,
+                operator_id TEXT,
+                member_id TEXT,
+                payment_transaction_id TEXT,
+                amount_minor INTEGER NOT NULL,
+                currency TEXT NOT NULL,
+                sold_at TEXT NOT NULL,
+                sold_at_us INTEGER NOT NULL,
+                day TEXT NOT NULL
+            );
+            CREATE INDEX sales_by_booth ON sales (booth_id, sold_at_us) WHERE booth_id IS NOT NULL;
+            CREATE INDEX sales_by_store ON sales (store_id, sold_at_us) WHERE store_id IS NOT NULL;
+            CREATE INDEX sales_by_time ON sales (sold_at_us);
+            CREATE INDEX sales_by_voucher ON sales (voucher_id) WHERE voucher_id IS NOT NULL;
+
+            CREATE TABLE revenue_daily (
+                day TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                location TEXT NOT NULL,
+                currency TEXT NOT NULL,
+                sales INTEGER NOT NULL,
+                revenue_minor INTEGER NOT NULL,
+                PRIMARY KEY (day, channel, location, currency)
+            ) WITHOUT ROWID;
+
+            CREATE TABLE vouchers (
+                voucher_id TEXT PRIMARY KEY,
+                amount_minor INTEGER NOT NULL,
+                currency TEXT NOT NULL,
+                buyer_email TEXT,
+                issued_at TEXT NOT NULL,
+                issued_position INTEGER NOT NULL,
+                redeemed_at TEXT,
+                redeemed_position INTEGER,
+                booth_id TEXT,
+                sale_id TEXT,
+                sale_amount_minor INTEGER
+            ) WITHOUT ROWID;
+
+            CREATE TABLE booths (
+                booth_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                location TEXT NOT NULL
+            ) WITHOUT ROWID;
+
+            CREATE TABLE web_orders (
+                order_id TEXT PRIMARY KEY,
+                member_id TEXT NOT NULL,
+                total_minor INTEGER NOT NULL,
+                currency TEXT NOT NULL
+            ) WITHOUT ROWID;
+
+            CREATE VIEW booth_sales_log AS
+                SELECT s.booth_id, s.sale_id, s.voucher_id, v.buyer_email, s.amount_minor AS sale_amount_minor,
+                       s.currency, s.sold_at AS sale_date, s.operator_id
+                FROM sales s JOIN vouchers v ON s.voucher_id = v.voucher_id
+                WHERE s.channel = 'booth';
+
+            CREATE VIEW voucher_liability AS
+                SELECT currency,
+                       COUNT(*) AS issued,
+                       SUM(amount_minor) AS issued_minor,
+                       SUM(redeemed_at IS NOT NULL) AS redeemed,
+                       TOTAL(CASE WHEN redeemed_at IS NOT NULL THEN sale_amount_minor END) AS redeemed_sales_minor,
+                       SUM(redeemed_at IS NULL) AS outstanding,
+                       TOTAL(CASE WHEN redeemed_at IS NULL THEN amount_minor END) AS outstanding_minor
+                FROM vouchers GROUP BY currency;
+            """)
+    }
+
+    public func apply(_ event: ProjectedEvent, _ db: Database) throws {
+        switch event.type {
+        case BoothRegistered.eventType:
+            let booth = try event.decode(BoothRegistered.self)
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO booths (booth_id, name, location) VALUES (?, ?, ?)")
+                .execute(arguments: [booth.boothID, booth.name, booth.location])
+
+        case VoucherIssued.eventType:
+            let voucher = try event.decode(VoucherIssued.self)
+            try db.cachedStatement(sql: """
+                INSERT INTO vouchers (voucher_id, amount_minor, currency, buyer_email, issued_at, issued_position) VALUES (?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [voucher.voucherID, voucher.amount.minor, voucher.amount.currency.code, voucher.buyerEmail,
+                                         event.recordedAtISO, Int64(event.position)])
+
+        case VoucherRedeemed.eventType:
+            let redeemed = try event.decode(VoucherRedeemed.self)
+            try db.cachedStatement(sql: """
+                UPDATE vouchers SET redeemed_at = ?, redeemed_position = ?, booth_id = ?, sale_id = ?, sale_amount_minor = ? WHERE voucher_id = ?
+                """).execute(arguments: [event.recordedAtISO, Int64(event.position), redeemed.boothID, redeemed.saleID,
+                                         redeemed.saleAmount.minor, redeemed.voucherID])
+            guard db.changesCount == 1 else { throw ProjectionError.inconsistent("voucher \(redeemed.voucherID) was redeemed but never issued") }
+
+        case SaleRecorded.eventType:
+            let sale = try event.decode(SaleRecorded.self)
+            let email = try String.fetchOne(db.cachedStatement(sql: "SELECT buyer_email FROM vouchers WHERE voucher_id = ?"),
+                                            arguments: [sale.voucherID])
+            try insertSale(db, event, channel: "booth", saleID: sale.saleID, voucherID: sale.voucherID, buyerEmail: email,
+                           boothID: sale.boothID, storeID: nil, operatorID: sale.operatorID, memberID: nil, paymentTransactionID: nil,
+                           amount: sale.amount, location: sale.boothID)
+
+        case OrderPlaced.eventType:
+            let order = try event.decode(OrderPlaced.self)
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO web_orders (order_id, member_id, total_minor, currency) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [order.orderID, order.userID, order.total.minor, order.total.currency.code])
+
+        case OrderPaid.eventType:
+            let paid = try event.decode(OrderPaid.self)
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT member_id, total_minor, currency FROM web_orders WHERE order_id = ?"),
+                                             arguments: [paid.orderID]) else {
+                throw ProjectionError.inconsistent("order \(paid.orderID) was paid but never placed")
+            }
+            let currencyCode: String = row["currency"]
+            guard let currency = Currency(code: currencyCode) else { throw ProjectionError.inconsistent("order \(paid.orderID) has currency \(currencyCode)") }
+            try insertSale(db, event, channel: "web", saleID: paid.orderID, voucherID: nil, buyerEmail: nil, boothID: nil, storeID: nil,
+                           operatorID: nil, memberID: row["member_id"], paymentTransactionID: paid.transactionID,
+                           amount: Money(minor: row["total_minor"], currency: currency), location: "web")
+
+        case CartCheckedOut.eventType:
+            let checkout = try event.decode(CartCheckedOut.self)
+            try insertSale(db, event, channel: "checkout", saleID: checkout.cartID, voucherID: nil, buyerEmail: nil, boothID: nil,
+                           storeID: checkout.storeID, operatorID: nil, memberID: checkout.memberID,
+                           paymentTransactionID: checkout.paymentTransactionID, amount: checkout.total, location: checkout.storeID)
+
+        default:
+            break
+        }
+    }
+
+    private func insertSale(_ db: Database, _ event: ProjectedEvent, channel: String, saleID: String, voucherID: String?, buyerEmail: String?,
+                            boothID: String?, storeID: String?, operatorID: String?, memberID: String?, paymentTransactionID: String?,
+                            amount: Money, location: String) throws {
+        let day = event.day
+        try db.cachedStatement(sql: """
+            INSERT INTO sales (position, channel, sale_id, voucher_id, buyer_email, booth_id, store_id, operator_id, member_id,
+                               payment_transaction_id, amount_minor, currency, sold_at, sold_at_us, day)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [Int64(event.position), channel, saleID, voucherID, buyerEmail, boothID, storeID, operatorID, memberID,
+                                     paymentTransactionID, amount.minor, amount.currency.code, event.recordedAtISO,
+                                     event.recordedAt.microsecondsSinceEpoch, day])
+        try db.cachedStatement(sql: """
+            INSERT INTO revenue_daily (day, channel, location, currency, sales, revenue_minor) VALUES (?, ?, ?, ?, 1, ?)
+            ON CONFLICT (day, channel, location, currency) DO UPDATE SET sales = sales + 1, revenue_minor = revenue_minor + excluded.revenue_minor
+            """).execute(arguments: [day, channel, location, amount.currency.code, amount.minor])
+    }
+}

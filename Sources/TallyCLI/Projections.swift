@@ -1,0 +1,219 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import MemberActivityProjection
+import SalesLogProjection
+import Synchronization
+import TallyLog
+import TallyProjection
+import TransactionsProjection
+
+/// The read models this build of Tally knows.
+public enum ReadModels {
+    public static let all: [any Projector] = [SalesLog(), MemberActivity(), Transactions()]
+
+    static func runner(_ log: EventLog) throws -> ProjectionRunner { try ProjectionRunner(log: log, projectors: all) }
+}
+
+struct Projections: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read models in SQLite: their status, rebuilding them, and keeping them up to date.",
+        discussion: """
+            Each read model is a SQLite database at <store>/projections/<name>.sqlite (a link to the
+            serving file), openable with sqlite3, DuckDB or pandas. The log is the truth: a read model
+            can be deleted and rebuilt at any time.
+
+            Example:
+              tally projections                       # status of each
+              tally projections rebuild sales         # rebuild one while the old one keeps serving
+              tally projections run                   # catch up, then follow new events
+            """,
+        subcommands: [ProjectionsStatus.self, ProjectionsRebuild.self, ProjectionsRun.self],
+        defaultSubcommand: ProjectionsStatus.self
+    )
+}
+
+struct ProjectionsStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Each read model's version, checkpoint, lag behind the log, state and file.",
+        discussion: """
+            States: current (at the head), behind (run or a report catches it up), building (a new
+            version or rebuild in progress; the old one serves meanwhile), stale (built by another
+            version), missing (never built), failed (stopped at an event it could not apply).
+
+            Example:
+              tally projections status --json
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func run() throws {
+        let log = try store.open(readOnly: true)
+        let statuses = try ReadModels.runner(log).status()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(statuses), as: UTF8.self))
+            return
+        }
+        let rows = statuses.map { status -> [String?] in
+            [status.name, String(status.version), status.state.rawValue, status.servingVersion.map(String.init), status.checkpoint.map(String.init),
+             String(status.head), status.lag.map(String.init), status.file, status.failure
+                ?? status.buildCheckpoint.map { "build at \($0) in \(status.buildFile ?? "")" }]
+        }
+        TableWriter.write(columns: ["name", "version", "state", "serving", "checkpoint", "head", "lag", "file", "note"], rows: rows)
+    }
+}
+
+struct ProjectionsRebuild: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebuild",
+        abstract: "Rebuild read models from position 0 without downtime.",
+        discussion: """
+            Builds into a new file while the serving one keeps answering queries, then switches it in
+            atomically and removes the old file. A rebuild that is interrupted leaves the old one
+            serving and resumes where it stopped when run again. With no name, rebuilds all.
+
+            Example:
+              tally projections rebuild
+              tally projections rebuild transactions
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "The read model to rebuild (default: all).") var name: String?
+
+    func run() throws {
+        let log = try store.open()
+        let runner = try ReadModels.runner(log)
+        let projectors = try name.map { [try runner.projector(named: $0)] } ?? runner.projectors
+        let progress = SharedProgress(label: "rebuild", names: projectors.map(\.name))
+        var failed = false
+        for projector in projectors {
+            do {
+                let outcome = try runner.rebuild(projector, progress: progress.update)
+                progress.finishLine()
+                print("\(outcome.name): version \(outcome.version) rebuilt to position \(outcome.checkpoint) and switched in")
+            } catch {
+                progress.finishLine()
+                printError("\(error)")
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct ProjectionsRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Catch every read model up, then follow the log as events commit.",
+        discussion: """
+            Runs until interrupted (Ctrl-C, SIGTERM), or with --once until the read models reach the
+            head. Other processes may append meanwhile. A read model whose version changed is rebuilt
+            beside the old one first. One that fails stops at its last good event; the others go on.
+
+            Example:
+              tally projections run
+              tally projections run --once
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Flag(help: "Catch up to the head once and exit.") var once = false
+
+    func run() throws {
+        let log = try store.open()
+        let runner = try ReadModels.runner(log)
+        if once {
+            var failed = false
+            let progress = SharedProgress(label: "catch up", names: runner.projectors.map(\.name))
+            let results = runner.catchUpAll(progress: progress.update)
+            progress.finishLine()
+            for name in runner.projectors.map(\.name) {
+                switch results[name] {
+                case .success(let outcome)?:
+                    print("\(name): position \(outcome.checkpoint), \(outcome.applied) applied\(outcome.switched ? ", version \(outcome.version) switched in" : "")")
+                case .failure(let error)?: printError("\(error)"); failed = true
+                case nil: break
+                }
+            }
+            if failed { throw ExitCode(1) }
+            return
+        }
+        let stop = StopSignal()
+        var failures = 0
+        try runner.run(isStopped: { stop.isSet }, onError: { _, error in
+            printError("\(error)")
+            failures += 1
+        }, onProgress: { outcome in
+            let line = "\(outcome.name): position \(outcome.checkpoint) (+\(outcome.applied))\(outcome.switched ? ", version \(outcome.version) switched in" : "")\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
+        })
+        if failures > 0 { throw ExitCode(1) }
+    }
+}
+
+/// Set by SIGINT or SIGTERM: long-running commands stop cleanly between batches.
+// @unchecked: `sources` is written once in init and only keeps the handlers alive; the flag is atomic.
+final class StopSignal: @unchecked Sendable {
+    private final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+    private let flag = Flag()
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        let flag = self.flag
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { flag.value.store(true, ordering: .relaxed) }
+            source.resume()
+            return source
+        }
+    }
+
+    var isSet: Bool { flag.value.load(ordering: .relaxed) }
+}
+
+/// One progress bar for several read models built at once: positions done over all of them.
+final class SharedProgress: Sendable {
+    private let state: Mutex<(bar: ProgressBar, done: [String: UInt64], head: UInt64)>
+    private let count: UInt64
+
+    init(label: String, names: [String]) {
+        state = Mutex((ProgressBar(label: label), Dictionary(uniqueKeysWithValues: names.map { ($0, 0) }), 0))
+        count = UInt64(max(1, names.count))
+    }
+
+    var update: ProjectionRunner.Progress {
+        { [self] name, position, head in
+            state.withLock { state in
+                state.done[name] = position
+                state.head = max(state.head, head)
+                state.bar.update(done: state.done.values.reduce(0, +), total: state.head * count)
+            }
+        }
+    }
+
+    func finishLine() { state.withLock { $0.bar.finish() } }
+}
+
+/// A plain text table: a header, then rows, columns padded to their widest value.
+enum TableWriter {
+    static func write(columns: [String], rows: [[String?]]) {
+        let cells = rows.map { $0.map { $0 ?? "" } }
+        var widths = columns.map(\.count)
+        for row in cells { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        let output = OutputBuffer()
+        func line(_ values: [String]) {
+            output.line(values.enumerated().map { index, value in
+                index == values.count - 1 ? value : value.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  "))
+        }
+        line(columns)
+        for row in cells { line(row) }
+        output.flush()
+    }
+}

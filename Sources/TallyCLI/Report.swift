@@ -1,0 +1,357 @@
+import ArgumentParser
+import Foundation
+import GRDB
+import TallyDomain
+import TallyLog
+import TallyProjection
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Query a read model: sales, member activity or historic transactions.",
+        discussion: """
+            A report first brings its read model up to the log's head (--no-catch-up reads it as it
+            is). --as-of a position or a time builds the read model as the log stood then, into its
+            own file under projections/as-of/, and reports from it. Amounts are exact decimals.
+
+            Example:
+              tally report sales --booth booth-1
+              tally report sales --view revenue --from 2026-11-01 --format csv
+              tally report member --member m-7 --format json
+              tally report transactions --store-id store-1 --as-of 2026-11-20T18:00:00Z
+            """,
+        subcommands: [SalesReport.self, MemberReport.self, TransactionsReport.self]
+    )
+}
+
+enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, csv, json
+}
+
+/// What every report takes: the store, the output format, the moment, the time range.
+struct ReportOptions: ParsableArguments {
+    @OptionGroup var store: StoreOptions
+    @Option(help: "table, csv or json.") var format: ReportFormat = .table
+    @Option(help: ArgumentHelp("Report the read model as of a log position or an RFC 3339 time or date.", valueName: "position|time"))
+    var asOf: String?
+    @Option(help: ArgumentHelp("Only rows at or after this RFC 3339 time or date.", valueName: "time")) var from: String?
+    @Option(help: ArgumentHelp("Only rows before this RFC 3339 time or date.", valueName: "time")) var to: String?
+    @Option(help: "At most this many rows.") var limit: Int?
+    @Flag(help: "Read the read model as it is, without bringing it up to the log's head first.") var noCatchUp = false
+
+    func validate() throws {
+        if let from, Timestamp(iso8601: from) == nil { throw ValidationError("--from \"\(from)\" is not an RFC 3339 time or a date") }
+        if let to, Timestamp(iso8601: to) == nil { throw ValidationError("--to \"\(to)\" is not an RFC 3339 time or a date") }
+        if let asOf, UInt64(asOf) == nil, Timestamp(iso8601: asOf) == nil {
+            throw ValidationError("--as-of \"\(asOf)\" is neither a log position nor an RFC 3339 time or date")
+        }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
+    var fromMicroseconds: Int64? { from.flatMap { Timestamp(iso8601: $0)?.microsecondsSinceEpoch } }
+    var toMicroseconds: Int64? { to.flatMap { Timestamp(iso8601: $0)?.microsecondsSinceEpoch } }
+
+    /// The database to report from: the serving read model brought up to date, or one as of a moment.
+    func database(_ name: String) throws -> DatabaseQueue {
+        let log = try store.open()
+        let runner = try ReadModels.runner(log)
+        let projector = try runner.projector(named: name)
+        if let asOf {
+            let position: UInt64
+            if let number = UInt64(asOf) {
+                position = number
+            } else {
+                guard let time = Timestamp(iso8601: asOf) else { throw CLIError("--as-of \"\(asOf)\" is not a position or a time") }
+                position = try log.withSnapshot { try $0.position(atOrBefore: time) }
+            }
+            let progress = SharedProgress(label: "as of \(position)", names: [name])
+            let path = try runner.buildAsOf(projector, position: position, progress: progress.update)
+            progress.finishLine()
+            return try runner.openFile(path)
+        }
+        if !noCatchUp {
+            let progress = SharedProgress(label: "catch up", names: [name])
+            do { try runner.catchUp(projector, progress: progress.update) } catch let error as ProjectionError {
+                progress.finishLine()
+                // A failed read model still answers, as of its last good event: say so, and go on.
+                printError("\(error); reporting the read model as of its last good event")
+            }
+            progress.finishLine()
+        }
+        return try runner.openServing(name)
+    }
+
+    /// Runs `sql` and writes its rows. Columns named `*_minor` are shown as exact decimals of the
+    /// row's `currency`, named without the suffix.
+    func write(_ database: DatabaseQueue, sql: String, arguments: [(any DatabaseValueConvertible)?]) throws {
+        var sql = sql
+        var arguments = arguments
+        if let limit {
+            sql += " LIMIT ?"
+            arguments.append(limit)
+        }
+        try database.read { db in
+            let statement = try db.makeStatement(sql: sql)
+            let names = statement.columnNames
+            let currencyIndex = names.firstIndex(of: "currency")
+            let columns = names.map { $0.hasSuffix("_minor") ? String($0.dropLast(6)) : $0 }
+            let rows = try Row.fetchCursor(statement, arguments: StatementArguments(arguments))
+            let writer = RowWriter(format: format, columns: columns)
+            while let row = try rows.next() {
+                let currency = currencyIndex.flatMap { Currency(code: row[$0] as String? ?? "") }
+                writer.add(names.indices.map { index -> RowWriter.Cell in
+                    let value = row[index] as DatabaseValue
+                    switch value.storage {
+                    case .null: return .null
+                    case .int64(let number):
+                        if names[index].hasSuffix("_minor"), let currency { return .decimal(Money(minor: number, currency: currency).decimalText) }
+                        return .integer(number)
+                    case .double(let number): return .text(String(number))
+                    case .string(let text): return .text(text)
+                    case .blob(let data): return .text(data.base64EncodedString())
+                    }
+                })
+            }
+            writer.finish()
+        }
+    }
+}
+
+/// Writes rows as a table (buffered, for the widths), CSV (RFC 4180) or JSON (an array of objects).
+final class RowWriter {
+    enum Cell {
+        case null, integer(Int64), decimal(String), text(String)
+        var text: String? {
+            switch self {
+            case .null: nil
+            case .integer(let number): String(number)
+            case .decimal(let text), .text(let text): text
+            }
+        }
+    }
+
+    private let format: ReportFormat
+    private let columns: [String]
+    private let output = OutputBuffer()
+    private var tableRows: [[String?]] = []
+    private var count = 0
+
+    init(format: ReportFormat, columns: [String]) {
+        self.format = format
+        self.columns = columns
+        if format == .csv { output.line(columns.map(Self.csvField).joined(separator: ",")) }
+        if format == .json { output.line("[") }
+    }
+
+    func add(_ cells: [Cell]) {
+        switch format {
+        case .table: tableRows.append(cells.map(\.text))
+        case .csv: output.line(cells.map { Self.csvField($0.text ?? "") }.joined(separator: ","))
+        case .json:
+            let fields = zip(columns, cells).map { column, cell -> String in
+                let value: String
+                switch cell {
+                case .null: value = "null"
+                case .integer(let number): value = String(number)
+                // Decimal amounts stay strings: exact, never a binary float.
+                case .decimal(let text), .text(let text): value = Self.jsonString(text)
+                }
+                return Self.jsonString(column) + ":" + value
+            }
+            output.line((count == 0 ? "" : ",") + "{" + fields.joined(separator: ",") + "}")
+        }
+        count += 1
+    }
+
+    func finish() {
+        switch format {
+        case .table:
+            output.flush()
+            TableWriter.write(columns: columns, rows: tableRows)
+            if tableRows.isEmpty { FileHandle.standardError.write(Data("(no rows)\n".utf8)) }
+        case .csv: output.flush()
+        case .json:
+            output.line("]")
+            output.flush()
+        }
+    }
+
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result + "\""
+    }
+}
+
+/// Builds a WHERE clause from optional filters.
+struct Filters {
+    private(set) var clauses: [String] = []
+    private(set) var arguments: [(any DatabaseValueConvertible)?] = []
+
+    mutating func add(_ clause: String, _ value: (any DatabaseValueConvertible)?) {
+        guard let value else { return }
+        clauses.append(clause)
+        arguments.append(value)
+    }
+
+    var sql: String { clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ") }
+}
+
+struct SalesReport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sales",
+        abstract: "Every sale (booth, web, checkout), revenue per location and day, or the voucher liability.",
+        discussion: """
+            Views: log (each sale), revenue (per day, channel, booth or store, currency), vouchers
+            (issued, redeemed and outstanding, per currency).
+
+            Example:
+              tally report sales --booth booth-1
+              tally report sales --view revenue --channel checkout
+              tally report sales --view vouchers
+            """)
+
+    enum View: String, ExpressibleByArgument, CaseIterable { case log, revenue, vouchers }
+
+    @OptionGroup var options: ReportOptions
+    @Option(help: "log, revenue or vouchers.") var view: View = .log
+    @Option(help: "Only this booth's sales.") var booth: String?
+    @Option(name: .customLong("store-id"), help: "Only this self-checkout store's sales (--store is the Tally store).") var storeID: String?
+    @Option(help: "Only this channel: booth, web or checkout.") var channel: String?
+
+    func validate() throws {
+        if let channel, !["booth", "web", "checkout"].contains(channel) { throw ValidationError("--channel must be booth, web or checkout, not \"\(channel)\"") }
+        if view == .vouchers, booth != nil || storeID != nil || channel != nil || options.from != nil || options.to != nil {
+            throw ValidationError("--view vouchers takes no filters: the liability is fair-wide")
+        }
+    }
+
+    func run() throws {
+        let database = try options.database("sales")
+        var filters = Filters()
+        switch view {
+        case .log:
+            filters.add("booth_id = ?", booth)
+            filters.add("store_id = ?", storeID)
+            filters.add("channel = ?", channel)
+            filters.add("sold_at_us >= ?", options.fromMicroseconds)
+            filters.add("sold_at_us < ?", options.toMicroseconds)
+            try options.write(database, sql: """
+                SELECT position, channel, sale_id, voucher_id, buyer_email, booth_id, store_id, operator_id, member_id,
+                       payment_transaction_id, amount_minor, currency, sold_at FROM sales\(filters.sql) ORDER BY position
+                """, arguments: filters.arguments)
+        case .revenue:
+            filters.add("location = ?", booth ?? storeID)
+            filters.add("channel = ?", channel)
+            filters.add("day >= ?", options.from.flatMap { Timestamp(iso8601: $0) }.map { String($0.iso8601.prefix(10)) })
+            filters.add("day < ?", options.to.flatMap { Timestamp(iso8601: $0) }.map { String($0.iso8601.prefix(10)) })
+            try options.write(database, sql: """
+                SELECT day, channel, location, currency, sales, revenue_minor FROM revenue_daily\(filters.sql) ORDER BY day, channel, location, currency
+                """, arguments: filters.arguments)
+        case .vouchers:
+            try options.write(database, sql: """
+                SELECT currency, issued, issued_minor, redeemed, CAST(redeemed_sales_minor AS INTEGER) AS redeemed_sales_minor,
+                       outstanding, CAST(outstanding_minor AS INTEGER) AS outstanding_minor FROM voucher_liability ORDER BY currency
+                """, arguments: [])
+        }
+    }
+}
+
+struct MemberReport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "member",
+        abstract: "Each member's or customer's actions in time order, or a summary per person.",
+        discussion: """
+            Views: activity (each action), summary (first and last seen, carts, abandoned carts,
+            checkouts, orders, payments, total spent per currency).
+
+            Example:
+              tally report member --member m-7
+              tally report member --view summary --kind customer --format csv
+            """)
+
+    enum View: String, ExpressibleByArgument, CaseIterable { case activity, summary }
+
+    @OptionGroup var options: ReportOptions
+    @Option(help: "activity or summary.") var view: View = .activity
+    @Option(help: "Only this member or customer id.") var member: String?
+    @Option(help: "Only members (self-checkout) or customers (web shop).") var kind: String?
+
+    func validate() throws {
+        if let kind, !["member", "customer"].contains(kind) { throw ValidationError("--kind must be member or customer, not \"\(kind)\"") }
+    }
+
+    func run() throws {
+        let database = try options.database("members")
+        var filters = Filters()
+        switch view {
+        case .activity:
+            filters.add("member_id = ?", member)
+            filters.add("kind = ?", kind)
+            filters.add("at_us >= ?", options.fromMicroseconds)
+            filters.add("at_us < ?", options.toMicroseconds)
+            try options.write(database, sql: """
+                SELECT position, kind, member_id, at, action, subject, detail, amount_minor, currency FROM activity\(filters.sql)
+                ORDER BY \(member == nil ? "kind, member_id, position" : "position")
+                """, arguments: filters.arguments)
+        case .summary:
+            filters.add("s.member_id = ?", member)
+            filters.add("s.kind = ?", kind)
+            filters.add("s.last_seen >= ?", options.from.flatMap { Timestamp(iso8601: $0)?.iso8601 })
+            filters.add("s.first_seen < ?", options.to.flatMap { Timestamp(iso8601: $0)?.iso8601 })
+            try options.write(database, sql: """
+                SELECT s.kind, s.member_id, s.first_seen, s.last_seen, s.actions, s.carts, s.abandoned_carts, s.checkouts, s.orders,
+                       s.payments, s.active, p.spent_minor AS total_spent_minor, p.currency
+                FROM member_summary s LEFT JOIN member_spending p ON p.kind = s.kind AND p.member_id = s.member_id\(filters.sql)
+                ORDER BY s.kind, s.member_id, p.currency
+                """, arguments: filters.arguments)
+        }
+    }
+}
+
+struct TransactionsReport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transactions",
+        abstract: "Historic transactions: one row per purchased line, at the price charged then.",
+        discussion: """
+            Self-checkouts and paid web orders (store "web"), with the seed's Transaction fields.
+
+            Example:
+              tally report transactions --member m-7
+              tally report transactions --store-id store-1 --from 2026-11-20 --to 2026-11-21 --format csv
+            """)
+
+    @OptionGroup var options: ReportOptions
+    @Option(help: "Only this member's or customer's lines.") var member: String?
+    @Option(name: .customLong("store-id"), help: "Only this store's lines (\"web\" for the web shop; --store is the Tally store).") var storeID: String?
+    @Option(help: "Only lines of this SKU (exactly as written, leading zeros included).") var sku: String?
+
+    func run() throws {
+        let database = try options.database("transactions")
+        var filters = Filters()
+        filters.add("member_id = ?", member)
+        filters.add("store_id = ?", storeID)
+        filters.add("sku = ?", sku)
+        filters.add("purchase_date_us >= ?", options.fromMicroseconds)
+        filters.add("purchase_date_us < ?", options.toMicroseconds)
+        try options.write(database, sql: """
+            SELECT position, line, channel, transaction_id, member_id, store_id, scanned_input, sku, description, size,
+                   unit_price_minor, quantity, applied_discounts_minor, pre_tax_total_minor, currency, taxable, department_code,
+                   purchase_date, bogo, payment_transaction_id FROM transaction_lines\(filters.sql) ORDER BY position, line
+            """, arguments: filters.arguments)
+    }
+}

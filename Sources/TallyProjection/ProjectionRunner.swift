@@ -1,0 +1,333 @@
+import Foundation
+import GRDB
+import Synchronization
+import TallyLog
+
+/// Runs projectors against a log: catches each read model up from its checkpoint, follows new
+/// events, rebuilds a new version beside the serving one and switches it in, and builds read models
+/// as of a past position.
+///
+/// Files, in `<store>/projections/`:
+/// - `<name>.sqlite`: a symbolic link to the serving file. Analysts open this path.
+/// - `<name>.v<version>.<build>.sqlite`: a built (or being built) read model of one projector version.
+/// - `<name>.lock`: held (flock) by the one process applying events to that read model at a time.
+/// - `as-of/<name>.v<version>.at-<position>.sqlite`: a read model frozen at a past position.
+public final class ProjectionRunner: Sendable {
+    public let log: EventLog
+    public let projectors: [any Projector]
+    public let directory: String
+    /// Log positions applied per SQLite transaction: bounds memory and how much a crash redoes.
+    public let batchPositions: UInt64
+
+    public init(log: EventLog, projectors: [any Projector], directory: String? = nil, batchPositions: UInt64 = 16_384) throws {
+        self.log = log
+        self.projectors = projectors
+        self.directory = directory ?? (log.path as NSString).appendingPathComponent("projections")
+        self.batchPositions = max(1, batchPositions)
+        let names = projectors.map(\.name)
+        guard Set(names).count == names.count else { throw ProjectionError.inconsistent("two projectors share a name: \(names)") }
+        for name in names where name.isEmpty || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) {
+            throw ProjectionError.inconsistent("projector name \"\(name)\" must be letters, digits and \"-\"")
+        }
+        try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true)
+    }
+
+    public func projector(named name: String) throws -> any Projector {
+        guard let projector = projectors.first(where: { $0.name == name }) else {
+            throw ProjectionError.unknownProjection(name, known: projectors.map(\.name))
+        }
+        return projector
+    }
+
+    // MARK: Paths
+
+    /// The path analysts open: a link to the serving file.
+    public func servingLink(_ name: String) -> String { (directory as NSString).appendingPathComponent("\(name).sqlite") }
+
+    /// The file the serving link points to, if there is one.
+    func servingTarget(_ name: String) -> String? {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: servingLink(name)) else { return nil }
+        return target.hasPrefix("/") ? target : (directory as NSString).appendingPathComponent(target)
+    }
+
+    /// Files of `projector` at its current version that are not serving: an unfinished build.
+    func pendingBuilds(_ projector: any Projector) -> [String] {
+        let prefix = "\(projector.name).v\(projector.version)."
+        let serving = servingTarget(projector.name)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".sqlite") }
+            .map { (directory as NSString).appendingPathComponent($0) }
+            .filter { $0 != serving }
+            .sorted()
+    }
+
+    // MARK: Catching up
+
+    /// What one catch-up did.
+    public struct Outcome: Sendable, Equatable {
+        public var name: String
+        public var version: Int
+        public var checkpoint: UInt64
+        public var applied: UInt64
+        /// The serving file changed: a new version (or a rebuild) was switched in.
+        public var switched: Bool
+    }
+
+    /// Progress of a long catch-up or rebuild: positions done of the log's head.
+    public typealias Progress = @Sendable (_ name: String, _ position: UInt64, _ head: UInt64) -> Void
+
+    /// Brings the read model of `projector` up to the log's head. If the serving file is of another
+    /// version (or missing, or from another store), builds the current version into a new file
+    /// first, while the old one keeps serving, and switches it in once it has caught up.
+    @discardableResult
+    public func catchUp(_ projector: any Projector, progress: Progress? = nil) throws -> Outcome {
+        try withLock(projector.name) {
+            let storeID = try log.storeID().uuidString
+            if let target = servingTarget(projector.name), FileManager.default.fileExists(atPath: target) {
+                let file = try ReadModelFile.open(target, mode: .serving)
+                let checkpoint = try file.checkpoint()
+                if checkpoint.version == projector.version && checkpoint.name == projector.name && checkpoint.storeID == storeID {
+                    let before = checkpoint.position
+                    let after = try advance(file, projector, to: try log.head().position, progress: progress)
+                    return Outcome(name: projector.name, version: projector.version, checkpoint: after, applied: after - before, switched: false)
+                }
+            }
+            return try build(projector, fresh: false, progress: progress)
+        }
+    }
+
+    /// Rebuilds `projector`'s read model from position 0 into a new file while the serving one keeps
+    /// answering, then switches it in. An interrupted rebuild resumes where it stopped.
+    @discardableResult
+    public func rebuild(_ projector: any Projector, progress: Progress? = nil) throws -> Outcome {
+        try withLock(projector.name) { try build(projector, fresh: true, progress: progress) }
+    }
+
+    /// Catches every projector up, two at a time (one per core); one failing does not stop the others.
+    public func catchUpAll(progress: Progress? = nil) -> [String: Result<Outcome, any Error>] {
+        let results = Mutex<[String: Result<Outcome, any Error>]>([:])
+        let projectors = self.projectors
+        DispatchQueue.concurrentPerform(iterations: projectors.count) { index in
+            let projector = projectors[index]
+            let result = Result { try catchUp(projector, progress: progress) }
+            results.withLock { $0[projector.name] = result }
+        }
+        return results.withLock { $0 }
+    }
+
+    /// Rebuilds every projector; one failing does not stop the others.
+    public func rebuildAll(progress: Progress? = nil) -> [String: Result<Outcome, any Error>] {
+        let results = Mutex<[String: Result<Outcome, any Error>]>([:])
+        let projectors = self.projectors
+        DispatchQueue.concurrentPerform(iterations: projectors.count) { index in
+            let projector = projectors[index]
+            let result = Result { try rebuild(projector, progress: progress) }
+            results.withLock { $0[projector.name] = result }
+        }
+        return results.withLock { $0 }
+    }
+
+    /// Follows the log: catches every projector up, then again each time events commit, until
+    /// `isStopped`. A projector that fails is reported through `onError` and left at its last good
+    /// checkpoint; the others go on.
+    public func run(isStopped: @Sendable () -> Bool, onError: (String, any Error) -> Void = { _, _ in },
+                    onProgress: ((Outcome) -> Void)? = nil) throws {
+        var failed = Set<String>()
+        var seen: UInt64 = 0
+        while !isStopped() {
+            let head = try log.head().position
+            if head > seen || seen == 0 {
+                for (name, result) in catchUpAll() where !failed.contains(name) {
+                    switch result {
+                    case .success(let outcome): if outcome.applied > 0 || outcome.switched { onProgress?(outcome) }
+                    case .failure(let error): failed.insert(name); onError(name, error)
+                    }
+                }
+                seen = head
+            }
+            try log.waitForCommit(after: seen)
+        }
+    }
+
+    // MARK: Building
+
+    private func build(_ projector: any Projector, fresh: Bool, progress: Progress?) throws -> Outcome {
+        let storeID = try log.storeID().uuidString
+        var pending = pendingBuilds(projector)
+        if fresh {
+            for path in pending { ReadModelFile.remove(path) }
+            pending = []
+        }
+        // Resume the newest unfinished build of this version; drop any others.
+        var file: ReadModelFile?
+        if let path = pending.last {
+            for other in pending.dropLast() { ReadModelFile.remove(other) }
+            if let resumed = try? ReadModelFile.open(path, mode: .building), let checkpoint = try? resumed.checkpoint(),
+               checkpoint.storeID == storeID, checkpoint.version == projector.version, checkpoint.asOf == nil {
+                file = resumed
+            } else {
+                // Unreadable (a power loss during an unsynced build) or not ours: start again.
+                ReadModelFile.remove(path)
+            }
+        }
+        if file == nil {
+            let build = String(UUID().uuidString.prefix(8)).lowercased()
+            let path = (directory as NSString).appendingPathComponent("\(projector.name).v\(projector.version).\(build).sqlite")
+            file = try ReadModelFile.create(path, projector: projector, storeID: storeID, asOf: nil)
+        }
+        guard let file else { throw ProjectionError.inconsistent("no build file") }
+        let start = try file.checkpoint().position
+        // Catch up; events keep arriving meanwhile, so go again until a pass finds nothing new.
+        var checkpoint = try advance(file, projector, to: try log.head().position, progress: progress)
+        while true {
+            let head = try log.head().position
+            if checkpoint >= head { break }
+            checkpoint = try advance(file, projector, to: head, progress: progress)
+        }
+        try file.markComplete()
+        try switchIn(projector.name, file: file)
+        return Outcome(name: projector.name, version: projector.version, checkpoint: checkpoint, applied: checkpoint - start, switched: true)
+    }
+
+    /// Makes `file` the serving read model: made durable, then the link is replaced atomically
+    /// (rename), and the previous file is removed. Readers that opened the old file keep it until they close.
+    private func switchIn(_ name: String, file: ReadModelFile) throws {
+        try file.queue.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try Self.fsync(file.path)
+        let previous = servingTarget(name)
+        let link = servingLink(name)
+        let temporary = link + ".switching"
+        unlink(temporary)
+        guard symlink((file.path as NSString).lastPathComponent, temporary) == 0 else {
+            throw ProjectionError.inconsistent("cannot create link \(temporary): \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporary, link) == 0 else {
+            throw ProjectionError.inconsistent("cannot switch \(link): \(String(cString: strerror(errno)))")
+        }
+        try Self.fsync(directory)
+        if let previous, previous != file.path { ReadModelFile.remove(previous) }
+    }
+
+    static func fsync(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { throw ProjectionError.inconsistent("cannot open \(path) to sync it: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        guard Foundation.fsync(descriptor) == 0 else { throw ProjectionError.inconsistent("cannot sync \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    // MARK: Time travel
+
+    /// The read model of `projector` as the log stood at `position` (0: empty), built into its own
+    /// file under `as-of/` (kept and reused: the past does not change). Returns its path.
+    public func buildAsOf(_ projector: any Projector, position: UInt64, progress: Progress? = nil) throws -> String {
+        let head = try log.head().position
+        guard position <= head else { throw ProjectionError.positionBeyondHead(position, head: head) }
+        let asOfDirectory = (directory as NSString).appendingPathComponent("as-of")
+        try FileManager.default.createDirectory(atPath: asOfDirectory, withIntermediateDirectories: true)
+        let path = (asOfDirectory as NSString).appendingPathComponent("\(projector.name).v\(projector.version).at-\(position).sqlite")
+        return try withLock("\(projector.name).as-of") {
+            let storeID = try log.storeID().uuidString
+            if FileManager.default.fileExists(atPath: path) {
+                if let existing = try? ReadModelFile.open(path, mode: .readOnly), let checkpoint = try? existing.checkpoint(),
+                   checkpoint.complete, checkpoint.storeID == storeID, checkpoint.position == position {
+                    return path
+                }
+                ReadModelFile.remove(path)
+            }
+            let file = try ReadModelFile.create(path, projector: projector, storeID: storeID, asOf: position)
+            _ = try advance(file, projector, to: position, progress: progress)
+            try file.markComplete()
+            try file.queue.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            return path
+        }
+    }
+
+    // MARK: Applying events
+
+    /// Applies the events after the file's checkpoint through `limit`, one transaction per batch.
+    /// Returns the new checkpoint. On a projector error the events before the failing one are
+    /// applied, the failure is recorded in the file, and `ProjectionError.failed` is thrown.
+    func advance(_ file: ReadModelFile, _ projector: any Projector, to limit: UInt64, progress: Progress?) throws -> UInt64 {
+        let types = projector.eventTypes
+        while true {
+            var failure: (position: UInt64, type: String, cause: String)?
+            var reached: UInt64 = 0
+            try file.queue.inTransaction(.immediate) { db in
+                // Read inside the write transaction: another process may have moved it.
+                let checkpoint = try ReadModelFile.readCheckpoint(db)
+                reached = checkpoint.position
+                guard checkpoint.position < limit else { return .rollback }
+                let end = min(limit, checkpoint.position + batchPositions)
+                let applied = try apply(projector, types: types, db: db, after: checkpoint.position, through: end)
+                if let failed = applied.failure {
+                    failure = failed
+                    return .rollback
+                }
+                try ReadModelFile.moveCheckpoint(db, to: applied.last, lastEventAt: applied.lastAt)
+                reached = applied.last
+                return .commit
+            }
+            if let failure {
+                // Keep everything before the failing event, and say where it stopped.
+                try file.queue.inTransaction(.immediate) { db in
+                    let checkpoint = try ReadModelFile.readCheckpoint(db)
+                    if failure.position > checkpoint.position + 1 {
+                        let applied = try apply(projector, types: types, db: db, after: checkpoint.position, through: failure.position - 1)
+                        if applied.failure == nil { try ReadModelFile.moveCheckpoint(db, to: applied.last, lastEventAt: applied.lastAt) }
+                    }
+                    try ReadModelFile.recordFailure(db, position: failure.position, type: failure.type, error: failure.cause)
+                    return .commit
+                }
+                throw ProjectionError.failed(name: projector.name, position: failure.position, type: failure.type, cause: failure.cause)
+            }
+            progress?(projector.name, reached, limit)
+            if reached >= limit { return reached }
+        }
+    }
+
+    private struct Applied {
+        var last: UInt64
+        var lastAt: Int64?
+        var failure: (position: UInt64, type: String, cause: String)?
+    }
+
+    private func apply(_ projector: any Projector, types: Set<String>, db: Database, after start: UInt64, through end: UInt64) throws -> Applied {
+        var result = Applied(last: start)
+        try log.withSnapshot { snapshot in
+            try snapshot.forEach(ReadQuery(.all, from: start + 1, untilPosition: end)) { record in
+                let type = record.type
+                if types.contains(type) {
+                    do {
+                        try projector.apply(try ProjectedEvent(record), db)
+                    } catch {
+                        result.failure = (record.position, type, "\(error)")
+                        return false
+                    }
+                }
+                result.last = record.position
+                result.lastAt = record.recordedAt.microsecondsSinceEpoch
+                return true
+            }
+        }
+        // Positions are dense: reaching less than `end` means the log is shorter than asked.
+        if result.failure == nil && result.last < end {
+            throw ProjectionError.positionBeyondHead(end, head: result.last)
+        }
+        return result
+    }
+
+    // MARK: Locking
+
+    /// Runs `body` holding an exclusive lock on `<name>.lock`, shared by every process on this store.
+    func withLock<Result>(_ name: String, _ body: () throws -> Result) throws -> Result {
+        let path = (directory as NSString).appendingPathComponent("\(name).lock")
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw ProjectionError.inconsistent("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw ProjectionError.inconsistent("cannot lock \(path): \(String(cString: strerror(errno)))") }
+        }
+        defer { flock(descriptor, LOCK_UN) }
+        return try body()
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import GRDB
+import TallyDomain
+import TallyLog
+
+/// A projector module: it turns the log's events into the tables of one read model, a SQLite
+/// database an analyst can open with `sqlite3`, DuckDB or pandas.
+///
+/// A projector is a pure function of the events it is given: the same events in the same order give
+/// the same tables. It never reads the clock or the network, so a rebuild reproduces the read model.
+public protocol Projector: Sendable {
+    /// The read model's name: its file is `projections/<name>.sqlite`. Letters, digits and "-".
+    var name: String { get }
+    /// Raised whenever the tables or what goes in them change: a new version is rebuilt from the
+    /// log into a new file while the old one keeps serving, then switched in.
+    var version: Int { get }
+    /// The event types it consumes; the others are skipped without being decoded.
+    var eventTypes: Set<String> { get }
+    /// Creates the tables and indexes in an empty database.
+    func createSchema(_ db: Database) throws
+    /// Applies one event, inside the transaction that also moves the checkpoint past it.
+    func apply(_ event: ProjectedEvent, _ db: Database) throws
+}
+
+/// An event as projectors see it: its payload already upcast to the current schema of its type.
+public struct ProjectedEvent: Sendable {
+    public let position: UInt64
+    public let id: UUID
+    public let stream: String
+    public let version: UInt64
+    public let type: String
+    public let recordedAt: Timestamp
+    public let actor: String
+    /// JSON in the current shape of `type`.
+    public let payload: Data
+
+    public init(position: UInt64, id: UUID, stream: String, version: UInt64, type: String, recordedAt: Timestamp, actor: String, payload: Data) {
+        self.position = position
+        self.id = id
+        self.stream = stream
+        self.version = version
+        self.type = type
+        self.recordedAt = recordedAt
+        self.actor = actor
+        self.payload = payload
+    }
+
+    /// Builds one from a record, upcasting its payload.
+    init(_ record: RecordView) throws {
+        let type = record.type
+        let payload = try Upcasting.upcast(type: type, schemaVersion: record.schemaVersion, payload: Data(record.payloadBytes))
+        self.init(position: record.position, id: record.id, stream: record.stream, version: record.version, type: type,
+                  recordedAt: record.recordedAt, actor: record.actor, payload: payload)
+    }
+
+    public func decode<Event: DomainEvent>(_: Event.Type) throws -> Event {
+        do { return try JSONDecoder().decode(Event.self, from: payload) } catch let error as DecodingError {
+            throw ProjectionError.undecodable(type: type, reason: DomainCoding.describe(error))
+        }
+    }
+
+    /// The recorded-at time as ISO 8601 in UTC with microseconds, for columns people read.
+    public var recordedAtISO: String { recordedAt.iso8601 }
+    /// The UTC day of `recordedAt`, "2026-11-22": what daily figures group by.
+    public var day: String { String(recordedAt.iso8601.prefix(10)) }
+}
+
+public enum ProjectionError: Error, Equatable, CustomStringConvertible {
+    case undecodable(type: String, reason: String)
+    case inconsistent(String)
+    case unknownProjection(String, known: [String])
+    case otherStore(path: String, expected: String, found: String)
+    case notBuilt(String)
+    case failed(name: String, position: UInt64, type: String, cause: String)
+    case positionBeyondHead(UInt64, head: UInt64)
+
+    public var description: String {
+        switch self {
+        case .undecodable(let type, let reason): "cannot decode \(type): \(reason)"
+        case .inconsistent(let reason): reason
+        case .unknownProjection(let name, let known): "no projection named \"\(name)\" (projections: \(known.joined(separator: ", ")))"
+        case .otherStore(let path, let expected, let found):
+            "\(path) was built from store \(found), not this store (\(expected)): rebuild it"
+        case .notBuilt(let name): "projection \(name) has not been built: run `tally projections rebuild \(name)`"
+        case .failed(let name, let position, let type, let cause): "projection \(name) failed at position \(position) (\(type)): \(cause)"
+        case .positionBeyondHead(let position, let head): "position \(position) is beyond the log's head (\(head))"
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import GRDB
+import TallyLog
+
+/// One read model database and its checkpoint row.
+///
+/// Every file has a `tally_projection` table with one row: which projector and version built it, from
+/// which store, up to which log position (the checkpoint), and the last failure if any. The
+/// checkpoint moves in the same transaction as the rows the events produced, so after any crash the
+/// tables and the checkpoint agree: each event is applied exactly once.
+struct ReadModelFile {
+    let path: String
+    let queue: DatabaseQueue
+
+    struct Checkpoint: Equatable {
+        var name: String
+        var version: Int
+        var storeID: String
+        var position: UInt64
+        var asOf: UInt64?
+        var lastEventAt: Int64?
+        var complete: Bool
+        var failedPosition: UInt64?
+        var failedType: String?
+        var failedError: String?
+    }
+
+    enum Mode {
+        /// A file being built from scratch: nothing reads it until it is switched in, and a build
+        /// cut short by a power loss is thrown away and restarted, so it need not be synced.
+        case building
+        /// The serving file: WAL, so readers are never blocked; synced at each checkpoint's
+        /// commit (a power loss loses at most the last transactions, rows and checkpoint together).
+        case serving
+        case readOnly
+    }
+
+    static func open(_ path: String, mode: Mode) throws -> ReadModelFile {
+        var configuration = Configuration()
+        configuration.readonly = mode == .readOnly
+        configuration.busyMode = .timeout(30)
+        configuration.label = (path as NSString).lastPathComponent
+        configuration.prepareDatabase { db in
+            switch mode {
+            case .building: try db.execute(sql: "PRAGMA synchronous = OFF; PRAGMA cache_size = -65536")
+            case .serving: try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            case .readOnly: break
+            }
+        }
+        let queue = try DatabaseQueue(path: path, configuration: configuration)
+        if mode != .readOnly {
+            // WAL lets analysts read while the projector writes. Set once per file; it persists.
+            try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+        }
+        return ReadModelFile(path: path, queue: queue)
+    }
+
+    /// Creates the checkpoint table and the projector's schema in a new, empty file.
+    static func create(_ path: String, projector: any Projector, storeID: String, asOf: UInt64?) throws -> ReadModelFile {
+        let file = try open(path, mode: .building)
+        try file.queue.inTransaction(.immediate) { db in
+            try db.execute(sql: """
+                CREATE TABLE tally_projection (
+                    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+                    name TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    store_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    as_of INTEGER,
+                    last_event_at INTEGER,
+                    complete INTEGER NOT NULL DEFAULT 0,
+                    failed_position INTEGER,
+                    failed_type TEXT,
+                    failed_error TEXT
+                )
+                """)
+            try db.execute(sql: "INSERT INTO tally_projection (singleton, name, version, store_id, position, as_of) VALUES (1, ?, ?, ?, 0, ?)",
+                           arguments: [projector.name, projector.version, storeID, asOf.map { Int64($0) }])
+            try projector.createSchema(db)
+            return .commit
+        }
+        return file
+    }
+
+    static func readCheckpoint(_ db: Database) throws -> Checkpoint {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tally_projection WHERE singleton = 1") else {
+            throw ProjectionError.inconsistent("the read model has no tally_projection row")
+        }
+        let asOf: Int64? = row["as_of"]
+        let failedPosition: Int64? = row["failed_position"]
+        return Checkpoint(name: row["name"], version: row["version"], storeID: row["store_id"], position: UInt64(row["position"] as Int64),
+                          asOf: asOf.map { UInt64($0) }, lastEventAt: row["last_event_at"], complete: row["complete"],
+                          failedPosition: failedPosition.map { UInt64($0) }, failedType: row["failed_type"], failedError: row["failed_error"])
+    }
+
+    func checkpoint() throws -> Checkpoint { try queue.read { try Self.readCheckpoint($0) } }
+
+    static func moveCheckpoint(_ db: Database, to position: UInt64, lastEventAt: Int64?) throws {
+        try db.execute(sql: """
+            UPDATE tally_projection SET position = ?, last_event_at = COALESCE(?, last_event_at),
+                failed_position = NULL, failed_type = NULL, failed_error = NULL WHERE singleton = 1
+            """, arguments: [Int64(position), lastEventAt])
+    }
+
+    static func recordFailure(_ db: Database, position: UInt64, type: String, error: String) throws {
+        try db.execute(sql: "UPDATE tally_projection SET failed_position = ?, failed_type = ?, failed_error = ? WHERE singleton = 1",
+                       arguments: [Int64(position), type, error])
+    }
+
+    func markComplete() throws {
+        try queue.write { try $0.execute(sql: "UPDATE tally_projection SET complete = 1 WHERE singleton = 1") }
+    }
+
+    /// Deletes a database file and its WAL and shared-memory files. Connections that still have it
+    /// open keep reading the old inode until they close.
+    static func remove(_ path: String) {
+        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+    }
+}

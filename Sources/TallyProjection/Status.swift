@@ -1,0 +1,91 @@
+import Foundation
+import GRDB
+import TallyLog
+
+/// Where one read model stands.
+public struct ProjectionStatus: Sendable, Codable, Equatable {
+    public enum State: String, Sendable, Codable {
+        /// Serving, at the log's head.
+        case current
+        /// Serving, behind the head: `tally projections run` (or a report) catches it up.
+        case behind
+        /// Serving an older version (or nothing) while the current version is being built.
+        case building
+        /// The serving file is of another version or store, and no build has started.
+        case stale
+        /// Never built.
+        case missing
+        /// Stopped at an event it could not apply; it stays at its last good checkpoint.
+        case failed
+    }
+
+    public var name: String
+    /// The version of the projector in this build of Tally.
+    public var version: Int
+    public var state: State
+    /// The version of the serving file, if any.
+    public var servingVersion: Int?
+    /// The serving file's checkpoint: the last log position it applied.
+    public var checkpoint: UInt64?
+    public var head: UInt64
+    /// Events the serving file is behind the head.
+    public var lag: UInt64?
+    public var file: String?
+    /// An unfinished build of the current version, and how far it got.
+    public var buildFile: String?
+    public var buildCheckpoint: UInt64?
+    /// The failure that stopped it: position, type, cause.
+    public var failure: String?
+}
+
+extension ProjectionRunner {
+    /// The status of every projector, read without locking or writing anything.
+    public func status() throws -> [ProjectionStatus] {
+        let head = try log.head().position
+        let storeID = try log.storeID().uuidString
+        return projectors.map { projector in
+            var status = ProjectionStatus(name: projector.name, version: projector.version, state: .missing, head: head)
+            if let target = servingTarget(projector.name), FileManager.default.fileExists(atPath: target),
+               let file = try? ReadModelFile.open(target, mode: .readOnly), let checkpoint = try? file.checkpoint() {
+                status.file = target
+                status.servingVersion = checkpoint.version
+                status.checkpoint = checkpoint.position
+                status.lag = head > checkpoint.position ? head - checkpoint.position : 0
+                if checkpoint.version != projector.version || checkpoint.storeID != storeID {
+                    status.state = .stale
+                } else if let position = checkpoint.failedPosition {
+                    status.state = .failed
+                    status.failure = "position \(position) (\(checkpoint.failedType ?? "?")): \(checkpoint.failedError ?? "?")"
+                } else {
+                    status.state = checkpoint.position >= head ? .current : .behind
+                }
+            }
+            if let build = pendingBuilds(projector).last, let file = try? ReadModelFile.open(build, mode: .readOnly),
+               let checkpoint = try? file.checkpoint() {
+                status.buildFile = build
+                status.buildCheckpoint = checkpoint.position
+                if let position = checkpoint.failedPosition {
+                    status.state = .failed
+                    status.failure = "position \(position) (\(checkpoint.failedType ?? "?")): \(checkpoint.failedError ?? "?")"
+                } else if status.state == .missing || status.state == .stale {
+                    status.state = .building
+                }
+            }
+            return status
+        }
+    }
+
+    /// Opens the serving read model of `name` for reading.
+    public func openServing(_ name: String) throws -> DatabaseQueue {
+        let projector = try projector(named: name)
+        guard let target = servingTarget(projector.name), FileManager.default.fileExists(atPath: target) else {
+            throw ProjectionError.notBuilt(name)
+        }
+        return try ReadModelFile.open(target, mode: .readOnly).queue
+    }
+
+    /// Opens a read model file (an as-of build) for reading.
+    public func openFile(_ path: String) throws -> DatabaseQueue {
+        try ReadModelFile.open(path, mode: .readOnly).queue
+    }
+}
