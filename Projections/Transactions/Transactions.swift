@@ -90,7 +90,10 @@ public struct Transactions: Projector {
 
         case OrderPlaced.eventType:
             let order = try event.decode(OrderPlaced.self)
-            let lines = String(decoding: try JSONEncoder().encode(order.lines), as: UTF8.self)
+            // Sorted keys: the same order gives the same bytes, so a rebuild gives identical tables.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            let lines = String(decoding: try encoder.encode(order.lines), as: UTF8.self)
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO open_orders (order_id, member_id, lines) VALUES (?, ?, ?)")
                 .execute(arguments: [order.orderID, order.userID, lines])
 

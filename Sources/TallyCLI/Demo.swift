@@ -26,10 +26,6 @@ struct Demo: ParsableCommand {
     @Option(help: "About how many events to record.") var events = 100_000
     @Option(help: "The seed of the history.") var seed: UInt64 = 2026
 
-    /// Commands sent together: large enough to fill writer transactions, small enough that the scenario
-    /// soon learns what exists.
-    static let windowCommands = 64
-
     func validate() throws {
         guard (1...100_000_000).contains(events) else { throw ValidationError("--events must be between 1 and 100,000,000") }
     }
@@ -49,48 +45,13 @@ struct Demo: ParsableCommand {
         } else {
             log = try EventLog.create(at: store.path, options: options)
         }
-        let commerce = CommerceService(log: log)
-        var scenario = DemoScenario(seed: seed, clock: clock)
-        var rejections: [RejectionCode: Int] = [:]
-        var commands = 0, appended: UInt64 = 0
+        var driver = DemoDriver(commerce: CommerceService(log: log), seed: seed, clock: clock)
         let progress = ProgressBar(label: "demo")
         let started = DispatchTime.now()
-
-        func record(_ envelope: CommandEnvelope, _ outcome: CommandOutcome, into scenario: inout DemoScenario) throws {
-            commands += 1
-            switch outcome {
-            case .accepted(let positions, let wasRetry):
-                if !wasRetry { appended += UInt64(positions.count) }
-                scenario.observe(envelope, accepted: true)
-                if case .placeOrder(let order, _, _) = envelope.command, let position = positions.last {
-                    let total = try log.withSnapshot { snapshot -> Int64? in
-                        guard let record = try snapshot.record(at: position) else { return nil }
-                        return try DomainCoding.decode(OrderPlaced.self, from: record.payloadBytes).total.minor
-                    }
-                    if let total { scenario.observeOrderTotal(order: order, total: total) }
-                }
-            case .rejected(let rejection):
-                rejections[rejection.code, default: 0] += 1
-                scenario.observe(envelope, accepted: false)
-            }
-        }
-
-        for envelope in scenario.setUp() { try record(envelope, try commerce.execute(envelope), into: &scenario) }
-        // Windows of commands in flight together: the writer decides them in order and packs them into a
-        // few transactions; the scenario then learns their outcomes in order, so the history stays the
-        // same for a seed. Racing commands are sent one after another within a window, so one wins.
-        while appended < UInt64(events) {
-            var window: [CommandEnvelope] = []
-            while window.count < Self.windowCommands {
-                switch scenario.next() {
-                case .one(let envelope): window.append(envelope)
-                case .race(let racers): window += racers
-                }
-            }
-            let outcomes = try commerce.executeInOrder(window)
-            for (envelope, outcome) in zip(window, outcomes) { try record(envelope, outcome, into: &scenario) }
+        try driver.run(untilEvents: UInt64(events)) { appended in
             progress.update(done: min(appended, UInt64(events)), total: UInt64(events))
         }
+        let (commands, rejections) = (driver.commands, driver.rejections)
         progress.update(done: UInt64(events), total: UInt64(events))
         progress.finish()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9

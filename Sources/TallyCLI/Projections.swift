@@ -12,7 +12,9 @@ import TransactionsProjection
 public enum ReadModels {
     public static let all: [any Projector] = [SalesLog(), MemberActivity(), Transactions()]
 
-    static func runner(_ log: EventLog) throws -> ProjectionRunner { try ProjectionRunner(log: log, projectors: all) }
+    static func runner(_ log: EventLog, batchPositions: UInt64 = ProjectionRunner.batchPositionsDefault) throws -> ProjectionRunner {
+        try ProjectionRunner(log: log, projectors: all, batchPositions: batchPositions)
+    }
 }
 
 struct Projections: ParsableCommand {
@@ -83,10 +85,15 @@ struct ProjectionsRebuild: ParsableCommand {
 
     @OptionGroup var store: StoreOptions
     @Argument(help: "The read model to rebuild (default: all).") var name: String?
+    @Option(help: "Log positions applied per SQLite transaction.") var batchPositions = ProjectionRunner.batchPositionsDefault
+
+    func validate() throws {
+        guard batchPositions >= 1 else { throw ValidationError("--batch-positions must be at least 1") }
+    }
 
     func run() throws {
         let log = try store.open()
-        let runner = try ReadModels.runner(log)
+        let runner = try ReadModels.runner(log, batchPositions: batchPositions)
         let projectors = try name.map { [try runner.projector(named: $0)] } ?? runner.projectors
         let progress = SharedProgress(label: "rebuild", names: projectors.map(\.name))
         var failed = false

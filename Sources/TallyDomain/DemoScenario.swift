@@ -314,3 +314,63 @@ public struct DemoScenario {
     }
 
 }
+
+/// Drives a `DemoScenario` against a log: windows of commands in flight together (the writer decides
+/// them in order and packs them into a few transactions), then the scenario learns their outcomes in
+/// order, so the same seed gives the same history, races included.
+public struct DemoDriver {
+    public let commerce: CommerceService
+    public private(set) var scenario: DemoScenario
+    public private(set) var commands = 0
+    public private(set) var appended: UInt64 = 0
+    public private(set) var rejections: [RejectionCode: Int] = [:]
+    /// Commands sent together: large enough to fill writer transactions, small enough that the
+    /// scenario soon learns what exists.
+    public static let windowCommands = 64
+    private var isSetUp = false
+
+    public init(commerce: CommerceService, seed: UInt64, clock: ManualClock) {
+        self.commerce = commerce
+        scenario = DemoScenario(seed: seed, clock: clock)
+    }
+
+    /// Runs windows until at least `events` events have been appended in all, calling `afterWindow`
+    /// with the total after each.
+    public mutating func run(untilEvents events: UInt64, afterWindow: (UInt64) throws -> Void = { _ in }) throws {
+        if !isSetUp {
+            for envelope in scenario.setUp() { try record(envelope, try commerce.execute(envelope)) }
+            isSetUp = true
+        }
+        while appended < events {
+            var window: [CommandEnvelope] = []
+            while window.count < Self.windowCommands {
+                switch scenario.next() {
+                case .one(let envelope): window.append(envelope)
+                case .race(let racers): window += racers
+                }
+            }
+            let outcomes = try commerce.executeInOrder(window)
+            for (envelope, outcome) in zip(window, outcomes) { try record(envelope, outcome) }
+            try afterWindow(appended)
+        }
+    }
+
+    private mutating func record(_ envelope: CommandEnvelope, _ outcome: CommandOutcome) throws {
+        commands += 1
+        switch outcome {
+        case .accepted(let positions, let wasRetry):
+            if !wasRetry { appended += UInt64(positions.count) }
+            scenario.observe(envelope, accepted: true)
+            if case .placeOrder(let order, _, _) = envelope.command, let position = positions.last {
+                let total = try commerce.log.withSnapshot { snapshot -> Int64? in
+                    guard let record = try snapshot.record(at: position) else { return nil }
+                    return try DomainCoding.decode(OrderPlaced.self, from: record.payloadBytes).total.minor
+                }
+                if let total { scenario.observeOrderTotal(order: order, total: total) }
+            }
+        case .rejected(let rejection):
+            rejections[rejection.code, default: 0] += 1
+            scenario.observe(envelope, accepted: false)
+        }
+    }
+}

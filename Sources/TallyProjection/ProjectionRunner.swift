@@ -18,8 +18,9 @@ public final class ProjectionRunner: Sendable {
     public let directory: String
     /// Log positions applied per SQLite transaction: bounds memory and how much a crash redoes.
     public let batchPositions: UInt64
+    public static let batchPositionsDefault: UInt64 = 16_384
 
-    public init(log: EventLog, projectors: [any Projector], directory: String? = nil, batchPositions: UInt64 = 16_384) throws {
+    public init(log: EventLog, projectors: [any Projector], directory: String? = nil, batchPositions: UInt64 = batchPositionsDefault) throws {
         self.log = log
         self.projectors = projectors
         self.directory = directory ?? (log.path as NSString).appendingPathComponent("projections")

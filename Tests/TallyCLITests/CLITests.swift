@@ -2,44 +2,6 @@ import Foundation
 import Testing
 import TallyTestSupport
 
-/// Runs the real `tally` binary, as a user would.
-struct TallyRun {
-    let status: Int32
-    let output: String
-    let error: String
-    var lines: [String] { output.split(separator: "\n").map(String.init) }
-}
-
-func tallyPath() -> String {
-    guard let path = productPath("tally") else {
-        Issue.record("cannot find the tally executable next to the tests")
-        return "tally"
-    }
-    return path
-}
-
-@discardableResult
-func tally(_ arguments: [String], store: String?, input: String? = nil, environment: [String: String] = [:]) throws -> TallyRun {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tallyPath())
-    process.arguments = arguments + (store.map { ["--store", $0] } ?? [])
-    var env = ProcessInfo.processInfo.environment
-    env.removeValue(forKey: "TALLY_STORE")
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
-    let (output, error, stdin) = (Pipe(), Pipe(), Pipe())
-    process.standardOutput = output
-    process.standardError = error
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-    try stdin.fileHandleForWriting.close()
-    let out = output.fileHandleForReading.readDataToEndOfFile()
-    let err = error.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return TallyRun(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self), error: String(decoding: err, as: UTF8.self))
-}
-
 func newStore() throws -> String {
     let path = testPath("cli")
     let run = try tally(["init"], store: path)

@@ -21,3 +21,37 @@ public func productPath(_ name: String) -> String? {
     ]
     return candidates.map { $0.appendingPathComponent(name).path }.first { FileManager.default.isExecutableFile(atPath: $0) }
 }
+
+/// Runs the real `tally` binary, as a user would.
+public struct TallyRun {
+    public let status: Int32
+    public let output: String
+    public let error: String
+    public var lines: [String] { output.split(separator: "\n").map(String.init) }
+}
+
+/// The `tally` executable SwiftPM built beside the tests ("tally" on the PATH if not found, so the
+/// failure names it).
+public func tallyPath() -> String { productPath("tally") ?? "tally" }
+
+@discardableResult
+public func tally(_ arguments: [String], store: String?, input: String? = nil, environment: [String: String] = [:]) throws -> TallyRun {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tallyPath())
+    process.arguments = arguments + (store.map { ["--store", $0] } ?? [])
+    var env = ProcessInfo.processInfo.environment
+    env.removeValue(forKey: "TALLY_STORE")
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    let (output, error, stdin) = (Pipe(), Pipe(), Pipe())
+    process.standardOutput = output
+    process.standardError = error
+    process.standardInput = stdin
+    try process.run()
+    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+    try stdin.fileHandleForWriting.close()
+    let out = output.fileHandleForReading.readDataToEndOfFile()
+    let err = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return TallyRun(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self), error: String(decoding: err, as: UTF8.self))
+}

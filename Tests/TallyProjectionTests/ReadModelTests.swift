@@ -1,0 +1,251 @@
+import Foundation
+import GRDB
+import MemberActivityProjection
+import SalesLogProjection
+import TallyDomain
+import TallyLog
+import TallyProjection
+import TallyTestSupport
+import Testing
+import TransactionsProjection
+
+let admin = Actor(.admin, "ana")
+let lee = Actor(.operator, "lee"), max = Actor(.operator, "max")
+let system = Actor(.system, "payments")
+
+/// A small history whose figures are computed by hand below: two booths and four vouchers, a
+/// self-checkout with "3 for $1" limes and a superseded soap SKU, an abandoned cart, and a paid web
+/// order; then a price change after the sale, which must not change what the sale recorded.
+struct HandScenario {
+    static let lime = sku("000000004048"), oldSoap = sku("000777000001"), newSoap = sku("000777000002")
+
+    static func record(_ store: TestStore) throws {
+        let clock = store.clock
+        // Day 1, 09:00: the fair opens.
+        try store.run(admin, .registerBooth(boothID: "b1", name: "Pies", location: "Hall A"))
+        try store.run(admin, .registerBooth(boothID: "b2", name: "Tea", location: "Hall B"))
+        try store.run(admin, .assignOperator(boothID: "b1", operatorID: "lee", operatorName: "Lee Kim"))
+        try store.run(admin, .assignOperator(boothID: "b2", operatorID: "max", operatorName: "Max Roe"))
+        try store.run(admin, .issueVoucher(voucherID: "v1", amount: cents(2500), buyerEmail: "ann@example.org"))
+        try store.run(admin, .issueVoucher(voucherID: "v2", amount: cents(1000), buyerEmail: "bob@example.org"))
+        try store.run(admin, .issueVoucher(voucherID: "v3", amount: cents(500), buyerEmail: "cat@example.org"))
+        try store.run(admin, .issueVoucher(voucherID: "v4", amount: cents(700), buyerEmail: "dan@example.org"))
+        clock.set(time("2026-11-20T09:30:00Z"))
+        try store.run(lee, .redeemVoucher(voucherID: "v1", boothID: "b1", saleID: "s1", saleAmount: cents(1250)))
+        try store.run(max, .redeemVoucher(voucherID: "v2", boothID: "b2", saleID: "s2", saleAmount: cents(1000)))
+
+        // Day 1, 10:00: the self-checkout.
+        clock.set(time("2026-11-20T10:00:00Z"))
+        try store.run(admin, .openStore(storeID: "s1", name: "Corner", currency: usd))
+        try store.run(admin, .createItem(storeID: "s1", sku: lime, details: ItemDetails(description: "Lime", size: "each", departmentCode: "PROD")))
+        try store.run(admin, .createItem(storeID: "s1", sku: newSoap, details: ItemDetails(description: "Soap (new look)", departmentCode: "HBA")))
+        try store.run(admin, .createItem(storeID: "s1", sku: oldSoap, details: ItemDetails(description: "Soap", departmentCode: "HBA", supersededBy: newSoap)))
+        try store.run(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: lime, price: cents(100), quantity: 3)))
+        try store.run(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: newSoap, price: cents(249))))
+        try store.run(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: oldSoap, price: cents(199))))
+        let member = Actor(.member, "m1")
+        try store.run(member, .registerMember(memberID: "m1", firstName: "Ada", lastName: "Lovelace", email: "ada@example.org", phone: nil))
+        try store.run(member, .openCart(cartID: "k1", storeID: "s1", memberID: "m1"))
+        try store.run(member, .scanItem(cartID: "k1", scannedInput: lime.value, quantity: 1))
+        try store.run(member, .scanItem(cartID: "k1", scannedInput: lime.value, quantity: 3))
+        try store.run(member, .scanItem(cartID: "k1", scannedInput: oldSoap.value, quantity: 1))
+        clock.set(time("2026-11-20T10:05:00Z"))
+        try store.run(member, .checkout(cartID: "k1", paymentTransactionID: "bt-1"))
+        clock.set(time("2026-11-20T10:30:00Z"))
+        try store.run(member, .openCart(cartID: "k2", storeID: "s1", memberID: "m1"))
+        try store.run(member, .scanItem(cartID: "k2", scannedInput: lime.value, quantity: 1))
+
+        // Day 1, 11:00: the web shop.
+        clock.set(time("2026-11-20T11:00:00Z"))
+        let customer = Actor(.customer, "u1")
+        try store.run(admin, .createCategory(categoryID: "c1", name: "Kitchen", slug: "kitchen"))
+        try store.run(admin, .createProduct(productID: "p1", name: "Kettle", slug: "kettle", description: "1.7 L", price: cents(1000), categoryID: "c1"))
+        try store.run(admin, .receiveStock(productID: "p1", quantity: 5))
+        try store.run(customer, .registerUser(userID: "u1", username: "una", email: "una@example.org", isAdmin: false))
+        try store.run(customer, .placeOrder(orderID: "o1", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 2)]))
+        try store.run(system, .confirmOrder(orderID: "o1"))
+        try store.run(customer, .initiatePayment(paymentID: "pay1", orderID: "o1", amount: cents(2000), method: .mpesa))
+        try store.run(system, .recordPaymentSucceeded(paymentID: "pay1", transactionID: "MP1"))
+        try store.run(system, .markOrderPaid(orderID: "o1", paymentID: "pay1"))
+
+        // Day 2: limes go up (after the sale), and a last booth sale.
+        clock.set(time("2026-11-21T12:00:00Z"))
+        try store.run(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: lime, priceType: 1, price: cents(50))))
+        try store.run(lee, .redeemVoucher(voucherID: "v3", boothID: "b1", saleID: "s3", saleAmount: cents(400)))
+    }
+}
+
+@Suite struct ReadModelTests {
+    @Test func theSalesLogMatchesTheHandComputedFigures() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        let runner = try store.runner()
+        try runner.catchUp(SalesLog())
+        let db = try runner.openServing("sales")
+        let sales = try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT channel, sale_id, voucher_id, buyer_email, booth_id, store_id, member_id, payment_transaction_id, amount_minor, day FROM sales ORDER BY position")
+                .map { "\($0[0] as String) \($0[1] as String) \(($0[2] as String?) ?? "-") \(($0[3] as String?) ?? "-") \(($0[4] as String?) ?? "-") \(($0[5] as String?) ?? "-") \(($0[6] as String?) ?? "-") \(($0[7] as String?) ?? "-") \($0[8] as Int64) \($0[9] as String)" }
+        }
+        #expect(sales == [
+            "booth s1 v1 ann@example.org b1 - - - 1250 2026-11-20",
+            "booth s2 v2 bob@example.org b2 - - - 1000 2026-11-20",
+            "checkout k1 - - - s1 m1 bt-1 383 2026-11-20",  // 1.34 of limes + 2.49 of soap
+            "web o1 - - - - u1 MP1 2000 2026-11-20",
+            "booth s3 v3 cat@example.org b1 - - - 400 2026-11-21",
+        ])
+        let revenue = try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT day, channel, location, sales, revenue_minor FROM revenue_daily ORDER BY day, channel, location")
+                .map { "\($0[0] as String) \($0[1] as String) \($0[2] as String) \($0[3] as Int) \($0[4] as Int64)" }
+        }
+        #expect(revenue == ["2026-11-20 booth b1 1 1250", "2026-11-20 booth b2 1 1000", "2026-11-20 checkout s1 1 383",
+                            "2026-11-20 web web 1 2000", "2026-11-21 booth b1 1 400"])
+        // The seed's per-booth sales log.
+        let boothLog = try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT sale_id, voucher_id, buyer_email, sale_amount_minor FROM booth_sales_log WHERE booth_id = 'b1' ORDER BY sale_date")
+                .map { "\($0[0] as String) \($0[1] as String) \($0[2] as String) \($0[3] as Int64)" }
+        }
+        #expect(boothLog == ["s1 v1 ann@example.org 1250", "s3 v3 cat@example.org 400"])
+        // Issued 25 + 10 + 5 + 7 = 47.00; redeemed three for 12.50 + 10.00 + 4.00; v4 (7.00) outstanding.
+        let liability = try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM voucher_liability") }
+        let row = try #require(liability)
+        #expect(row["issued"] as Int == 4 && row["issued_minor"] as Int64 == 4700)
+        #expect(row["redeemed"] as Int == 3 && row["redeemed_sales_minor"] as Int64 == 2650)
+        #expect(row["outstanding"] as Int == 1 && row["outstanding_minor"] as Int64 == 700)
+    }
+
+    @Test func transactionsRecordThePriceAsChargedAndTheScannedInput() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        let runner = try store.runner()
+        try runner.catchUp(Transactions())
+        let db = try runner.openServing("transactions")
+        let lines = try db.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT channel, transaction_id, member_id, store_id, scanned_input, sku, description, unit_price_minor, quantity,
+                       applied_discounts_minor, pre_tax_total_minor, department_code, bogo, payment_transaction_id, purchase_date
+                FROM transaction_lines ORDER BY position, line
+                """).map { row in (0..<15).map { (row[$0] as DatabaseValue).description }.joined(separator: " ") }
+        }
+        #expect(lines == [
+            // Four limes at "3 for $1": 0.34 + 0.34 + 0.32 + 0.34 = 1.34, unit 0.34, 0.02 off.
+            #""checkout" "k1" "m1" "s1" "000000004048" "000000004048" "Lime" 34 4 2 134 "PROD" 0 "bt-1" "2026-11-20T10:05:00.000000Z""#,
+            // The superseded soap: sold and reported as its replacement at 2.49, the scan kept.
+            #""checkout" "k1" "m1" "s1" "000777000001" "000777000002" "Soap (new look)" 249 1 0 249 "HBA" 0 "bt-1" "2026-11-20T10:05:00.000000Z""#,
+            #""web" "o1" "u1" "web" NULL "p1" "Kettle" 1000 2 0 2000 "c1" 0 "MP1" "2026-11-20T11:00:00.000000Z""#,
+        ])
+        // The later price is in the price history, labelled; the sale above kept 0.34.
+        let prices = try db.read { try String.fetchAll($0, sql: "SELECT sku || ' ' || price_minor || ' ' || label FROM item_prices ORDER BY position") }
+        #expect(prices == ["000000004048 100 3 for 1.00 USD", "000777000002 249 regular", "000777000001 199 regular",
+                           "000000004048 50 promotion (type 1)"])
+        #expect(try count(db, "SELECT COUNT(*) FROM open_orders") == 0)
+    }
+
+    @Test func memberActivityListsEveryActionAndSummarises() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        let runner = try store.runner()
+        try runner.catchUp(MemberActivity())
+        let db = try runner.openServing("members")
+        let actions = try db.read { try String.fetchAll($0, sql: "SELECT action FROM activity WHERE kind = 'member' AND member_id = 'm1' ORDER BY position") }
+        #expect(actions == ["MemberRegistered", "CartOpened", "CartItemAdded", "CartItemAdded", "CartItemAdded", "CartCheckedOut",
+                            "CartOpened", "CartItemAdded"])
+        let customer = try db.read { try String.fetchAll($0, sql: "SELECT action FROM activity WHERE kind = 'customer' AND member_id = 'u1' ORDER BY position") }
+        #expect(customer == ["UserRegistered", "OrderPlaced", "OrderConfirmed", "PaymentInitiated", "PaymentSucceeded", "OrderPaid"])
+        // k2 was last touched at 10:30 on day 1; the last event is day 2 at 12:00, over 24 hours later.
+        let m1 = try #require(try db.read { try Row.fetchOne($0, sql: "SELECT * FROM member_summary WHERE kind = 'member' AND member_id = 'm1'") })
+        #expect(m1["carts"] as Int == 2 && m1["checkouts"] as Int == 1 && m1["abandoned_carts"] as Int == 1)
+        #expect(m1["first_seen"] as String == "2026-11-20T10:00:00.000000Z" && m1["last_seen"] as String == "2026-11-20T10:30:00.000000Z")
+        let u1 = try #require(try db.read { try Row.fetchOne($0, sql: "SELECT * FROM member_summary WHERE kind = 'customer' AND member_id = 'u1'") })
+        #expect(u1["orders"] as Int == 1 && u1["payments"] as Int == 1 && u1["abandoned_carts"] as Int == 0)
+        let spent = try db.read { try String.fetchAll($0, sql: "SELECT kind || ' ' || member_id || ' ' || spent_minor || ' ' || currency FROM member_spending ORDER BY kind") }
+        #expect(spent == ["customer u1 2000 USD", "member m1 383 USD"])
+        // No personal value is in the read model: names and emails are not copied.
+        let everything = try dump(db).values.flatMap { $0 }.joined(separator: "\n")
+        for secret in ["Ada", "Lovelace", "ada@example.org", "una@example.org", "una"] { #expect(!everything.contains(secret), "\(secret)") }
+    }
+
+    @Test func rebuildingFromZeroGivesTheTablesIncrementalApplicationGave() throws {
+        let store = try TestStore(start: "2026-11-20T08:00:00Z")
+        // Small batches, caught up after every window of commands: many checkpoints at arbitrary places.
+        let incremental = try store.runner(batch: 97)
+        var driver = DemoDriver(commerce: store.commerce, seed: 7, clock: store.clock)
+        var snapshots: [(position: UInt64, tables: [String: [String: [String]]])] = []
+        var windows = 0
+        try driver.run(untilEvents: 6000) { _ in
+            windows += 1
+            let results = incremental.catchUpAll()
+            for (name, result) in results { #expect(throws: Never.self, "\(name)") { _ = try result.get() } }
+            if windows % 25 == 0 {
+                let position = try store.log.head().position
+                var tables: [String: [String: [String]]] = [:]
+                for projector in allProjectors { tables[projector.name] = try dump(try incremental.openServing(projector.name)) }
+                snapshots.append((position, tables))
+            }
+        }
+        #expect(snapshots.count >= 2)
+        let rebuilt = try store.runner(directory: testPath("rebuilt"))
+        for projector in allProjectors {
+            let fromZero = try rebuilt.rebuild(projector)
+            #expect(fromZero.checkpoint == (try store.log.head().position))
+            let a = try dump(try incremental.openServing(projector.name)), b = try dump(try rebuilt.openServing(projector.name))
+            #expect(a == b, "\(projector.name) differs in \(a.keys.filter { a[$0] != b[$0] }.sorted())")
+            #expect(a.values.contains { !$0.isEmpty }, "\(projector.name) is empty")
+            // As of a past position: exactly the tables the incremental read model had then.
+            for snapshot in snapshots {
+                let path = try rebuilt.buildAsOf(projector, position: snapshot.position)
+                let asOf = try dump(try rebuilt.openFile(path))
+                #expect(asOf == snapshot.tables[projector.name], "\(projector.name) as of \(snapshot.position) differs in \(asOf.keys.filter { asOf[$0] != snapshot.tables[projector.name]?[$0] }.sorted())")
+            }
+        }
+    }
+
+    @Test func aProjectorThatThrowsStopsAtItsLastGoodEventAndTheOthersGoOn() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        let failing = Failing(onNth: 2, of: VoucherRedeemed.eventType)
+        let runner = try store.runner([SalesLog(), failing])
+        let results = runner.catchUpAll()
+        #expect(throws: Never.self) { _ = try results["sales"]?.get() }
+        let redeemed = try store.log.read(ReadQuery(.type(VoucherRedeemed.eventType))).map(\.position)
+        let badPosition = redeemed[1]
+        #expect {
+            _ = try results["failing"]!.get()
+        } throws: { error in
+            (error as? ProjectionError) == .failed(name: "failing", position: badPosition, type: VoucherRedeemed.eventType, cause: "refused on purpose")
+        }
+        // Its read model never switched in (a first build failed), and its build stopped just before the bad event.
+        let status = try #require(try runner.status().first { $0.name == "failing" })
+        #expect(status.state == .failed && status.buildCheckpoint == badPosition - 1)
+        #expect(status.failure?.contains("position \(badPosition) (VoucherRedeemed): refused on purpose") == true)
+        let build = try runner.openFile(try #require(status.buildFile))
+        #expect(try count(build, "SELECT COUNT(*) FROM seen") == 1)
+        let sales = try #require(try runner.status().first { $0.name == "sales" })
+        #expect(sales.state == .current)
+    }
+}
+
+/// A projector that refuses the n-th event of a type.
+struct Failing: Projector {
+    let name = "failing"
+    let version = 1
+    let eventTypes: Set<String>
+    let nth: Int
+    init(onNth nth: Int, of type: String) {
+        self.nth = nth
+        eventTypes = [type]
+    }
+    func createSchema(_ db: Database) throws { try db.execute(sql: "CREATE TABLE seen (position INTEGER PRIMARY KEY)") }
+    func apply(_ event: ProjectedEvent, _ db: Database) throws {
+        if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM seen") == nth - 1 { throw ProjectionError.inconsistent("refused on purpose") }
+        try db.execute(sql: "INSERT INTO seen VALUES (?)", arguments: [Int64(event.position)])
+    }
+}
+
+extension EventReader {
+    func map<T>(_ transform: (RecordedEvent) -> T) throws -> [T] {
+        var reader = self
+        var result: [T] = []
+        try reader.forEach { result.append(transform($0)) }
+        return result
+    }
+}
