@@ -93,11 +93,11 @@ public struct SalesLog: Projector {
             CREATE VIEW voucher_liability AS
                 SELECT currency,
                        COUNT(*) AS issued,
-                       SUM(amount_minor) AS issued_minor,
+                       SUM(amount_minor) AS issued_value_minor,
                        SUM(redeemed_at IS NOT NULL) AS redeemed,
-                       TOTAL(CASE WHEN redeemed_at IS NOT NULL THEN sale_amount_minor END) AS redeemed_sales_minor,
+                       COALESCE(SUM(CASE WHEN redeemed_at IS NOT NULL THEN sale_amount_minor END), 0) AS redeemed_sales_minor,
                        SUM(redeemed_at IS NULL) AS outstanding,
-                       TOTAL(CASE WHEN redeemed_at IS NULL THEN amount_minor END) AS outstanding_minor
+                       COALESCE(SUM(CASE WHEN redeemed_at IS NULL THEN amount_minor END), 0) AS outstanding_value_minor
                 FROM vouchers GROUP BY currency;
             """)
     }

@@ -76,7 +76,8 @@ struct ProjectionsRebuild: ParsableCommand {
         discussion: """
             Builds into a new file while the serving one keeps answering queries, then switches it in
             atomically and removes the old file. A rebuild that is interrupted leaves the old one
-            serving and resumes where it stopped when run again. With no name, rebuilds all.
+            serving and resumes where it stopped when run again (--from-scratch discards it: use it
+            after fixing a projector's code without raising its version). With no name, rebuilds all.
 
             Example:
               tally projections rebuild
@@ -86,6 +87,7 @@ struct ProjectionsRebuild: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @Argument(help: "The read model to rebuild (default: all).") var name: String?
     @Option(help: "Log positions applied per SQLite transaction.") var batchPositions = ProjectionRunner.batchPositionsDefault
+    @Flag(help: "Discard an unfinished rebuild instead of resuming it.") var fromScratch = false
 
     func validate() throws {
         guard batchPositions >= 1 else { throw ValidationError("--batch-positions must be at least 1") }
@@ -99,7 +101,7 @@ struct ProjectionsRebuild: ParsableCommand {
         var failed = false
         for projector in projectors {
             do {
-                let outcome = try runner.rebuild(projector, progress: progress.update)
+                let outcome = try runner.rebuild(projector, discardingUnfinished: fromScratch, progress: progress.update)
                 progress.finishLine()
                 print("\(outcome.name): version \(outcome.version) rebuilt to position \(outcome.checkpoint) and switched in")
             } catch {

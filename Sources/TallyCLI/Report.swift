@@ -264,8 +264,8 @@ struct SalesReport: ParsableCommand {
                 """, arguments: filters.arguments)
         case .vouchers:
             try options.write(database, sql: """
-                SELECT currency, issued, issued_minor, redeemed, CAST(redeemed_sales_minor AS INTEGER) AS redeemed_sales_minor,
-                       outstanding, CAST(outstanding_minor AS INTEGER) AS outstanding_minor FROM voucher_liability ORDER BY currency
+                SELECT currency, issued, issued_value_minor, redeemed, redeemed_sales_minor, outstanding, outstanding_value_minor
+                FROM voucher_liability ORDER BY currency
                 """, arguments: [])
         }
     }

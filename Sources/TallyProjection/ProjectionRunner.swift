@@ -98,10 +98,12 @@ public final class ProjectionRunner: Sendable {
     }
 
     /// Rebuilds `projector`'s read model from position 0 into a new file while the serving one keeps
-    /// answering, then switches it in. An interrupted rebuild resumes where it stopped.
+    /// answering, then switches it in. An unfinished build of the same version (a rebuild that was
+    /// interrupted) is resumed where it stopped, unless `discardingUnfinished`: the log only grows,
+    /// so its rows are the ones a fresh build would write, as long as the projector's code is the same.
     @discardableResult
-    public func rebuild(_ projector: any Projector, progress: Progress? = nil) throws -> Outcome {
-        try withLock(projector.name) { try build(projector, fresh: true, progress: progress) }
+    public func rebuild(_ projector: any Projector, discardingUnfinished: Bool = false, progress: Progress? = nil) throws -> Outcome {
+        try withLock(projector.name) { try build(projector, fresh: discardingUnfinished, progress: progress) }
     }
 
     /// Catches every projector up, two at a time (one per core); one failing does not stop the others.
@@ -117,12 +119,12 @@ public final class ProjectionRunner: Sendable {
     }
 
     /// Rebuilds every projector; one failing does not stop the others.
-    public func rebuildAll(progress: Progress? = nil) -> [String: Result<Outcome, any Error>] {
+    public func rebuildAll(discardingUnfinished: Bool = false, progress: Progress? = nil) -> [String: Result<Outcome, any Error>] {
         let results = Mutex<[String: Result<Outcome, any Error>]>([:])
         let projectors = self.projectors
         DispatchQueue.concurrentPerform(iterations: projectors.count) { index in
             let projector = projectors[index]
-            let result = Result { try rebuild(projector, progress: progress) }
+            let result = Result { try rebuild(projector, discardingUnfinished: discardingUnfinished, progress: progress) }
             results.withLock { $0[projector.name] = result }
         }
         return results.withLock { $0 }

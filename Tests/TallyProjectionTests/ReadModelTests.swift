@@ -108,9 +108,9 @@ struct HandScenario {
         // Issued 25 + 10 + 5 + 7 = 47.00; redeemed three for 12.50 + 10.00 + 4.00; v4 (7.00) outstanding.
         let liability = try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM voucher_liability") }
         let row = try #require(liability)
-        #expect(row["issued"] as Int == 4 && row["issued_minor"] as Int64 == 4700)
+        #expect(row["issued"] as Int == 4 && row["issued_value_minor"] as Int64 == 4700)
         #expect(row["redeemed"] as Int == 3 && row["redeemed_sales_minor"] as Int64 == 2650)
-        #expect(row["outstanding"] as Int == 1 && row["outstanding_minor"] as Int64 == 700)
+        #expect(row["outstanding"] as Int == 1 && row["outstanding_value_minor"] as Int64 == 700)
     }
 
     @Test func transactionsRecordThePriceAsChargedAndTheScannedInput() throws {

@@ -1,0 +1,88 @@
+import Foundation
+import TallyDomain
+import TallyLog
+import TallyTestSupport
+import Testing
+
+@Suite struct ReportCLITests {
+    func scenarioStore() throws -> TestStore {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        return store
+    }
+
+    func listing(_ path: String) -> [String] {
+        ((try? FileManager.default.subpathsOfDirectory(atPath: path + "/projections")) ?? []).sorted()
+    }
+
+    @Test func reportsComeInTablesCSVAndJSONWithExactAmounts() throws {
+        let store = try scenarioStore()
+        let table = try tally(["report", "sales", "--booth", "b1"], store: store.path)
+        #expect(table.status == 0, "\(table.error)")
+        #expect(table.lines.count == 3 && table.lines[0].hasPrefix("position") && table.lines[1].contains("12.50") && table.lines[2].contains("4.00"))
+
+        let csv = try tally(["report", "transactions", "--member", "m1", "--format", "csv"], store: store.path)
+        #expect(csv.status == 0, "\(csv.error)")
+        #expect(csv.lines.count == 3)
+        #expect(csv.lines[1].contains(",000000004048,000000004048,Lime,each,0.34,4,0.02,1.34,USD,"))
+
+        let json = try tally(["report", "sales", "--view", "revenue", "--format", "json"], store: store.path)
+        #expect(json.status == 0, "\(json.error)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]])
+        #expect(rows.count == 5)
+        #expect(rows.first?["revenue"] as? String == "12.50" && rows.first?["sales"] as? Int == 1)
+
+        let vouchers = try tally(["report", "sales", "--view", "vouchers", "--format", "csv"], store: store.path)
+        #expect(vouchers.lines == ["currency,issued,issued_value,redeemed,redeemed_sales,outstanding,outstanding_value", "USD,4,47.00,3,26.50,1,7.00"])
+
+        let summary = try tally(["report", "member", "--view", "summary", "--member", "m1", "--format", "json"], store: store.path)
+        let member = try #require((try JSONSerialization.jsonObject(with: Data(summary.output.utf8)) as? [[String: Any]])?.first)
+        #expect(member["abandoned_carts"] as? Int == 1 && member["total_spent"] as? String == "3.83")
+    }
+
+    @Test func asOfReportsTheReadModelAsTheLogStoodThen() throws {
+        let store = try scenarioStore()
+        // Before day 2: two booth sales, no third.
+        let early = try tally(["report", "sales", "--channel", "booth", "--as-of", "2026-11-20T23:59:59Z", "--format", "csv"], store: store.path)
+        #expect(early.status == 0, "\(early.error)")
+        #expect(early.lines.count == 3)
+        let now = try tally(["report", "sales", "--channel", "booth", "--format", "csv"], store: store.path)
+        #expect(now.lines.count == 4)
+        // By position: as of position 0 nothing had happened.
+        let empty = try tally(["report", "sales", "--as-of", "0", "--format", "csv"], store: store.path)
+        #expect(empty.status == 0 && empty.lines.count == 1)
+        let tooFar = try tally(["report", "sales", "--as-of", "99999"], store: store.path)
+        #expect(tooFar.status != 0 && tooFar.error.contains("position 99999 is beyond the log's head"))
+    }
+
+    @Test(arguments: [
+        (["projections", "rebuild", "nope"], "no projection named \"nope\" (projections: sales, members, transactions)"),
+        (["report", "sales", "--as-of", "yesterday"], "--as-of \"yesterday\" is neither a log position nor an RFC 3339 time or date"),
+        (["report", "sales", "--format", "xml"], "xml"),
+        (["report", "sales", "--channel", "phone"], "--channel must be booth, web or checkout, not \"phone\""),
+        (["report", "sales", "--view", "vouchers", "--booth", "b1"], "--view vouchers takes no filters"),
+        (["report", "member", "--from", "soon"], "--from \"soon\" is not an RFC 3339 time or a date"),
+        (["report", "transactions", "--limit", "0"], "--limit must be at least 1"),
+    ])
+    func badInputIsNamedAndChangesNothing(arguments: [String], message: String) throws {
+        let store = try scenarioStore()
+        let before = listing(store.path)
+        let run = try tally(arguments, store: store.path)
+        #expect(run.status != 0)
+        #expect(run.error.contains(message), "\(run.error)")
+        #expect(listing(store.path) == before)
+    }
+
+    @Test func statusShowsEachReadModel() throws {
+        let store = try scenarioStore()
+        let before = try tally(["projections", "status", "--json"], store: store.path)
+        let missing = try #require(try JSONSerialization.jsonObject(with: Data(before.output.utf8)) as? [[String: Any]])
+        #expect(missing.map { $0["state"] as? String } == ["missing", "missing", "missing"])
+        let rebuild = try tally(["projections", "rebuild"], store: store.path)
+        #expect(rebuild.status == 0 && rebuild.lines.count == 3, "\(rebuild.error)")
+        try store.run(admin, .issueVoucher(voucherID: "v10", amount: cents(100), buyerEmail: "z@example.org"))
+        let after = try tally(["projections"], store: store.path)
+        #expect(after.status == 0)
+        #expect(after.lines.count == 4 && after.lines.dropFirst().allSatisfy { $0.contains(" behind ") && $0.contains(" 1  ") })
+    }
+}

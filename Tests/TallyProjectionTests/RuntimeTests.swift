@@ -1,0 +1,166 @@
+import Foundation
+import GRDB
+import MemberActivityProjection
+import SalesLogProjection
+import TallyDomain
+import TallyLog
+import TallyProjection
+import TallyTestSupport
+import Testing
+import TransactionsProjection
+
+/// Counts events per type: version 1 in one table; version 2 also records each event's stream, in a
+/// new table, and can be told to fail at a position (a broken new version).
+struct Counter: Projector {
+    let name = "counter"
+    let version: Int
+    var failAt: UInt64?
+    let eventTypes: Set<String> = [VoucherIssued.eventType, VoucherRedeemed.eventType, SaleRecorded.eventType, BoothRegistered.eventType]
+
+    func createSchema(_ db: Database) throws {
+        try db.execute(sql: "CREATE TABLE counts (type TEXT PRIMARY KEY, events INTEGER NOT NULL)")
+        if version >= 2 { try db.execute(sql: "CREATE TABLE streams (position INTEGER PRIMARY KEY, stream TEXT NOT NULL)") }
+    }
+
+    func apply(_ event: ProjectedEvent, _ db: Database) throws {
+        if event.position == failAt { throw ProjectionError.inconsistent("version \(version) cannot read this") }
+        try db.execute(sql: "INSERT INTO counts VALUES (?, 1) ON CONFLICT (type) DO UPDATE SET events = events + 1", arguments: [event.type])
+        if version >= 2 { try db.execute(sql: "INSERT INTO streams VALUES (?, ?)", arguments: [Int64(event.position), event.stream]) }
+    }
+}
+
+@Suite struct RuntimeTests {
+    @Test func aVersionBumpKeepsTheOldReadModelServingUntilTheNewOneSwitchesIn() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        let directory = testPath("bump")
+        let v1 = try store.runner([Counter(version: 1)], directory: directory)
+        try v1.catchUp(Counter(version: 1))
+        let v1File = try #require(v1.status().first?.file)
+        // An analyst has the read model open.
+        let analyst = try v1.openServing("counter")
+        let issued = { (db: DatabaseQueue) in try count(db, "SELECT events FROM counts WHERE type = 'VoucherIssued'") }
+        #expect(try issued(analyst) == 4)
+
+        // Version 2 is broken: its build fails half way; version 1 keeps serving, untouched.
+        let bad = try #require(try store.log.read(ReadQuery(.type(SaleRecorded.eventType))).map(\.position).first)
+        let broken = try store.runner([Counter(version: 2, failAt: bad)], directory: directory)
+        #expect(throws: ProjectionError.self) { try broken.catchUp(Counter(version: 2, failAt: bad)) }
+        var status = try #require(try broken.status().first)
+        #expect(status.state == .failed && status.servingVersion == 1 && status.file == v1File)
+        #expect(status.buildCheckpoint == bad - 1)
+        #expect(try issued(try broken.openServing("counter")) == 4)
+
+        // More events arrive while the fixed version 2 builds; it catches up past them, then switches in.
+        try store.run(admin, .issueVoucher(voucherID: "v9", amount: cents(100), buyerEmail: "eve@example.org"))
+        let fixed = try store.runner([Counter(version: 2)], directory: directory)
+        let outcome = try fixed.catchUp(Counter(version: 2))
+        let newHead = try store.log.head().position
+        #expect(outcome.switched && outcome.checkpoint == newHead)
+        status = try #require(try fixed.status().first)
+        #expect(status.state == .current && status.servingVersion == 2 && status.file != v1File && status.buildFile == nil)
+        let served = try fixed.openServing("counter")
+        #expect(try issued(served) == 5)
+        #expect(try count(served, "SELECT COUNT(*) FROM streams") > 0)
+        // The old file is gone from the directory; the analyst's open connection still reads it.
+        #expect(!FileManager.default.fileExists(atPath: v1File))
+        #expect(try issued(analyst) == 4)
+        // Files left: the link, the serving file, the lock.
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { !$0.hasSuffix("-wal") && !$0.hasSuffix("-shm") }.sorted()
+        #expect(files.count == 3 && files.contains("counter.sqlite") && files.contains("counter.lock"), "\(files)")
+    }
+
+    @Test func aLogHoldingOldEventVersionsRebuildsThroughTheUpcasters() throws {
+        let store = try TestStore()
+        let lime = sku("000000004048")
+        try store.run(admin, .openStore(storeID: "s1", name: "Corner", currency: usd))
+        try store.run(admin, .createItem(storeID: "s1", sku: lime, details: ItemDetails(description: "Lime", departmentCode: "PROD")))
+        // Written by Tally before PriceScheduled had a label: schema 1, no "label".
+        let version1 = #"{"price":{"bogo":false,"price":{"currency":"USD","minor":100},"priceType":0,"quantity":3,"sku":"000000004048","taxable":false},"storeID":"s1"}"#
+        #expect(throws: DecodingError.self) { _ = try DomainCoding.decode(PriceScheduled.self, from: Data(version1.utf8)) }
+        try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: CheckoutStreams.item("s1", lime), type: PriceScheduled.eventType,
+                                                                  schemaVersion: 1, actor: "admin:ana", payload: Data(version1.utf8))]))
+        // The rules read it through the upcaster: four limes at "3 for $1" cost 1.34.
+        let member = Actor(.member, "m1")
+        try store.run(member, .registerMember(memberID: "m1", firstName: nil, lastName: nil, email: nil, phone: nil))
+        try store.run(member, .openCart(cartID: "k1", storeID: "s1", memberID: "m1"))
+        try store.run(member, .scanItem(cartID: "k1", scannedInput: lime.value, quantity: 4))
+        try store.run(member, .checkout(cartID: "k1", paymentTransactionID: "bt-1"))
+        // A schema 2 record, written now.
+        try store.run(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: lime, priceType: 2, price: cents(25), label: "happy hour")))
+
+        let runner = try store.runner([Transactions()])
+        try runner.rebuild(Transactions())
+        let db = try runner.openServing("transactions")
+        let labels = try db.read { try String.fetchAll($0, sql: "SELECT label || ' ' || price_minor || '/' || quantity FROM item_prices ORDER BY position") }
+        #expect(labels == ["3 for 1.00 USD 100/3", "happy hour 25/1"])
+        #expect(try count(db, "SELECT pre_tax_total_minor FROM transaction_lines") == 134)
+    }
+
+    @Test func upcastingNamesVersionsItCannotRead() throws {
+        #expect(Upcasting.needsUpcast(type: PriceScheduled.eventType, schemaVersion: 1))
+        #expect(!Upcasting.needsUpcast(type: PriceScheduled.eventType, schemaVersion: 2))
+        #expect(!Upcasting.needsUpcast(type: VoucherIssued.eventType, schemaVersion: 1))
+        #expect(throws: UpcastError.newerThanKnown(type: "PriceScheduled", version: 3, known: 2)) {
+            _ = try Upcasting.upcast(type: PriceScheduled.eventType, schemaVersion: 3, payload: Data("{}".utf8))
+        }
+        #expect {
+            _ = try Upcasting.upcast(type: PriceScheduled.eventType, schemaVersion: 1, payload: Data(#"{"storeID":"s1"}"#.utf8))
+        } throws: { error in
+            (error as? UpcastError).map { "\($0)".contains("missing field \"price\"") } ?? false
+        }
+        // A bogo record's standard label.
+        let upcast = try Upcasting.upcast(type: PriceScheduled.eventType, schemaVersion: 1, payload: Data(
+            #"{"price":{"bogo":true,"price":{"currency":"USD","minor":300},"priceType":0,"quantity":1,"sku":"1","taxable":false},"storeID":"s1"}"#.utf8))
+        #expect(try DomainCoding.decode(PriceScheduled.self, from: upcast).price.label == "buy one get one")
+    }
+
+    @Test func aKillDuringARebuildLosesAndDoublesNothing() throws {
+        let store = try TestStore(start: "2026-11-20T08:00:00Z")
+        var driver = DemoDriver(commerce: store.commerce, seed: 11, clock: store.clock)
+        try driver.run(untilEvents: 12_000)
+        let head = try store.log.head().position
+        let runner = try store.runner()
+        var rounds = 0, killedMidway = 0
+        // Kill `tally projections rebuild` at different points; each run resumes the unfinished build.
+        while rounds < 6 {
+            rounds += 1
+            let before = try runner.status().compactMap(\.buildCheckpoint).reduce(0, +)
+            let child = try Background(["projections", "rebuild", "--store", store.path, "--batch-positions", "150"])
+            _ = eventually(seconds: 30) {
+                let now = (try? runner.status().compactMap(\.buildCheckpoint).reduce(0, +)) ?? 0
+                return now > before + 300 || child.process.isRunning == false
+            }
+            let wasRunning = child.process.isRunning
+            let result = child.stop(SIGKILL)
+            if wasRunning && result.status != 0 { killedMidway += 1 } else { break }
+        }
+        #expect(killedMidway >= 1)
+        // The same command, run to the end, resumes and switches in.
+        let finish = try tally(["projections", "run", "--once"], store: store.path)
+        #expect(finish.status == 0, "\(finish.error)")
+        let reference = try store.runner(directory: testPath("reference"))
+        for projector in allProjectors {
+            try reference.rebuild(projector)
+            let status = try #require(try runner.status().first { $0.name == projector.name })
+            #expect(status.state == .current && status.checkpoint == head)
+            #expect(try dump(try runner.openServing(projector.name)) == (try dump(try reference.openServing(projector.name))), "\(projector.name)")
+        }
+    }
+
+    @Test func aSecondProcessFollowsWhileThisOneAppends() throws {
+        let store = try TestStore()
+        try store.run(admin, .registerBooth(boothID: "b1", name: "Pies", location: "Hall A"))
+        let follower = try Background(["projections", "run", "--store", store.path])
+        let runner = try store.runner()
+        #expect(eventually { (try? runner.status().first { $0.name == "sales" }?.state) == .current })
+        for index in 1...40 {
+            try store.run(admin, .issueVoucher(voucherID: "v\(index)", amount: cents(100), buyerEmail: "b\(index)@example.org"))
+        }
+        let sales = try runner.openServing("sales")
+        #expect(eventually { (try? count(sales, "SELECT COUNT(*) FROM vouchers")) == 40 })
+        #expect(eventually { (try? runner.status().allSatisfy { $0.state == .current }) == true })
+        let result = follower.stop(SIGTERM)
+        #expect(result.status == 0, "\(result.error)")
+    }
+}
