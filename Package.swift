@@ -47,7 +47,8 @@ let package = Package(
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
         .executableTarget(
             name: "tally-bench",
-            dependencies: ["TallyLog", "TallyLMDB", "TallyMerkle", "TallyDomain", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["TallyLog", "TallyLMDB", "TallyMerkle", "TallyDomain", "TallyProjection", "SalesLogProjection",
+                           "MemberActivityProjection", "TransactionsProjection", .product(name: "GRDB", package: "GRDB.swift")],
             path: "tools/Benchmarks"
         ),
         .executableTarget(name: "tally-test-helper", dependencies: ["TallyLog"], path: "Tests/Helper"),

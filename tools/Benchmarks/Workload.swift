@@ -3,8 +3,9 @@ import TallyLog
 
 /// A deterministic mix of the domain's events over many streams, about 200 bytes each (record
 /// envelope and JSON payload together): vouchers issued then redeemed, sales at a dozen booths, carts
-/// opened, filled, emptied a little and checked out, orders and their payments, price changes on a
-/// catalogue of 2,000 items. The same seed gives the same events, for Tally and every baseline.
+/// opened, filled, emptied a little and checked out, orders, their payments and their being paid, price
+/// changes on a catalogue of 2,000 items. Payloads are the domain's own JSON shapes (padded with a
+/// "note"), so the read models' projectors can rebuild from them. The same seed gives the same events, for Tally and every baseline.
 struct Workload {
     private var random: SplitMix64
     private let clock: ManualClock
@@ -16,6 +17,7 @@ struct Workload {
     private var orders = 0
     private var unpaidOrders: [Int] = []
     private var payments = 0
+    private var awaitingPaid: [(order: Int, payment: Int)] = []
     /// Every stream created so far, for the random stream-load scenario (bounded).
     private(set) var sampleStreams: [String] = []
 
@@ -38,62 +40,81 @@ struct Workload {
         clock.advance(microseconds: 250)
         let roll = pick(100)
         let stream: String, type: String, body: String, actor: String
+        var schemaVersion: UInt16 = 1
         switch roll {
         case 0..<10:
             vouchersIssued += 1
             unredeemed.append(vouchersIssued)
             stream = "voucher-\(vouchersIssued)"; type = "VoucherIssued"; actor = "admin:ana"
             remember(stream)
-            body = "\"voucherId\":\"\(vouchersIssued)\",\"amount\":\(money(500 + pick(5000))),\"buyerEmail\":\"enc:\(random.next())\""
+            body = "\"voucherID\":\"\(vouchersIssued)\",\"amount\":\(money(500 + pick(5000))),\"buyerEmail\":\"enc:\(random.next())\""
         case 10..<18 where !unredeemed.isEmpty:
             let voucher = unredeemed.remove(at: pick(unredeemed.count))
-            stream = "voucher-\(voucher)"; type = "VoucherRedeemed"; actor = "booth:\(pick(12)):operator"
-            body = "\"voucherId\":\"\(voucher)\",\"boothId\":\"\(pick(12))\",\"saleId\":\"\(random.next() % 1_000_000)\""
+            let booth = pick(12)
+            stream = "voucher-\(voucher)"; type = "VoucherRedeemed"; actor = "operator:op\(booth)"
+            body = "\"voucherID\":\"\(voucher)\",\"boothID\":\"\(booth)\",\"operatorID\":\"op\(booth)\",\"saleID\":\"\(random.next() % 1_000_000)\",\"saleAmount\":\(money(100 + pick(400)))"
         case 18..<26:
             let booth = pick(12)
-            stream = "booth-\(booth)"; type = "SaleRecorded"; actor = "booth:\(booth):operator"
-            body = "\"boothId\":\"\(booth)\",\"voucherId\":\"\(pick(max(1, vouchersIssued)))\",\"amount\":\(money(100 + pick(2000)))"
+            stream = "booth-\(booth)"; type = "SaleRecorded"; actor = "operator:op\(booth)"
+            body = "\"saleID\":\"\(random.next() % 1_000_000)\",\"boothID\":\"\(booth)\",\"voucherID\":\"\(pick(max(1, vouchersIssued)))\",\"operatorID\":\"op\(booth)\",\"amount\":\(money(100 + pick(2000)))"
         case 26..<33:
             carts += 1
+            let member = pick(5000)
             openCarts.append((carts, 0))
-            stream = "cart-\(carts)"; type = "CartOpened"; actor = "member:\(pick(5000))"
+            stream = "cart-\(carts)"; type = "CartOpened"; actor = "member:\(member)"
             remember(stream)
-            body = "\"cartId\":\"\(carts)\",\"storeId\":\"1\",\"memberId\":\"\(pick(5000))\""
+            body = "\"cartID\":\"\(carts)\",\"storeID\":\"1\",\"memberID\":\"\(member)\""
         case 33..<63 where !openCarts.isEmpty:
             let index = pick(openCarts.count)
             openCarts[index].items += 1
             let sku = String(format: "%012d", pick(2000) * 7919)
-            stream = "cart-\(openCarts[index].id)"; type = "ItemAdded"; actor = "member"
-            body = "\"sku\":\"\(sku)\",\"scannedInput\":\"0\(sku)\",\"quantity\":\(1 + pick(3)),\"unitPrice\":\(money(99 + pick(900)))"
+            stream = "cart-\(openCarts[index].id)"; type = "CartItemAdded"; actor = "member"
+            body = "\"cartID\":\"\(openCarts[index].id)\",\"sku\":\"\(sku)\",\"scannedInput\":\"\(sku)\",\"quantity\":\(1 + pick(3))"
         case 63..<67 where !openCarts.isEmpty:
             let index = pick(openCarts.count)
-            stream = "cart-\(openCarts[index].id)"; type = "ItemRemoved"; actor = "member"
-            body = "\"sku\":\"\(String(format: "%012d", pick(2000) * 7919))\",\"quantity\":1"
+            stream = "cart-\(openCarts[index].id)"; type = "CartItemRemoved"; actor = "member"
+            body = "\"cartID\":\"\(openCarts[index].id)\",\"sku\":\"\(String(format: "%012d", pick(2000) * 7919))\",\"quantity\":1"
         case 67..<73 where !openCarts.isEmpty:
             let cart = openCarts.remove(at: pick(openCarts.count))
+            let sku = String(format: "%012d", pick(2000) * 7919)
+            let quantity = max(1, cart.items)
             stream = "cart-\(cart.id)"; type = "CartCheckedOut"; actor = "member"
-            body = "\"lines\":\(cart.items),\"total\":\(money(cart.items * 450)),\"paymentId\":\"bt-\(random.next() % 10_000_000)\""
+            // One line per checkout keeps the mix near 200 bytes an event; the line has every field.
+            let line = "{\"scannedInput\":\"\(sku)\",\"sku\":\"\(sku)\",\"description\":\"Item\",\"unitPrice\":\(money(450)),\"quantity\":\(quantity),"
+                + "\"appliedDiscounts\":\(money(0)),\"preTaxTotal\":\(money(quantity * 450)),\"taxable\":false,\"bogo\":false}"
+            body = "\"cartID\":\"\(cart.id)\",\"storeID\":\"1\",\"memberID\":\"\(pick(5000))\",\"lines\":[\(line)],\"total\":\(money(quantity * 450)),"
+                + "\"paymentTransactionID\":\"bt-\(random.next() % 10_000_000)\""
         case 73..<80:
             orders += 1
             unpaidOrders.append(orders)
+            let quantity = 1 + pick(4), price = 1000 + pick(5000)
             stream = "order-\(orders)"; type = "OrderPlaced"; actor = "customer:\(pick(3000))"
             remember(stream)
-            body = "\"orderId\":\"\(orders)\",\"items\":\(1 + pick(4)),\"total\":\(money(1000 + pick(20000)))"
-        case 80..<88 where !unpaidOrders.isEmpty:
+            let line = "{\"productID\":\"p\(pick(40))\",\"name\":\"Product\",\"categoryID\":\"c1\",\"quantity\":\(quantity),\"unitPrice\":\(money(price)),"
+                + "\"appliedDiscounts\":\(money(0)),\"preTaxTotal\":\(money(quantity * price))}"
+            body = "\"orderID\":\"\(orders)\",\"userID\":\"u\(pick(3000))\",\"lines\":[\(line)],\"total\":\(money(quantity * price))"
+        case 80..<85 where !unpaidOrders.isEmpty:
             let order = unpaidOrders.remove(at: pick(unpaidOrders.count))
             payments += 1
-            stream = "order-\(order)"; type = "PaymentSucceeded"; actor = "system:payments"
-            body = "\"paymentId\":\"\(payments)\",\"method\":\"mpesa\",\"transactionId\":\"MP\(random.next() % 100_000_000)\""
+            awaitingPaid.append((order, payments))
+            stream = "payment-\(payments)"; type = "PaymentSucceeded"; actor = "system:payments"
+            body = "\"paymentID\":\"\(payments)\",\"orderID\":\"\(order)\",\"method\":\"mpesa\",\"transactionID\":\"MP\(random.next() % 100_000_000)\",\"amount\":\(money(1000))"
+        case 85..<88 where !awaitingPaid.isEmpty:
+            let (order, payment) = awaitingPaid.removeFirst()
+            stream = "order-\(order)"; type = "OrderPaid"; actor = "system:payments"
+            body = "\"orderID\":\"\(order)\",\"paymentID\":\"\(payment)\",\"transactionID\":\"MP\(random.next() % 100_000_000)\""
         default:
             let sku = String(format: "%012d", pick(2000) * 7919)
-            stream = "item-\(sku)"; type = "PriceChanged"; actor = "admin:ana"
-            body = "\"sku\":\"\(sku)\",\"price\":\(money(99 + pick(900))),\"priceType\":\(pick(3)),\"quantity\":1"
+            stream = "item-1-\(sku)"; type = "PriceScheduled"; actor = "admin:ana"
+            schemaVersion = 2
+            body = "\"storeID\":\"1\",\"price\":{\"sku\":\"\(sku)\",\"price\":\(money(99 + pick(900))),\"priceType\":\(pick(3)),\"quantity\":1,"
+                + "\"taxable\":false,\"bogo\":false,\"label\":\"regular\"}"
         }
         // Pad the payload so envelope and payload come to about 200 bytes, as the issue's workload.
         let envelope = 44 + 3 + stream.utf8.count + type.utf8.count + actor.utf8.count
         let padding = max(0, 200 - envelope - body.utf8.count - 12)
         let payload = "{" + body + ",\"note\":\"" + String(repeating: "x", count: padding) + "\"}"
-        return ProposedEvent(id: ids.next(), stream: stream, type: type, actor: actor, payload: Data(payload.utf8))
+        return ProposedEvent(id: ids.next(), stream: stream, type: type, schemaVersion: schemaVersion, actor: actor, payload: Data(payload.utf8))
     }
 
     mutating func batch(_ count: Int) -> [ProposedEvent] { (0..<count).map { _ in next() } }

@@ -5,10 +5,14 @@
 //   tally-bench [--events N] [--json FILE] [--dir DIR] [--only NAME,NAME] [--smoke]
 import Foundation
 import GRDB
+import MemberActivityProjection
+import SalesLogProjection
 import TallyDomain
 import TallyLMDB
 import TallyLog
 import TallyMerkle
+import TallyProjection
+import TransactionsProjection
 
 struct Options {
     var events = 1_000_000
@@ -36,7 +40,7 @@ struct Options {
             case "--smoke": smoke = true; events = 3000
             case "--keep": keep = true
             case "--help", "-h":
-                print("usage: tally-bench [--events N (default 1000000)] [--json FILE] [--dir DIR] [--only append,group,domain,replay,streams,verify,proofs,raw,chain,naive,sqlite] [--smoke]")
+                print("usage: tally-bench [--events N (default 1000000)] [--json FILE] [--dir DIR] [--only append,group,domain,replay,streams,verify,proofs,projections,raw,chain,naive,sqlite] [--smoke]")
                 exit(0)
             default: fail("unknown argument \(argument) (try --help)")
             }
@@ -64,7 +68,7 @@ let tallyPath = options.directory + "/tally"
 var workload = Workload(seed: options.seed)
 var sampleStreams: [String] = []
 var appendedEvents = 0
-if wanted("append") || wanted("replay") || wanted("streams") || wanted("verify") || wanted("proofs") {
+if wanted("append") || wanted("replay") || wanted("streams") || wanted("verify") || wanted("proofs") || wanted("projections") {
     progress("tally: batched durable append of \(options.events) events")
     let log = try EventLog.create(at: tallyPath)
     let probe = MemoryProbe()
@@ -315,6 +319,38 @@ if appendedEvents > 0 {
         row("tally: consistency proof + old root, generate", consistencyGeneration, target: nil, limitMicroseconds: nil)
         row("tally: consistency proof, verify", consistencyVerification, target: nil, limitMicroseconds: nil)
     }
+    if wanted("projections") {
+        // Scenario 6: each read model rebuilt from position 0 on its own, then all three at once (one
+        // thread per read model, two cores). Each rebuild writes a new SQLite file and switches it in.
+        let projectionDirectory = options.directory + "/projections"
+        let projectors: [any Projector] = [SalesLog(), MemberActivity(), Transactions()]
+        let runner = try ProjectionRunner(log: log, projectors: projectors, directory: projectionDirectory)
+        let head = try log.head().position
+        func measure(_ name: String, target: String?, _ body: () throws -> Void) throws {
+            progress("projections: rebuild \(name)")
+            let probe = MemoryProbe()
+            let start = now()
+            try body()
+            let elapsed = seconds(since: start)
+            let memory = probe.stop()
+            let rate = Double(head) / elapsed
+            results.append(Figure(scenario: "projections: rebuild \(name) from position 0", events: Int(head), seconds: elapsed, rate: rate,
+                                  bytesOnDiskPerEvent: Double(directorySize(projectionDirectory)) / Double(head),
+                                  peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
+                                  target: target, targetMet: target == nil ? nil : rate >= 300_000,
+                                  note: target == nil ? nil : "B/event: all three SQLite files"))
+        }
+        for projector in projectors {
+            try measure(projector.name, target: nil) { _ = try runner.rebuild(projector, discardingUnfinished: true) }
+        }
+        try measure("all three together", target: "≥ 300,000 events/s") {
+            for (name, result) in runner.rebuildAll(discardingUnfinished: true) {
+                if case .failure(let error) = result { fail("rebuilding \(name) failed: \(error)") }
+            }
+        }
+        if !options.keep { try? FileManager.default.removeItem(atPath: projectionDirectory) }
+    }
+
     log.close()
     let tallyBytes = directorySize(tallyPath + "/log")
     results.append(Figure(scenario: "tally: data.mdb size on disk", events: appendedEvents, seconds: 0, rate: 0, unit: "-",
