@@ -38,7 +38,7 @@ let package = Package(
         // One target per projector module and its read model.
         .target(name: "SalesLogProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/SalesLog"),
         .target(name: "MemberActivityProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/MemberActivity"),
-        .target(name: "TransactionsProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/Transactions"),
+        .target(name: "TransactionsProjection", dependencies: ["TallyProjection", "TallyDomain", "TallyLog"], path: "Projections/Transactions"),
         .target(
             name: "TallyCLI",
             dependencies: ["TallyLog", "TallyDomain", "TallyProjection", "SalesLogProjection", "MemberActivityProjection", "TransactionsProjection",

@@ -96,93 +96,95 @@ public struct MemberActivity: Projector {
     }
 
     public func apply(_ event: ProjectedEvent, _ db: Database) throws {
+        let json = try event.json()
         switch event.type {
         case MemberRegistered.eventType:
-            let registered = try event.decode(MemberRegistered.self)
-            try record(db, event, .member, registered.memberID, detail: "registered")
+            try record(db, event, .member, try json.string("memberID"), detail: "registered")
         case MemberProfileChanged.eventType:
-            let changed = try event.decode(MemberProfileChanged.self)
-            let fields = [("first name", changed.firstName), ("last name", changed.lastName), ("phone", changed.phone)]
-                .filter { $0.1 != nil }.map(\.0)
-            try record(db, event, .member, changed.memberID, detail: "changed " + (fields.isEmpty ? "nothing" : fields.joined(separator: ", ")))
+            var fields: [String] = []
+            for (key, name) in [("firstName", "first name"), ("lastName", "last name"), ("phone", "phone")] where try json.optionalString(key) != nil {
+                fields.append(name)
+            }
+            try record(db, event, .member, try json.string("memberID"), detail: "changed " + (fields.isEmpty ? "nothing" : fields.joined(separator: ", ")))
         case SocialAccountLinked.eventType:
-            let linked = try event.decode(SocialAccountLinked.self)
-            try record(db, event, .member, linked.memberID, detail: "linked a \(linked.provider) account")
+            try record(db, event, .member, try json.string("memberID"), detail: "linked a \(try json.string("provider")) account")
         case MemberDeactivated.eventType:
-            let deactivated = try event.decode(MemberDeactivated.self)
-            try record(db, event, .member, deactivated.memberID, detail: "deactivated", counter: "active = 0")
+            try record(db, event, .member, try json.string("memberID"), detail: "deactivated", counter: .deactivation)
 
         case CartOpened.eventType:
-            let opened = try event.decode(CartOpened.self)
+            let cartID = try json.string("cartID"), storeID = try json.string("storeID"), memberID = try json.string("memberID")
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO carts (cart_id, member_id, store_id, last_activity_us) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [opened.cartID, opened.memberID, opened.storeID, event.recordedAt.microsecondsSinceEpoch])
-            try record(db, event, .member, opened.memberID, subject: opened.cartID, detail: "opened cart at store \(opened.storeID)", counter: "carts = carts + 1")
+                .execute(arguments: [cartID, memberID, storeID, event.recordedAt.microsecondsSinceEpoch])
+            try record(db, event, .member, memberID, subject: cartID, detail: "opened cart at store \(storeID)", counter: .cart)
         case CartItemAdded.eventType:
-            let added = try event.decode(CartItemAdded.self)
-            let member = try cartMember(db, added.cartID, event)
-            let scanned = added.scannedInput == added.sku.value ? "" : " (scanned \(added.scannedInput))"
-            try record(db, event, .member, member, subject: added.cartID, detail: "added \(added.quantity) × \(added.sku)\(scanned)")
+            let cartID = try json.string("cartID"), sku = try json.string("sku"), scannedInput = try json.string("scannedInput")
+            let member = try cartMember(db, cartID, event)
+            let scanned = scannedInput == sku ? "" : " (scanned \(scannedInput))"
+            try record(db, event, .member, member, subject: cartID, detail: "added \(try json.int("quantity")) × \(sku)\(scanned)")
         case CartItemRemoved.eventType:
-            let removed = try event.decode(CartItemRemoved.self)
-            let member = try cartMember(db, removed.cartID, event)
-            try record(db, event, .member, member, subject: removed.cartID, detail: "removed \(removed.quantity) × \(removed.sku)")
+            let cartID = try json.string("cartID")
+            let member = try cartMember(db, cartID, event)
+            try record(db, event, .member, member, subject: cartID, detail: "removed \(try json.int("quantity")) × \(try json.string("sku"))")
         case RestrictedItemsApproved.eventType:
-            let approved = try event.decode(RestrictedItemsApproved.self)
-            let member = try cartMember(db, approved.cartID, event)
-            try record(db, event, .member, member, subject: approved.cartID, detail: "restricted items approved by staff \(approved.staffID)")
+            let cartID = try json.string("cartID")
+            let member = try cartMember(db, cartID, event)
+            try record(db, event, .member, member, subject: cartID, detail: "restricted items approved by staff \(try json.string("staffID"))")
         case CartCheckedOut.eventType:
-            let checkout = try event.decode(CartCheckedOut.self)
+            let cartID = try json.string("cartID"), total = try json.money("total")
             try db.cachedStatement(sql: "UPDATE carts SET checked_out = 1, last_activity_us = ? WHERE cart_id = ?")
-                .execute(arguments: [event.recordedAt.microsecondsSinceEpoch, checkout.cartID])
-            let units = checkout.lines.reduce(0) { $0 + $1.quantity }
-            try record(db, event, .member, checkout.memberID, subject: checkout.cartID,
-                       detail: "checked out \(checkout.lines.count) lines, \(units) units at store \(checkout.storeID)",
-                       amount: checkout.total, counter: "checkouts = checkouts + 1", spent: checkout.total)
+                .execute(arguments: [event.recordedAt.microsecondsSinceEpoch, cartID])
+            var lines = 0, units = 0
+            try json.required("lines").forEachElement { line in
+                lines += 1
+                units += try line.int("quantity")
+            }
+            try record(db, event, .member, try json.string("memberID"), subject: cartID,
+                       detail: "checked out \(lines) lines, \(units) units at store \(try json.string("storeID"))",
+                       amount: total, counter: .checkout, spent: total)
 
         case UserRegistered.eventType:
-            let user = try event.decode(UserRegistered.self)
-            try record(db, event, .customer, user.userID, detail: user.isAdmin ? "registered (admin)" : "registered")
+            try record(db, event, .customer, try json.string("userID"), detail: try json.bool("isAdmin") ? "registered (admin)" : "registered")
         case UserEmailChanged.eventType:
-            let changed = try event.decode(UserEmailChanged.self)
-            try record(db, event, .customer, changed.userID, detail: "changed email")
+            try record(db, event, .customer, try json.string("userID"), detail: "changed email")
         case UserDeactivated.eventType:
-            let deactivated = try event.decode(UserDeactivated.self)
-            try record(db, event, .customer, deactivated.userID, detail: "deactivated", counter: "active = 0")
+            try record(db, event, .customer, try json.string("userID"), detail: "deactivated", counter: .deactivation)
         case OrderPlaced.eventType:
-            let order = try event.decode(OrderPlaced.self)
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO orders (order_id, member_id) VALUES (?, ?)").execute(arguments: [order.orderID, order.userID])
-            let units = order.lines.reduce(0) { $0 + $1.quantity }
-            try record(db, event, .customer, order.userID, subject: order.orderID, detail: "placed order of \(order.lines.count) lines, \(units) units",
-                       amount: order.total, counter: "orders = orders + 1")
+            let orderID = try json.string("orderID"), userID = try json.string("userID")
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO orders (order_id, member_id) VALUES (?, ?)").execute(arguments: [orderID, userID])
+            var lines = 0, units = 0
+            try json.required("lines").forEachElement { line in
+                lines += 1
+                units += try line.int("quantity")
+            }
+            try record(db, event, .customer, userID, subject: orderID, detail: "placed order of \(lines) lines, \(units) units",
+                       amount: try json.money("total"), counter: .order)
         case OrderConfirmed.eventType:
-            let order = try event.decode(OrderConfirmed.self).orderID
-            try record(db, event, .customer, try orderMember(db, order, event), subject: order, detail: "order confirmed")
+            let orderID = try json.string("orderID")
+            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID, detail: "order confirmed")
         case OrderCancelled.eventType:
-            let cancelled = try event.decode(OrderCancelled.self)
-            try record(db, event, .customer, try orderMember(db, cancelled.orderID, event), subject: cancelled.orderID,
-                       detail: "order cancelled: \(cancelled.reason)")
+            let orderID = try json.string("orderID")
+            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID, detail: "order cancelled: \(try json.string("reason"))")
         case OrderPaid.eventType:
-            let paid = try event.decode(OrderPaid.self)
-            try record(db, event, .customer, try orderMember(db, paid.orderID, event), subject: paid.orderID, detail: "order paid (payment \(paid.paymentID))")
+            let orderID = try json.string("orderID")
+            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID, detail: "order paid (payment \(try json.string("paymentID")))")
         case OrderShipped.eventType:
-            let order = try event.decode(OrderShipped.self).orderID
-            try record(db, event, .customer, try orderMember(db, order, event), subject: order, detail: "order shipped")
+            let orderID = try json.string("orderID")
+            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID, detail: "order shipped")
         case OrderDelivered.eventType:
-            let order = try event.decode(OrderDelivered.self).orderID
-            try record(db, event, .customer, try orderMember(db, order, event), subject: order, detail: "order delivered")
+            let orderID = try json.string("orderID")
+            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID, detail: "order delivered")
         case PaymentInitiated.eventType:
-            let payment = try event.decode(PaymentInitiated.self)
-            try record(db, event, .customer, payment.userID, subject: payment.orderID, detail: "started \(payment.method.rawValue) payment \(payment.paymentID)",
-                       amount: payment.amount)
+            try record(db, event, .customer, try json.string("userID"), subject: try json.string("orderID"),
+                       detail: "started \(try json.string("method")) payment \(try json.string("paymentID"))", amount: try json.money("amount"))
         case PaymentSucceeded.eventType:
-            let payment = try event.decode(PaymentSucceeded.self)
-            try record(db, event, .customer, try orderMember(db, payment.orderID, event), subject: payment.orderID,
-                       detail: "\(payment.method.rawValue) payment \(payment.paymentID) succeeded", amount: payment.amount,
-                       counter: "payments = payments + 1", spent: payment.amount)
+            let orderID = try json.string("orderID"), amount = try json.money("amount")
+            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID,
+                       detail: "\(try json.string("method")) payment \(try json.string("paymentID")) succeeded", amount: amount,
+                       counter: .payment, spent: amount)
         case PaymentFailed.eventType:
-            let payment = try event.decode(PaymentFailed.self)
-            try record(db, event, .customer, try orderMember(db, payment.orderID, event), subject: payment.orderID,
-                       detail: "payment \(payment.paymentID) failed: \(payment.reason)")
+            let orderID = try json.string("orderID")
+            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID,
+                       detail: "payment \(try json.string("paymentID")) failed: \(try json.string("reason"))")
         default:
             break
         }
@@ -190,25 +192,28 @@ public struct MemberActivity: Projector {
 
     private enum Kind: String { case member, customer }
 
+    /// The cart's member, touching its last activity: one statement (UPDATE … RETURNING).
     private func cartMember(_ db: Database, _ cartID: String, _ event: ProjectedEvent) throws -> String {
-        guard let member = try String.fetchOne(db.cachedStatement(sql: "SELECT member_id FROM carts WHERE cart_id = ?"), arguments: [cartID]) else {
+        guard let member = try String.fetchOne(db.cachedStatement(sql: "UPDATE carts SET last_activity_us = ? WHERE cart_id = ? RETURNING member_id"),
+                                               arguments: [event.recordedAt.microsecondsSinceEpoch, cartID]) else {
             throw ProjectionError.inconsistent("cart \(cartID) was never opened")
         }
-        try db.cachedStatement(sql: "UPDATE carts SET last_activity_us = ? WHERE cart_id = ?")
-            .execute(arguments: [event.recordedAt.microsecondsSinceEpoch, cartID])
         return member
     }
 
-    private func orderMember(_ db: Database, _ orderID: String, _ event: ProjectedEvent) throws -> String {
+    private func orderMember(_ db: Database, _ orderID: String) throws -> String {
         guard let member = try String.fetchOne(db.cachedStatement(sql: "SELECT member_id FROM orders WHERE order_id = ?"), arguments: [orderID]) else {
             throw ProjectionError.inconsistent("order \(orderID) was never placed")
         }
         return member
     }
 
-    /// One action: its activity row, and the person's summary (`counter` is a fixed SET clause).
+    /// What an action adds to its person's counters.
+    private enum Counter { case cart, checkout, order, payment, deactivation }
+
+    /// One action: its activity row, and the person's summary in one upsert.
     private func record(_ db: Database, _ event: ProjectedEvent, _ kind: Kind, _ member: String, subject: String? = nil, detail: String,
-                        amount: Money? = nil, counter: String? = nil, spent: Money? = nil) throws {
+                        amount: Money? = nil, counter: Counter? = nil, spent: Money? = nil) throws {
         let at = event.recordedAtISO
         let atMicroseconds = event.recordedAt.microsecondsSinceEpoch
         try db.cachedStatement(sql: """
@@ -216,13 +221,15 @@ public struct MemberActivity: Projector {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [Int64(event.position), kind.rawValue, member, event.type, subject, detail, amount?.minor,
                                      amount?.currency.code, at, atMicroseconds])
+        let (carts, checkouts, orders, payments) = (counter == .cart ? 1 : 0, counter == .checkout ? 1 : 0, counter == .order ? 1 : 0,
+                                                    counter == .payment ? 1 : 0)
+        let active = counter == .deactivation ? 0 : 1
         try db.cachedStatement(sql: """
-            INSERT INTO members (kind, member_id, first_seen, last_seen, last_seen_us, actions) VALUES (?, ?, ?, ?, ?, 1)
-            ON CONFLICT (kind, member_id) DO UPDATE SET last_seen = excluded.last_seen, last_seen_us = excluded.last_seen_us, actions = actions + 1
-            """).execute(arguments: [kind.rawValue, member, at, at, atMicroseconds])
-        if let counter {
-            try db.cachedStatement(sql: "UPDATE members SET \(counter) WHERE kind = ? AND member_id = ?").execute(arguments: [kind.rawValue, member])
-        }
+            INSERT INTO members (kind, member_id, first_seen, last_seen, last_seen_us, actions, carts, checkouts, orders, payments, active)
+            VALUES (?1, ?2, ?3, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9)
+            ON CONFLICT (kind, member_id) DO UPDATE SET last_seen = ?3, last_seen_us = ?4, actions = actions + 1, carts = carts + ?5,
+                checkouts = checkouts + ?6, orders = orders + ?7, payments = payments + ?8, active = MIN(active, ?9)
+            """).execute(arguments: [kind.rawValue, member, at, atMicroseconds, carts, checkouts, orders, payments, active])
         if let spent {
             try db.cachedStatement(sql: """
                 INSERT INTO member_spending (kind, member_id, currency, spent_minor) VALUES (?, ?, ?, ?)

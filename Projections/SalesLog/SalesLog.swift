@@ -103,57 +103,56 @@ public struct SalesLog: Projector {
     }
 
     public func apply(_ event: ProjectedEvent, _ db: Database) throws {
+        let json = try event.json()
         switch event.type {
         case BoothRegistered.eventType:
-            let booth = try event.decode(BoothRegistered.self)
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO booths (booth_id, name, location) VALUES (?, ?, ?)")
-                .execute(arguments: [booth.boothID, booth.name, booth.location])
+                .execute(arguments: [try json.string("boothID"), try json.string("name"), try json.string("location")])
 
         case VoucherIssued.eventType:
-            let voucher = try event.decode(VoucherIssued.self)
+            let amount = try json.money("amount")
             try db.cachedStatement(sql: """
                 INSERT INTO vouchers (voucher_id, amount_minor, currency, buyer_email, issued_at, issued_position) VALUES (?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [voucher.voucherID, voucher.amount.minor, voucher.amount.currency.code, voucher.buyerEmail,
+                """).execute(arguments: [try json.string("voucherID"), amount.minor, amount.currency.code, try json.string("buyerEmail"),
                                          event.recordedAtISO, Int64(event.position)])
 
         case VoucherRedeemed.eventType:
-            let redeemed = try event.decode(VoucherRedeemed.self)
+            let voucherID = try json.string("voucherID")
             try db.cachedStatement(sql: """
                 UPDATE vouchers SET redeemed_at = ?, redeemed_position = ?, booth_id = ?, sale_id = ?, sale_amount_minor = ? WHERE voucher_id = ?
-                """).execute(arguments: [event.recordedAtISO, Int64(event.position), redeemed.boothID, redeemed.saleID,
-                                         redeemed.saleAmount.minor, redeemed.voucherID])
-            guard db.changesCount == 1 else { throw ProjectionError.inconsistent("voucher \(redeemed.voucherID) was redeemed but never issued") }
+                """).execute(arguments: [event.recordedAtISO, Int64(event.position), try json.string("boothID"), try json.string("saleID"),
+                                         try json.money("saleAmount").minor, voucherID])
+            guard db.changesCount == 1 else { throw ProjectionError.inconsistent("voucher \(voucherID) was redeemed but never issued") }
 
         case SaleRecorded.eventType:
-            let sale = try event.decode(SaleRecorded.self)
-            let email = try String.fetchOne(db.cachedStatement(sql: "SELECT buyer_email FROM vouchers WHERE voucher_id = ?"),
-                                            arguments: [sale.voucherID])
-            try insertSale(db, event, channel: "booth", saleID: sale.saleID, voucherID: sale.voucherID, buyerEmail: email,
-                           boothID: sale.boothID, storeID: nil, operatorID: sale.operatorID, memberID: nil, paymentTransactionID: nil,
-                           amount: sale.amount, location: sale.boothID)
+            let voucherID = try json.string("voucherID"), boothID = try json.string("boothID")
+            let email = try String.fetchOne(db.cachedStatement(sql: "SELECT buyer_email FROM vouchers WHERE voucher_id = ?"), arguments: [voucherID])
+            try insertSale(db, event, channel: "booth", saleID: try json.string("saleID"), voucherID: voucherID, buyerEmail: email,
+                           boothID: boothID, storeID: nil, operatorID: try json.string("operatorID"), memberID: nil, paymentTransactionID: nil,
+                           amount: try json.money("amount"), location: boothID)
 
         case OrderPlaced.eventType:
-            let order = try event.decode(OrderPlaced.self)
+            let total = try json.money("total")
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO web_orders (order_id, member_id, total_minor, currency) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [order.orderID, order.userID, order.total.minor, order.total.currency.code])
+                .execute(arguments: [try json.string("orderID"), try json.string("userID"), total.minor, total.currency.code])
 
         case OrderPaid.eventType:
-            let paid = try event.decode(OrderPaid.self)
+            let orderID = try json.string("orderID")
             guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT member_id, total_minor, currency FROM web_orders WHERE order_id = ?"),
-                                             arguments: [paid.orderID]) else {
-                throw ProjectionError.inconsistent("order \(paid.orderID) was paid but never placed")
+                                             arguments: [orderID]) else {
+                throw ProjectionError.inconsistent("order \(orderID) was paid but never placed")
             }
             let currencyCode: String = row["currency"]
-            guard let currency = Currency(code: currencyCode) else { throw ProjectionError.inconsistent("order \(paid.orderID) has currency \(currencyCode)") }
-            try insertSale(db, event, channel: "web", saleID: paid.orderID, voucherID: nil, buyerEmail: nil, boothID: nil, storeID: nil,
-                           operatorID: nil, memberID: row["member_id"], paymentTransactionID: paid.transactionID,
+            guard let currency = Currency(code: currencyCode) else { throw ProjectionError.inconsistent("order \(orderID) has currency \(currencyCode)") }
+            try insertSale(db, event, channel: "web", saleID: orderID, voucherID: nil, buyerEmail: nil, boothID: nil, storeID: nil,
+                           operatorID: nil, memberID: row["member_id"], paymentTransactionID: try json.string("transactionID"),
                            amount: Money(minor: row["total_minor"], currency: currency), location: "web")
 
         case CartCheckedOut.eventType:
-            let checkout = try event.decode(CartCheckedOut.self)
-            try insertSale(db, event, channel: "checkout", saleID: checkout.cartID, voucherID: nil, buyerEmail: nil, boothID: nil,
-                           storeID: checkout.storeID, operatorID: nil, memberID: checkout.memberID,
-                           paymentTransactionID: checkout.paymentTransactionID, amount: checkout.total, location: checkout.storeID)
+            let storeID = try json.string("storeID")
+            try insertSale(db, event, channel: "checkout", saleID: try json.string("cartID"), voucherID: nil, buyerEmail: nil, boothID: nil,
+                           storeID: storeID, operatorID: nil, memberID: try json.string("memberID"),
+                           paymentTransactionID: try json.string("paymentTransactionID"), amount: try json.money("total"), location: storeID)
 
         default:
             break

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import TallyDomain
+import TallyLog
 import TallyProjection
 
 /// Historic transactions: one row per purchased line, with the fields of the self-checkout seed's
@@ -77,56 +78,64 @@ public struct Transactions: Projector {
     }
 
     public func apply(_ event: ProjectedEvent, _ db: Database) throws {
+        let json = try event.json()
         switch event.type {
         case CartCheckedOut.eventType:
-            let checkout = try event.decode(CartCheckedOut.self)
-            for (index, line) in checkout.lines.enumerated() {
-                try insertLine(db, event, line: index + 1, channel: "checkout", transactionID: checkout.cartID, memberID: checkout.memberID,
-                               storeID: checkout.storeID, scannedInput: line.scannedInput, sku: line.sku.value, description: line.description,
-                               size: line.size, unitPrice: line.unitPrice, quantity: line.quantity, appliedDiscounts: line.appliedDiscounts,
-                               preTaxTotal: line.preTaxTotal, taxable: line.taxable, departmentCode: line.departmentCode, bogo: line.bogo,
-                               paymentTransactionID: checkout.paymentTransactionID)
+            let cartID = try json.string("cartID"), memberID = try json.string("memberID"), storeID = try json.string("storeID")
+            let paymentTransactionID = try json.string("paymentTransactionID")
+            var number = 0
+            try json.required("lines").forEachElement { line in
+                number += 1
+                try insertLine(db, event, line: number, channel: "checkout", transactionID: cartID, memberID: memberID, storeID: storeID,
+                               scannedInput: try line.string("scannedInput"), sku: try line.string("sku"), description: try line.string("description"),
+                               size: try line.optionalString("size"), unitPrice: try line.money("unitPrice"), quantity: try line.int("quantity"),
+                               appliedDiscounts: try line.money("appliedDiscounts"), preTaxTotal: try line.money("preTaxTotal"),
+                               taxable: try line.bool("taxable"), departmentCode: try line.optionalString("departmentCode"),
+                               bogo: try line.bool("bogo"), paymentTransactionID: paymentTransactionID)
             }
 
         case OrderPlaced.eventType:
-            let order = try event.decode(OrderPlaced.self)
-            // Sorted keys: the same order gives the same bytes, so a rebuild gives identical tables.
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            let lines = String(decoding: try encoder.encode(order.lines), as: UTF8.self)
+            // The lines as they were written (canonical JSON), until the order is paid.
             try db.cachedStatement(sql: "INSERT OR REPLACE INTO open_orders (order_id, member_id, lines) VALUES (?, ?, ?)")
-                .execute(arguments: [order.orderID, order.userID, lines])
+                .execute(arguments: [try json.string("orderID"), try json.string("userID"), try json.required("lines").rawText])
 
         case OrderPaid.eventType:
-            let paid = try event.decode(OrderPaid.self)
+            let orderID = try json.string("orderID")
             guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT member_id, lines FROM open_orders WHERE order_id = ?"),
-                                             arguments: [paid.orderID]) else {
-                throw ProjectionError.inconsistent("order \(paid.orderID) was paid but is not an open order")
+                                             arguments: [orderID]) else {
+                throw ProjectionError.inconsistent("order \(orderID) was paid but is not an open order")
             }
-            let linesJSON: String = row["lines"]
-            let lines = try JSONDecoder().decode([OrderLine].self, from: Data(linesJSON.utf8))
-            for (index, line) in lines.enumerated() {
-                // A web order has no scanner, store, size or tax flag: the product is the SKU, its category the department.
-                try insertLine(db, event, line: index + 1, channel: "web", transactionID: paid.orderID, memberID: row["member_id"], storeID: "web",
-                               scannedInput: nil, sku: line.productID, description: line.name, size: nil, unitPrice: line.unitPrice,
-                               quantity: line.quantity, appliedDiscounts: line.appliedDiscounts, preTaxTotal: line.preTaxTotal, taxable: nil,
-                               departmentCode: line.categoryID, bogo: false, paymentTransactionID: paid.transactionID)
+            let memberID: String = row["member_id"]
+            var linesText: String = row["lines"]
+            let transactionID = try json.string("transactionID")
+            try linesText.withUTF8 { bytes in
+                var number = 0
+                try JSONView(document: UnsafeRawBufferPointer(bytes)).forEachElement { line in
+                    number += 1
+                    // A web order has no scanner, store, size or tax flag: the product is the SKU, its category the department.
+                    try insertLine(db, event, line: number, channel: "web", transactionID: orderID, memberID: memberID, storeID: "web",
+                                   scannedInput: nil, sku: try line.string("productID"), description: try line.string("name"), size: nil,
+                                   unitPrice: try line.money("unitPrice"), quantity: try line.int("quantity"),
+                                   appliedDiscounts: try line.money("appliedDiscounts"), preTaxTotal: try line.money("preTaxTotal"), taxable: nil,
+                                   departmentCode: try line.string("categoryID"), bogo: false, paymentTransactionID: transactionID)
+                }
             }
-            try db.cachedStatement(sql: "DELETE FROM open_orders WHERE order_id = ?").execute(arguments: [paid.orderID])
+            try db.cachedStatement(sql: "DELETE FROM open_orders WHERE order_id = ?").execute(arguments: [orderID])
 
         case OrderCancelled.eventType:
-            let cancelled = try event.decode(OrderCancelled.self)
-            try db.cachedStatement(sql: "DELETE FROM open_orders WHERE order_id = ?").execute(arguments: [cancelled.orderID])
+            try db.cachedStatement(sql: "DELETE FROM open_orders WHERE order_id = ?").execute(arguments: [try json.string("orderID")])
 
         case PriceScheduled.eventType:
-            let scheduled = try event.decode(PriceScheduled.self)
-            let price = scheduled.price
+            let price = try json.required("price")
+            let amount = try price.money("price")
+            let start = try price.member("start").flatMap { $0.isNull ? nil : Timestamp(microsecondsSinceEpoch: try $0.int64()) }
+            let end = try price.member("end").flatMap { $0.isNull ? nil : Timestamp(microsecondsSinceEpoch: try $0.int64()) }
             try db.cachedStatement(sql: """
                 INSERT INTO item_prices (position, store_id, sku, price_start, price_end, price_type, price_minor, currency, quantity, taxable, bogo, label)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [Int64(event.position), scheduled.storeID, price.sku.value, price.start?.iso8601, price.end?.iso8601,
-                                         price.priceType, price.price.minor, price.price.currency.code, price.quantity, price.taxable,
-                                         price.bogo, price.label])
+                """).execute(arguments: [Int64(event.position), try json.string("storeID"), try price.string("sku"), start?.iso8601, end?.iso8601,
+                                         try price.int("priceType"), amount.minor, amount.currency.code, try price.int("quantity"),
+                                         try price.bool("taxable"), try price.bool("bogo"), try price.string("label")])
 
         default:
             break

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Synchronization
+import TallyDomain
 import TallyLog
 
 /// Runs projectors against a log: catches each read model up from its checkpoint, follows new
@@ -301,7 +302,10 @@ public final class ProjectionRunner: Sendable {
                 let type = record.type
                 if types.contains(type) {
                     do {
-                        try projector.apply(try ProjectedEvent(record), db)
+                        // Rules and projections see current shapes only: upcast an older schema.
+                        try Upcasting.withCurrentPayload(type: type, schemaVersion: record.schemaVersion, payload: record.payloadBytes) { payload in
+                            try projector.apply(ProjectedEvent(record: record, type: type, payloadBytes: payload), db)
+                        }
                     } catch {
                         result.failure = (record.position, type, "\(error)")
                         return false

@@ -22,37 +22,37 @@ public protocol Projector: Sendable {
     func apply(_ event: ProjectedEvent, _ db: Database) throws
 }
 
-/// An event as projectors see it: its payload already upcast to the current schema of its type.
-public struct ProjectedEvent: Sendable {
-    public let position: UInt64
-    public let id: UUID
-    public let stream: String
-    public let version: UInt64
+/// An event as projectors see it: its payload in the current schema of its type (upcast if it was
+/// written with an older one), viewed in place. Valid only during `Projector.apply`.
+public struct ProjectedEvent {
+    let record: RecordView
+    /// The payload's bytes: JSON in the current shape of `type`.
+    public let payloadBytes: UnsafeRawBufferPointer
     public let type: String
-    public let recordedAt: Timestamp
-    public let actor: String
-    /// JSON in the current shape of `type`.
-    public let payload: Data
 
-    public init(position: UInt64, id: UUID, stream: String, version: UInt64, type: String, recordedAt: Timestamp, actor: String, payload: Data) {
-        self.position = position
-        self.id = id
-        self.stream = stream
-        self.version = version
+    init(record: RecordView, type: String, payloadBytes: UnsafeRawBufferPointer) {
+        self.record = record
         self.type = type
-        self.recordedAt = recordedAt
-        self.actor = actor
-        self.payload = payload
+        self.payloadBytes = payloadBytes
     }
 
-    /// Builds one from a record, upcasting its payload.
-    init(_ record: RecordView) throws {
-        let type = record.type
-        let payload = try Upcasting.upcast(type: type, schemaVersion: record.schemaVersion, payload: Data(record.payloadBytes))
-        self.init(position: record.position, id: record.id, stream: record.stream, version: record.version, type: type,
-                  recordedAt: record.recordedAt, actor: record.actor, payload: payload)
+    public var position: UInt64 { record.position }
+    public var id: UUID { record.id }
+    public var stream: String { record.stream }
+    /// The event's version in its stream.
+    public var version: UInt64 { record.version }
+    public var recordedAt: Timestamp { record.recordedAt }
+    public var actor: String { record.actor }
+    public var payload: Data { Data(payloadBytes) }
+
+    /// The payload as a JSON view: the fast way to read a few fields.
+    public func json() throws -> JSONView {
+        do { return try JSONView(document: payloadBytes) } catch let error as JSONViewError {
+            throw ProjectionError.undecodable(type: type, reason: error.description)
+        }
     }
 
+    /// The payload decoded into its domain type (slower than `json()`; every field is decoded).
     public func decode<Event: DomainEvent>(_: Event.Type) throws -> Event {
         do { return try JSONDecoder().decode(Event.self, from: payload) } catch let error as DecodingError {
             throw ProjectionError.undecodable(type: type, reason: DomainCoding.describe(error))

@@ -1,0 +1,277 @@
+import Foundation
+import TallyDomain
+
+/// A zero-copy view of one JSON value inside an event's payload bytes, for projectors.
+///
+/// Decoding a whole payload with `JSONDecoder` costs more than everything else a rebuild does
+/// (BENCHMARKS.md, "What the profile showed"); a projector usually wants four or five fields. This
+/// reads them straight from the log's memory: a lookup scans the object's members, skipping the
+/// values it does not want, and only the fields asked for become Swift values. It is strict: a
+/// malformed document, a missing field or one of another type is an error naming the field.
+///
+/// Valid only while the bytes it views are (inside `Projector.apply`).
+public struct JSONView {
+    let bytes: UnsafeRawBufferPointer
+    /// Where this value starts (its first byte, whitespace skipped) and ends (exclusive).
+    let start: Int
+    let end: Int
+    /// The field path, for error messages ("price.price.minor").
+    let path: String
+
+    init(bytes: UnsafeRawBufferPointer, start: Int, end: Int, path: String) {
+        self.bytes = bytes
+        self.start = start
+        self.end = end
+        self.path = path
+    }
+
+    /// The whole document: the bytes must hold exactly one JSON value.
+    public init(document bytes: UnsafeRawBufferPointer) throws {
+        var scanner = Scanner(bytes: bytes, offset: 0)
+        scanner.skipWhitespace()
+        let start = scanner.offset
+        try scanner.skipValue()
+        let end = scanner.offset
+        scanner.skipWhitespace()
+        guard scanner.offset == bytes.count, start < end else { throw JSONViewError.malformed(path: "", offset: scanner.offset) }
+        self.init(bytes: bytes, start: start, end: end, path: "")
+    }
+
+    var first: UInt8 { bytes[start] }
+    public var isNull: Bool { first == UInt8(ascii: "n") }
+    public var isObject: Bool { first == UInt8(ascii: "{") }
+    public var isArray: Bool { first == UInt8(ascii: "[") }
+
+    private func child(_ name: String) -> String { path.isEmpty ? name : path + "." + name }
+
+    /// The member `key` of this object, or nil when there is none (or this is not an object).
+    public func member(_ key: String) throws -> JSONView? {
+        guard isObject else { return nil }
+        var scanner = Scanner(bytes: bytes, offset: start + 1)
+        var key = key
+        return try key.withUTF8 { wanted -> JSONView? in
+            scanner.skipWhitespace()
+            if scanner.peek == UInt8(ascii: "}") { return nil }
+            while true {
+                scanner.skipWhitespace()
+                guard scanner.peek == UInt8(ascii: "\"") else { throw JSONViewError.malformed(path: path, offset: scanner.offset) }
+                let keyStart = scanner.offset + 1
+                let hasEscape = try scanner.skipString()
+                let keyEnd = scanner.offset - 1
+                scanner.skipWhitespace()
+                guard scanner.peek == UInt8(ascii: ":") else { throw JSONViewError.malformed(path: path, offset: scanner.offset) }
+                scanner.offset += 1
+                scanner.skipWhitespace()
+                let valueStart = scanner.offset
+                try scanner.skipValue()
+                let matches = !hasEscape && keyEnd - keyStart == wanted.count
+                    && (wanted.isEmpty || memcmp(bytes.baseAddress! + keyStart, wanted.baseAddress!, wanted.count) == 0)
+                if matches { return JSONView(bytes: bytes, start: valueStart, end: scanner.offset, path: child(String(decoding: wanted, as: UTF8.self))) }
+                scanner.skipWhitespace()
+                switch scanner.peek {
+                case UInt8(ascii: ","): scanner.offset += 1
+                case UInt8(ascii: "}"): return nil
+                default: throw JSONViewError.malformed(path: path, offset: scanner.offset)
+                }
+            }
+        }
+    }
+
+    /// The member `key`, which must be present.
+    public func required(_ key: String) throws -> JSONView {
+        guard let value = try member(key) else { throw JSONViewError.missing(path: child(key)) }
+        return value
+    }
+
+    /// A string member; nil when absent or null.
+    public func optionalString(_ key: String) throws -> String? {
+        guard let value = try member(key), !value.isNull else { return nil }
+        return try value.string()
+    }
+
+    public func string(_ key: String) throws -> String { try required(key).string() }
+    public func int(_ key: String) throws -> Int { try required(key).int() }
+    public func int64(_ key: String) throws -> Int64 { try required(key).int64() }
+    public func bool(_ key: String) throws -> Bool { try required(key).bool() }
+    public func money(_ key: String) throws -> Money { try required(key).money() }
+    public func optionalMoney(_ key: String) throws -> Money? {
+        guard let value = try member(key), !value.isNull else { return nil }
+        return try value.money()
+    }
+
+    /// This value as a string, escapes decoded.
+    public func string() throws -> String {
+        guard first == UInt8(ascii: "\"") else { throw JSONViewError.wrongType(path: path, expected: "a string") }
+        let content = UnsafeRawBufferPointer(rebasing: bytes[(start + 1)..<(end - 1)])
+        if !content.contains(UInt8(ascii: "\\")) { return String(decoding: content, as: UTF8.self) }
+        // Rare in payloads: let Foundation decode the escapes of this one string.
+        let data = Data(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+        guard let text = try? JSONDecoder().decode(String.self, from: data) else { throw JSONViewError.malformed(path: path, offset: start) }
+        return text
+    }
+
+    public func int64() throws -> Int64 {
+        var value: Int64 = 0
+        var index = start
+        let negative = bytes[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        guard index < end else { throw JSONViewError.wrongType(path: path, expected: "a whole number") }
+        while index < end {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { throw JSONViewError.wrongType(path: path, expected: "a whole number") }
+            let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (added, overflow2) = shifted.addingReportingOverflow(Int64(digit))
+            guard !overflow1, !overflow2 else { throw JSONViewError.wrongType(path: path, expected: "a whole number that fits 64 bits") }
+            value = added
+            index += 1
+        }
+        return negative ? -value : value
+    }
+
+    public func int() throws -> Int { Int(try int64()) }
+
+    public func bool() throws -> Bool {
+        switch first {
+        case UInt8(ascii: "t"): return true
+        case UInt8(ascii: "f"): return false
+        default: throw JSONViewError.wrongType(path: path, expected: "true or false")
+        }
+    }
+
+    /// A `Money` object: `{"minor": 1250, "currency": "USD"}`.
+    public func money() throws -> Money {
+        let code = try string("currency")
+        guard let currency = Currency(code: code) else { throw JSONViewError.wrongType(path: child("currency"), expected: "a currency code") }
+        return Money(minor: try int64("minor"), currency: currency)
+    }
+
+    /// Calls `body` with each element of this array.
+    public func forEachElement(_ body: (JSONView) throws -> Void) throws {
+        guard isArray else { throw JSONViewError.wrongType(path: path, expected: "an array") }
+        var scanner = Scanner(bytes: bytes, offset: start + 1)
+        scanner.skipWhitespace()
+        if scanner.peek == UInt8(ascii: "]") { return }
+        var index = 0
+        while true {
+            scanner.skipWhitespace()
+            let elementStart = scanner.offset
+            try scanner.skipValue()
+            try body(JSONView(bytes: bytes, start: elementStart, end: scanner.offset, path: "\(path)[\(index)]"))
+            index += 1
+            scanner.skipWhitespace()
+            switch scanner.peek {
+            case UInt8(ascii: ","): scanner.offset += 1
+            case UInt8(ascii: "]"): return
+            default: throw JSONViewError.malformed(path: path, offset: scanner.offset)
+            }
+        }
+    }
+
+    /// The value's exact bytes as text (for storing a nested value as it was written).
+    public var rawText: String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self) }
+}
+
+public enum JSONViewError: Error, Equatable, CustomStringConvertible {
+    case malformed(path: String, offset: Int)
+    case missing(path: String)
+    case wrongType(path: String, expected: String)
+
+    public var description: String {
+        switch self {
+        case .malformed(let path, let offset): "malformed JSON at byte \(offset)\(path.isEmpty ? "" : " in \"\(path)\"")"
+        case .missing(let path): "missing field \"\(path)\""
+        case .wrongType(let path, let expected): "field \"\(path)\" must be \(expected)"
+        }
+    }
+}
+
+/// Skips over JSON values, checking their structure.
+private struct Scanner {
+    let bytes: UnsafeRawBufferPointer
+    var offset: Int
+
+    var peek: UInt8 { offset < bytes.count ? bytes[offset] : 0 }
+
+    mutating func skipWhitespace() {
+        while offset < bytes.count {
+            switch bytes[offset] {
+            case 0x20, 0x09, 0x0A, 0x0D: offset += 1
+            default: return
+            }
+        }
+    }
+
+    /// Skips a string starting at its opening quote; returns whether it held an escape.
+    mutating func skipString() throws -> Bool {
+        offset += 1
+        var escaped = false
+        while offset < bytes.count {
+            let byte = bytes[offset]
+            if byte == UInt8(ascii: "\"") { offset += 1; return escaped }
+            if byte == UInt8(ascii: "\\") { escaped = true; offset += 2; continue }
+            if byte < 0x20 { throw JSONViewError.malformed(path: "", offset: offset) }
+            offset += 1
+        }
+        throw JSONViewError.malformed(path: "", offset: offset)
+    }
+
+    mutating func skipLiteral(_ literal: StaticString) throws {
+        let count = literal.utf8CodeUnitCount
+        guard offset + count <= bytes.count, memcmp(bytes.baseAddress! + offset, literal.utf8Start, count) == 0 else {
+            throw JSONViewError.malformed(path: "", offset: offset)
+        }
+        offset += count
+    }
+
+    /// Nesting deeper than this is refused rather than followed (a hostile payload could nest a
+    /// million brackets).
+    static let depthMax = 256
+
+    /// Skips one value of any kind.
+    mutating func skipValue(depth: Int = 0) throws {
+        guard depth < Self.depthMax else { throw JSONViewError.malformed(path: "", offset: offset) }
+        skipWhitespace()
+        switch peek {
+        case UInt8(ascii: "\""): _ = try skipString()
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let close = peek == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            let isObject = close == UInt8(ascii: "}")
+            offset += 1
+            skipWhitespace()
+            if peek == close { offset += 1; return }
+            while true {
+                skipWhitespace()
+                if isObject {
+                    guard peek == UInt8(ascii: "\"") else { throw JSONViewError.malformed(path: "", offset: offset) }
+                    _ = try skipString()
+                    skipWhitespace()
+                    guard peek == UInt8(ascii: ":") else { throw JSONViewError.malformed(path: "", offset: offset) }
+                    offset += 1
+                }
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                if peek == UInt8(ascii: ",") { offset += 1; continue }
+                guard peek == close else { throw JSONViewError.malformed(path: "", offset: offset) }
+                offset += 1
+                return
+            }
+        case UInt8(ascii: "t"): try skipLiteral("true")
+        case UInt8(ascii: "f"): try skipLiteral("false")
+        case UInt8(ascii: "n"): try skipLiteral("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let begin = offset
+            offset += 1
+            while offset < bytes.count {
+                switch bytes[offset] {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-"):
+                    offset += 1
+                default:
+                    if offset == begin + 1 && bytes[begin] == UInt8(ascii: "-") { throw JSONViewError.malformed(path: "", offset: offset) }
+                    return
+                }
+            }
+        default:
+            throw JSONViewError.malformed(path: "", offset: offset)
+        }
+    }
+}
