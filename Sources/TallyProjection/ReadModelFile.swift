@@ -42,7 +42,7 @@ struct ReadModelFile {
         configuration.label = (path as NSString).lastPathComponent
         configuration.prepareDatabase { db in
             switch mode {
-            case .building: try db.execute(sql: "PRAGMA synchronous = OFF; PRAGMA cache_size = -65536")
+            case .building: try db.execute(sql: "PRAGMA synchronous = OFF; PRAGMA cache_size = -32768")
             case .serving: try db.execute(sql: "PRAGMA synchronous = NORMAL")
             case .readOnly: break
             }
