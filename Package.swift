@@ -33,6 +33,9 @@ let package = Package(
         // The commerce domain: money, SKUs, pricing, and (growing) the events and rules of the seeds.
         // Pure: its rules are tested without a disk.
         .target(name: "TallyDomain", dependencies: ["TallyLog"]),
+        // The audit trail: signed checkpoints (C2SP signed-note, Ed25519), proof files, the offline
+        // bundle, replayed business invariants.
+        .target(name: "TallyAudit", dependencies: ["TallyLog", "TallyMerkle", "TallyDomain", .product(name: "Crypto", package: "swift-crypto")]),
         // The projector runtime: checkpoints, catch-up, follow, versioned rebuilds, time travel.
         .target(name: "TallyProjection", dependencies: ["TallyLog", "TallyDomain", .product(name: "GRDB", package: "GRDB.swift")]),
         // One target per projector module and its read model.
@@ -41,7 +44,7 @@ let package = Package(
         .target(name: "TransactionsProjection", dependencies: ["TallyProjection", "TallyDomain", "TallyLog"], path: "Projections/Transactions"),
         .target(
             name: "TallyCLI",
-            dependencies: ["TallyLog", "TallyDomain", "TallyProjection", "SalesLogProjection", "MemberActivityProjection", "TransactionsProjection",
+            dependencies: ["TallyLog", "TallyDomain", "TallyAudit", "TallyProjection", "SalesLogProjection", "MemberActivityProjection", "TransactionsProjection",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
@@ -59,6 +62,8 @@ let package = Package(
         .testTarget(name: "TallyLogTests", dependencies: ["TallyLog", "tally-test-helper", "TallyTestSupport"]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "tally", "TallyTestSupport"]),
         .testTarget(name: "TallyDomainTests", dependencies: ["TallyDomain", "TallyTestSupport"]),
+        .testTarget(name: "TallyAuditTests", dependencies: ["TallyAudit", "TallyLog", "TallyDomain", "TallyTestSupport", "tally"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(
             name: "TallyProjectionTests",
             dependencies: ["TallyProjection", "SalesLogProjection", "MemberActivityProjection", "TransactionsProjection", "TallyDomain",

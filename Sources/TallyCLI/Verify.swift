@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyAudit
 import TallyLog
 
 struct Verify: ParsableCommand {
@@ -7,16 +8,22 @@ struct Verify: ParsableCommand {
         abstract: "Check the whole store: hash chain, Merkle tree and every index.",
         discussion: """
             Recomputes every record's chain hash and Merkle leaf, compares them with the stored ones and
-            the head, and checks each index entry against the log. Exits 1 and names the first bad
-            position if anything is wrong.
+            the head, and checks each index entry against the log. Then checks the store against the
+            latest signed checkpoint of its history (signature, and the root recomputed from the
+            records), and against --against, a checkpoint an auditor kept, with the key they trust: a
+            store rolled back to an earlier copy, or with events altered, removed or reordered, fails.
+            Exits 1 and names the first problem.
 
             Example:
               tally verify
               tally verify --quick    # chain and Merkle tree only
+              tally verify --against checkpoint-monday.txt --key shop.example+1a2b3c4d+AeW…
             """)
 
     @OptionGroup var store: StoreOptions
     @Flag(help: "Check the chain and the Merkle tree only, not the indexes.") var quick = false
+    @Option(help: "A signed checkpoint file the store must still match.") var against: String?
+    @Option(help: "The verifier key for --against (a file or the key itself; default: the store's).") var key: String?
 
     func run() throws {
         let log = try store.open(readOnly: true)
@@ -28,6 +35,26 @@ struct Verify: ParsableCommand {
             throw ExitCode(1)
         }
         print("ok: \(report.eventsChecked) events, chain hash \(report.head.chainHash.hex), merkle root \(report.head.merkleRoot.hex)")
+        let trail = AuditTrail(log: log)
+        do {
+            if let latest = try trail.history().last {
+                try trail.check(against: latest.checkpoint)
+                print("ok: matches the latest signed checkpoint (\(latest.checkpoint.size) events)")
+            }
+            if let against {
+                let verifier: NoteVerifierKey
+                if let key { verifier = try NoteVerifierKey(parsing: try keyText(key)) } else {
+                    guard let stored = try trail.verifierKey() else { throw CLIError("give --key: the store has no verifier key") }
+                    verifier = stored
+                }
+                let checkpoint = try SignedCheckpoint(parsing: try readFile(against, "checkpoint"), key: verifier).checkpoint
+                try trail.check(against: checkpoint)
+                print("ok: matches \(against) (\(checkpoint.size) events of \(checkpoint.origin))")
+            }
+        } catch let error as AuditError {
+            printError("verify failed: \(error)")
+            throw ExitCode(1)
+        }
     }
 }
 

@@ -200,6 +200,14 @@ public final class EventLog: Sendable {
         try environment.read { txn in try body(LogSnapshot(txn: txn, tables: tables, tail: tail)) }
     }
 
+    /// Flushes every commit to disk now (a no-op cost in durable mode, where each commit already is).
+    /// Call it before vouching for the data, e.g. before signing a checkpoint of a store written with
+    /// a relaxed durability.
+    public func sync() throws {
+        guard !options.readOnly else { return }
+        try environment.sync()
+    }
+
     public func head() throws -> LogHead { try withSnapshot { try $0.head() } }
 
     /// The events `query` selects, read in bounded chunks.

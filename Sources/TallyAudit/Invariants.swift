@@ -1,0 +1,126 @@
+import Foundation
+import TallyDomain
+import TallyLog
+
+/// A business rule the log breaks, at the position where it first shows.
+public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
+    public var position: UInt64
+    public var rule: String
+    public var message: String
+
+    public var description: String { "position \(position): \(rule): \(message)" }
+}
+
+/// Replays the log and checks the domain's rules as facts about the history, independent of the code
+/// that enforced them when the events were appended: an auditor's second opinion.
+///
+/// - `voucher-redeemed-once`: each voucher redeemed at most once, and only after it was issued;
+/// - `stock-never-negative`: a product's stock (received, adjusted, reserved, released) never below zero;
+/// - `payment-transaction-once`: a payment provider's transaction id succeeds once (web payments), and
+///   a checkout's payment transaction id is used once;
+/// - `paid-order-has-payment`: an order marked paid has an earlier successful payment for that order,
+///   with that transaction id, of exactly the order's total.
+public enum Invariants {
+    public static let rules = ["voucher-redeemed-once", "stock-never-negative", "payment-transaction-once", "paid-order-has-payment"]
+
+    public static func check(_ log: EventLog, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> (checked: UInt64, violations: [InvariantViolation]) {
+        var issued = Set<String>(), redeemed = [String: UInt64]()
+        var stock = [String: Int64]()
+        var webTransactions = [String: UInt64](), checkoutTransactions = [String: UInt64]()
+        var payments = [String: (order: String, transaction: String, amount: Money)]()
+        var orderTotals = [String: Money]()
+        var violations: [InvariantViolation] = []
+        var checked: UInt64 = 0
+        let head = try log.head().position
+        var next: UInt64 = 1
+        // Chunks of short read transactions, so a long replay never pins old pages.
+        while next <= head {
+            let end = min(head, next + 65_535)
+            try log.withSnapshot { snapshot in
+                try snapshot.forEach(ReadQuery(.all, from: next, untilPosition: end)) { record in
+                    checked += 1
+                    let position = record.position
+                    func violation(_ rule: String, _ message: String) { violations.append(InvariantViolation(position: position, rule: rule, message: message)) }
+                    let type = record.type
+                    guard relevant.contains(type) else { return true }
+                    let payload = try Upcasting.upcast(type: type, schemaVersion: record.schemaVersion, payload: Data(record.payloadBytes))
+                    func decode<Event: DomainEvent>(_: Event.Type) throws -> Event? {
+                        do { return try DomainCoding.decode(Event.self, from: payload) } catch {
+                            violation("readable-events", "\(type) cannot be decoded: \(error)")
+                            return nil
+                        }
+                    }
+                    switch type {
+                    case VoucherIssued.eventType:
+                        if let event = try decode(VoucherIssued.self) { issued.insert(event.voucherID) }
+                    case VoucherRedeemed.eventType:
+                        guard let event = try decode(VoucherRedeemed.self) else { break }
+                        if let first = redeemed[event.voucherID] {
+                            violation("voucher-redeemed-once", "voucher \(event.voucherID) redeemed again (first at position \(first))")
+                        } else if !issued.contains(event.voucherID) {
+                            violation("voucher-redeemed-once", "voucher \(event.voucherID) redeemed but never issued")
+                        }
+                        redeemed[event.voucherID] = redeemed[event.voucherID] ?? position
+                    case StockReceived.eventType:
+                        if let event = try decode(StockReceived.self) { stock[event.productID, default: 0] += Int64(event.quantity) }
+                    case StockReleased.eventType:
+                        if let event = try decode(StockReleased.self) { stock[event.productID, default: 0] += Int64(event.quantity) }
+                    case StockAdjusted.eventType, StockReserved.eventType:
+                        let (product, change): (String, Int64)
+                        if type == StockAdjusted.eventType {
+                            guard let event = try decode(StockAdjusted.self) else { break }
+                            (product, change) = (event.productID, Int64(event.delta))
+                        } else {
+                            guard let event = try decode(StockReserved.self) else { break }
+                            (product, change) = (event.productID, -Int64(event.quantity))
+                        }
+                        let level = stock[product, default: 0] + change
+                        stock[product] = level
+                        if level < 0 { violation("stock-never-negative", "product \(product)'s stock falls to \(level)") }
+                    case OrderPlaced.eventType:
+                        if let event = try decode(OrderPlaced.self) { orderTotals[event.orderID] = event.total }
+                    case PaymentSucceeded.eventType:
+                        guard let event = try decode(PaymentSucceeded.self) else { break }
+                        if let first = webTransactions[event.transactionID] {
+                            violation("payment-transaction-once", "transaction id \(event.transactionID) succeeded again (first at position \(first))")
+                        }
+                        webTransactions[event.transactionID] = webTransactions[event.transactionID] ?? position
+                        payments[event.paymentID] = (event.orderID, event.transactionID, event.amount)
+                    case CartCheckedOut.eventType:
+                        guard let event = try decode(CartCheckedOut.self) else { break }
+                        if let first = checkoutTransactions[event.paymentTransactionID] {
+                            violation("payment-transaction-once", "checkout payment \(event.paymentTransactionID) used again (first at position \(first))")
+                        }
+                        checkoutTransactions[event.paymentTransactionID] = checkoutTransactions[event.paymentTransactionID] ?? position
+                    case OrderPaid.eventType:
+                        guard let event = try decode(OrderPaid.self) else { break }
+                        guard let payment = payments[event.paymentID] else {
+                            violation("paid-order-has-payment", "order \(event.orderID) marked paid by payment \(event.paymentID), which never succeeded")
+                            break
+                        }
+                        if payment.order != event.orderID {
+                            violation("paid-order-has-payment", "order \(event.orderID) marked paid by payment \(event.paymentID) of order \(payment.order)")
+                        } else if payment.transaction != event.transactionID {
+                            violation("paid-order-has-payment", "order \(event.orderID) paid with transaction \(event.transactionID), the payment's is \(payment.transaction)")
+                        } else if let total = orderTotals[event.orderID], total != payment.amount {
+                            violation("paid-order-has-payment", "order \(event.orderID) totals \(total) but its payment was \(payment.amount)")
+                        } else if orderTotals[event.orderID] == nil {
+                            violation("paid-order-has-payment", "order \(event.orderID) marked paid but never placed")
+                        }
+                    default:
+                        break
+                    }
+                    return true
+                }
+            }
+            progress?(end, head)
+            next = end + 1
+        }
+        return (checked, violations)
+    }
+
+    static let relevant: Set<String> = [
+        VoucherIssued.eventType, VoucherRedeemed.eventType, StockReceived.eventType, StockReleased.eventType, StockAdjusted.eventType,
+        StockReserved.eventType, OrderPlaced.eventType, PaymentSucceeded.eventType, CartCheckedOut.eventType, OrderPaid.eventType,
+    ]
+}
