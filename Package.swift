@@ -32,7 +32,7 @@ let package = Package(
         ),
         // The commerce domain: money, SKUs, pricing, and (growing) the events and rules of the seeds.
         // Pure: its rules are tested without a disk.
-        .target(name: "TallyDomain", dependencies: ["TallyLog"]),
+        .target(name: "TallyDomain", dependencies: ["TallyLog", .product(name: "Crypto", package: "swift-crypto")]),
         // The audit trail: signed checkpoints (C2SP signed-note, Ed25519), proof files, the offline
         // bundle, replayed business invariants.
         .target(name: "TallyAudit", dependencies: ["TallyLog", "TallyMerkle", "TallyDomain", .product(name: "Crypto", package: "swift-crypto")]),

@@ -16,6 +16,8 @@ import TallyProjection
 public struct SalesLog: Projector {
     public let name = "sales"
     public let version = 1
+    /// The buyer's email of each voucher sale.
+    public let holdsPersonalData = true
     public let eventTypes: Set<String> = [
         BoothRegistered.eventType, VoucherIssued.eventType, VoucherRedeemed.eventType, SaleRecorded.eventType,
         OrderPlaced.eventType, OrderPaid.eventType, CartCheckedOut.eventType,

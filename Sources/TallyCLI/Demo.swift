@@ -15,7 +15,8 @@ struct Demo: ParsableCommand {
             superseded soap SKU, deli codes with their price inside, and prices that change during the day.
             Then prints what was recorded and what was refused, and verifies the store.
 
-            The same seed gives the same history. The store must be new. The demo writes with Durability.noSync and syncs once at the end: it is
+            The same seed gives the same history (the same commands, outcomes and events; personal fields are
+            sealed with fresh keys and nonces, so their bytes and the Merkle root differ). The store must be new. The demo writes with Durability.noSync and syncs once at the end: it is
             data that can be generated again, so a power cut during it costs nothing.
 
             Example:
@@ -45,7 +46,7 @@ struct Demo: ParsableCommand {
         } else {
             log = try EventLog.create(at: store.path, options: options)
         }
-        var driver = DemoDriver(commerce: CommerceService(log: log), seed: seed, clock: clock)
+        var driver = DemoDriver(commerce: CommerceService(log: log, vault: store.vault), seed: seed, clock: clock)
         let progress = ProgressBar(label: "demo")
         let started = DispatchTime.now()
         try driver.run(untilEvents: UInt64(events)) { appended in

@@ -1,4 +1,5 @@
 import Foundation
+import TallyDomain
 import TallyLog
 
 /// The JSON shapes of events on the command line: what `append` reads and what `read` writes.
@@ -88,8 +89,13 @@ enum EventJSON {
     }
 
     /// One event as a JSON line: envelope fields in a fixed order, then the payload. A payload that is
-    /// not JSON is given as base64 in "dataBase64".
-    static func line(_ event: RecordedEvent) -> String {
+    /// not JSON is given as base64 in "dataBase64". With a vault, sealed personal fields are opened
+    /// (or read "[erased]"); the hash is always the stored record's.
+    static func line(_ event: RecordedEvent, vault: (any PersonalDataVault)? = nil) -> String {
+        var event = event
+        if let vault, PersonalData.isPersonal(event.type), let opened = try? PersonalData.reveal(type: event.type, payload: event.payload, vault: vault) {
+            event.payload = opened
+        }
         var out = "{\"position\":\(event.position),\"id\":\"\(event.id.uuidString.lowercased())\",\"stream\":\(quote(event.stream)),"
         out += "\"version\":\(event.version),\"type\":\(quote(event.type)),\"schemaVersion\":\(event.schemaVersion),"
         out += "\"recordedAt\":\"\(event.recordedAt.iso8601)\",\"actor\":\(quote(event.actor))"

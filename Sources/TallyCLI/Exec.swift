@@ -39,7 +39,7 @@ struct Exec: ParsableCommand {
         }
         let log = try store.open()
         defer { log.close() }
-        let commerce = CommerceService(log: log)
+        let commerce = CommerceService(log: log, vault: store.vault)
         let output = OutputBuffer()
         var number = 0
         var malformed = 0

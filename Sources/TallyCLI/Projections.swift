@@ -4,6 +4,7 @@ import Foundation
 import MemberActivityProjection
 import SalesLogProjection
 import Synchronization
+import TallyDomain
 import TallyLog
 import TallyProjection
 import TransactionsProjection
@@ -13,7 +14,7 @@ public enum ReadModels {
     public static let all: [any Projector] = [SalesLog(), MemberActivity(), Transactions()]
 
     static func runner(_ log: EventLog, batchPositions: UInt64 = ProjectionRunner.batchPositionsDefault) throws -> ProjectionRunner {
-        try ProjectionRunner(log: log, projectors: all, batchPositions: batchPositions)
+        try ProjectionRunner(log: log, projectors: all, batchPositions: batchPositions, vault: FileKeyVault(store: log.path))
     }
 }
 

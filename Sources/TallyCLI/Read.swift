@@ -10,6 +10,7 @@ struct SelectionOptions: ParsableArguments {
     @Option(help: "At most this many events.") var limit: Int?
     @Option(help: "The log as it stood at this position: later events are left out.") var untilPosition: UInt64?
     @Option(help: "The log as it stood at this time (RFC 3339, e.g. 2026-11-22T12:00:00Z, or a date).") var asOf: String?
+    @Flag(help: "Show personal fields sealed, as stored and hashed, instead of opened with the store's keys.") var sealed = false
 
     func validate() throws {
         if stream != nil && type != nil { throw ValidationError("give --stream or --type, not both") }
@@ -51,7 +52,8 @@ struct Read: ParsableCommand {
         let log = try store.open(readOnly: true)
         var reader = log.read(try selection.query(log, backward: backward))
         let output = OutputBuffer()
-        try reader.forEach { output.line(EventJSON.line($0)) }
+        let vault = selection.sealed ? nil : store.vault
+        try reader.forEach { output.line(EventJSON.line($0, vault: vault)) }
         output.flush()
     }
 }
@@ -73,8 +75,9 @@ struct Follow: ParsableCommand {
     func run() throws {
         let log = try store.open(readOnly: true)
         let query = try selection.query(log, backward: false)
+        let vault = selection.sealed ? nil : store.vault
         try log.follow(query) { event in
-            let line = EventJSON.line(event) + "\n"
+            let line = EventJSON.line(event, vault: vault) + "\n"
             FileHandle.standardOutput.write(Data(line.utf8))
             return true
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyDomain
 import TallyLog
 
 /// The `tally` command. Each subcommand is one file; each only parses, calls the library and prints.
@@ -15,7 +16,7 @@ public struct Tally: ParsableCommand {
               tally append --stream voucher-1 --type VoucherIssued --data '{"amount":{"minor":500,"currency":"USD"}}'
               tally read --stream voucher-1
             """,
-        subcommands: [Init.self, Append.self, Read.self, Follow.self, Info.self, Verify.self, Exec.self, Demo.self, Projections.self, Report.self, Audit.self]
+        subcommands: [Init.self, Append.self, Read.self, Follow.self, Info.self, Verify.self, Exec.self, Demo.self, Projections.self, Report.self, Audit.self, Forget.self]
     )
 
     public init() {}
@@ -31,6 +32,9 @@ struct StoreOptions: ParsableArguments {
         if let environment = ProcessInfo.processInfo.environment["TALLY_STORE"], !environment.isEmpty { return environment }
         return "./tally-data"
     }
+
+    /// The store's vault of personal-data keys (`<store>/keys`).
+    var vault: FileKeyVault { FileKeyVault(store: path) }
 
     func open(readOnly: Bool = false) throws -> EventLog {
         var options = LogOptions()

@@ -59,7 +59,7 @@ enum CheckoutRules {
             guard member.registered == nil else { throw Rejection(.memberAlreadyRegistered, "member \(memberID) is already registered") }
             if let email {
                 try Require.field("email", email)
-                try draft.claim(Claims.email(email), kind: "email", owner: memberID, from: &streams,
+                try draft.claim(Claims.email(email, secret: streams.claimSecret), kind: "email", owner: memberID, from: &streams,
                                 taken: Rejection(.emailTaken, "that email address is already registered"))
             }
             draft.emit(CheckoutStreams.member(memberID), MemberRegistered(memberID: memberID, firstName: firstName, lastName: lastName, email: email, phone: phone))
@@ -69,7 +69,7 @@ enum CheckoutRules {
             try Require.field("provider", provider)
             try Require.field("accountID", accountID)
             _ = try loadMember(memberID, &draft, &streams)
-            try draft.claim(Claims.social(provider, accountID), kind: "social/\(provider)", owner: memberID, from: &streams,
+            try draft.claim(Claims.social(provider, accountID, secret: streams.claimSecret), kind: "social/\(provider)", owner: memberID, from: &streams,
                             taken: Rejection(.socialAccountTaken, "that \(provider) account is linked to another member"))
             draft.emit(CheckoutStreams.member(memberID), SocialAccountLinked(memberID: memberID, provider: provider, accountID: accountID))
 

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Synchronization
 import TallyLog
@@ -203,9 +204,13 @@ public protocol StreamReading {
     var now: Timestamp { get }
     /// Folded states at committed versions, shared across decisions (nil: fold from the start).
     var states: StateCache? { get }
+    /// The secret claim streams of personal values are named with (nil: an unkeyed digest).
+    var claimSecret: SymmetricKey? { get }
 }
 
 extension StreamReading {
+    public var claimSecret: SymmetricKey? { nil }
+
     /// Calls `body` with the type and payload of each event of `stream`; returns its version.
     public mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64 {
         try fold(stream, fromVersion: 1) { type, payload, _, _ in try body(type, payload) }
@@ -240,9 +245,17 @@ extension WriterView: StreamReading {
 struct LogStreams: StreamReading {
     var view: WriterView
     let states: StateCache?
+    /// Opens sealed personal fields for the rules (an erased value reads as `PersonalData.erased`).
+    let vault: (any PersonalDataVault)?
+    let claimSecret: SymmetricKey?
 
     mutating func fold(_ stream: String, fromVersion: UInt64, _ body: (String, UnsafeRawBufferPointer, UInt64, Bool) throws -> Void) throws -> UInt64 {
-        try view.fold(stream, fromVersion: fromVersion, body)
+        guard let vault else { return try view.fold(stream, fromVersion: fromVersion, body) }
+        return try view.fold(stream, fromVersion: fromVersion) { type, payload, version, committed in
+            guard PersonalData.isPersonal(type) else { return try body(type, payload, version, committed) }
+            let revealed = try PersonalData.reveal(type: type, payload: Data(payload), vault: vault)
+            try revealed.withUnsafeBytes { try body(type, $0, version, committed) }
+        }
     }
 
     var now: Timestamp { view.now }

@@ -18,12 +18,19 @@ public final class CommerceService: Sendable {
     /// its first event by every command.
     let states = StateCache()
 
-    public init(log: EventLog) { self.log = log }
+    /// Where personal data's keys are: with one, personal fields are sealed per data subject before
+    /// they are appended (and can be erased by destroying the key). Without one they are stored as given.
+    public let vault: (any PersonalDataVault)?
+
+    public init(log: EventLog, vault: (any PersonalDataVault)? = nil) {
+        self.log = log
+        self.vault = vault
+    }
 
     public func execute(_ envelope: CommandEnvelope) async throws -> CommandOutcome {
         let result: Result<AppendResult?, any Error>
         do {
-            result = .success(try await log.appendDecided { [states] view in try Self.request(for: envelope, view: &view, states: states) })
+            result = .success(try await log.appendDecided { [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) })
         } catch {
             result = .failure(error)
         }
@@ -31,13 +38,13 @@ public final class CommerceService: Sendable {
     }
 
     public func execute(_ envelope: CommandEnvelope) throws -> CommandOutcome {
-        try Self.outcome(Result { try log.appendDecided { [states] view in try Self.request(for: envelope, view: &view, states: states) } })
+        try Self.outcome(Result { try log.appendDecided { [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) } })
     }
 
     /// Submits `envelope` without waiting; `completion` gets the outcome on the writer thread. Commands
     /// submitted one after another from one thread are decided in that order.
     public func submit(_ envelope: CommandEnvelope, completion: @escaping @Sendable (Result<CommandOutcome, any Error>) -> Void) {
-        log.appendDecided({ [states] view in try Self.request(for: envelope, view: &view, states: states) }) { result in
+        log.appendDecided({ [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) }) { result in
             completion(Result { try Self.outcome(result) })
         }
     }
@@ -77,7 +84,7 @@ public final class CommerceService: Sendable {
     /// Decides `envelope` against the log as the writer sees it and turns the decision into a batch:
     /// ids derived from the command id, the actor, the command id as correlation id, and the command's
     /// name in the metadata.
-    static func request(for envelope: CommandEnvelope, view: inout WriterView, states: StateCache?) throws -> AppendRequest {
+    static func request(for envelope: CommandEnvelope, view: inout WriterView, states: StateCache?, vault: (any PersonalDataVault)?) throws -> AppendRequest {
         if let first = try view.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: 0)) {
             var positions = [first]
             while let next = try view.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: positions.count)) {
@@ -85,14 +92,16 @@ public final class CommerceService: Sendable {
             }
             throw AlreadyExecuted(positions: positions)
         }
-        var streams = LogStreams(view: view, states: states)
+        var streams = LogStreams(view: view, states: states, vault: vault, claimSecret: try vault?.claimSecret())
         let decision = try Decide.decide(envelope, streams: &streams)
         view = streams.view
         let metadata = Data("{\"command\":\"\(envelope.command.name)\",\"commandId\":\"\(envelope.id.uuidString.lowercased())\"}".utf8)
-        let events = decision.events.enumerated().map { index, emitted in
-            ProposedEvent(id: CommandEventIDs.id(command: envelope.id, index: index), stream: emitted.stream, type: emitted.type,
-                          schemaVersion: emitted.schemaVersion, actor: envelope.actor.description, correlationID: envelope.id,
-                          metadata: metadata, payload: emitted.payload)
+        let events = try decision.events.enumerated().map { index, emitted in
+            // Personal fields are sealed here, after the rules saw them in clear and before any byte is hashed.
+            let payload = try vault.map { try PersonalData.seal(type: emitted.type, payload: emitted.payload, vault: $0) } ?? emitted.payload
+            return ProposedEvent(id: CommandEventIDs.id(command: envelope.id, index: index), stream: emitted.stream, type: emitted.type,
+                                 schemaVersion: emitted.schemaVersion, actor: envelope.actor.description, correlationID: envelope.id,
+                                 metadata: metadata, payload: payload)
         }
         return AppendRequest(events: events, expectations: decision.expectations)
     }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import TallyLog
 import TallyMerkle
@@ -211,14 +212,26 @@ public enum ShopStreams {
 /// Claim streams. Values that are personal data (emails, social ids) are named by a digest, never in
 /// clear, because stream ids are not encrypted. The digest is domain-separated SHA-256; the audit issue's
 /// per-store key will turn it into a keyed hash.
+/// Claim streams: one per unique value (a username, an email, a social account, a payment
+/// transaction id). Personal values are named by a keyed digest (HMAC-SHA-256 with the vault's claim
+/// secret), so a stream name reveals nothing to a dictionary; without a vault (tests in memory) by a
+/// domain-separated SHA-256.
 public enum Claims {
-    public static func username(_ name: String) -> String { "claim-username-\(name.lowercased())" }
-    public static func email(_ email: String) -> String { "claim-email-\(digest("email", email.lowercased()))" }
-    public static func social(_ provider: String, _ id: String) -> String { "claim-social-\(digest("social/\(provider)", id))" }
+    public static func username(_ name: String, secret: SymmetricKey?) -> String {
+        "claim-username-\(keyedDigest("username", name.lowercased(), secret: secret))"
+    }
+    public static func email(_ email: String, secret: SymmetricKey?) -> String {
+        "claim-email-\(keyedDigest("email", email.lowercased(), secret: secret))"
+    }
+    public static func social(_ provider: String, _ id: String, secret: SymmetricKey?) -> String {
+        "claim-social-\(keyedDigest("social/\(provider)", id, secret: secret))"
+    }
     public static func paymentTransaction(_ method: PaymentMethod, _ id: String) -> String { "claim-payment-\(method.rawValue)-\(id)" }
 
-    static func digest(_ kind: String, _ value: String) -> String {
-        Array("tally/claim/\(kind)\u{0}\(value)".utf8).withUnsafeBytes { sha256($0) }.hex.prefix(40).description
+    static func keyedDigest(_ kind: String, _ value: String, secret: SymmetricKey?) -> String {
+        let input = Data("tally/claim/\(kind)\u{0}\(value)".utf8)
+        let digest: [UInt8] = if let secret { Array(HMAC<SHA256>.authenticationCode(for: input, using: secret)) } else { Array(SHA256.hash(data: input)) }
+        return digest.prefix(20).map { String(format: "%02x", $0) }.joined()
     }
 }
 

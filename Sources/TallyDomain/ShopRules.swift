@@ -17,9 +17,9 @@ enum ShopRules {
             if isAdmin { try Require.admin(actor, "register an admin") } else { try Require.selfOrAdmin(actor, .customer, userID, "register user \(userID)") }
             let user = try draft.load(ShopStreams.user(userID), as: UserState.self, from: &streams)
             guard user.registered == nil else { throw Rejection(.userAlreadyRegistered, "user \(userID) is already registered") }
-            try draft.claim(Claims.username(username), kind: "username", owner: userID, from: &streams,
+            try draft.claim(Claims.username(username, secret: streams.claimSecret), kind: "username", owner: userID, from: &streams,
                             taken: Rejection(.usernameTaken, "the username \(username) is taken"))
-            try draft.claim(Claims.email(email), kind: "email", owner: userID, from: &streams,
+            try draft.claim(Claims.email(email, secret: streams.claimSecret), kind: "email", owner: userID, from: &streams,
                             taken: Rejection(.emailTaken, "that email address is already registered"))
             draft.emit(ShopStreams.user(userID), UserRegistered(userID: userID, username: username, email: email, isAdmin: isAdmin))
 
@@ -29,9 +29,9 @@ enum ShopRules {
             let user = try draft.load(ShopStreams.user(userID), as: UserState.self, from: &streams)
             guard user.registered != nil else { throw Rejection(.userNotFound, "user \(userID) is not registered") }
             guard user.active else { throw Rejection(.userInactive, "user \(userID) is deactivated") }
-            try draft.claim(Claims.email(email), kind: "email", owner: userID, from: &streams,
+            try draft.claim(Claims.email(email, secret: streams.claimSecret), kind: "email", owner: userID, from: &streams,
                             taken: Rejection(.emailTaken, "that email address is already registered"))
-            if let old = user.email { try draft.release(Claims.email(old), kind: "email", owner: userID, from: &streams) }
+            if let old = user.email { try draft.release(Claims.email(old, secret: streams.claimSecret), kind: "email", owner: userID, from: &streams) }
             draft.emit(ShopStreams.user(userID), UserEmailChanged(userID: userID, email: email))
 
         case .deactivateUser(let userID):

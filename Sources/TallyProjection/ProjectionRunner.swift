@@ -20,9 +20,14 @@ public final class ProjectionRunner: Sendable {
     /// Log positions applied per SQLite transaction: bounds memory and how much a crash redoes.
     public let batchPositions: UInt64
     public static let batchPositionsDefault: UInt64 = 16_384
+    /// Opens sealed personal fields for projectors; without it (or once a subject is forgotten) they
+    /// read as `PersonalData.erased`, never as ciphertext.
+    public let vault: (any PersonalDataVault)?
 
-    public init(log: EventLog, projectors: [any Projector], directory: String? = nil, batchPositions: UInt64 = batchPositionsDefault) throws {
+    public init(log: EventLog, projectors: [any Projector], directory: String? = nil, batchPositions: UInt64 = batchPositionsDefault,
+                vault: (any PersonalDataVault)? = nil) throws {
         self.log = log
+        self.vault = vault
         self.projectors = projectors
         self.directory = directory ?? (log.path as NSString).appendingPathComponent("projections")
         self.batchPositions = max(1, batchPositions)
@@ -304,7 +309,12 @@ public final class ProjectionRunner: Sendable {
                     do {
                         // Rules and projections see current shapes only: upcast an older schema.
                         try Upcasting.withCurrentPayload(type: type, schemaVersion: record.schemaVersion, payload: record.payloadBytes) { payload in
-                            try projector.apply(ProjectedEvent(record: record, type: type, payloadBytes: payload), db)
+                            if PersonalData.isPersonal(type) {
+                                let opened = try PersonalData.reveal(type: type, payload: Data(payload), vault: vault)
+                                try opened.withUnsafeBytes { try projector.apply(ProjectedEvent(record: record, type: type, payloadBytes: $0), db) }
+                            } else {
+                                try projector.apply(ProjectedEvent(record: record, type: type, payloadBytes: payload), db)
+                            }
                         }
                     } catch {
                         result.failure = (record.position, type, "\(error)")

@@ -20,6 +20,13 @@ public protocol Projector: Sendable {
     func createSchema(_ db: Database) throws
     /// Applies one event, inside the transaction that also moves the checkpoint past it.
     func apply(_ event: ProjectedEvent, _ db: Database) throws
+    /// Whether its tables hold personal values: such read models are rebuilt when a data subject is
+    /// forgotten, so the erased values leave them.
+    var holdsPersonalData: Bool { get }
+}
+
+extension Projector {
+    public var holdsPersonalData: Bool { false }
 }
 
 /// An event as projectors see it: its payload in the current schema of its type (upcast if it was
