@@ -62,8 +62,7 @@ let package = Package(
         .testTarget(name: "TallyLogTests", dependencies: ["TallyLog", "tally-test-helper", "TallyTestSupport"]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "tally", "TallyTestSupport"]),
         .testTarget(name: "TallyDomainTests", dependencies: ["TallyDomain", "TallyTestSupport"]),
-        .testTarget(name: "TallyAuditTests", dependencies: ["TallyAudit", "TallyLog", "TallyDomain", "TallyTestSupport", "tally"],
-                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "TallyAuditTests", dependencies: ["TallyAudit", "TallyLog", "TallyMerkle", "TallyDomain", "TallyTestSupport", "tally"]),
         .testTarget(
             name: "TallyProjectionTests",
             dependencies: ["TallyProjection", "SalesLogProjection", "MemberActivityProjection", "TransactionsProjection", "TallyDomain",

@@ -16,7 +16,7 @@ public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
 ///
 /// - `voucher-redeemed-once`: each voucher redeemed at most once, and only after it was issued;
 /// - `stock-never-negative`: a product's stock (received, adjusted, reserved, released) never below zero;
-/// - `payment-transaction-once`: a payment provider's transaction id succeeds once (web payments), and
+/// - `payment-transaction-once`: a payment provider's transaction id succeeds once per provider (web payments), and
 ///   a checkout's payment transaction id is used once;
 /// - `paid-order-has-payment`: an order marked paid has an earlier successful payment for that order,
 ///   with that transaction id, of exactly the order's total.
@@ -81,10 +81,12 @@ public enum Invariants {
                         if let event = try decode(OrderPlaced.self) { orderTotals[event.orderID] = event.total }
                     case PaymentSucceeded.eventType:
                         guard let event = try decode(PaymentSucceeded.self) else { break }
-                        if let first = webTransactions[event.transactionID] {
-                            violation("payment-transaction-once", "transaction id \(event.transactionID) succeeded again (first at position \(first))")
+                        // Each provider numbers its own transactions: the id is unique per method.
+                        let reference = "\(event.method.rawValue) \(event.transactionID)"
+                        if let first = webTransactions[reference] {
+                            violation("payment-transaction-once", "\(reference) succeeded again (first at position \(first))")
                         }
-                        webTransactions[event.transactionID] = webTransactions[event.transactionID] ?? position
+                        webTransactions[reference] = webTransactions[reference] ?? position
                         payments[event.paymentID] = (event.orderID, event.transactionID, event.amount)
                     case CartCheckedOut.eventType:
                         guard let event = try decode(CartCheckedOut.self) else { break }

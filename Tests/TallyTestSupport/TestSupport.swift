@@ -27,6 +27,12 @@ public struct TallyRun {
     public let status: Int32
     public let output: String
     public let error: String
+    public init(status: Int32, output: String, error: String) {
+        self.status = status
+        self.output = output
+        self.error = error
+    }
+
     public var lines: [String] { output.split(separator: "\n").map(String.init) }
 }
 
