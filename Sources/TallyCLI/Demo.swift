@@ -46,7 +46,9 @@ struct Demo: ParsableCommand {
         } else {
             log = try EventLog.create(at: store.path, options: options)
         }
-        var driver = DemoDriver(commerce: CommerceService(log: log, vault: store.vault), seed: seed, clock: clock)
+        // Keys follow the log's durability here: synced once at the end, with the log.
+        let vault = FileKeyVault(store: store.path, durable: false)
+        var driver = DemoDriver(commerce: CommerceService(log: log, vault: vault), seed: seed, clock: clock)
         let progress = ProgressBar(label: "demo")
         let started = DispatchTime.now()
         try driver.run(untilEvents: UInt64(events)) { appended in
@@ -57,6 +59,7 @@ struct Demo: ParsableCommand {
         progress.finish()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
         log.close()
+        try vault.syncAll()
 
         let head = try log.head()
         var byType: [String: Int] = [:]

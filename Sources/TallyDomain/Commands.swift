@@ -206,10 +206,14 @@ public protocol StreamReading {
     var states: StateCache? { get }
     /// The secret claim streams of personal values are named with (nil: an unkeyed digest).
     var claimSecret: SymmetricKey? { get }
+    /// A personal field's value as the rules may use it: folds give personal fields as stored
+    /// (sealed when a vault sealed them), and the few rules that need the clear value open it here.
+    func open(_ value: String, field: String) throws -> String
 }
 
 extension StreamReading {
     public var claimSecret: SymmetricKey? { nil }
+    public func open(_ value: String, field: String) throws -> String { value }
 
     /// Calls `body` with the type and payload of each event of `stream`; returns its version.
     public mutating func fold(_ stream: String, _ body: (String, UnsafeRawBufferPointer) throws -> Void) throws -> UInt64 {
@@ -245,17 +249,16 @@ extension WriterView: StreamReading {
 struct LogStreams: StreamReading {
     var view: WriterView
     let states: StateCache?
-    /// Opens sealed personal fields for the rules (an erased value reads as `PersonalData.erased`).
+    /// Opens sealed personal fields for the rules that need them (an erased value reads as `PersonalData.erased`).
     let vault: (any PersonalDataVault)?
     let claimSecret: SymmetricKey?
 
     mutating func fold(_ stream: String, fromVersion: UInt64, _ body: (String, UnsafeRawBufferPointer, UInt64, Bool) throws -> Void) throws -> UInt64 {
-        guard let vault else { return try view.fold(stream, fromVersion: fromVersion, body) }
-        return try view.fold(stream, fromVersion: fromVersion) { type, payload, version, committed in
-            guard PersonalData.isPersonal(type) else { return try body(type, payload, version, committed) }
-            let revealed = try PersonalData.reveal(type: type, payload: Data(payload), vault: vault)
-            try revealed.withUnsafeBytes { try body(type, $0, version, committed) }
-        }
+        try view.fold(stream, fromVersion: fromVersion, body)
+    }
+
+    func open(_ value: String, field: String) throws -> String {
+        value.hasPrefix(PersonalData.prefix) ? try PersonalData.open(value, field: field, vault: vault) : value
     }
 
     var now: Timestamp { view.now }

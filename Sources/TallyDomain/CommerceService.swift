@@ -28,6 +28,7 @@ public final class CommerceService: Sendable {
     }
 
     public func execute(_ envelope: CommandEnvelope) async throws -> CommandOutcome {
+        try prepareKeys(envelope)
         let result: Result<AppendResult?, any Error>
         do {
             result = .success(try await log.appendDecided { [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) })
@@ -38,15 +39,32 @@ public final class CommerceService: Sendable {
     }
 
     public func execute(_ envelope: CommandEnvelope) throws -> CommandOutcome {
-        try Self.outcome(Result { try log.appendDecided { [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) } })
+        try prepareKeys(envelope)
+        return try Self.outcome(Result { try log.appendDecided { [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) } })
     }
 
     /// Submits `envelope` without waiting; `completion` gets the outcome on the writer thread. Commands
     /// submitted one after another from one thread are decided in that order.
     public func submit(_ envelope: CommandEnvelope, completion: @escaping @Sendable (Result<CommandOutcome, any Error>) -> Void) {
+        do { try prepareKeys(envelope) } catch { completion(.failure(error)); return }
         log.appendDecided({ [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) }) { result in
             completion(Result { try Self.outcome(result) })
         }
+    }
+
+    /// Makes the key of the data subject a command may write about, on the caller's thread: creating
+    /// a key (and syncing it) inside the writer would stall every other command.
+    func prepareKeys(_ envelope: CommandEnvelope) throws {
+        guard let vault else { return }
+        let subject: String?
+        switch envelope.command {
+        case .registerMember(let id, _, _, _, _), .linkSocialAccount(let id, _, _), .changeMemberProfile(let id, _, _, _): subject = "member:\(id)"
+        case .registerUser(let id, _, _, _), .changeUserEmail(let id, _): subject = "customer:\(id)"
+        case .assignOperator(_, let id, _): subject = "operator:\(id)"
+        case .issueVoucher(_, _, let email): subject = try PersonalData.emailSubject(email, vault: vault)
+        default: subject = nil
+        }
+        if let subject { _ = try vault.key(for: subject, create: true) }
     }
 
     /// What the log's answer to a decided append means for the command.

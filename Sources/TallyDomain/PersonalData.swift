@@ -49,31 +49,77 @@ public enum PersonalData {
     }
 
     /// The payload with its personal fields sealed under their subject's key (created if needed).
+    /// The sealed strings are spliced into the payload's bytes: the rest of it stays as encoded.
     public static func seal(type: String, payload: Data, vault: any PersonalDataVault) throws -> Data {
-        guard let entry = subjects[type], var object = try JSONSerialization.jsonObject(with: payload) as? [String: Any] else { return payload }
-        guard let id = object[entry.idField] as? String else { return payload }
-        let subject = entry.kind == "email" ? try emailSubject(id, vault: vault) : "\(entry.kind):\(id)"
-        guard let key = try vault.key(for: subject, create: true) else { return payload }
-        for field in entry.fields.sorted() {
-            guard let value = object[field] as? String else { continue }  // Absent or null: nothing to hide.
-            let sealed = try AES.GCM.seal(Data(value.utf8), using: key, authenticating: associatedData(subject, field))
-            guard let combined = sealed.combined else { continue }
-            object[field] = prefix + subject + ":" + combined.base64EncodedString()
+        guard let entry = subjects[type] else { return payload }
+        return try splice(payload, fields: entry.fields) { json in
+            guard let id = try json.optionalString(entry.idField) else { return nil }
+            let subject = entry.kind == "email" ? try emailSubject(id, vault: vault) : "\(entry.kind):\(id)"
+            guard let key = try vault.key(for: subject, create: true) else { return nil }
+            return { field, value in
+                let sealed = try AES.GCM.seal(Data(value.utf8), using: key, authenticating: associatedData(subject, field))
+                guard let combined = sealed.combined else { return value }
+                return prefix + subject + ":" + combined.base64EncodedString()
+            }
         }
-        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 
     /// The payload with its sealed fields opened, or `erased` where the key is gone. Payloads of
     /// types without personal fields are returned as they are.
     public static func reveal(type: String, payload: Data, vault: (any PersonalDataVault)?) throws -> Data {
-        guard let entry = subjects[type], var object = try JSONSerialization.jsonObject(with: payload) as? [String: Any] else { return payload }
-        var changed = false
-        for field in entry.fields {
-            guard let value = object[field] as? String, value.hasPrefix(prefix) else { continue }
-            object[field] = try open(value, field: field, vault: vault)
-            changed = true
+        guard let entry = subjects[type] else { return payload }
+        return try splice(payload, fields: entry.fields) { _ in
+            { field, value in value.hasPrefix(prefix) ? try open(value, field: field, vault: vault) : value }
         }
-        return changed ? try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) : payload
+    }
+
+    /// Replaces the string values of `fields` at the payload's top level with what `transform` makes
+    /// of them (`prepare` sees the document first and may decline by returning nil).
+    static func splice(_ payload: Data, fields: Set<String>,
+                       _ prepare: (JSONView) throws -> ((String, String) throws -> String)?) throws -> Data {
+        try payload.withUnsafeBytes { raw -> Data in
+            let json = try JSONView(document: raw)
+            guard let transform = try prepare(json) else { return payload }
+            var replacements: [(range: Range<Int>, text: String)] = []
+            for field in fields {
+                guard let value = try json.member(field), value.first == UInt8(ascii: "\"") else { continue }
+                let current = try value.string()
+                let replaced = try transform(field, current)
+                if replaced != current { replacements.append((value.start..<value.end, quoted(replaced))) }
+            }
+            guard !replacements.isEmpty else { return payload }
+            var out = Data(capacity: payload.count + 128)
+            var offset = 0
+            for replacement in replacements.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[offset..<replacement.range.lowerBound]))
+                out.append(contentsOf: replacement.text.utf8)
+                offset = replacement.range.upperBound
+            }
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[offset...]))
+            return out
+        }
+    }
+
+    /// Lowercase hex digits of `bytes`.
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in bytes { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 0x0f)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A JSON string literal.
+    static func quoted(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result + "\""
     }
 
     static func open(_ value: String, field: String, vault: (any PersonalDataVault)?) throws -> String {
@@ -100,19 +146,33 @@ public enum PersonalData {
 /// `forget` still holds the key; erase it from backups by their rotation.
 public final class FileKeyVault: PersonalDataVault {
     public let directory: String
+    /// Whether each new key is synced before it is used. A store written without durability (a bulk
+    /// load, the demo) may skip it, and must then call `syncAll()` when the log is synced.
+    public let durable: Bool
     private let cache = Mutex<[String: SymmetricKey]>([:])
 
-    public init(directory: String) {
+    public init(directory: String, durable: Bool = true) {
         self.directory = directory
+        self.durable = durable
     }
 
     /// The vault of the store at `storePath`.
-    public convenience init(store storePath: String) {
-        self.init(directory: (storePath as NSString).appendingPathComponent("keys"))
+    public convenience init(store storePath: String, durable: Bool = true) {
+        self.init(directory: (storePath as NSString).appendingPathComponent("keys"), durable: durable)
+    }
+
+    /// Syncs every key file and the directory.
+    public func syncAll() throws {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            let descriptor = Foundation.open((directory as NSString).appendingPathComponent(name), O_RDONLY | O_CLOEXEC)
+            if descriptor >= 0 { fsync(descriptor); close(descriptor) }
+        }
+        let descriptor = Foundation.open(directory, O_RDONLY | O_CLOEXEC)
+        if descriptor >= 0 { fsync(descriptor); close(descriptor) }
     }
 
     func path(_ subject: String) -> String {
-        let name = SHA256.hash(data: Data("tally/subject|\(subject)".utf8)).map { String(format: "%02x", $0) }.joined()
+        let name = PersonalData.hex(SHA256.hash(data: Data("tally/subject|\(subject)".utf8)))
         return (directory as NSString).appendingPathComponent(name + ".key")
     }
 
@@ -155,7 +215,7 @@ public final class FileKeyVault: PersonalDataVault {
         let descriptor = Foundation.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw VaultError("cannot create the key file \(temporary): \(String(cString: strerror(errno)))") }
         let written = key.withUnsafeBytes { Foundation.write(descriptor, $0.baseAddress, $0.count) }
-        fsync(descriptor)
+        if durable { fsync(descriptor) }
         close(descriptor)
         guard written == 32 else { unlink(temporary); throw VaultError("cannot write the key file \(temporary)") }
         // Another process may have made the key meanwhile: keep the first (link fails if it exists).
@@ -165,6 +225,10 @@ public final class FileKeyVault: PersonalDataVault {
             return
         }
         unlink(temporary)
+        if durable {
+            let directoryDescriptor = Foundation.open(directory, O_RDONLY | O_CLOEXEC)
+            if directoryDescriptor >= 0 { fsync(directoryDescriptor); close(directoryDescriptor) }
+        }
     }
 
     private func destroy(_ path: String) throws -> Bool {

@@ -231,7 +231,7 @@ public enum Claims {
     static func keyedDigest(_ kind: String, _ value: String, secret: SymmetricKey?) -> String {
         let input = Data("tally/claim/\(kind)\u{0}\(value)".utf8)
         let digest: [UInt8] = if let secret { Array(HMAC<SHA256>.authenticationCode(for: input, using: secret)) } else { Array(SHA256.hash(data: input)) }
-        return digest.prefix(20).map { String(format: "%02x", $0) }.joined()
+        return PersonalData.hex(digest.prefix(20))
     }
 }
 

@@ -31,7 +31,10 @@ enum ShopRules {
             guard user.active else { throw Rejection(.userInactive, "user \(userID) is deactivated") }
             try draft.claim(Claims.email(email, secret: streams.claimSecret), kind: "email", owner: userID, from: &streams,
                             taken: Rejection(.emailTaken, "that email address is already registered"))
-            if let old = user.email { try draft.release(Claims.email(old, secret: streams.claimSecret), kind: "email", owner: userID, from: &streams) }
+            // The old address is sealed in the log: open it to name its claim (erased: its claim stays).
+            if let sealed = user.email, case let old = try streams.open(sealed, field: "email"), old != PersonalData.erased {
+                try draft.release(Claims.email(old, secret: streams.claimSecret), kind: "email", owner: userID, from: &streams)
+            }
             draft.emit(ShopStreams.user(userID), UserEmailChanged(userID: userID, email: email))
 
         case .deactivateUser(let userID):

@@ -1,5 +1,4 @@
 import Foundation
-import TallyDomain
 
 /// A zero-copy view of one JSON value inside an event's payload bytes, for projectors.
 ///
