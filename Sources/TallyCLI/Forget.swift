@@ -51,6 +51,11 @@ struct Forget: ParsableCommand {
         // Read models that copied personal values are rebuilt, so the erased values leave them.
         let runner = try ReadModels.runner(log)
         for projector in runner.projectors where projector.holdsPersonalData {
+            // Read models built as of a past moment are caches: those holding personal values go.
+            let asOf = (runner.directory as NSString).appendingPathComponent("as-of")
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: asOf)) ?? [] where name.hasPrefix(projector.name + ".v") {
+                try? FileManager.default.removeItem(atPath: (asOf as NSString).appendingPathComponent(name))
+            }
             guard FileManager.default.fileExists(atPath: runner.servingLink(projector.name)) else { continue }
             let outcome = try runner.rebuild(projector, discardingUnfinished: true)
             print("\(outcome.name): rebuilt to position \(outcome.checkpoint)")

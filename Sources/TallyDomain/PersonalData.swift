@@ -85,7 +85,7 @@ public enum PersonalData {
                 guard let value = try json.member(field), value.first == UInt8(ascii: "\"") else { continue }
                 let current = try value.string()
                 let replaced = try transform(field, current)
-                if replaced != current { replacements.append((value.start..<value.end, quoted(replaced))) }
+                if replaced != current { replacements.append((value.start..<value.end, JSONView.quoted(replaced))) }
             }
             guard !replacements.isEmpty else { return payload }
             var out = Data(capacity: payload.count + 128)
@@ -108,19 +108,6 @@ public enum PersonalData {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// A JSON string literal.
-    static func quoted(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case _ where scalar.value < 0x20: result += String(format: "\\u%04x", scalar.value)
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
-    }
 
     static func open(_ value: String, field: String, vault: (any PersonalDataVault)?) throws -> String {
         let rest = value.dropFirst(prefix.count)
@@ -149,6 +136,7 @@ public final class FileKeyVault: PersonalDataVault {
     /// Whether each new key is synced before it is used. A store written without durability (a bulk
     /// load, the demo) may skip it, and must then call `syncAll()` when the log is synced.
     public let durable: Bool
+    /// The claim secret, once read (it is never destroyed).
     private let cache = Mutex<[String: SymmetricKey]>([:])
 
     public init(directory: String, durable: Bool = true) {
@@ -176,26 +164,20 @@ public final class FileKeyVault: PersonalDataVault {
         return (directory as NSString).appendingPathComponent(name + ".key")
     }
 
+    /// Subject keys are read from their file each time, never cached: a key forgotten by another
+    /// process must stop opening data here at once.
     public func key(for subject: String, create: Bool) throws -> SymmetricKey? {
-        if let cached = cache.withLock({ $0[subject] }) { return cached }
         let path = path(subject)
-        if let data = FileManager.default.contents(atPath: path), data.count == 32 {
-            let key = SymmetricKey(data: data)
-            cache.withLock { $0[subject] = key }
-            return key
-        }
+        if let data = FileManager.default.contents(atPath: path), data.count == 32 { return SymmetricKey(data: data) }
         guard create else { return nil }
         try write(SymmetricKey(size: .bits256), to: path)
         // Read back what is stored: another process may have written its key first.
         guard let data = FileManager.default.contents(atPath: path), data.count == 32 else { throw VaultError("cannot read the key file \(path)") }
-        let key = SymmetricKey(data: data)
-        cache.withLock { $0[subject] = key }
-        return key
+        return SymmetricKey(data: data)
     }
 
     public func forget(_ subject: String) throws -> Bool {
-        cache.withLock { _ = $0.removeValue(forKey: subject) }
-        return try destroy(path(subject))
+        try destroy(path(subject))
     }
 
     public func claimSecret() throws -> SymmetricKey {

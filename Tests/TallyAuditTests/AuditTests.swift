@@ -292,6 +292,11 @@ func write(_ text: String, _ name: String) throws -> String {
         #expect(before.output.contains("Zelda") && before.output.contains("zelda.q@example.org"))
         let sales = try tally(["report", "sales", "--view", "log", "--format", "csv"], store: store.path)
         #expect(sales.status == 0)
+        // A read model as of the past holds the buyer's email too, until the buyer is forgotten.
+        let asOf = try tally(["report", "sales", "--as-of", "2099-01-01", "--format", "csv"], store: store.path)
+        #expect(asOf.status == 0, "\(asOf.error)")
+        let pastHits = try contains(store.path + "/projections/as-of", "zelda.buyer@example.org")
+        #expect(!pastHits.isEmpty)
         let keyTrail = try NoteSignerKey.generate(name: "shop.example")
         let checkpoint = try write(try tally(["audit", "checkpoint", "--key", keyTrail.encoded], store: store.path).output, "before-forget.checkpoint")
 
