@@ -112,10 +112,11 @@ public final class ProjectionRunner: Sendable {
         try withLock(projector.name) { try build(projector, fresh: discardingUnfinished, progress: progress) }
     }
 
-    /// Catches every projector up, two at a time (one per core); one failing does not stop the others.
-    public func catchUpAll(progress: Progress? = nil) -> [String: Result<Outcome, any Error>] {
+    /// Catches every projector up (but those named in `skipping`), one thread per read model; one
+    /// failing does not stop the others.
+    public func catchUpAll(skipping: Set<String> = [], progress: Progress? = nil) -> [String: Result<Outcome, any Error>] {
         let results = Mutex<[String: Result<Outcome, any Error>]>([:])
-        let projectors = self.projectors
+        let projectors = self.projectors.filter { !skipping.contains($0.name) }
         DispatchQueue.concurrentPerform(iterations: projectors.count) { index in
             let projector = projectors[index]
             let result = Result { try catchUp(projector, progress: progress) }
@@ -146,7 +147,8 @@ public final class ProjectionRunner: Sendable {
         while !isStopped() {
             let head = try log.head().position
             if head > seen || seen == 0 {
-                for (name, result) in catchUpAll() where !failed.contains(name) {
+                // A failed projector stays at its last good event until restarted (with fixed code).
+                for (name, result) in catchUpAll(skipping: failed) {
                     switch result {
                     case .success(let outcome): if outcome.applied > 0 || outcome.switched { onProgress?(outcome) }
                     case .failure(let error): failed.insert(name); onError(name, error)

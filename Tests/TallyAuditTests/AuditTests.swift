@@ -114,8 +114,6 @@ func write(_ text: String, _ name: String) throws -> String {
              { try InclusionProof(parsing: $0).verify(against: signed.checkpoint) }),
             (try store.trail.consistencyProof(from: 100, to: signed.checkpoint.size).serialized, { data in
                 let proof = try ConsistencyProof(parsing: data)
-                let smaller = try store.trail.inclusionProof(position: 1, treeSize: 100)
-                _ = smaller
                 try proof.verify(old: Checkpoint(origin: signed.checkpoint.origin, size: 100, rootHash: try store.trail.recomputedRoot(size: 100)),
                                  new: old.checkpoint)
             }),
