@@ -194,6 +194,12 @@ struct Filters {
         arguments.append(value)
     }
 
+    /// `--from` (inclusive) and `--to` (exclusive) on a microseconds column.
+    mutating func addTimeRange(_ column: String, _ options: ReportOptions) {
+        add("\(column) >= ?", options.fromMicroseconds)
+        add("\(column) < ?", options.toMicroseconds)
+    }
+
     var sql: String { clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ") }
 }
 
@@ -234,8 +240,7 @@ struct SalesReport: ParsableCommand {
             filters.add("booth_id = ?", booth)
             filters.add("store_id = ?", storeID)
             filters.add("channel = ?", channel)
-            filters.add("sold_at_us >= ?", options.fromMicroseconds)
-            filters.add("sold_at_us < ?", options.toMicroseconds)
+            filters.addTimeRange("sold_at_us", options)
             try options.write(database, sql: """
                 SELECT position, channel, sale_id, voucher_id, buyer_email, booth_id, store_id, operator_id, member_id,
                        payment_transaction_id, amount_minor, currency, sold_at FROM sales\(filters.sql) ORDER BY position
@@ -288,8 +293,7 @@ struct MemberReport: ParsableCommand {
         case .activity:
             filters.add("member_id = ?", member)
             filters.add("kind = ?", kind)
-            filters.add("at_us >= ?", options.fromMicroseconds)
-            filters.add("at_us < ?", options.toMicroseconds)
+            filters.addTimeRange("at_us", options)
             try options.write(database, sql: """
                 SELECT position, kind, member_id, at, action, subject, detail, amount_minor, currency FROM activity\(filters.sql)
                 ORDER BY \(member == nil ? "kind, member_id, position" : "position")
@@ -332,8 +336,7 @@ struct TransactionsReport: ParsableCommand {
         filters.add("member_id = ?", member)
         filters.add("store_id = ?", storeID)
         filters.add("sku = ?", sku)
-        filters.add("purchase_date_us >= ?", options.fromMicroseconds)
-        filters.add("purchase_date_us < ?", options.toMicroseconds)
+        filters.addTimeRange("purchase_date_us", options)
         try options.write(database, sql: """
             SELECT position, line, channel, transaction_id, member_id, store_id, scanned_input, sku, description, size,
                    unit_price_minor, quantity, applied_discounts_minor, pre_tax_total_minor, currency, taxable, department_code,

@@ -40,6 +40,18 @@ import Testing
         #expect(member["abandoned_carts"] as? Int == 1 && member["total_spent"] as? String == "3.83")
     }
 
+    @Test func fromAndToSelectATimeRange() throws {
+        let store = try scenarioStore()
+        let dayTwo = try tally(["report", "sales", "--from", "2026-11-21", "--format", "csv"], store: store.path)
+        #expect(dayTwo.status == 0 && dayTwo.lines.count == 2 && dayTwo.lines[1].contains(",s3,"), "\(dayTwo.output)")
+        let dayOne = try tally(["report", "sales", "--to", "2026-11-21", "--format", "csv"], store: store.path)
+        #expect(dayOne.lines.count == 5)
+        let lines = try tally(["report", "transactions", "--from", "2026-11-20T10:30:00Z", "--format", "csv"], store: store.path)
+        #expect(lines.lines.count == 2 && lines.lines[1].contains(",web,o1,"))
+        let actions = try tally(["report", "member", "--member", "m1", "--from", "2026-11-20T10:30:00Z", "--format", "csv"], store: store.path)
+        #expect(actions.lines.count == 3)  // k2 opened, a lime added
+    }
+
     @Test func asOfReportsTheReadModelAsTheLogStoodThen() throws {
         let store = try scenarioStore()
         // Before day 2: two booth sales, no third.
