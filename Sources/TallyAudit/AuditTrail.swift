@@ -108,12 +108,17 @@ public struct AuditTrail: Sendable {
     }
 
     /// Checks the store against a checkpoint an auditor kept: the store must hold at least its
-    /// events, and their root, recomputed from every record's bytes, must be the checkpoint's.
-    public func check(against checkpoint: Checkpoint) throws {
-        guard checkpoint.origin == (try origin()) else { throw AuditError.wrongOrigin(expected: try origin(), found: checkpoint.origin) }
+    /// events, and their root must be the checkpoint's. The root is recomputed from every record's
+    /// bytes, unless `storedTreeVerified` says a full `verify` just checked the stored tree against
+    /// the records (then the stored nodes give it in O(log n)).
+    public func check(against checkpoint: Checkpoint, storedTreeVerified: Bool = false) throws {
+        let origin = try origin()
+        guard checkpoint.origin == origin else { throw AuditError.wrongOrigin(expected: origin, found: checkpoint.origin) }
         let head = try log.head().position
         guard head >= checkpoint.size else { throw AuditError.rolledBack(storeSize: head, checkpointSize: checkpoint.size) }
-        let root = try recomputedRoot(size: checkpoint.size)
+        let root = storedTreeVerified && checkpoint.size > 0
+            ? try log.withSnapshot { try $0.merkleRoot(size: checkpoint.size) }
+            : try recomputedRoot(size: checkpoint.size)
         guard root == checkpoint.rootHash else { throw AuditError.rootMismatch(size: checkpoint.size, expected: checkpoint.rootHash, found: root) }
     }
 

@@ -95,7 +95,8 @@ struct ProjectionsRebuild: ParsableCommand {
     }
 
     func run() throws {
-        let log = try store.open()
+        // Projections only read the log: a user who may not append can still build reports.
+        let log = try store.open(readOnly: true)
         let runner = try ReadModels.runner(log, batchPositions: batchPositions)
         let projectors = try name.map { [try runner.projector(named: $0)] } ?? runner.projectors
         let progress = SharedProgress(label: "rebuild", names: projectors.map(\.name))
@@ -133,7 +134,8 @@ struct ProjectionsRun: ParsableCommand {
     @Flag(help: "Catch up to the head once and exit.") var once = false
 
     func run() throws {
-        let log = try store.open()
+        // Projections only read the log: a user who may not append can still build reports.
+        let log = try store.open(readOnly: true)
         let runner = try ReadModels.runner(log)
         if once {
             var failed = false

@@ -52,7 +52,8 @@ struct ReportOptions: ParsableArguments {
 
     /// The database to report from: the serving read model brought up to date, or one as of a moment.
     func database(_ name: String) throws -> DatabaseQueue {
-        let log = try store.open()
+        // Projections only read the log: a user who may not append can still build reports.
+        let log = try store.open(readOnly: true)
         let runner = try ReadModels.runner(log)
         let projector = try runner.projector(named: name)
         if let asOf {

@@ -23,6 +23,8 @@ public final class ProjectionRunner: Sendable {
     /// Opens sealed personal fields for projectors; without it (or once a subject is forgotten) they
     /// read as `PersonalData.erased`, never as ciphertext.
     public let vault: (any PersonalDataVault)?
+    /// Serving files kept open between catch-ups, by path: following the log opens each once.
+    private let servingFiles = Mutex<[String: ReadModelFile]>([:])
 
     public init(log: EventLog, projectors: [any Projector], directory: String? = nil, batchPositions: UInt64 = batchPositionsDefault,
                 vault: (any PersonalDataVault)? = nil) throws {
@@ -83,6 +85,19 @@ public final class ProjectionRunner: Sendable {
     /// Progress of a long catch-up or rebuild: positions done of the log's head.
     public typealias Progress = @Sendable (_ name: String, _ position: UInt64, _ head: UInt64) -> Void
 
+    /// The open connection to a serving file (opened on first use). Opening a new one for a read
+    /// model closes its previous one, which another process may have switched out and removed.
+    private func servingFile(_ name: String, _ path: String) throws -> ReadModelFile {
+        if let open = servingFiles.withLock({ $0[path] }) { return open }
+        let file = try ReadModelFile.open(path, mode: .serving)
+        let prefix = (directory as NSString).appendingPathComponent("\(name).v")
+        servingFiles.withLock { files in
+            for stale in files.keys where stale.hasPrefix(prefix) { files.removeValue(forKey: stale) }
+            files[path] = file
+        }
+        return file
+    }
+
     /// Brings the read model of `projector` up to the log's head. If the serving file is of another
     /// version (or missing, or from another store), builds the current version into a new file
     /// first, while the old one keeps serving, and switches it in once it has caught up.
@@ -91,7 +106,7 @@ public final class ProjectionRunner: Sendable {
         try withLock(projector.name) {
             let storeID = try log.storeID().uuidString
             if let target = servingTarget(projector.name), FileManager.default.fileExists(atPath: target) {
-                let file = try ReadModelFile.open(target, mode: .serving)
+                let file = try servingFile(projector.name, target)
                 let checkpoint = try file.checkpoint()
                 if checkpoint.version == projector.version && checkpoint.name == projector.name && checkpoint.storeID == storeID {
                     let before = checkpoint.position
@@ -143,10 +158,10 @@ public final class ProjectionRunner: Sendable {
     public func run(isStopped: @Sendable () -> Bool, onError: (String, any Error) -> Void = { _, _ in },
                     onProgress: ((Outcome) -> Void)? = nil) throws {
         var failed = Set<String>()
-        var seen: UInt64 = 0
+        var seen: UInt64?
         while !isStopped() {
             let head = try log.head().position
-            if head > seen || seen == 0 {
+            if seen.map({ head > $0 }) ?? true {
                 // A failed projector stays at its last good event until restarted (with fixed code).
                 for (name, result) in catchUpAll(skipping: failed) {
                     switch result {
@@ -156,7 +171,7 @@ public final class ProjectionRunner: Sendable {
                 }
                 seen = head
             }
-            try log.waitForCommit(after: seen)
+            try log.waitForCommit(after: head)
         }
     }
 
@@ -216,7 +231,10 @@ public final class ProjectionRunner: Sendable {
             throw ProjectionError.inconsistent("cannot switch \(link): \(String(cString: strerror(errno)))")
         }
         try Self.fsync(directory)
-        if let previous, previous != file.path { ReadModelFile.remove(previous) }
+        if let previous, previous != file.path {
+            servingFiles.withLock { _ = $0.removeValue(forKey: previous) }
+            ReadModelFile.remove(previous)
+        }
     }
 
     static func fsync(_ path: String) throws {
