@@ -25,7 +25,9 @@ let package = Package(
             providers: [.apt(["liblmdb-dev"])]
         ),
         .target(name: "TallyLMDB", dependencies: ["CLMDB"]),
-        .target(name: "TallyMerkle", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // SHA-256 for the hot paths through libcrypto (libssl-dev): a stack context, no allocation per hash.
+        .target(name: "CTallySHA256", linkerSettings: [.linkedLibrary("crypto")]),
+        .target(name: "TallyMerkle", dependencies: ["CTallySHA256", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "TallyLog",
             dependencies: ["TallyLMDB", "TallyMerkle", .product(name: "Crypto", package: "swift-crypto")]
@@ -58,7 +60,7 @@ let package = Package(
         // Helpers shared by the test targets: per-process temporary paths, built products.
         .target(name: "TallyTestSupport", path: "Tests/TallyTestSupport"),
         .testTarget(name: "TallyLMDBTests", dependencies: ["TallyLMDB", "CLMDB", "TallyTestSupport"]),
-        .testTarget(name: "TallyMerkleTests", dependencies: ["TallyMerkle"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TallyMerkleTests", dependencies: ["TallyMerkle", .product(name: "Crypto", package: "swift-crypto")], resources: [.copy("Fixtures")]),
         .testTarget(name: "TallyLogTests", dependencies: ["TallyLog", "tally-test-helper", "TallyTestSupport"]),
         .testTarget(name: "TallyCLITests", dependencies: ["TallyCLI", "tally", "TallyTestSupport"]),
         .testTarget(name: "TallyDomainTests", dependencies: ["TallyDomain", "TallyTestSupport"]),

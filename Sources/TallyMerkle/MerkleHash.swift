@@ -1,3 +1,4 @@
+import CTallySHA256
 import Crypto
 
 /// A SHA-256 digest: exactly 32 bytes, compared by value.
@@ -87,12 +88,8 @@ public enum MerkleHash {
     public static let emptyTree = [UInt8]().withUnsafeBytes { sha256($0) }
 
     /// `SHA-256(0x00 || data)`.
-    @inlinable
     public static func leaf(_ data: UnsafeRawBufferPointer) -> Hash {
-        var hasher = SHA256()
-        withUnsafeBytes(of: UInt8(0)) { hasher.update(bufferPointer: $0) }
-        hasher.update(bufferPointer: data)
-        return Hash(digest: hasher.finalize())
+        withUnsafeBytes(of: UInt8(0)) { prefix in sha256(prefix, data) }
     }
 
     public static func leaf(_ data: some Collection<UInt8>) -> Hash {
@@ -101,18 +98,13 @@ public enum MerkleHash {
     }
 
     /// `SHA-256(0x01 || left || right)`.
-    @inlinable
     public static func node(_ left: Hash, _ right: Hash) -> Hash {
-        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 8) { raw in
-            raw[0] = 1
-            left.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: raw[1..<33]).copyMemory(from: $0) }
-            right.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: raw[33..<65]).copyMemory(from: $0) }
-            return (sha256(UnsafeRawBufferPointer(raw)))
+        withUnsafeBytes(of: UInt8(1)) { prefix in
+            left.withUnsafeBytes { l in right.withUnsafeBytes { r in sha256(prefix, l, r) } }
         }
     }
 
     /// `SHA-256(first || second)`: the step of Tally's hash chain (not a Merkle node: no prefix).
-    @inlinable
     public static func chain(_ previous: Hash, _ leaf: Hash) -> Hash {
         var pair = (previous, leaf)
         return withUnsafeBytes(of: &pair) { raw in (sha256(raw)) }
@@ -127,9 +119,19 @@ public func largestPowerOfTwoBelow(_ n: UInt64) -> UInt64 {
 }
 
 /// SHA-256 of `bytes`.
-@inlinable
 public func sha256(_ bytes: UnsafeRawBufferPointer) -> Hash {
-    var hasher = SHA256()
-    hasher.update(bufferPointer: bytes)
-    return Hash(digest: hasher.finalize())
+    sha256(bytes, UnsafeRawBufferPointer(start: nil, count: 0))
+}
+
+/// SHA-256 of the concatenation of up to three byte ranges, without copying them together. Through
+/// libcrypto with a stack context (`CTallySHA256`): swift-crypto's `SHA256` allocates a context object
+/// per hash, which cost more than the hashing of the log's 65- to 200-byte inputs.
+public func sha256(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer,
+                   _ c: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) -> Hash {
+    var out = Hash.zero
+    withUnsafeMutableBytes(of: &out) { digest in
+        tally_sha256(a.baseAddress, a.count, b.baseAddress, b.count, c.baseAddress, c.count,
+                     digest.baseAddress!.assumingMemoryBound(to: UInt8.self))
+    }
+    return out
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 @testable import TallyMerkle
@@ -34,6 +35,27 @@ func referenceRoot(_ leaves: ArraySlice<Hash>) -> Hash {
         var hasherInput: [UInt8] = [1]
         hasherInput += Array("N123".utf8) + Array("N456".utf8)
         #expect(hasherInput.withUnsafeBytes { sha256($0) }.hex == "aa217fe888e47007fa15edab33c2b492a722cb106c64667fc2b044444de66bbb")
+    }
+
+    /// The hot-path SHA-256 (libcrypto through `CTallySHA256`) against swift-crypto's, for every length
+    /// across the block boundaries and for split inputs, so the two can never disagree.
+    @Test func hotPathDigestsEqualSwiftCrypto() {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<300).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        for length in 0...bytes.count {
+            let input = Array(bytes.prefix(length))
+            let reference = Array(SHA256.hash(data: input))
+            #expect(input.withUnsafeBytes { sha256($0) }.bytes == reference, "length \(length)")
+            let cut1 = length / 3, cut2 = 2 * length / 3
+            let split = input.withUnsafeBytes { raw in
+                sha256(UnsafeRawBufferPointer(rebasing: raw[0..<cut1]), UnsafeRawBufferPointer(rebasing: raw[cut1..<cut2]),
+                       UnsafeRawBufferPointer(rebasing: raw[cut2...]))
+            }
+            #expect(split.bytes == reference, "length \(length) in three parts")
+        }
+        let left = MerkleHash.leaf(Array("left".utf8)), right = MerkleHash.leaf(Array("right".utf8))
+        #expect(MerkleHash.node(left, right).bytes == Array(SHA256.hash(data: [1] + left.bytes + right.bytes)))
+        #expect(MerkleHash.leaf(Array("x".utf8)).bytes == Array(SHA256.hash(data: [0] + Array("x".utf8))))
     }
 
     @Test func rootsOfTheStandardSet() throws {
