@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TallyLMDB
 import TallyMerkle
 
@@ -25,29 +26,162 @@ extension EventLog {
     /// Recomputes the hash chain and the Merkle tree from every record and checks them against the head;
     /// with `checkIndexes`, also checks every index entry against the log and counts each index.
     /// Reads in chunks, so memory stays bounded; the check covers the log as of its start.
+    ///
+    /// The records are checked in parallel, one perfect subtree of `2^verifySegmentLevel` records at a time:
+    /// a record's hash needs only its own bytes and the hash stored in the record before it, so every
+    /// link is checked against the stored previous hash and, link by link, the whole chain is the one
+    /// the bytes make. Each segment's subtree root then joins a frontier in position order.
     public func verify(checkIndexes: Bool = true, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> VerifyReport {
+        try verify(checkIndexes: checkIndexes, segmentLevel: Self.verifySegmentLevel, progress: progress)
+    }
+
+    /// `verify` with segments of `2^segmentLevel` records (tests use small ones to cross many boundaries).
+    func verify(checkIndexes: Bool, segmentLevel: Int, progress: ((UInt64, UInt64) -> Void)?) throws -> VerifyReport {
         let (head, watermark) = try withSnapshot { snapshot in
             let head = try snapshot.head()
             return (head, try tables.indexedWatermark(snapshot.txn, head: head.position))
         }
         var report = VerifyReport(head: head)
-        guard watermark <= head.position else {
-            report.problem = VerifyProblem(position: 0, reason: "the indexed watermark \(watermark) is past the last position \(head.position)")
-            return report
-        }
-        /// Last versions of the streams seen after the watermark (at most the tail's size).
-        var tailVersions: [String: UInt64] = [:]
-        var chain = Hash.zero
-        var frontier = MerkleFrontier()
-        var lastTime = Timestamp(microsecondsSinceEpoch: .min)
-        var streamsSeen: UInt64 = 0
-        var next: UInt64 = 1
         func fail(_ position: UInt64, _ reason: String) -> VerifyReport {
             report.problem = VerifyProblem(position: position, reason: reason)
             return report
         }
-        while next <= head.position {
-            let chunkEnd = min(head.position, next + 16 * UInt64(Limits.readChunkEvents) - 1)
+        guard watermark <= head.position else {
+            return fail(0, "the indexed watermark \(watermark) is past the last position \(head.position)")
+        }
+        let total = head.position * (checkIndexes ? 2 : 1)
+        let records = try checkRecords(head: head, segmentLevel: segmentLevel, progress: SerialProgress { done in progress?(done, total) })
+        if let problem = records.problem { report.problem = problem; return report }
+        report.eventsChecked = head.position
+        if records.chain != head.chainHash { return fail(head.position, "the hash of the last record differs from the head's") }
+        if records.frontier != head.frontier { return fail(head.position, "the Merkle tree recomputed from the records differs from the head's") }
+        guard checkIndexes else { return report }
+        if let problem = try checkIndexEntries(head: head, watermark: watermark, progress: { done in progress?(head.position + done, total) }) {
+            report.problem = problem
+        }
+        return report
+    }
+
+    /// Records per parallel segment of the record check, as a power of two: a segment is a perfect
+    /// subtree, so segments' roots combine into the log's tree.
+    static let verifySegmentLevel = 16
+
+    /// The caller's progress callback, called only under the check's lock, so one thread at a time.
+    private final class SerialProgress: @unchecked Sendable {
+        let report: (UInt64) -> Void
+        init(_ report: @escaping (UInt64) -> Void) { self.report = report }
+    }
+
+    private struct Segment: Sendable {
+        var problem: VerifyProblem?
+        var frontier = MerkleFrontier()
+        var lastHash = Hash.zero
+    }
+
+    /// Checks every record's bytes, hash, chain link and time order, and the stored Merkle nodes, on
+    /// all cores; returns the first problem by position, or the last hash and the recomputed tree.
+    private func checkRecords(head: LogHead, segmentLevel: Int, progress: SerialProgress) throws
+        -> (problem: VerifyProblem?, chain: Hash, frontier: MerkleFrontier) {
+        let size = UInt64(1) << UInt64(segmentLevel)
+        let segmentCount = Int((head.position + size - 1) / size)
+        let state = Mutex((next: 0, done: UInt64(0), firstProblem: UInt64.max, results: [Segment?](repeating: nil, count: segmentCount),
+                           error: (any Error)?.none))
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, segmentCount))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let index: Int? = state.withLock { s in
+                    guard s.next < segmentCount, s.error == nil, UInt64(s.next) * size < s.firstProblem else { return nil }
+                    defer { s.next += 1 }
+                    return s.next
+                }
+                guard let index else { return }
+                let first = UInt64(index) * size + 1
+                let last = min(head.position, first + size - 1)
+                do {
+                    let segment = try checkSegment(first: first, last: last) { count in
+                        state.withLock { s in
+                            s.done += count
+                            progress.report(s.done)
+                        }
+                    }
+                    state.withLock { s in
+                        s.results[index] = segment
+                        if let problem = segment.problem { s.firstProblem = min(s.firstProblem, problem.position) }
+                    }
+                } catch {
+                    state.withLock { s in if s.error == nil { s.error = error } }
+                }
+            }
+        }
+        let outcome = state.withLock { s in (s.results, s.error) }
+        if let error = outcome.1 { throw error }
+        let segments = outcome.0
+        // The first problem by position (a segment stops at its first; segments after one with a
+        // problem may not have run).
+        if let problem = segments.compactMap({ $0?.problem }).min(by: { $0.position < $1.position }) {
+            return (problem, .zero, MerkleFrontier())
+        }
+        var top = MerkleFrontier()
+        var storedNodeProblem: VerifyProblem?
+        var chain = Hash.zero
+        for (index, segment) in segments.enumerated() {
+            guard let segment else { preconditionFailure("verify: segment \(index) was not checked, and no segment before it found a problem") }
+            chain = segment.lastHash
+            if segment.frontier.size == size {
+                try top.append(leaf: segment.frontier.root) { level, nodeIndex, hash in
+                    guard storedNodeProblem == nil else { return }
+                    let global = level + segmentLevel
+                    if let reason = try storedNodeMismatch(level: global, index: nodeIndex, hash: hash) {
+                        storedNodeProblem = VerifyProblem(position: (nodeIndex + 1) << UInt64(global), reason: reason)
+                    }
+                }
+                if let storedNodeProblem { return (storedNodeProblem, chain, MerkleFrontier()) }
+            } else {
+                // The last segment, partial: its subtrees follow the full segments' in the frontier.
+                let hashes = top.subtrees.map(\.hash) + segment.frontier.subtrees.map(\.hash)
+                guard let whole = MerkleFrontier(size: head.position, subtreeHashes: hashes) else {
+                    preconditionFailure("verify: \(hashes.count) subtrees cannot make a frontier of size \(head.position)")
+                }
+                return (nil, chain, whole)
+            }
+        }
+        return (nil, chain, top)
+    }
+
+    private func storedNodeMismatch(level: Int, index: UInt64, hash: Hash) throws -> String? {
+        guard level >= LogTables.merkleStoredLevelMin else { return nil }
+        let stored = try withSnapshot { snapshot in
+            try MerkleNodeKey.with(level: level, index: index) { try snapshot.txn.get(tables.merkle, key: $0).map { Hash(loadingFrom: $0) } }
+        }
+        return stored == hash ? nil : "the stored Merkle node at level \(level), index \(index) does not match the records"
+    }
+
+    /// One segment of the record check: positions `first...last`, where `first − 1` is a multiple of
+    /// the segment size, so the segment's Merkle subtrees are the log's.
+    private func checkSegment(first: UInt64, last: UInt64, progress: (UInt64) -> Void) throws -> Segment {
+        var segment = Segment()
+        let leafOffset = first - 1
+        // The link into this segment: the hash and time stored in the record before it. Whether that
+        // record itself is sound is the previous segment's check.
+        var chain = Hash.zero
+        var lastTime = Timestamp(microsecondsSinceEpoch: .min)
+        if first > 1 {
+            let previous: (Hash, Timestamp)? = try withSnapshot { snapshot in
+                try withBigEndian(first - 1) { key in
+                    guard let bytes = try snapshot.txn.get(tables.events, key: key),
+                          let record = try? RecordView(bytes: bytes, position: first - 1) else { return nil }
+                    return (record.hash, record.recordedAt)
+                }
+            }
+            guard let previous else {
+                segment.problem = VerifyProblem(position: first - 1, reason: "the record is missing or unreadable")
+                return segment
+            }
+            (chain, lastTime) = previous
+        }
+        var next = first
+        while next <= last {
+            let chunkEnd = min(last, next + 16 * UInt64(Limits.readChunkEvents) - 1)
             let found: VerifyProblem? = try withSnapshot { snapshot in
                 let txn = snapshot.txn
                 var problem: VerifyProblem?
@@ -79,18 +213,13 @@ extension EventLog {
                         }
                         lastTime = record.recordedAt
                         var storedNodeProblem: String?
-                        try frontier.append(leaf: leaf) { level, index, hash in
+                        try segment.frontier.append(leaf: leaf) { level, index, hash in
                             guard level >= LogTables.merkleStoredLevelMin, storedNodeProblem == nil else { return }
-                            let stored = try MerkleNodeKey.with(level: level, index: index) { try txn.get(tables.merkle, key: $0).map { Hash(loadingFrom: $0) } }
-                            if stored != hash { storedNodeProblem = "the stored Merkle node at level \(level), index \(index) does not match the records" }
+                            let global = (leafOffset >> UInt64(level)) + index
+                            let stored = try MerkleNodeKey.with(level: level, index: global) { try txn.get(tables.merkle, key: $0).map { Hash(loadingFrom: $0) } }
+                            if stored != hash { storedNodeProblem = "the stored Merkle node at level \(level), index \(global) does not match the records" }
                         }
                         if let storedNodeProblem { problem = VerifyProblem(position: position, reason: storedNodeProblem); return }
-                        if checkIndexes, let reason = try indexProblem(txn, record: record, watermark: watermark,
-                                                                       streamsSeen: &streamsSeen, tailVersions: &tailVersions) {
-                            problem = VerifyProblem(position: position, reason: reason)
-                            return
-                        }
-                        report.eventsChecked += 1
                         expected += 1
                         entry = try cursor.next()
                     }
@@ -100,14 +229,45 @@ extension EventLog {
                 }
                 return problem
             }
-            if let found { report.problem = found; return report }
+            if let found { segment.problem = found; return segment }
+            progress(chunkEnd + 1 - next)
             next = chunkEnd + 1
-            progress?(chunkEnd, head.position)
         }
-        if chain != head.chainHash { return fail(head.position, "the hash of the last record differs from the head's") }
-        if frontier != head.frontier { return fail(head.position, "the Merkle tree recomputed from the records differs from the head's") }
-        if checkIndexes, let reason = try countProblem(head: head, watermark: watermark, streamsSeen: streamsSeen) { return fail(0, reason) }
-        return report
+        segment.lastHash = chain
+        return segment
+    }
+
+    /// The index pass, after the records are known sound: every record's entries, then the counts.
+    private func checkIndexEntries(head: LogHead, watermark: UInt64, progress: (UInt64) -> Void) throws -> VerifyProblem? {
+        /// Last versions of the streams seen after the watermark (at most the tail's size).
+        var tailVersions: [String: UInt64] = [:]
+        var streamsSeen: UInt64 = 0
+        var next: UInt64 = 1
+        while next <= head.position {
+            let chunkEnd = min(head.position, next + 16 * UInt64(Limits.readChunkEvents) - 1)
+            let found: VerifyProblem? = try withSnapshot { snapshot in
+                let txn = snapshot.txn
+                var problem: VerifyProblem?
+                try txn.withCursor(tables.events) { cursor in
+                    var entry = try withBigEndian(next) { try cursor.seek($0) }
+                    while let current = entry {
+                        let position = LogReading.keyPosition(current.key)
+                        guard position <= chunkEnd else { return }
+                        let record = try RecordView(bytes: current.value, position: position)
+                        if let reason = try indexProblem(txn, record: record, watermark: watermark, streamsSeen: &streamsSeen, tailVersions: &tailVersions) {
+                            problem = VerifyProblem(position: position, reason: reason)
+                            return
+                        }
+                        entry = try cursor.next()
+                    }
+                }
+                return problem
+            }
+            if let found { return found }
+            progress(chunkEnd)
+            next = chunkEnd + 1
+        }
+        return try countProblem(head: head, watermark: watermark, streamsSeen: streamsSeen).map { VerifyProblem(position: 0, reason: $0) }
     }
 
     /// Checks the index entries of one record: up to the watermark they must be in the B-trees, after it
