@@ -27,6 +27,8 @@ let package = Package(
         .target(name: "TallyLMDB", dependencies: ["CLMDB"]),
         // SHA-256 for the hot paths through libcrypto (libssl-dev): a stack context, no allocation per hash.
         .target(name: "CTallySHA256", linkerSettings: [.linkedLibrary("crypto")]),
+        // sqlite3_config (variadic, so not callable from Swift) to turn off SQLite's global memory statistics mutex.
+        .target(name: "CTallySQLite", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(name: "TallyMerkle", dependencies: ["CTallySHA256", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "TallyLog",
@@ -39,7 +41,8 @@ let package = Package(
         // bundle, replayed business invariants.
         .target(name: "TallyAudit", dependencies: ["TallyLog", "TallyMerkle", "TallyDomain", .product(name: "Crypto", package: "swift-crypto")]),
         // The projector runtime: checkpoints, catch-up, follow, versioned rebuilds, time travel.
-        .target(name: "TallyProjection", dependencies: ["TallyLog", "TallyDomain", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "TallyProjection", dependencies: ["TallyLog", "TallyDomain", "CTallySQLite", .product(name: "GRDB", package: "GRDB.swift"),
+                                                        .product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // One target per projector module and its read model.
         .target(name: "SalesLogProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/SalesLog"),
         .target(name: "MemberActivityProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/MemberActivity"),

@@ -113,8 +113,9 @@ public struct MemberActivity: Projector {
 
         case CartOpened.eventType:
             let cartID = try json.string("cartID"), storeID = try json.string("storeID"), memberID = try json.string("memberID")
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO carts (cart_id, member_id, store_id, last_activity_us) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [cartID, memberID, storeID, event.recordedAt.microsecondsSinceEpoch])
+            try db.run("INSERT OR REPLACE INTO carts (cart_id, member_id, store_id, last_activity_us) VALUES (?, ?, ?, ?)") {
+                $0.bind(cartID); $0.bind(memberID); $0.bind(storeID); $0.bind(event.recordedAt.microsecondsSinceEpoch)
+            }
             try record(db, event, .member, memberID, subject: cartID, detail: "opened cart at store \(storeID)", counter: .cart)
         case CartItemAdded.eventType:
             let cartID = try json.string("cartID"), sku = try json.string("sku"), scannedInput = try json.string("scannedInput")
@@ -131,8 +132,9 @@ public struct MemberActivity: Projector {
             try record(db, event, .member, member, subject: cartID, detail: "restricted items approved by staff \(try json.string("staffID"))")
         case CartCheckedOut.eventType:
             let cartID = try json.string("cartID"), total = try json.money("total")
-            try db.cachedStatement(sql: "UPDATE carts SET checked_out = 1, last_activity_us = ? WHERE cart_id = ?")
-                .execute(arguments: [event.recordedAt.microsecondsSinceEpoch, cartID])
+            try db.run("UPDATE carts SET checked_out = 1, last_activity_us = ? WHERE cart_id = ?") {
+                $0.bind(event.recordedAt.microsecondsSinceEpoch); $0.bind(cartID)
+            }
             var lines = 0, units = 0
             try json.required("lines").forEachElement { line in
                 lines += 1
@@ -150,7 +152,7 @@ public struct MemberActivity: Projector {
             try record(db, event, .customer, try json.string("userID"), detail: "deactivated", counter: .deactivation)
         case OrderPlaced.eventType:
             let orderID = try json.string("orderID"), userID = try json.string("userID")
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO orders (order_id, member_id) VALUES (?, ?)").execute(arguments: [orderID, userID])
+            try db.run("INSERT OR REPLACE INTO orders (order_id, member_id) VALUES (?, ?)") { $0.bind(orderID); $0.bind(userID) }
             var lines = 0, units = 0
             try json.required("lines").forEachElement { line in
                 lines += 1
@@ -194,15 +196,16 @@ public struct MemberActivity: Projector {
 
     /// The cart's member, touching its last activity: one statement (UPDATE … RETURNING).
     private func cartMember(_ db: Database, _ cartID: String, _ event: ProjectedEvent) throws -> String {
-        guard let member = try String.fetchOne(db.cachedStatement(sql: "UPDATE carts SET last_activity_us = ? WHERE cart_id = ? RETURNING member_id"),
-                                               arguments: [event.recordedAt.microsecondsSinceEpoch, cartID]) else {
+        guard let member = try db.text("UPDATE carts SET last_activity_us = ? WHERE cart_id = ? RETURNING member_id", {
+            $0.bind(event.recordedAt.microsecondsSinceEpoch); $0.bind(cartID)
+        }) else {
             throw ProjectionError.inconsistent("cart \(cartID) was never opened")
         }
         return member
     }
 
     private func orderMember(_ db: Database, _ orderID: String) throws -> String {
-        guard let member = try String.fetchOne(db.cachedStatement(sql: "SELECT member_id FROM orders WHERE order_id = ?"), arguments: [orderID]) else {
+        guard let member = try db.text("SELECT member_id FROM orders WHERE order_id = ?", { $0.bind(orderID) }) else {
             throw ProjectionError.inconsistent("order \(orderID) was never placed")
         }
         return member
@@ -216,25 +219,30 @@ public struct MemberActivity: Projector {
                         amount: Money? = nil, counter: Counter? = nil, spent: Money? = nil) throws {
         let at = event.recordedAtISO
         let atMicroseconds = event.recordedAt.microsecondsSinceEpoch
-        try db.cachedStatement(sql: """
+        try db.run("""
             INSERT INTO activity (position, kind, member_id, action, subject, detail, amount_minor, currency, at, at_us)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [Int64(event.position), kind.rawValue, member, event.type, subject, detail, amount?.minor,
-                                     amount?.currency.code, at, atMicroseconds])
+            """) {
+            $0.bind(Int64(event.position)); $0.bind(kind.rawValue); $0.bind(member); $0.bind(event.type); $0.bind(subject); $0.bind(detail)
+            $0.bind(amount?.minor); $0.bind(amount?.currency.code); $0.bind(at); $0.bind(atMicroseconds)
+        }
         let (carts, checkouts, orders, payments) = (counter == .cart ? 1 : 0, counter == .checkout ? 1 : 0, counter == .order ? 1 : 0,
                                                     counter == .payment ? 1 : 0)
         let active = counter == .deactivation ? 0 : 1
-        try db.cachedStatement(sql: """
+        try db.run("""
             INSERT INTO members (kind, member_id, first_seen, last_seen, last_seen_us, actions, carts, checkouts, orders, payments, active)
             VALUES (?1, ?2, ?3, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9)
             ON CONFLICT (kind, member_id) DO UPDATE SET last_seen = ?3, last_seen_us = ?4, actions = actions + 1, carts = carts + ?5,
                 checkouts = checkouts + ?6, orders = orders + ?7, payments = payments + ?8, active = MIN(active, ?9)
-            """).execute(arguments: [kind.rawValue, member, at, atMicroseconds, carts, checkouts, orders, payments, active])
+            """) {
+            $0.bind(kind.rawValue); $0.bind(member); $0.bind(at); $0.bind(atMicroseconds)
+            $0.bind(carts); $0.bind(checkouts); $0.bind(orders); $0.bind(payments); $0.bind(active)
+        }
         if let spent {
-            try db.cachedStatement(sql: """
+            try db.run("""
                 INSERT INTO member_spending (kind, member_id, currency, spent_minor) VALUES (?, ?, ?, ?)
                 ON CONFLICT (kind, member_id, currency) DO UPDATE SET spent_minor = spent_minor + excluded.spent_minor
-                """).execute(arguments: [kind.rawValue, member, spent.currency.code, spent.minor])
+                """) { $0.bind(kind.rawValue); $0.bind(member); $0.bind(spent.currency.code); $0.bind(spent.minor) }
         }
     }
 }

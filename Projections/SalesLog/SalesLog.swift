@@ -113,22 +113,28 @@ public struct SalesLog: Projector {
 
         case VoucherIssued.eventType:
             let amount = try json.money("amount")
-            try db.cachedStatement(sql: """
+            let voucherID = try json.string("voucherID"), email = try json.string("buyerEmail")
+            try db.run("""
                 INSERT INTO vouchers (voucher_id, amount_minor, currency, buyer_email, issued_at, issued_position) VALUES (?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [try json.string("voucherID"), amount.minor, amount.currency.code, try json.string("buyerEmail"),
-                                         event.recordedAtISO, Int64(event.position)])
+                """) {
+                $0.bind(voucherID); $0.bind(amount.minor); $0.bind(amount.currency.code); $0.bind(email)
+                $0.bind(event.recordedAtISO); $0.bind(Int64(event.position))
+            }
 
         case VoucherRedeemed.eventType:
             let voucherID = try json.string("voucherID")
-            try db.cachedStatement(sql: """
+            let boothID = try json.string("boothID"), saleID = try json.string("saleID"), saleAmount = try json.money("saleAmount")
+            try db.run("""
                 UPDATE vouchers SET redeemed_at = ?, redeemed_position = ?, booth_id = ?, sale_id = ?, sale_amount_minor = ? WHERE voucher_id = ?
-                """).execute(arguments: [event.recordedAtISO, Int64(event.position), try json.string("boothID"), try json.string("saleID"),
-                                         try json.money("saleAmount").minor, voucherID])
+                """) {
+                $0.bind(event.recordedAtISO); $0.bind(Int64(event.position)); $0.bind(boothID); $0.bind(saleID)
+                $0.bind(saleAmount.minor); $0.bind(voucherID)
+            }
             guard db.changesCount == 1 else { throw ProjectionError.inconsistent("voucher \(voucherID) was redeemed but never issued") }
 
         case SaleRecorded.eventType:
             let voucherID = try json.string("voucherID"), boothID = try json.string("boothID")
-            let email = try String.fetchOne(db.cachedStatement(sql: "SELECT buyer_email FROM vouchers WHERE voucher_id = ?"), arguments: [voucherID])
+            let email = try db.text("SELECT buyer_email FROM vouchers WHERE voucher_id = ?", { $0.bind(voucherID) })
             try insertSale(db, event, channel: "booth", saleID: try json.string("saleID"), voucherID: voucherID, buyerEmail: email,
                            boothID: boothID, storeID: nil, operatorID: try json.string("operatorID"), memberID: nil, paymentTransactionID: nil,
                            amount: try json.money("amount"), location: boothID)
@@ -165,16 +171,18 @@ public struct SalesLog: Projector {
                             boothID: String?, storeID: String?, operatorID: String?, memberID: String?, paymentTransactionID: String?,
                             amount: Money, location: String) throws {
         let day = event.day
-        try db.cachedStatement(sql: """
+        try db.run("""
             INSERT INTO sales (position, channel, sale_id, voucher_id, buyer_email, booth_id, store_id, operator_id, member_id,
                                payment_transaction_id, amount_minor, currency, sold_at, sold_at_us, day)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [Int64(event.position), channel, saleID, voucherID, buyerEmail, boothID, storeID, operatorID, memberID,
-                                     paymentTransactionID, amount.minor, amount.currency.code, event.recordedAtISO,
-                                     event.recordedAt.microsecondsSinceEpoch, day])
-        try db.cachedStatement(sql: """
+            """) {
+            $0.bind(Int64(event.position)); $0.bind(channel); $0.bind(saleID); $0.bind(voucherID); $0.bind(buyerEmail); $0.bind(boothID)
+            $0.bind(storeID); $0.bind(operatorID); $0.bind(memberID); $0.bind(paymentTransactionID); $0.bind(amount.minor)
+            $0.bind(amount.currency.code); $0.bind(event.recordedAtISO); $0.bind(event.recordedAt.microsecondsSinceEpoch); $0.bind(day)
+        }
+        try db.run("""
             INSERT INTO revenue_daily (day, channel, location, currency, sales, revenue_minor) VALUES (?, ?, ?, ?, 1, ?)
             ON CONFLICT (day, channel, location, currency) DO UPDATE SET sales = sales + 1, revenue_minor = revenue_minor + excluded.revenue_minor
-            """).execute(arguments: [day, channel, location, amount.currency.code, amount.minor])
+            """) { $0.bind(day); $0.bind(channel); $0.bind(location); $0.bind(amount.currency.code); $0.bind(amount.minor) }
     }
 }

@@ -130,12 +130,17 @@ public struct Transactions: Projector {
             let amount = try price.money("price")
             let start = try price.member("start").flatMap { $0.isNull ? nil : Timestamp(microsecondsSinceEpoch: try $0.int64()) }
             let end = try price.member("end").flatMap { $0.isNull ? nil : Timestamp(microsecondsSinceEpoch: try $0.int64()) }
-            try db.cachedStatement(sql: """
+            let storeID = try json.string("storeID"), sku = try price.string("sku"), priceType = try price.int("priceType")
+            let quantity = try price.int("quantity"), taxable = try price.bool("taxable"), bogo = try price.bool("bogo")
+            let label = try price.string("label")
+            try db.run("""
                 INSERT INTO item_prices (position, store_id, sku, price_start, price_end, price_type, price_minor, currency, quantity, taxable, bogo, label)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [Int64(event.position), try json.string("storeID"), try price.string("sku"), start?.iso8601, end?.iso8601,
-                                         try price.int("priceType"), amount.minor, amount.currency.code, try price.int("quantity"),
-                                         try price.bool("taxable"), try price.bool("bogo"), try price.string("label")])
+                """) {
+                $0.bind(Int64(event.position)); $0.bind(storeID); $0.bind(sku); $0.bind(start?.iso8601); $0.bind(end?.iso8601)
+                $0.bind(priceType); $0.bind(amount.minor); $0.bind(amount.currency.code); $0.bind(quantity); $0.bind(taxable)
+                $0.bind(bogo); $0.bind(label)
+            }
 
         default:
             break
@@ -146,13 +151,17 @@ public struct Transactions: Projector {
                             storeID: String, scannedInput: String?, sku: String, description: String, size: String?, unitPrice: Money,
                             quantity: Int, appliedDiscounts: Money, preTaxTotal: Money, taxable: Bool?, departmentCode: String?, bogo: Bool,
                             paymentTransactionID: String) throws {
-        try db.cachedStatement(sql: """
+        try db.run("""
             INSERT INTO transaction_lines (position, line, channel, transaction_id, member_id, store_id, scanned_input, sku, description, size,
                 unit_price_minor, quantity, applied_discounts_minor, pre_tax_total_minor, currency, taxable, department_code,
                 purchase_date, purchase_date_us, bogo, payment_transaction_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [Int64(event.position), line, channel, transactionID, memberID, storeID, scannedInput, sku, description, size,
-                                     unitPrice.minor, quantity, appliedDiscounts.minor, preTaxTotal.minor, unitPrice.currency.code, taxable,
-                                     departmentCode, event.recordedAtISO, event.recordedAt.microsecondsSinceEpoch, bogo, paymentTransactionID])
+            """) {
+            $0.bind(Int64(event.position)); $0.bind(line); $0.bind(channel); $0.bind(transactionID); $0.bind(memberID); $0.bind(storeID)
+            $0.bind(scannedInput); $0.bind(sku); $0.bind(description); $0.bind(size); $0.bind(unitPrice.minor); $0.bind(quantity)
+            $0.bind(appliedDiscounts.minor); $0.bind(preTaxTotal.minor); $0.bind(unitPrice.currency.code); $0.bind(taxable)
+            $0.bind(departmentCode); $0.bind(event.recordedAtISO); $0.bind(event.recordedAt.microsecondsSinceEpoch); $0.bind(bogo)
+            $0.bind(paymentTransactionID)
+        }
     }
 }

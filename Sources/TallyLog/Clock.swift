@@ -21,14 +21,27 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         let micros = Int(microsecondsSinceEpoch - Int64(seconds) * 1_000_000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        let year = Int(parts.tm_year) + 1900
+        guard (0...9999).contains(year) else {
+            return "\(year)-\(parts.tm_mon + 1)-\(parts.tm_mday)T\(parts.tm_hour):\(parts.tm_min):\(parts.tm_sec).\(micros)Z (outside RFC 3339's years)"
         }
-        let fraction = String(micros)
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
-            + String(repeating: "0", count: 6 - fraction.count) + fraction + "Z"
+        // "YYYY-MM-DDTHH:MM:SS.ffffffZ", written as bytes: read models format one per event.
+        return String(unsafeUninitializedCapacity: 27) { out in
+            var offset = 0
+            func digits(_ value: Int, _ width: Int) {
+                var rest = value
+                for place in stride(from: width - 1, through: 0, by: -1) {
+                    out[offset + place] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                offset += width
+            }
+            func byte(_ character: Unicode.Scalar) { out[offset] = UInt8(ascii: character); offset += 1 }
+            digits(year, 4); byte("-"); digits(Int(parts.tm_mon) + 1, 2); byte("-"); digits(Int(parts.tm_mday), 2)
+            byte("T"); digits(Int(parts.tm_hour), 2); byte(":"); digits(Int(parts.tm_min), 2); byte(":"); digits(Int(parts.tm_sec), 2)
+            byte("."); digits(micros, 6); byte("Z")
+            return offset
+        }
     }
 
     /// Parses RFC 3339 (`2026-11-22T09:30:00Z`, with optional fraction and offset) or a bare date

@@ -1,3 +1,4 @@
+import CTallySQLite
 import Foundation
 import GRDB
 import TallyLog
@@ -35,7 +36,12 @@ struct ReadModelFile {
         case readOnly
     }
 
+    /// SQLite's memory statistics off, before this process's first connection (see `CTallySQLite`):
+    /// with them on, read models rebuilt on several threads queued on one process-wide mutex.
+    static let sqliteConfigured: Void = { _ = tally_sqlite_disable_memory_statistics() }()
+
     static func open(_ path: String, mode: Mode) throws -> ReadModelFile {
+        _ = sqliteConfigured
         var configuration = Configuration()
         configuration.readonly = mode == .readOnly
         configuration.busyMode = .timeout(30)

@@ -362,3 +362,25 @@ import TallyMerkle
 extension Collection<UInt8> {
     var hex: String { map { String(format: "%02x", $0) }.joined() }
 }
+
+@Suite struct TimestampTextContract {
+    /// The RFC 3339 text read models store, against Foundation's formatter, across leap days, the epoch,
+    /// before it, and every microsecond width.
+    @Test func iso8601MatchesFoundationsFormatter() {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+        var random = SplitMix64(seed: 7)
+        let samples: [Int64] = [0, 1, 999_999, 1_000_000, -1, -1_000_001, 951_782_400_000_000, 1_795_348_800_123_456, 253_402_300_799_999_999]
+            // From 1600 (Foundation's calendar is Julian before 1582; gmtime's is proleptic Gregorian) to 9999.
+            + (0..<500).map { _ in Int64(random.next() % 265_000_000_000_000_000) - 11_676_096_000_000_000 }
+        for micros in samples {
+            let timestamp = Timestamp(microsecondsSinceEpoch: micros)
+            let seconds = micros.floorDivided(by: 1_000_000)
+            let fraction = micros - seconds * 1_000_000
+            let expected = formatter.string(from: Date(timeIntervalSince1970: Double(seconds))) + "." + String(format: "%06lld", fraction) + "Z"
+            #expect(timestamp.iso8601 == expected, "\(micros)")
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import GRDB
+import Testing
+import TallyProjection
+
+/// `Database.run` / `Database.text`: the C-API binding the projectors use on their hot paths.
+@Suite struct FastSQLTests {
+    func database() throws -> DatabaseQueue {
+        let queue = try DatabaseQueue()
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, flag INTEGER, note TEXT) WITHOUT ROWID")
+        }
+        return queue
+    }
+
+    @Test func valuesAndNullsArriveAsGRDBWouldStoreThem() throws {
+        let queue = try database()
+        try queue.write { db in
+            try db.run("INSERT INTO t (id, n, flag, note) VALUES (?, ?, ?, ?)") { $0.bind("a"); $0.bind(Int64(-7)); $0.bind(true); $0.bind("") }
+            try db.run("INSERT INTO t (id, n, flag, note) VALUES (?, ?, ?, ?)") { $0.bind("b"); $0.bind(nil as Int64?); $0.bind(nil as Bool?); $0.bind(nil as String?) }
+            try db.run("INSERT INTO t (id, n, flag, note) VALUES (?, ?, ?, ?)") { $0.bind("ünï ✓"); $0.bind(Int.max); $0.bind(false); $0.bind("0042") }
+            try db.execute(sql: "INSERT INTO t (id, n, flag, note) VALUES (?, ?, ?, ?)", arguments: ["c", -7, true, ""])
+        }
+        try queue.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, n, flag, note, typeof(note) AS kind FROM t ORDER BY id")
+            #expect(rows.map { $0["id"] as String } == ["a", "b", "c", "ünï ✓"])
+            #expect(rows[0]["n"] as Int64 == -7 && rows[0]["flag"] as Bool == true && rows[0]["note"] as String == "" && rows[0]["kind"] as String == "text")
+            // The same values bound by GRDB are stored identically.
+            #expect(rows[0]["n"] as Int64 == rows[2]["n"] as Int64 && rows[0]["flag"] as Int64 == rows[2]["flag"] as Int64)
+            #expect(rows[1]["n"] as Int64? == nil && rows[1]["flag"] as Int64? == nil && rows[1]["kind"] as String == "null")
+            #expect(rows[3]["n"] as Int64 == Int64(Int.max) && rows[3]["flag"] as Int64 == 0 && rows[3]["note"] as String == "0042")
+        }
+    }
+
+    @Test func textReadsOneValueAndReturningAppliesTheUpdate() throws {
+        let queue = try database()
+        try queue.write { db in
+            try db.run("INSERT INTO t (id, n, note) VALUES (?, ?, ?)") { $0.bind("k"); $0.bind(1); $0.bind("member-1") }
+            #expect(try db.text("SELECT note FROM t WHERE id = ?", { $0.bind("k") }) == "member-1")
+            #expect(try db.text("SELECT note FROM t WHERE id = ?", { $0.bind("missing") }) == nil)
+            #expect(try db.text("UPDATE t SET n = n + 1 WHERE id = ? RETURNING note", { $0.bind("k") }) == "member-1")
+            #expect(try Int.fetchOne(db, sql: "SELECT n FROM t WHERE id = 'k'") == 2)
+            // The cached statement is reset: the next call sees fresh bindings.
+            #expect(try db.text("UPDATE t SET n = n + 1 WHERE id = ? RETURNING note", { $0.bind("other") }) == nil)
+            #expect(try Int.fetchOne(db, sql: "SELECT n FROM t WHERE id = 'k'") == 2)
+        }
+    }
+
+    @Test func refusalsAreNamedAndWriteNothing() throws {
+        let queue = try database()
+        try queue.write { db in
+            try db.run("INSERT INTO t (id, n) VALUES (?, ?)") { $0.bind("dup"); $0.bind(1) }
+            do {
+                try db.run("INSERT INTO t (id, n) VALUES (?, ?)") { $0.bind("dup"); $0.bind(2) }
+                Issue.record("a duplicate key was accepted")
+            } catch let error as DatabaseError {
+                #expect(error.resultCode == .SQLITE_CONSTRAINT)
+                #expect(error.sql == "INSERT INTO t (id, n) VALUES (?, ?)")
+            }
+            do {
+                try db.run("INSERT INTO t (id, n) VALUES (?, ?)") { $0.bind("short") }
+                Issue.record("a statement with a parameter left unbound ran")
+            } catch let error as DatabaseError {
+                #expect(error.message?.contains("1 values bound for 2 parameters") == true, "\(error)")
+            }
+            #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM t") == 1)
+            #expect(try Int.fetchOne(db, sql: "SELECT n FROM t WHERE id = 'dup'") == 1)
+        }
+    }
+}
