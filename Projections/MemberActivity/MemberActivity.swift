@@ -45,8 +45,6 @@ public struct MemberActivity: Projector {
                 at TEXT NOT NULL,
                 at_us INTEGER NOT NULL
             );
-            CREATE INDEX activity_by_member ON activity (kind, member_id, position);
-            CREATE INDEX activity_by_time ON activity (at_us);
 
             CREATE TABLE members (
                 kind TEXT NOT NULL,
@@ -78,7 +76,6 @@ public struct MemberActivity: Projector {
                 last_activity_us INTEGER NOT NULL,
                 checked_out INTEGER NOT NULL DEFAULT 0
             ) WITHOUT ROWID;
-            CREATE INDEX open_carts_by_member ON carts (member_id) WHERE checked_out = 0;
 
             CREATE TABLE orders (
                 order_id TEXT PRIMARY KEY,
@@ -92,6 +89,14 @@ public struct MemberActivity: Projector {
                            AND c.last_activity_us < (SELECT last_event_at FROM tally_projection) - \(Self.abandonedAfterMicroseconds)
                        ) AS abandoned_carts
                 FROM members m;
+            """)
+    }
+
+    public func createQueryIndexes(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE INDEX IF NOT EXISTS activity_by_member ON activity (kind, member_id, position);
+            CREATE INDEX IF NOT EXISTS activity_by_time ON activity (at_us);
+            CREATE INDEX IF NOT EXISTS open_carts_by_member ON carts (member_id) WHERE checked_out = 0;
             """)
     }
 

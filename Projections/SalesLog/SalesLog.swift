@@ -44,10 +44,6 @@ public struct SalesLog: Projector {
                 sold_at_us INTEGER NOT NULL,
                 day TEXT NOT NULL
             );
-            CREATE INDEX sales_by_booth ON sales (booth_id, sold_at_us) WHERE booth_id IS NOT NULL;
-            CREATE INDEX sales_by_store ON sales (store_id, sold_at_us) WHERE store_id IS NOT NULL;
-            CREATE INDEX sales_by_time ON sales (sold_at_us);
-            CREATE INDEX sales_by_voucher ON sales (voucher_id) WHERE voucher_id IS NOT NULL;
 
             CREATE TABLE revenue_daily (
                 day TEXT NOT NULL,
@@ -101,6 +97,15 @@ public struct SalesLog: Projector {
                        SUM(redeemed_at IS NULL) AS outstanding,
                        COALESCE(SUM(CASE WHEN redeemed_at IS NULL THEN amount_minor END), 0) AS outstanding_value_minor
                 FROM vouchers GROUP BY currency;
+            """)
+    }
+
+    public func createQueryIndexes(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE INDEX IF NOT EXISTS sales_by_booth ON sales (booth_id, sold_at_us) WHERE booth_id IS NOT NULL;
+            CREATE INDEX IF NOT EXISTS sales_by_store ON sales (store_id, sold_at_us) WHERE store_id IS NOT NULL;
+            CREATE INDEX IF NOT EXISTS sales_by_time ON sales (sold_at_us);
+            CREATE INDEX IF NOT EXISTS sales_by_voucher ON sales (voucher_id) WHERE voucher_id IS NOT NULL;
             """)
     }
 

@@ -48,10 +48,6 @@ public struct Transactions: Projector {
                 payment_transaction_id TEXT,
                 PRIMARY KEY (position, line)
             ) WITHOUT ROWID;
-            CREATE INDEX lines_by_member ON transaction_lines (member_id, purchase_date_us);
-            CREATE INDEX lines_by_store ON transaction_lines (store_id, purchase_date_us);
-            CREATE INDEX lines_by_sku ON transaction_lines (sku);
-            CREATE INDEX lines_by_time ON transaction_lines (purchase_date_us);
 
             CREATE TABLE item_prices (
                 position INTEGER PRIMARY KEY,
@@ -67,13 +63,22 @@ public struct Transactions: Projector {
                 bogo INTEGER NOT NULL,
                 label TEXT NOT NULL
             );
-            CREATE INDEX prices_by_item ON item_prices (store_id, sku);
 
             CREATE TABLE open_orders (
                 order_id TEXT PRIMARY KEY,
                 member_id TEXT NOT NULL,
                 lines TEXT NOT NULL
             ) WITHOUT ROWID;
+            """)
+    }
+
+    public func createQueryIndexes(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE INDEX IF NOT EXISTS lines_by_member ON transaction_lines (member_id, purchase_date_us);
+            CREATE INDEX IF NOT EXISTS lines_by_store ON transaction_lines (store_id, purchase_date_us);
+            CREATE INDEX IF NOT EXISTS lines_by_sku ON transaction_lines (sku);
+            CREATE INDEX IF NOT EXISTS lines_by_time ON transaction_lines (purchase_date_us);
+            CREATE INDEX IF NOT EXISTS prices_by_item ON item_prices (store_id, sku);
             """)
     }
 

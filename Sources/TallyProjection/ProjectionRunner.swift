@@ -210,6 +210,7 @@ public final class ProjectionRunner: Sendable {
             if checkpoint >= head { break }
             checkpoint = try advance(file, projector, to: head, progress: progress)
         }
+        try file.createQueryIndexes(projector)
         try file.markComplete()
         try switchIn(projector.name, file: file)
         return Outcome(name: projector.name, version: projector.version, checkpoint: checkpoint, applied: checkpoint - start, switched: true)
@@ -265,6 +266,7 @@ public final class ProjectionRunner: Sendable {
             }
             let file = try ReadModelFile.create(path, projector: projector, storeID: storeID, asOf: position)
             _ = try advance(file, projector, to: position, progress: progress)
+            try file.createQueryIndexes(projector)
             try file.markComplete()
             try file.queue.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
             return path

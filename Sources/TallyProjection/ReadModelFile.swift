@@ -62,6 +62,14 @@ struct ReadModelFile {
     }
 
     /// Creates the checkpoint table and the projector's schema in a new, empty file.
+    /// The projector's query indexes, once the build has reached its end (see `Projector.createQueryIndexes`).
+    func createQueryIndexes(_ projector: any Projector) throws {
+        try queue.inTransaction(.immediate) { db in
+            try projector.createQueryIndexes(db)
+            return .commit
+        }
+    }
+
     static func create(_ path: String, projector: any Projector, storeID: String, asOf: UInt64?) throws -> ReadModelFile {
         let file = try open(path, mode: .building)
         try file.queue.inTransaction(.immediate) { db in

@@ -48,11 +48,13 @@ struct TestStore {
     }
 }
 
-/// Every table of a read model (but the checkpoint row), each as its rows in a stable order.
+/// Every table of a read model (but the checkpoint row), each as its rows in a stable order, and under
+/// "(schema)" every table, index and view with its SQL.
 func dump(_ queue: DatabaseQueue) throws -> [String: [String]] {
     try queue.read { db in
         let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'tally_projection' ORDER BY name")
         var result: [String: [String]] = [:]
+        result["(schema)"] = try Row.fetchAll(db, sql: "SELECT type, name, sql FROM sqlite_master ORDER BY type, name").map(\.description)
         for table in tables {
             result[table] = try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\"").map(\.description).sorted()
         }
