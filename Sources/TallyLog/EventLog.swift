@@ -151,6 +151,17 @@ public final class EventLog: Sendable {
         return result!
     }
 
+    /// `append` without waiting, for importers and other producers of many batches: the batch is
+    /// checked and encoded on this thread (a refusal of its shape throws here, before anything is
+    /// queued), then queued; `completion` is called on the writer thread once it is durable or refused.
+    /// Batches submitted one after another from one thread are written in that order, so a producer can
+    /// keep a few in flight and prepare the next while the writer writes the last.
+    public func append(_ request: AppendRequest, completion: @escaping @Sendable (Result<AppendResult, any Error>) -> Void) throws {
+        guard let committer else { throw LogError.readOnlyStore(path: path) }
+        let batch = try PreparedBatch(request)
+        committer.submit(PendingWrite(work: .batch(batch)) { outcome in completion(outcome.map { $0! }) })
+    }
+
     /// Runs `decide` inside the writer's transaction, after every append queued before it, and appends
     /// what it returns (nothing if it returns nil). What `decide` reads cannot change before its events
     /// are written, so rules checked there hold under any concurrency. `decide` must be quick and must

@@ -29,6 +29,43 @@ import Testing
         #expect(try fixture.log.verify().isSound)
     }
 
+    /// Batches submitted without waiting are written in submission order, each all or nothing: a refused
+    /// one in the middle costs only itself, and a malformed one throws before anything is queued.
+    @Test func batchesAppendedWithoutWaitingKeepTheirOrder() throws {
+        let fixture = try Fixture()
+        let outcomes = Mutex<[Int: Result<AppendResult, any Error>]>([:])
+        let done = DispatchGroup()
+        for index in 0..<40 {
+            let events = (0..<5).map { fixture.event("s-\(index % 4)", "T", "{\"batch\":\(index),\"n\":\($0)}") }
+            // Batch 17 expects a version its stream cannot have: refused, alone.
+            let expected: ExpectedVersion = index == 17 ? .exact(999) : .any
+            done.enter()
+            try fixture.log.append(AppendRequest(stream: "s-\(index % 4)", expected: expected, events: events)) { outcome in
+                outcomes.withLock { $0[index] = outcome }
+                done.leave()
+            }
+        }
+        #expect(throws: LogError.emptyBatch) { try fixture.log.append(AppendRequest(events: [])) { _ in Issue.record("a refused batch was queued") } }
+        done.wait()
+        let results = outcomes.withLock { $0 }
+        var previous: UInt64 = 0
+        for index in 0..<40 {
+            let outcome = try #require(results[index])
+            if index == 17 {
+                #expect(throws: LogError.self) { try outcome.get() }
+                continue
+            }
+            let positions = try outcome.get().positions
+            #expect(positions.first == previous + 1 && positions.count == 5, "batch \(index)")
+            previous = positions.last ?? previous
+        }
+        let events = try fixture.readAll()
+        #expect(events.count == 39 * 5)
+        #expect(events.map { String(decoding: $0.payload, as: UTF8.self) } == (0..<40).filter { $0 != 17 }.flatMap { index in
+            (0..<5).map { "{\"batch\":\(index),\"n\":\($0)}" }
+        })
+    }
+
     @Test func ofAppendsExpectingTheSameVersionExactlyOneSucceeds() async throws {
         let fixture = try Fixture()
         try fixture.append("voucher-9")
