@@ -63,7 +63,11 @@ struct ReadModelFile {
 
     /// Creates the checkpoint table and the projector's schema in a new, empty file.
     /// The projector's query indexes, once the build has reached its end (see `Projector.createQueryIndexes`).
+    /// Index creation sorts with up to `cache_size` of memory besides the page cache, for each read
+    /// model being built at once: both are lowered to 8 MiB for it (the sort spills to temporary files),
+    /// which keeps three concurrent builds' memory bounded whatever the log's size.
     func createQueryIndexes(_ projector: any Projector) throws {
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA cache_size = -8192; PRAGMA temp_store = FILE") }
         try queue.inTransaction(.immediate) { db in
             try projector.createQueryIndexes(db)
             return .commit
