@@ -48,4 +48,70 @@ import Testing
             _ = try? bytes.withUnsafeBytes { raw in try JSONView(document: raw).required("price").money("price") }
         }
     }
+
+    @Test func namesFieldsInsideArrayElementsAndNestedObjects() throws {
+        try view(#"{"lines":[{"q":2},{"q":"3"},{"p":1}],"price":{"price":{"minor":1}}}"#) { json in
+            var seen = 0
+            #expect(throws: JSONViewError.wrongType(path: "lines[1].q", expected: "a whole number")) {
+                try json.required("lines").forEachElement { seen += try $0.int("q") }
+            }
+            #expect(seen == 2)
+            #expect(throws: JSONViewError.missing(path: "lines[2].q")) {
+                var index = 0
+                try json.required("lines").forEachElement { line in
+                    if index == 2 { _ = try line.int("q") }
+                    index += 1
+                }
+            }
+            #expect(throws: JSONViewError.missing(path: "price.price.currency")) { _ = try json.required("price").money("price") }
+        }
+    }
+
+    /// The document's and array elements' members are found through an index built while checking
+    /// them; nested objects are scanned. Both must agree with Foundation's parser on every member, the
+    /// first of duplicate keys, and keys written with escapes (which never match a name).
+    @Test func indexedAndScannedLookupsAgreeWithFoundation() throws {
+        var random = SplitMix64(seed: 31)
+        let alphabet = Array("ab\\\"é ,:{}[]x0".unicodeScalars)
+        for round in 0..<300 {
+            var object: [String: Any] = [:]
+            var names: [String] = []
+            for field in 0..<(1 + Int(random.next() % 9)) {
+                // Strings of every length around the 8-byte steps, with quotes, backslashes and controls.
+                var text = ""
+                for _ in 0..<Int(random.next() % 24) { text.unicodeScalars.append(alphabet[Int(random.next() % UInt64(alphabet.count))]) }
+                if random.next() % 5 == 0 { text += "\n\u{1}" }
+                let name = "k\(field)\(random.next() % 3 == 0 ? "é" : "")"
+                names.append(name)
+                object[name] = field % 2 == 0 ? text : ["inner": text, "n": field] as [String: Any]
+            }
+            let data = try JSONSerialization.data(withJSONObject: ["doc": object, "list": [object, object]], options: [.sortedKeys])
+            try data.withUnsafeBytes { raw in
+                let json = try JSONView(document: raw)
+                let nested = try json.required("doc")
+                var elements: [JSONView] = []
+                try json.required("list").forEachElement { element in
+                    for name in names {
+                        let value = try #require(try element.member(name), "round \(round): \(name)")
+                        let scanned = try #require(try nested.member(name))
+                        #expect(value.rawText == scanned.rawText)
+                        if let expected = object[name] as? String {
+                            #expect(try value.string() == expected)
+                        } else {
+                            #expect(try value.string("inner") == (object[name] as! [String: Any])["inner"] as! String)
+                        }
+                    }
+                    #expect(try element.member("absent") == nil && nested.member("absent") == nil)
+                    elements.append(element)
+                }
+                #expect(elements.count == 2)
+            }
+        }
+        // Duplicate keys: the first wins, indexed or scanned; an escaped key is not its unescaped name.
+        try view(#"{"a":1,"a":2,"b\u0061":3,"o":{"a":4,"a":5}}"#) { json throws in
+            #expect(try json.int("a") == 1)
+            #expect(try json.required("o").int("a") == 4)
+            #expect(try json.member("ba") == nil)
+        }
+    }
 }
