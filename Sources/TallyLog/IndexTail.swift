@@ -21,6 +21,12 @@ final class IndexTail: @unchecked Sendable {
     private var through: UInt64 = 0
     private var streams: [String: [StreamVersionPosition]] = [:]
     private var types: [String: [UInt64]] = [:]
+    /// The stream and type of each entry, in position order from `orderStart` (position `base + 1`):
+    /// when the writer merges a slice, exactly its entries are dropped. Filtering every stream's
+    /// entries instead cost time in proportion to the whole tail at every merge (9% of the writer
+    /// thread's samples at 1,000-event batches; dropping the slice, 6%).
+    private var order: [(stream: String, type: String)] = []
+    private var orderStart = 0
 
     /// The entries a snapshot sees: positions in (watermark, head].
     func view(_ txn: some TransactionReading, tables: LogTables) throws -> TailView {
@@ -34,25 +40,57 @@ final class IndexTail: @unchecked Sendable {
                 try Self.scan(txn, tables: tables, after: watermark, through: head, into: &scratch.streams, &scratch.types)
                 return TailView(watermark: watermark, head: head, streams: scratch.streams, types: scratch.types)
             }
-            if watermark > base {
-                // The writer merged entries into the B-trees: drop them here.
-                streams = streams.compactMapValues { entries in
-                    let kept = entries.drop { $0.position <= watermark }
-                    return kept.isEmpty ? nil : Array(kept)
-                }
-                types = types.compactMapValues { positions in
-                    let kept = positions.drop { $0 <= watermark }
-                    return kept.isEmpty ? nil : Array(kept)
-                }
-                base = watermark
-                through = max(through, watermark)
-            }
+            if watermark > base { dropMerged(through: watermark) }
             if through < head {
-                try Self.scan(txn, tables: tables, after: through, through: head, into: &streams, &types)
+                try LogReading.scanAll(txn, tables: tables, from: through + 1, backward: false, untilPosition: head) { record in
+                    let stream = record.stream, type = record.type
+                    streams[stream, default: []].append(StreamVersionPosition(version: record.version, position: record.position))
+                    types[type, default: []].append(record.position)
+                    order.append((stream, type))
+                    return true
+                }
                 through = head
             }
             return TailView(watermark: watermark, head: head, streams: streams, types: types)
         }
+    }
+
+    /// The writer merged the entries through `watermark` into the B-trees: drops them here. Each
+    /// stream's and type's entries are in position order, so the merged ones are its first.
+    private func dropMerged(through watermark: UInt64) {
+        let merged = orderStart..<(orderStart + Int(watermark - base))
+        guard watermark < through, merged.upperBound <= order.count else { return reset(to: watermark) }
+        var streamCounts: [String: Int] = [:], typeCounts: [String: Int] = [:]
+        for (stream, type) in order[merged] {
+            streamCounts[stream, default: 0] += 1
+            typeCounts[type, default: 0] += 1
+        }
+        // Each count is at most what the maps hold (they were filled together); if not, start over
+        // from the records rather than trust them.
+        guard streamCounts.allSatisfy({ streams[$0.key]?.count ?? 0 >= $0.value }),
+              typeCounts.allSatisfy({ types[$0.key]?.count ?? 0 >= $0.value }) else { return reset(to: watermark) }
+        for (stream, count) in streamCounts {
+            if streams[stream]?.count == count { streams[stream] = nil } else { streams[stream]?.removeFirst(count) }
+        }
+        for (type, count) in typeCounts {
+            if types[type]?.count == count { types[type] = nil } else { types[type]?.removeFirst(count) }
+        }
+        orderStart = merged.upperBound
+        if orderStart * 2 > order.count {
+            order.removeFirst(orderStart)
+            orderStart = 0
+        }
+        base = watermark
+    }
+
+    /// Forgets every entry: the records after `watermark` are scanned again.
+    private func reset(to watermark: UInt64) {
+        streams.removeAll(keepingCapacity: true)
+        types.removeAll(keepingCapacity: true)
+        order.removeAll(keepingCapacity: true)
+        orderStart = 0
+        base = watermark
+        through = watermark
     }
 
     /// Adds the entries of records (after, through] to the maps.

@@ -148,4 +148,32 @@ import Testing
         #expect(try fixture.readAll(ReadQuery(.type("ItemAdded"))).count == 300)
         #expect(try fixture.readAll(ReadQuery(.type("Tick"))).count == 40)
     }
+
+    /// Reads between small merges: each read finds the tail already holding entries the writer has
+    /// since merged, and must drop exactly those (a slice of it, not all of it) and keep the rest.
+    @Test func readsBetweenSlicedMergesSeeEveryEntryOnce() throws {
+        let fixture = try Fixture(indexTailEventsMax: 16)
+        var random = SplitMix64(seed: 5)
+        var streamPositions: [String: [UInt64]] = [:], typePositions: [String: [UInt64]] = [:]
+        var mergesSeen = Set<UInt64>()
+        for _ in 0..<400 {
+            // A few busy streams and many quiet ones; three types.
+            let stream = random.next() % 3 == 0 ? "busy-\(random.next() % 2)" : "quiet-\(random.next() % 40)"
+            let type = ["A", "B", "C"][Int(random.next() % 3)]
+            let count = 1 + Int(random.next() % 3)
+            let result = try fixture.log.append(AppendRequest(events: (0..<count).map { _ in fixture.event(stream, type) }))
+            streamPositions[stream, default: []] += result.positions
+            typePositions[type, default: []] += result.positions
+            let probe = random.next() % 2 == 0 ? stream : Array(streamPositions.keys)[Int(random.next() % UInt64(streamPositions.count))]
+            #expect(try fixture.readAll(ReadQuery(.stream(probe))).map(\.position) == streamPositions[probe]!)
+            #expect(try fixture.readAll(ReadQuery(.type(type))).map(\.position) == typePositions[type]!)
+            mergesSeen.insert(try fixture.log.withSnapshot { try fixture.log.tables.indexedWatermark($0.txn, head: $0.head().position) })
+        }
+        #expect(mergesSeen.count > 50, "the watermark moved \(mergesSeen.count) times")
+        for (stream, positions) in streamPositions {
+            #expect(try fixture.readAll(ReadQuery(.stream(stream), backward: true)).map(\.position) == positions.reversed())
+            #expect(try fixture.log.withSnapshot { try $0.version(of: stream) } == UInt64(positions.count))
+        }
+        #expect(try fixture.log.verify().isSound)
+    }
 }
