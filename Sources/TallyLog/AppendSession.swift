@@ -134,7 +134,11 @@ struct StreamState: Sendable {
 /// is undone with `rollBack`, so the cache always matches the last commit.
 final class StreamCache: @unchecked Sendable {
     // @unchecked: only the writer thread touches it.
-    var states: [String: StreamState] = [:]
+    /// The streams seen since the last `age()`, then those seen in the generation before: a stream
+    /// found only in the older one moves to the newer. At `entriesMax` streams the older generation
+    /// is dropped, so the streams in use stay cached and the memory stays bounded (two generations).
+    private(set) var states: [String: StreamState] = [:]
+    private var olderStates: [String: StreamState] = [:]
     /// Index entries of this writer's events after the watermark, in position order.
     var pendingIndex: [PendingIndexEntry] = []
     /// What the current transaction changed: the previous state of each stream it touched.
@@ -146,7 +150,9 @@ final class StreamCache: @unchecked Sendable {
     /// Event types numbered for this writer, so a pending entry holds an integer, not a copy of its type.
     private var typeIDs: [String: Int] = [:]
     private(set) var typeNames: [ContiguousArray<UInt8>] = []
-    static let entriesMax = 1 << 18
+    let entriesMax: Int
+
+    init(entriesMax: Int) { self.entriesMax = entriesMax }
 
     func typeID(_ type: String, bytes: UnsafeRawBufferPointer) -> Int {
         if let id = typeIDs[type] { return id }
@@ -155,9 +161,26 @@ final class StreamCache: @unchecked Sendable {
         return typeNames.count - 1
     }
 
+    /// The stream's cached state, if any.
+    func state(_ stream: String) -> StreamState? {
+        if let state = states[stream] { return state }
+        guard let state = olderStates.removeValue(forKey: stream) else { return nil }
+        states[stream] = state  // The same committed state: nothing for `rollBack` to undo.
+        return state
+    }
+
     func set(_ stream: String, _ state: StreamState, previous: StreamState?) {
         undo.append((stream, previous))
         states[stream] = state
+    }
+
+    /// Between transactions, once `entriesMax` streams are cached: the newer generation becomes the
+    /// older one and the oldest is dropped. The pending index entries stay: they are still exact.
+    func ageIfFull() {
+        guard states.count >= entriesMax else { return }
+        olderStates = states
+        states = [:]
+        states.reserveCapacity(olderStates.count)
     }
 
     /// The transaction committed: its changes stay.
@@ -179,6 +202,7 @@ final class StreamCache: @unchecked Sendable {
 
     func removeAll() {
         states.removeAll(keepingCapacity: true)
+        olderStates.removeAll()
         pendingIndex.removeAll(keepingCapacity: true)
         undo.removeAll(keepingCapacity: true)
         pendingIndexCommitted = 0
@@ -245,7 +269,7 @@ struct AppendSession {
     /// stream this transaction wrote is in the cache (it is never emptied mid-transaction), so a miss
     /// only needs the committed log: the B-tree and the tail.
     mutating func streamState(_ stream: String) throws -> StreamState? {
-        if let state = streams.states[stream] { return state }
+        if let state = streams.state(stream) { return state }
         var key = stream
         guard let number = try key.withUTF8({ try tables.streamNumber(txn, streamUTF8: UnsafeRawBufferPointer($0)) }) else { return nil }
         if committedTail == nil { committedTail = try tail.view(txn, tables: tables) }
@@ -428,7 +452,7 @@ struct AppendSession {
         var numbers: [String: UInt64] = [:]
         try LogReading.scanAll(txn, tables: tables, from: watermark + 1, backward: false, untilPosition: through) { record in
             let stream = record.stream
-            var number = numbers[stream] ?? streams.states[stream]?.number
+            var number = numbers[stream] ?? streams.state(stream)?.number
             if number == nil { number = try tables.streamNumber(txn, streamUTF8: record.streamBytes) }
             guard let number else { throw LogError.corruptRecord(position: record.position, reason: "its stream is missing from the streams table") }
             numbers[stream] = number

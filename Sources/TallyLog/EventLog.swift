@@ -21,6 +21,10 @@ public struct LogOptions: Sendable {
     /// more tail for each process to keep and rescan; smaller: the reverse. Tests make it tiny so
     /// merges happen often.
     public var indexTailEventsMax: UInt64 = LogTables.indexTailEventsMaxDefault
+    /// How many streams' versions the writer keeps in each of its cache's two generations (a stream
+    /// not in the cache costs two B-tree searches). At this many the older generation is dropped:
+    /// the streams in use stay, and the cache's memory is bounded.
+    public var streamCacheEntriesMax = 1 << 18
 
     public init() {}
 }
@@ -120,7 +124,8 @@ public final class EventLog: Sendable {
         } else {
             let signal = self.signal
             committer = GroupCommitter(environment: environment, tables: tables, tail: tail, clock: options.clock,
-                                       indexTailEventsMax: max(1, options.indexTailEventsMax)) { head in
+                                       indexTailEventsMax: max(1, options.indexTailEventsMax),
+                                       streamCacheEntriesMax: max(1, options.streamCacheEntriesMax)) { head in
                 signal.committed(head.position)
             }
         }

@@ -43,12 +43,13 @@ final class GroupCommitter: @unchecked Sendable {
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
     /// Streams seen by earlier transactions of this writer, valid while no other process writes.
-    private let streamCache = StreamCache()
+    private let streamCache: StreamCache
     private var cachedHead: LogHead?
 
     init(environment: Environment, tables: LogTables, tail: IndexTail, clock: any TallyClock, indexTailEventsMax: UInt64,
-         onCommit: @escaping @Sendable (LogHead) -> Void) {
+         streamCacheEntriesMax: Int, onCommit: @escaping @Sendable (LogHead) -> Void) {
         self.indexTailEventsMax = indexTailEventsMax
+        self.streamCache = StreamCache(entriesMax: streamCacheEntriesMax)
         self.environment = environment
         self.tables = tables
         self.tail = tail
@@ -139,8 +140,10 @@ final class GroupCommitter: @unchecked Sendable {
     private func validateStreamCache(_ txn: WriteTransaction) throws {
         let head = try tables.head(txn)
         // Emptied only here, between transactions: within one, every stream it wrote must stay cached.
-        if let cachedHead, cachedHead.position == head.position, cachedHead.chainHash == head.chainHash,
-           streamCache.states.count < StreamCache.entriesMax { return }
+        if let cachedHead, cachedHead.position == head.position, cachedHead.chainHash == head.chainHash {
+            streamCache.ageIfFull()
+            return
+        }
         streamCache.removeAll()
         cachedHead = nil
     }

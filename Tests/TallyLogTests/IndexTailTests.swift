@@ -176,4 +176,27 @@ import Testing
         }
         #expect(try fixture.log.verify().isSound)
     }
+
+    /// With room for 8 streams per generation, 60 streams appended to in a shifting order keep aging
+    /// the writer's cache (streams dropped, promoted from the older generation, new ones added), with
+    /// the index tail merging every few events and transactions abandoned by map growth. Every append
+    /// states the exact version it expects, so a cached version that is wrong by one is refused.
+    @Test func theWritersCacheAgesWithoutLosingAVersion() throws {
+        let fixture = try Fixture(mapSizeInitialBytes: 64 << 10, indexTailEventsMax: 5, streamCacheEntriesMax: 8)
+        var versions: [String: UInt64] = [:]
+        var random = SplitMix64(seed: 12)
+        for round in 0..<600 {
+            // A window of hot streams sliding over the 60, and now and then any stream.
+            let stream = random.next() % 4 == 0 ? "s-\(random.next() % 60)" : "s-\((round / 10 + Int(random.next() % 6)) % 60)"
+            let current = versions[stream] ?? 0
+            let result = try fixture.append(stream, expected: current == 0 ? .noStream : .exact(current))
+            #expect(result.versions == [current + 1], "round \(round), \(stream)")
+            versions[stream] = current + 1
+        }
+        for (stream, version) in versions {
+            #expect(try fixture.log.withSnapshot { try $0.version(of: stream) } == version)
+            #expect(try fixture.readAll(ReadQuery(.stream(stream))).map(\.version) == Array(1...version))
+        }
+        #expect(try fixture.log.verify().isSound)
+    }
 }

@@ -14,7 +14,7 @@ struct Fixture {
 
     /// `indexTailEventsMax` defaults to a tiny 7 so that merges of the index tail happen in every test;
     /// suites that matter run with the product default too.
-    init(mapSizeInitialBytes: Int? = nil, indexTailEventsMax: UInt64 = 7) throws {
+    init(mapSizeInitialBytes: Int? = nil, indexTailEventsMax: UInt64 = 7, streamCacheEntriesMax: Int? = nil) throws {
         path = temporaryStorePath()
         clock = ManualClock()
         ids = EventIDGenerator(clock: clock, seed: 42)
@@ -23,6 +23,7 @@ struct Fixture {
         options.followPollInterval = .milliseconds(5)
         options.indexTailEventsMax = indexTailEventsMax
         if let mapSizeInitialBytes { options.mapSizeInitialBytes = mapSizeInitialBytes }
+        if let streamCacheEntriesMax { options.streamCacheEntriesMax = streamCacheEntriesMax }
         log = try EventLog.create(at: path, options: options)
     }
 
