@@ -134,7 +134,7 @@ struct StreamState: Sendable {
 /// is undone with `rollBack`, so the cache always matches the last commit.
 final class StreamCache: @unchecked Sendable {
     // @unchecked: only the writer thread touches it.
-    /// The streams seen since the last `age()`, then those seen in the generation before: a stream
+    /// The streams seen since the last `ageIfFull()`, then those seen in the generation before: a stream
     /// found only in the older one moves to the newer. At `entriesMax` streams the older generation
     /// is dropped, so the streams in use stay cached and the memory stays bounded (two generations).
     private(set) var states: [String: StreamState] = [:]
