@@ -22,6 +22,8 @@ struct Figure: Encodable {
     var target: String?
     var targetMet: Bool?
     var note: String?
+    /// A baseline's figure (the benchmark's own code, not Tally's).
+    var isBaseline = false
 }
 
 func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }

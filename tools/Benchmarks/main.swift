@@ -430,7 +430,8 @@ func baseline(_ name: String, path: String, target: String? = nil, _ write: ([Pr
     let bytes = directorySize(path)
     results.append(Figure(scenario: name, events: options.events, seconds: Double(timed) / 1e9, rate: Double(options.events) / (Double(timed) / 1e9),
                           bytesOnDiskPerEvent: Double(bytes) / Double(options.events),
-                          peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB, target: target))
+                          peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB, target: target,
+                          isBaseline: true))
 }
 
 func rawEnvironment(_ name: String) throws -> (Environment, String) {
@@ -545,9 +546,8 @@ if let raw, let tallyDisk, let rawBytes = raw.bytesOnDiskPerEvent, let tallyByte
 }
 /// The memory target is Tally's: the baselines are the benchmark's own code (the naive one keeps every
 /// stream's version in a dictionary), reported apart.
-let isBaseline = { (figure: Figure) in figure.scenario.hasPrefix("raw LMDB") || figure.scenario.hasPrefix("SQLite") }
-let peakAnonymous = results.filter { !isBaseline($0) }.map(\.peakAnonymousMegabytes).max() ?? 0
-let peakAnonymousBaselines = results.filter(isBaseline).map(\.peakAnonymousMegabytes).max()
+let peakAnonymous = results.filter { !$0.isBaseline }.map(\.peakAnonymousMegabytes).max() ?? 0
+let peakAnonymousBaselines = results.filter(\.isBaseline).map(\.peakAnonymousMegabytes).max()
 
 func formatRate(_ value: Double) -> String {
     value >= 1e6 ? String(format: "%.2f M", value / 1e6) : value >= 1e3 ? String(format: "%.1f k", value / 1e3) : String(format: "%.0f", value)
