@@ -43,7 +43,7 @@ public final class CommerceService: Sendable {
         return try Self.outcome(Result { try log.appendDecided { [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) } })
     }
 
-    /// Submits `envelope` without waiting; `completion` gets the outcome on the writer thread. Commands
+    /// Submits `envelope` without waiting; `completion` gets the outcome on one of the log's threads. Commands
     /// submitted one after another from one thread are decided in that order.
     public func submit(_ envelope: CommandEnvelope, completion: @escaping @Sendable (Result<CommandOutcome, any Error>) -> Void) {
         do { try prepareKeys(envelope) } catch { completion(.failure(error)); return }

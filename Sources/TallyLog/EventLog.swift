@@ -158,9 +158,10 @@ public final class EventLog: Sendable {
 
     /// `append` without waiting, for importers and other producers of many batches: the batch is
     /// checked and encoded on this thread (a refusal of its shape throws here, before anything is
-    /// queued), then queued; `completion` is called on the writer thread once it is durable or refused.
-    /// Batches submitted one after another from one thread are written in that order, so a producer can
-    /// keep a few in flight and prepare the next while the writer writes the last.
+    /// queued), then queued; `completion` is called on one of the log's threads once it is durable or
+    /// refused, in commit order. It must be quick and must not wait for the log. Batches submitted one
+    /// after another from one thread are written in that order, so a producer can keep a few in flight
+    /// and prepare the next while the writer writes the last.
     public func append(_ request: AppendRequest, completion: @escaping @Sendable (Result<AppendResult, any Error>) -> Void) throws {
         guard let committer else { throw LogError.readOnlyStore(path: path) }
         let batch = try PreparedBatch(request)
@@ -180,8 +181,9 @@ public final class EventLog: Sendable {
         try await submit(.decide(decide))
     }
 
-    /// `appendDecided` without waiting: `completion` is called on the writer thread once the outcome is
-    /// durable (or refused). Calls made one after another from one thread are decided in that order, so a
+    /// `appendDecided` without waiting: `completion` is called on one of the log's threads, in commit
+    /// order, once the outcome is durable (or refused); it must be quick and must not wait for the log.
+    /// Calls made one after another from one thread are decided in that order, so a
     /// caller can keep many commands in flight and still know which was decided first.
     public func appendDecided(_ decide: @escaping @Sendable (inout WriterView) throws -> AppendRequest?,
                               completion: @escaping @Sendable (Result<AppendResult?, any Error>) -> Void) {

@@ -59,7 +59,7 @@ extension EventLog {
         AsyncThrowingStream(bufferingPolicy: .bufferingOldest(Limits.readChunkEvents)) { continuation in
             let stopped = StopFlag()
             continuation.onTermination = { _ in stopped.set() }
-            let thread = Thread {
+            startNamedThread("tally-follow") {
                 do {
                     try self.follow(query, isStopped: { stopped.isSet }) { event in
                         while true {
@@ -77,8 +77,6 @@ extension EventLog {
                     continuation.finish(throwing: error)
                 }
             }
-            thread.name = "tally-subscription"
-            thread.start()
         }
     }
 }

@@ -66,6 +66,41 @@ import Testing
         })
     }
 
+    /// Large groups are acknowledged on their own thread while the writer goes on; small ones by the
+    /// writer when nothing is waiting. Either way callers hear in commit order, and `close` returns
+    /// only once every caller has heard.
+    @Test func acknowledgementsArriveInCommitOrderAndAllBeforeCloseReturns() throws {
+        let fixture = try Fixture()
+        let heard = Mutex<(positions: [UInt64], refused: Int, threads: Set<String>)>(([], 0, []))
+        let record: @Sendable (Result<AppendResult, any Error>) -> Void = { outcome in
+            let thread = currentThreadName()
+            heard.withLock { state in
+                state.threads.insert(thread)
+                switch outcome {
+                case .success(let result): state.positions.append(contentsOf: result.positions)
+                case .failure: state.refused += 1
+                }
+            }
+        }
+        // One at a time first: groups of one, told by the writer.
+        for _ in 0..<3 {
+            let done = DispatchSemaphore(value: 0)
+            try fixture.log.append(AppendRequest(events: [fixture.event("lone")])) { record($0); done.signal() }
+            done.wait()
+        }
+        // Then 3,000 without waiting: groups of hundreds, every 100th refused.
+        for index in 0..<3_000 {
+            let expected: ExpectedVersion = index % 100 == 99 ? .exact(999_999) : .any
+            try fixture.log.append(AppendRequest(stream: "s-\(index % 7)", expected: expected, events: [fixture.event("s-\(index % 7)")]), completion: record)
+        }
+        fixture.log.close()
+        let state = heard.withLock { $0 }
+        #expect(state.refused == 30)
+        #expect(state.positions == Array(1...UInt64(2_973)))
+        #expect(state.threads.contains("tally-writer"))
+        #expect(state.threads.contains("tally-acks"))
+    }
+
     @Test func ofAppendsExpectingTheSameVersionExactlyOneSucceeds() async throws {
         let fixture = try Fixture()
         try fixture.append("voucher-9")

@@ -153,3 +153,17 @@ func runCallers(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     }
     finished.wait()
 }
+
+/// Runs `body(caller)` as `count` Swift tasks at once and waits for all: each task is one caller that
+/// awaits its own appends, as an async server's request handlers would. The tasks share the
+/// cooperative pool (one thread per core) instead of a thread each.
+func runTasks(_ count: Int, _ body: @escaping @Sendable (Int) async -> Void) {
+    let finished = DispatchSemaphore(value: 0)
+    Task.detached {
+        await withTaskGroup(of: Void.self) { group in
+            for caller in 0..<count { group.addTask { await body(caller) } }
+        }
+        finished.signal()
+    }
+    finished.wait()
+}
