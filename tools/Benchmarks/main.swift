@@ -151,8 +151,7 @@ if wanted("group") {
             let kind = asTasks ? "tasks" : "threads"
             progress("tally: group commit, \(callers) callers (\(kind)), \(count) events")
             let path = options.directory + "/group-\(callers)-\(kind)"
-            var lo = LogOptions(); if let t = ProcessInfo.processInfo.environment["TAILMAX"] { lo.indexTailEventsMax = UInt64(t)! }
-            let log = try EventLog.create(at: path, options: lo)
+            let log = try EventLog.create(at: path)
             let perCaller = max(1, count / callers)
             let latencies = LatencySlots(count: perCaller * callers)
             // Each caller's events are generated before the clock starts: on two cores, generating them in
