@@ -100,6 +100,9 @@ public final class Environment: @unchecked Sendable {
     /// Held shared by every transaction of this process, exclusively while the map size changes:
     /// `mdb_env_set_mapsize` may only be called with no transaction active in the process.
     private let resizeLock: UnsafeMutablePointer<pthread_rwlock_t>
+    /// Stops new transactions while a resize waits for `resizeLock`: glibc's rwlock prefers readers,
+    /// so with many threads reading, a resize (and with it every write) could wait for seconds.
+    private let resizeGate = ResizeGate()
     private let state = Mutex(EnvironmentState())
 
     private struct EnvironmentState {
@@ -210,7 +213,7 @@ public final class Environment: @unchecked Sendable {
         readOnly: Bool, retryOnMapFull: Bool, _ body: (OpaquePointer, MapFullFlag) throws -> Result
     ) throws -> Result {
         while true {
-            pthread_rwlock_rdlock(resizeLock)
+            enterShared()
             var txn: OpaquePointer?
             var rc = mdb_txn_begin(env, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &txn)
             if rc == MDB_READERS_FULL {
@@ -221,12 +224,12 @@ public final class Environment: @unchecked Sendable {
             }
             if rc == MDB_MAP_RESIZED {
                 // Another process grew the map: adopt its size, then start again.
-                pthread_rwlock_unlock(resizeLock)
+                leaveShared()
                 try adoptMapSize()
                 continue
             }
             guard rc == 0, let txn else {
-                pthread_rwlock_unlock(resizeLock)
+                leaveShared()
                 throw LMDBError(code: rc, operation: readOnly ? "begin a read transaction" : "begin a write transaction")
             }
             let mapFull = MapFullFlag()
@@ -235,7 +238,7 @@ public final class Environment: @unchecked Sendable {
                 result = try body(txn, mapFull)
             } catch {
                 mdb_txn_abort(txn)
-                pthread_rwlock_unlock(resizeLock)
+                leaveShared()
                 // A map-full anywhere in the body is recorded in the flag, even if the body wrapped it.
                 if retryOnMapFull && !readOnly && (mapFull.isSet || (error as? LMDBError)?.isMapFull == true) {
                     try grow()
@@ -244,7 +247,7 @@ public final class Environment: @unchecked Sendable {
                 throw error
             }
             let commit = mdb_txn_commit(txn)  // Frees the transaction whatever it returns.
-            pthread_rwlock_unlock(resizeLock)
+            leaveShared()
             if commit == MDB_MAP_FULL && retryOnMapFull && !readOnly {
                 try grow()
                 continue
@@ -254,15 +257,42 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    private func adoptMapSize() throws {
+    /// Takes `resizeLock` shared for a transaction. A thread's first transaction waits while a resize
+    /// is pending; one begun inside another on the same thread does not (it would wait for itself).
+    private func enterShared() {
+        let depth = TransactionDepth.current
+        if depth == 0 { resizeGate.waitWhilePending() }
+        pthread_rwlock_rdlock(resizeLock)
+        TransactionDepth.current = depth + 1
+    }
+
+    private func leaveShared() {
+        TransactionDepth.current -= 1
+        pthread_rwlock_unlock(resizeLock)
+    }
+
+    /// Runs `body` holding `resizeLock` exclusively, with new transactions held at the gate meanwhile.
+    private func exclusively<Result>(_ body: () throws -> Result) rethrows -> Result {
+        resizeGate.begin()
+        defer { resizeGate.end() }
         pthread_rwlock_wrlock(resizeLock)
         defer { pthread_rwlock_unlock(resizeLock) }
+        return try body()
+    }
+
+    private func adoptMapSize() throws {
+        try exclusively { try adoptMapSizeLocked() }
+    }
+
+    private func adoptMapSizeLocked() throws {
         try check(mdb_env_set_mapsize(env, 0), "adopt the map size grown by another process")
     }
 
     private func grow() throws {
-        pthread_rwlock_wrlock(resizeLock)
-        defer { pthread_rwlock_unlock(resizeLock) }
+        try exclusively { try growLocked() }
+    }
+
+    private func growLocked() throws {
         let current = rawInfo().me_mapsize
         guard current < options.mapSizeMaxBytes else {
             throw LMDBMapFullError(mapSizeBytes: current, mapSizeMaxBytes: options.mapSizeMaxBytes)
@@ -309,4 +339,63 @@ public final class Environment: @unchecked Sendable {
 final class MapFullFlag {
     @usableFromInline
     var isSet = false
+}
+
+/// Counts resizes waiting for the lock; transactions about to begin wait until there are none.
+private final class ResizeGate: @unchecked Sendable {
+    // @unchecked: `waiting` is guarded by `mutex`; `pending` mirrors it atomically for the fast path.
+    private let pending = Atomic<Int>(0)
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t> = .allocate(capacity: 1)
+    private let condition: UnsafeMutablePointer<pthread_cond_t> = .allocate(capacity: 1)
+    private var waiting = 0
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func begin() {
+        pthread_mutex_lock(mutex)
+        waiting += 1
+        pending.store(waiting, ordering: .sequentiallyConsistent)
+        pthread_mutex_unlock(mutex)
+    }
+
+    func end() {
+        pthread_mutex_lock(mutex)
+        waiting -= 1
+        pending.store(waiting, ordering: .sequentiallyConsistent)
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    func waitWhilePending() {
+        guard pending.load(ordering: .sequentiallyConsistent) > 0 else { return }
+        pthread_mutex_lock(mutex)
+        while waiting > 0 { pthread_cond_wait(condition, mutex) }
+        pthread_mutex_unlock(mutex)
+    }
+}
+
+/// How many transactions (of any environment) the calling thread has open: a thread-specific value
+/// stored in the pointer's bits, so reading and setting it allocates nothing.
+private enum TransactionDepth {
+    static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let created = pthread_key_create(&key, nil)
+        precondition(created == 0, "pthread_key_create failed: \(created)")
+        return key
+    }()
+
+    static var current: Int {
+        get { Int(bitPattern: pthread_getspecific(key)) }
+        set { _ = pthread_setspecific(key, UnsafeRawPointer(bitPattern: newValue)) }
+    }
 }

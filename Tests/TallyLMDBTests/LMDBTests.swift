@@ -1,5 +1,6 @@
 import CLMDB
 import Foundation
+import Synchronization
 import Testing
 import TallyTestSupport
 @testable import TallyLMDB
@@ -141,6 +142,52 @@ extension String {
         #expect(environment.info().mapSizeBytes > 256 << 10)
         let count = try environment.read { txn in try txn.count(table) }
         #expect(count == 10_000)
+    }
+
+    /// Growing the map needs every transaction of the process ended. Readers that always overlap (as
+    /// many threads reading do) must not keep it, and every write behind it, waiting: new transactions
+    /// wait while a resize is pending, and one nested in another on the same thread does not.
+    @Test func theMapGrowsWhileOtherThreadsReadWithoutPause() throws {
+        var options = EnvironmentOptions()
+        options.mapSizeInitialBytes = 256 << 10
+        let environment = try Environment.open(path: temporaryDirectory(), options: options)
+        let table = try environment.openTable("t")
+        let stop = Atomic<Bool>(false)
+        let readersDone = DispatchGroup()
+        for reader in 0..<4 {
+            readersDone.enter()
+            Thread {
+                usleep(UInt32(reader) * 500)  // Staggered: some reader always holds a transaction.
+                while !stop.load(ordering: .relaxed) {
+                    _ = try? environment.read { _ in
+                        usleep(2_000)
+                        // A transaction begun inside another on the same thread never waits for the resize.
+                        _ = try? environment.read { txn in try txn.count(table) }
+                    }
+                }
+                readersDone.leave()
+            }.start()
+        }
+        let written = DispatchSemaphore(value: 0)
+        Thread {
+            let value = [UInt8](repeating: 7, count: 1000)
+            for batch in 0..<8 {
+                _ = try? environment.write { txn in
+                    for index in 0..<500 {
+                        var key = UInt64(batch * 500 + index).bigEndian
+                        try withUnsafeBytes(of: &key) { k in try value.withUnsafeBytes { try txn.put(table, key: k, value: $0, flags: .append) } }
+                    }
+                }
+            }
+            written.signal()
+        }.start()
+        let finished = written.wait(timeout: .now() + 10) == .success
+        stop.store(true, ordering: .relaxed)
+        if !finished { written.wait() }  // Let the writer finish once the readers stop, then fail.
+        readersDone.wait()
+        #expect(finished, "the writer waited more than 10 s for readers to let the map grow")
+        #expect(environment.info().mapSizeBytes >= 4 << 20)
+        #expect(try environment.read { txn in try txn.count(table) } == 4_000)
     }
 
     @Test func aFullMapAtItsMaximumIsAClearError() throws {
