@@ -264,6 +264,45 @@ struct LogStreams: StreamReading {
     var now: Timestamp { view.now }
 }
 
+/// The log as one snapshot shows it, for deciding a command ahead of the writer (every event in it is
+/// committed). A decision that reads the clock is noted, so that it is made again in the writer.
+struct SnapshotStreams: StreamReading {
+    let snapshot: LogSnapshot
+    let states: StateCache?
+    let vault: (any PersonalDataVault)?
+    let claimSecret: SymmetricKey?
+    let clock: any TallyClock
+    let clockRead = Flag()
+
+    final class Flag: @unchecked Sendable {
+        // @unchecked: used by one decision on one thread.
+        var value = false
+    }
+
+    mutating func fold(_ stream: String, fromVersion: UInt64, _ body: (String, UnsafeRawBufferPointer, UInt64, Bool) throws -> Void) throws -> UInt64 {
+        var version: UInt64?
+        try snapshot.forEach(ReadQuery(.stream(stream), from: fromVersion)) { record in
+            let type = record.type
+            try Upcasting.withCurrentPayload(type: type, schemaVersion: record.schemaVersion, payload: record.payloadBytes) { payload in
+                try body(type, payload, record.version, true)
+            }
+            version = record.version
+            return true
+        }
+        if let version { return version }
+        return try snapshot.version(of: stream)
+    }
+
+    func open(_ value: String, field: String) throws -> String {
+        value.hasPrefix(PersonalData.prefix) ? try PersonalData.open(value, field: field, vault: vault) : value
+    }
+
+    var now: Timestamp {
+        clockRead.value = true
+        return clock.now()
+    }
+}
+
 /// Streams held in memory: for deciding commands in tests, without a store.
 public struct MemoryStreams: StreamReading {
     public var streams: [String: [(type: String, schemaVersion: UInt16, payload: Data)]] = [:]

@@ -27,11 +27,20 @@ public final class CommerceService: Sendable {
         self.vault = vault
     }
 
+    /// Executes `envelope` and returns once its events are durable (or it was refused).
+    ///
+    /// The command is decided first on this thread, against a snapshot of the log; the writer then only
+    /// confirms that nothing the decision read has changed (see `confirm`) and appends its events, so
+    /// the folding, rule checks and encoding run on the callers' cores and not one at a time in the
+    /// writer. A decision that went stale, was a refusal, or read the clock is made again in the writer.
     public func execute(_ envelope: CommandEnvelope) async throws -> CommandOutcome {
         try prepareKeys(envelope)
+        let ahead = decideAhead(envelope)
         let result: Result<AppendResult?, any Error>
         do {
-            result = .success(try await log.appendDecided { [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) })
+            result = .success(try await log.appendDecided { [states, vault] view in
+                try Self.confirm(ahead, for: envelope, view: &view, states: states, vault: vault)
+            })
         } catch {
             result = .failure(error)
         }
@@ -40,11 +49,15 @@ public final class CommerceService: Sendable {
 
     public func execute(_ envelope: CommandEnvelope) throws -> CommandOutcome {
         try prepareKeys(envelope)
-        return try Self.outcome(Result { try log.appendDecided { [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) } })
+        let ahead = decideAhead(envelope)
+        return try Self.outcome(Result {
+            try log.appendDecided { [states, vault] view in try Self.confirm(ahead, for: envelope, view: &view, states: states, vault: vault) }
+        })
     }
 
     /// Submits `envelope` without waiting; `completion` gets the outcome on one of the log's threads. Commands
-    /// submitted one after another from one thread are decided in that order.
+    /// submitted one after another from one thread are decided in that order, in the writer (a later one
+    /// may depend on an earlier one still in flight, so deciding it ahead would mostly be wasted).
     public func submit(_ envelope: CommandEnvelope, completion: @escaping @Sendable (Result<CommandOutcome, any Error>) -> Void) {
         do { try prepareKeys(envelope) } catch { completion(.failure(error)); return }
         log.appendDecided({ [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) }) { result in
@@ -99,9 +112,37 @@ public final class CommerceService: Sendable {
         var positions: [UInt64]
     }
 
-    /// Decides `envelope` against the log as the writer sees it and turns the decision into a batch:
-    /// ids derived from the command id, the actor, the command id as correlation id, and the command's
-    /// name in the metadata.
+    /// The command decided against a snapshot, on the caller's thread: nil if it was executed before, is
+    /// refused (the writer decides refusals against the latest log, and words them), read the clock
+    /// (a price is taken as of the moment the writer decides), or anything else failed.
+    func decideAhead(_ envelope: CommandEnvelope) -> AppendRequest? {
+        do {
+            return try log.withSnapshot { snapshot -> AppendRequest? in
+                guard try snapshot.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: 0)) == nil else { return nil }
+                var streams = SnapshotStreams(snapshot: snapshot, states: states, vault: vault, claimSecret: try vault?.claimSecret(),
+                                              clock: log.options.clock)
+                let decision = try Decide.decide(envelope, streams: &streams)
+                guard !streams.clockRead.value else { return nil }
+                return try Self.batch(for: envelope, decision, vault: vault)
+            }
+        } catch {
+            return nil
+        }
+    }
+
+    /// In the writer: the batch decided ahead if what its decision read is unchanged (the command has
+    /// not been executed meanwhile, and every stream it read is still at the version it read; the
+    /// decision is a function of those streams alone), otherwise the command decided here.
+    static func confirm(_ ahead: AppendRequest?, for envelope: CommandEnvelope, view: inout WriterView, states: StateCache?,
+                        vault: (any PersonalDataVault)?) throws -> AppendRequest {
+        if let ahead, try view.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: 0)) == nil,
+           try ahead.expectations.allSatisfy({ stream, expected in expected.admits(try view.version(of: stream)) }) {
+            return ahead
+        }
+        return try request(for: envelope, view: &view, states: states, vault: vault)
+    }
+
+    /// Decides `envelope` against the log as the writer sees it and turns the decision into a batch.
     static func request(for envelope: CommandEnvelope, view: inout WriterView, states: StateCache?, vault: (any PersonalDataVault)?) throws -> AppendRequest {
         if let first = try view.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: 0)) {
             var positions = [first]
@@ -113,6 +154,12 @@ public final class CommerceService: Sendable {
         var streams = LogStreams(view: view, states: states, vault: vault, claimSecret: try vault?.claimSecret())
         let decision = try Decide.decide(envelope, streams: &streams)
         view = streams.view
+        return try batch(for: envelope, decision, vault: vault)
+    }
+
+    /// A decision as a batch: ids derived from the command id, the actor, the command id as
+    /// correlation id, and the command's name in the metadata; personal fields sealed.
+    static func batch(for envelope: CommandEnvelope, _ decision: Decision, vault: (any PersonalDataVault)?) throws -> AppendRequest {
         let metadata = Data("{\"command\":\"\(envelope.command.name)\",\"commandId\":\"\(envelope.id.uuidString.lowercased())\"}".utf8)
         let events = try decision.events.enumerated().map { index, emitted in
             // Personal fields are sealed here, after the rules saw them in clear and before any byte is hashed.

@@ -131,6 +131,72 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         #expect(try commerce.log.verify().isSound)
     }
 
+    /// A command is decided ahead on the caller's thread against a snapshot; the writer takes that
+    /// decision only if nothing it read has changed. One that went stale is decided again in the writer.
+    @Test func aDecisionMadeAheadIsTakenOnlyIfWhatItReadIsUnchanged() throws {
+        let commerce = try service()
+        for setup in [command(admin, .registerBooth(boothID: "3", name: "Lemonade", location: "North")),
+                      command(admin, .assignOperator(boothID: "3", operatorID: "lee", operatorName: "Lee")),
+                      command(admin, .issueVoucher(voucherID: "7", amount: cents(2500), buyerEmail: "kim@example.org")),
+                      command(admin, .issueVoucher(voucherID: "8", amount: cents(2500), buyerEmail: "kim@example.org"))] {
+            guard case .accepted = try commerce.execute(setup) else { Issue.record("setup refused"); return }
+        }
+        func confirm(_ ahead: AppendRequest?, _ envelope: CommandEnvelope) throws -> CommandOutcome {
+            try CommerceService.outcome(Result {
+                try commerce.log.appendDecided { [states = commerce.states] view in
+                    try CommerceService.confirm(ahead, for: envelope, view: &view, states: states, vault: nil)
+                }
+            })
+        }
+        // Decided ahead, unchanged since: taken as decided.
+        let fresh = command(lee, .redeemVoucher(voucherID: "8", boothID: "3", saleID: "s8", saleAmount: cents(100)))
+        let freshAhead = try #require(commerce.decideAhead(fresh))
+        #expect(freshAhead.expectations == ["booth-3": .exact(2), "voucher-8": .exact(1), "sale-s8": .exact(0)])
+        guard case .accepted(let positions, false) = try confirm(freshAhead, fresh) else { Issue.record("not accepted"); return }
+        let appended = try commerce.log.withSnapshot { snapshot in try positions.map { try #require(try snapshot.record(at: $0)).payloadBytes } }
+        #expect(appended.map { Data($0) } == freshAhead.events.map(\.payload))
+
+        // Decided ahead, then another booth's redemption of the same voucher commits first.
+        let late = command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s1", saleAmount: cents(900)))
+        let lateAhead = try #require(commerce.decideAhead(late))
+        guard case .accepted = try commerce.execute(command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s2", saleAmount: cents(500)))) else {
+            Issue.record("the first redemption was refused"); return
+        }
+        guard case .rejected(let rejection) = try confirm(lateAhead, late) else { Issue.record("a stale decision was taken"); return }
+        #expect(rejection.code == .voucherAlreadyRedeemed)
+        // A refusal is not decided ahead (the writer words it against the latest log), nor is a command
+        // already executed.
+        #expect(commerce.decideAhead(late) == nil)
+        #expect(commerce.decideAhead(fresh) == nil)
+        var reader = commerce.log.read(ReadQuery(.type("VoucherRedeemed")))
+        var redeemed = 0
+        try reader.forEach { _ in redeemed += 1 }
+        #expect(redeemed == 2)
+        #expect(try commerce.log.verify().isSound)
+    }
+
+    /// A checkout prices its lines as of the moment it is decided: that moment is the writer's, so a
+    /// decision that reads the clock is never taken ahead.
+    @Test func aDecisionThatReadsTheClockIsMadeInTheWriter() throws {
+        let commerce = try service()
+        let lime = sku("000000004048")
+        for (actor, item): (Actor, Command) in [
+            (admin, .openStore(storeID: "s1", name: "Corner", currency: .usd)),
+            (admin, .createItem(storeID: "s1", sku: lime, details: ItemDetails(description: "Lime", size: "each", departmentCode: "PROD"))),
+            (admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: lime, price: cents(100), quantity: 3))),
+            (member, .registerMember(memberID: "m1", firstName: "Ada", lastName: nil, email: "ada@example.org", phone: nil)),
+            (member, .openCart(cartID: "k1", storeID: "s1", memberID: "m1")),
+        ] {
+            guard case .accepted = try commerce.execute(command(actor, item)) else { Issue.record("setup refused: \(item.name)"); return }
+        }
+        let scan = command(member, .scanItem(cartID: "k1", scannedInput: lime.value, quantity: 3))
+        #expect(commerce.decideAhead(scan) != nil)
+        guard case .accepted = try commerce.execute(scan) else { Issue.record("scan refused"); return }
+        let checkout = command(member, .checkout(cartID: "k1", paymentTransactionID: "bt-1"))
+        #expect(commerce.decideAhead(checkout) == nil)
+        guard case .accepted = try commerce.execute(checkout) else { Issue.record("checkout refused"); return }
+    }
+
     @Test func retryingACommandReturnsItsFirstResultAndAppendsNothing() throws {
         let commerce = try service()
         _ = try commerce.execute(command(admin, .registerBooth(boothID: "3", name: "Lemonade", location: "North")))

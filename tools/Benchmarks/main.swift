@@ -243,7 +243,7 @@ if wanted("domain") {
     let memory = probe.stop()
     let (p50, p99, p999) = percentiles(latencies.all)
     let refused = refusals.all.reduce(0, +)
-    results.append(Figure(scenario: "domain: \(callers) callers redeeming vouchers (rule check in the writer), durable", events: perCaller * callers,
+    results.append(Figure(scenario: "domain: \(callers) callers redeeming vouchers (decided ahead, confirmed in the writer), durable", events: perCaller * callers,
                           seconds: elapsed, rate: Double(perCaller * callers) / elapsed, unit: "commands/s",
                           latencyP50Milliseconds: p50, latencyP99Milliseconds: p99, latencyP999Milliseconds: p999,
                           peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
