@@ -219,7 +219,7 @@ final class Acknowledger: @unchecked Sendable {
                 return
             }
             let groups = queue
-            queue.removeAll(keepingCapacity: true)
+            queue = []
             delivering = true
             condition.unlock()
             for group in groups {
