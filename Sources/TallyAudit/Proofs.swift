@@ -118,10 +118,10 @@ public struct ConsistencyProof: Equatable, Sendable {
             throw AuditError.mismatch("the proof is between sizes \(oldSize) and \(newSize), the checkpoints cover \(old.size) and \(new.size)")
         }
         if oldSize == 0 { return }  // Every log extends the empty one.
-        do {
+        do throws(ProofFailure) {
             try Merkle.verifyConsistency(first: oldSize, second: newSize, path: path, firstRoot: old.rootHash, secondRoot: new.rootHash)
-        } catch let failure as ProofFailure {
-            throw AuditError.proofFailed(failure.description)
+        } catch {
+            throw AuditError.proofFailed(error.description)
         }
     }
 }

@@ -274,8 +274,8 @@ struct SnapshotStreams: StreamReading {
     let clock: any TallyClock
     let clockRead = Flag()
 
-    final class Flag: @unchecked Sendable {
-        // @unchecked: used by one decision on one thread.
+    /// Set by reading `now` (a class, so the non-mutating getter can set it).
+    final class Flag {
         var value = false
     }
 
