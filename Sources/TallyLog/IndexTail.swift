@@ -28,25 +28,41 @@ final class IndexTail: @unchecked Sendable {
     private var order: [String] = []
     private var orderStart = 0
 
+    /// The newest watermark a view has seen. Entries are kept back to the one before it (`base`), so a
+    /// snapshot begun just before a merge is still served from here: with many threads reading, each
+    /// merge otherwise sent every such snapshot to scan tens of thousands of records on its own.
+    private var latestWatermark: UInt64 = 0
+    /// Views built apart from the shared entries (snapshots older than `base`): for tests.
+    private(set) var privateBuilds = 0
+
     /// The entries a snapshot sees: positions in (watermark, head].
     func view(_ txn: some TransactionReading, tables: LogTables) throws -> TailView {
         let head = try tables.head(txn).position
         let watermark = try tables.indexedWatermark(txn, head: head)
         if watermark == head { return TailView(watermark: watermark, head: head, streams: [:], types: [:]) }
-        return try lock.withLock {
-            if watermark < base {
-                // A snapshot older than a merge this tail has already seen: build its entries apart.
-                var scratch = (streams: [String: [StreamVersionPosition]](), types: [String: [UInt64]](), order: [String]())
-                try Self.scan(txn, tables: tables, after: watermark, through: head, into: &scratch.streams, &scratch.types, &scratch.order)
-                return TailView(watermark: watermark, head: head, streams: scratch.streams, types: scratch.types)
+        let shared: TailView? = try lock.withLock {
+            if watermark > latestWatermark {
+                let previous = latestWatermark
+                latestWatermark = watermark
+                if through < watermark {
+                    reset(to: watermark)  // Nothing kept is of use: start at this watermark.
+                } else if previous > base {
+                    dropMerged(through: previous)  // Keep one merge's entries for snapshots just before it.
+                }
             }
-            if watermark > base { dropMerged(through: watermark) }
+            guard watermark >= base else { return nil }
             if through < head {
                 try Self.scan(txn, tables: tables, after: through, through: head, into: &streams, &types, &order)
                 through = head
             }
             return TailView(watermark: watermark, head: head, streams: streams, types: types)
         }
+        if let shared { return shared }
+        // A snapshot older than the entries kept: built apart, outside the lock, so other readers go on.
+        lock.withLock { privateBuilds += 1 }
+        var scratch = (streams: [String: [StreamVersionPosition]](), types: [String: [UInt64]](), order: [String]())
+        try Self.scan(txn, tables: tables, after: watermark, through: head, into: &scratch.streams, &scratch.types, &scratch.order)
+        return TailView(watermark: watermark, head: head, streams: scratch.streams, types: scratch.types)
     }
 
     /// The writer merged the entries through `watermark` into the B-trees: drops them here. Each
@@ -112,17 +128,19 @@ struct TailView {
     fileprivate let streams: [String: [StreamVersionPosition]]
     fileprivate let types: [String: [UInt64]]
 
-    /// The stream's entries after the watermark, by version.
+    /// The stream's entries in (watermark, head], by version. (The shared entries may begin before this
+    /// snapshot's watermark and run past its head.)
     func entries(stream: String) -> ArraySlice<StreamVersionPosition> {
         guard let all = streams[stream] else { return [] }
+        let start = all.partitionPoint { $0.position > watermark }
         let end = all.partitionPoint { $0.position > head }
-        return all[..<end]
+        return all[start..<end]
     }
 
-    /// The type's positions after the watermark.
+    /// The type's positions in (watermark, head].
     func positions(type: String) -> ArraySlice<UInt64> {
         guard let all = types[type] else { return [] }
-        return all[..<all.partitionPoint { $0 > head }]
+        return all[all.partitionPoint { $0 > watermark }..<all.partitionPoint { $0 > head }]
     }
 }
 

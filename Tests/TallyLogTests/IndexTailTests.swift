@@ -70,6 +70,39 @@ import Testing
         }
     }
 
+    /// With many threads reading, snapshots begun just before a merge are common: the shared tail keeps
+    /// the last merged slice for them instead of sending each to scan the records on its own. Older
+    /// ones still get their own, and every answer is as of the snapshot's moment.
+    @Test func aSnapshotJustBeforeAMergeIsServedFromTheSharedTail() throws {
+        let fixture = try Fixture(indexTailEventsMax: 64)  // Merges of 8 events once 64 are waiting.
+        func appendAndRead(_ count: Int) throws {
+            for _ in 0..<count {
+                try fixture.append("s")
+                _ = try fixture.log.withSnapshot { try $0.version(of: "s") }  // Moves the shared tail on.
+            }
+        }
+        try appendAndRead(80)
+        try fixture.log.withSnapshot { old in
+            let watermark = try fixture.log.tables.indexedWatermark(old.txn, head: 80)
+            #expect(watermark > 0)
+            try appendAndRead(8)  // One more merge, seen by newer snapshots.
+            let newer = try fixture.log.withSnapshot { try fixture.log.tables.indexedWatermark($0.txn, head: 88) }
+            #expect(newer > watermark)
+            var versions: [UInt64] = []
+            try old.forEach(ReadQuery(.stream("s"))) { versions.append($0.version); return true }
+            #expect(versions == Array(1...80))
+            #expect(try old.version(of: "s") == 80)
+            #expect(fixture.log.tail.privateBuilds == 0)
+            try appendAndRead(24)  // Three more merges: the old snapshot's entries are no longer kept.
+            versions = []
+            try old.forEach(ReadQuery(.stream("s"))) { versions.append($0.version); return true }
+            #expect(versions == Array(1...80))
+            #expect(fixture.log.tail.privateBuilds == 1)
+        }
+        #expect(try fixture.readAll(ReadQuery(.stream("s"))).map(\.version) == Array(1...112))
+        #expect(try fixture.log.verify().isSound)
+    }
+
     @Test func reopeningRebuildsTheTailFromTheRecords() throws {
         let fixture = try Fixture(indexTailEventsMax: 1000)
         for index in 0..<30 { try fixture.append("s-\(index % 3)") }
