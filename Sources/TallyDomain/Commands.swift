@@ -265,7 +265,7 @@ struct LogStreams: StreamReading {
 }
 
 /// The log as one snapshot shows it, for deciding a command ahead of the writer (every event in it is
-/// committed). A decision that reads the clock is noted, so that it is made again in the writer.
+/// committed). It records what the decision read: each stream's version, and whether it read the clock.
 struct SnapshotStreams: StreamReading {
     let snapshot: LogSnapshot
     let states: StateCache?
@@ -273,6 +273,8 @@ struct SnapshotStreams: StreamReading {
     let claimSecret: SymmetricKey?
     let clock: any TallyClock
     let clockRead = Flag()
+    /// Every stream the decision read, at the version it read (0: it had no events).
+    private(set) var reads: [String: UInt64] = [:]
 
     /// Set by reading `now` (a class, so the non-mutating getter can set it).
     final class Flag {
@@ -289,8 +291,9 @@ struct SnapshotStreams: StreamReading {
             version = record.version
             return true
         }
-        if let version { return version }
-        return try snapshot.version(of: stream)
+        let read = try version ?? snapshot.version(of: stream)
+        reads[stream] = read
+        return read
     }
 
     func open(_ value: String, field: String) throws -> String {

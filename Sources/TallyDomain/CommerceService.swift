@@ -30,9 +30,9 @@ public final class CommerceService: Sendable {
     /// Executes `envelope` and returns once its events are durable (or it was refused).
     ///
     /// The command is decided first on this thread, against a snapshot of the log; the writer then only
-    /// confirms that nothing the decision read has changed (see `confirm`) and appends its events, so
-    /// the folding, rule checks and encoding run on the callers' cores and not one at a time in the
-    /// writer. A decision that went stale, was a refusal, or read the clock is made again in the writer.
+    /// confirms that nothing the decision read has changed (see `confirm`) and appends its events (or
+    /// returns its refusal), so the folding, rule checks and encoding run on the callers' cores and not
+    /// one at a time in the writer. A decision that went stale or read the clock is made again in the writer.
     public func execute(_ envelope: CommandEnvelope) async throws -> CommandOutcome {
         try prepareKeys(envelope)
         let ahead = decideAhead(envelope)
@@ -112,32 +112,46 @@ public final class CommerceService: Sendable {
         var positions: [UInt64]
     }
 
-    /// The command decided against a snapshot, on the caller's thread: nil if it was executed before, is
-    /// refused (the writer decides refusals against the latest log, and words them), read the clock
-    /// (a price is taken as of the moment the writer decides), or anything else failed.
-    func decideAhead(_ envelope: CommandEnvelope) -> AppendRequest? {
+    /// A command decided against a snapshot, on the caller's thread, and what the decision read.
+    struct DecidedAhead {
+        /// The batch to append, or the refusal.
+        var outcome: Result<AppendRequest, Rejection>
+        /// Each stream the decision read, at the version it read: the decision is a function of these
+        /// (and of the command), so it stands as long as they are unchanged.
+        var reads: [String: UInt64]
+    }
+
+    /// The command decided against a snapshot, on the caller's thread: nil if it was executed before, read
+    /// the clock (a price is taken as of the moment the writer decides), or failed other than by a
+    /// refusal; the writer then decides it.
+    func decideAhead(_ envelope: CommandEnvelope) -> DecidedAhead? {
         do {
-            return try log.withSnapshot { snapshot -> AppendRequest? in
+            return try log.withSnapshot { snapshot -> DecidedAhead? in
                 guard try snapshot.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: 0)) == nil else { return nil }
                 var streams = SnapshotStreams(snapshot: snapshot, states: states, vault: vault, claimSecret: try vault?.claimSecret(),
                                               clock: log.options.clock)
-                let decision = try Decide.decide(envelope, streams: &streams)
+                let outcome: Result<AppendRequest, Rejection>
+                do {
+                    outcome = .success(try Self.batch(for: envelope, try Decide.decide(envelope, streams: &streams), vault: vault))
+                } catch let rejection as Rejection {
+                    outcome = .failure(rejection)
+                }
                 guard !streams.clockRead.value else { return nil }
-                return try Self.batch(for: envelope, decision, vault: vault)
+                return DecidedAhead(outcome: outcome, reads: streams.reads)
             }
         } catch {
             return nil
         }
     }
 
-    /// In the writer: the batch decided ahead if what its decision read is unchanged (the command has
-    /// not been executed meanwhile, and every stream it read is still at the version it read; the
-    /// decision is a function of those streams alone), otherwise the command decided here.
-    static func confirm(_ ahead: AppendRequest?, for envelope: CommandEnvelope, view: inout WriterView, states: StateCache?,
+    /// In the writer: the outcome decided ahead (its batch, or its refusal) if what the decision read is
+    /// unchanged (the command has not been executed meanwhile, and every stream it read is still at the
+    /// version it read), otherwise the command decided here.
+    static func confirm(_ ahead: DecidedAhead?, for envelope: CommandEnvelope, view: inout WriterView, states: StateCache?,
                         vault: (any PersonalDataVault)?) throws -> AppendRequest {
         if let ahead, try view.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: 0)) == nil,
-           try ahead.expectations.allSatisfy({ stream, expected in expected.admits(try view.version(of: stream)) }) {
-            return ahead
+           try ahead.reads.allSatisfy({ stream, version in try view.version(of: stream) == version }) {
+            return try ahead.outcome.get()
         }
         return try request(for: envelope, view: &view, states: states, vault: vault)
     }

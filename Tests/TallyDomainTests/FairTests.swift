@@ -137,7 +137,8 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
     }
 
     /// A command is decided ahead on the caller's thread against a snapshot; the writer takes that
-    /// decision only if nothing it read has changed. One that went stale is decided again in the writer.
+    /// decision (events or a refusal) only if nothing it read has changed. One that went stale is decided
+    /// again in the writer.
     @Test func aDecisionMadeAheadIsTakenOnlyIfWhatItReadIsUnchanged() throws {
         let commerce = try service()
         for setup in [command(admin, .registerBooth(boothID: "3", name: "Lemonade", location: "North")),
@@ -146,7 +147,7 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
                       command(admin, .issueVoucher(voucherID: "8", amount: cents(2500), buyerEmail: "kim@example.org"))] {
             guard case .accepted = try commerce.execute(setup) else { Issue.record("setup refused"); return }
         }
-        func confirm(_ ahead: AppendRequest?, _ envelope: CommandEnvelope) throws -> CommandOutcome {
+        func confirm(_ ahead: CommerceService.DecidedAhead?, _ envelope: CommandEnvelope) throws -> CommandOutcome {
             try CommerceService.outcome(Result {
                 try commerce.log.appendDecided { [states = commerce.states] view in
                     try CommerceService.confirm(ahead, for: envelope, view: &view, states: states, vault: nil)
@@ -156,10 +157,11 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         // Decided ahead, unchanged since: taken as decided.
         let fresh = command(lee, .redeemVoucher(voucherID: "8", boothID: "3", saleID: "s8", saleAmount: cents(100)))
         let freshAhead = try #require(commerce.decideAhead(fresh))
-        #expect(freshAhead.expectations == ["booth-3": .exact(2), "voucher-8": .exact(1), "sale-s8": .exact(0)])
+        #expect(freshAhead.reads == ["booth-3": 2, "voucher-8": 1, "sale-s8": 0])
+        let freshBatch = try freshAhead.outcome.get()
         guard case .accepted(let positions, false) = try confirm(freshAhead, fresh) else { Issue.record("not accepted"); return }
         let appended = try commerce.log.withSnapshot { snapshot in try positions.map { try #require(try snapshot.record(at: $0)).payloadBytes } }
-        #expect(appended.map { Data($0) } == freshAhead.events.map(\.payload))
+        #expect(appended.map { Data($0) } == freshBatch.events.map(\.payload))
 
         // Decided ahead, then another booth's redemption of the same voucher commits first.
         let late = command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s1", saleAmount: cents(900)))
@@ -169,11 +171,22 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         }
         guard case .rejected(let rejection) = try confirm(lateAhead, late) else { Issue.record("a stale decision was taken"); return }
         #expect(rejection.code == .voucherAlreadyRedeemed)
-        // A refusal is not decided ahead (the writer words it against the latest log), nor is a command
-        // already executed.
-        #expect(commerce.decideAhead(late) == nil)
+        // A refusal decided ahead stands while what it read is unchanged...
+        let again = command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s3", saleAmount: cents(100)))
+        let refusedAhead = try #require(commerce.decideAhead(again))
+        #expect(refusedAhead.outcome.map { _ in "accepted" } == .failure(rejection))
+        guard case .rejected(let refusal) = try confirm(refusedAhead, again) else { Issue.record("the refusal was not kept"); return }
+        #expect(refusal.code == .voucherAlreadyRedeemed)
+        // ...and is decided again once it is not: an operator not yet assigned, then assigned.
+        let newcomer = command(Actor(.operator, "max"), .redeemVoucher(voucherID: "9", boothID: "3", saleID: "s9", saleAmount: cents(100)))
+        _ = try commerce.execute(command(admin, .issueVoucher(voucherID: "9", amount: cents(500), buyerEmail: "x@example.org")))
+        let notYet = try #require(commerce.decideAhead(newcomer))
+        guard case .failure(let early) = notYet.outcome, early.code == .operatorNotAssigned else { Issue.record("expected a refusal ahead"); return }
+        _ = try commerce.execute(command(admin, .assignOperator(boothID: "3", operatorID: "max", operatorName: "Max")))
+        guard case .accepted = try confirm(notYet, newcomer) else { Issue.record("a stale refusal was kept"); return }
+        // A command already executed is not decided ahead: the writer returns its first result.
         #expect(commerce.decideAhead(fresh) == nil)
-        #expect(try redemptions(commerce) == 2)
+        #expect(try redemptions(commerce) == 3)
         #expect(try commerce.log.verify().isSound)
     }
 
