@@ -52,7 +52,7 @@ let package = Package(
             dependencies: ["TallyLog", "TallyDomain", "TallyAudit", "TallyProjection", "SalesLogProjection", "MemberActivityProjection", "TransactionsProjection",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        .executableTarget(name: "tally", dependencies: ["TallyCLI"]),
+        .executableTarget(name: "tally", dependencies: ["TallyCLI", "TallyLog"]),
         .executableTarget(
             name: "tally-bench",
             dependencies: ["TallyLog", "TallyLMDB", "TallyMerkle", "TallyDomain", "TallyProjection", "SalesLogProjection",

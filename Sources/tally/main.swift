@@ -1,3 +1,6 @@
 import TallyCLI
+import TallyLog
 
+// An application-wide choice, made before anything allocates in earnest (see `AllocatorTuning`).
+AllocatorTuning.applyOnce()
 Tally.main()

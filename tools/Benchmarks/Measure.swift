@@ -1,6 +1,7 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+import TallyLog
 #endif
 
 /// One row of the benchmark's table.
@@ -92,8 +93,14 @@ struct Machine: Encodable {
     var cpu = Machine.cpuModel()
     var fileSystem: String
     var kernel = ProcessInfo.processInfo.operatingSystemVersionString
+    /// glibc malloc's thresholds in this run: `AllocatorTuning`'s, or the environment's.
+    var malloc: String
 
-    init(directory: String) { fileSystem = Machine.fileSystem(of: directory) }
+    init(directory: String, allocator: AllocatorTuning.Settings?) {
+        fileSystem = Machine.fileSystem(of: directory)
+        malloc = allocator.map { "trim threshold \($0.trimThreshold >> 10) KiB, mmap threshold \($0.mmapThreshold >> 10) KiB (AllocatorTuning)" }
+            ?? "as the environment sets it"
+    }
 
     static func cpuModel() -> String {
         let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""

@@ -55,9 +55,11 @@ func fail(_ message: String) -> Never {
 }
 
 let options = Options(CommandLine.arguments)
+// The allocator as the `tally` executable sets it, before anything allocates in earnest.
+let allocator = AllocatorTuning.applyOnce()
 try? FileManager.default.removeItem(atPath: options.directory)
 try FileManager.default.createDirectory(atPath: options.directory, withIntermediateDirectories: true)
-let machine = Machine(directory: options.directory)
+let machine = Machine(directory: options.directory, allocator: allocator)
 var results: [Figure] = []
 func wanted(_ name: String) -> Bool { options.only?.contains(name) ?? true }
 func progress(_ text: String) { FileHandle.standardError.write(Data("… \(text)\n".utf8)) }
@@ -569,7 +571,7 @@ func formatRate(_ value: Double) -> String {
 }
 func formatOptional(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "" }
 
-print("\nTally benchmark — \(options.events) events, \(machine.cores) cores, \(String(format: "%.0f", machine.memoryGiB)) GiB, \(machine.cpu), \(machine.fileSystem)\n")
+print("\nTally benchmark — \(options.events) events, \(machine.cores) cores, \(String(format: "%.0f", machine.memoryGiB)) GiB, \(machine.cpu), \(machine.fileSystem); malloc: \(machine.malloc)\n")
 let header = ["scenario", "rate", "vs raw", "p50 ms", "p99 ms", "p99.9 ms", "B/event", "anon MB", "target", "met"]
 var rows: [[String]] = [header]
 for result in results {

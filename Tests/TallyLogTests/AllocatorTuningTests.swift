@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+import TallyLog
+
+/// The executables fix glibc malloc's thresholds unless the operator already chose them.
+struct AllocatorTuningTests {
+    @Test func theOperatorsOwnThresholdsStand() {
+        #expect(AllocatorTuning.settings(environment: [:]) == AllocatorTuning.recommended)
+        // Settings that are not thresholds leave the choice to Tally.
+        #expect(AllocatorTuning.settings(environment: ["MALLOC_ARENA_MAX": "2", "GLIBC_TUNABLES": "glibc.pthread.rseq=0"]) == AllocatorTuning.recommended)
+        for variable in ["MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_"] {
+            #expect(AllocatorTuning.settings(environment: [variable: "1048576"]) == nil, "\(variable)")
+        }
+        for tunables in ["glibc.malloc.trim_threshold=4194304", "glibc.pthread.rseq=0:glibc.malloc.mmap_threshold=65536",
+                         "glibc.malloc.top_pad=0"] {
+            #expect(AllocatorTuning.settings(environment: ["GLIBC_TUNABLES": tunables]) == nil, "\(tunables)")
+        }
+        #expect(AllocatorTuning.recommended.trimThreshold > AllocatorTuning.recommended.mmapThreshold)
+    }
+
+    /// Applied, the mmap threshold is 1 MiB: a 512 KiB block comes from the heap (glibc's default
+    /// would map it) and a 4 MiB block is mapped. glibc marks a mapped chunk with bit 1 of the size
+    /// word just before the pointer it returns.
+    @Test func appliedThresholdsDecideWhichBlocksAreMapped() throws {
+        let expected = AllocatorTuning.settings(environment: ProcessInfo.processInfo.environment)
+        let applied = AllocatorTuning.applyOnce()
+        #expect(applied == expected)
+        #expect(AllocatorTuning.applyOnce() == applied, "applied once, the same answer after")
+        guard let applied else { return }  // the environment chose (checked above); nothing of Tally's to observe
+        func isMapped(_ bytes: Int) throws -> Bool {
+            let block = try #require(malloc(bytes))
+            defer { free(block) }
+            return (block - MemoryLayout<Int>.size).load(as: Int.self) & 2 != 0
+        }
+        #expect(try isMapped(applied.mmapThreshold / 2) == false)
+        #expect(try isMapped(applied.mmapThreshold * 4) == true)
+    }
+}
