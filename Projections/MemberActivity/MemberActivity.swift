@@ -100,128 +100,149 @@ public struct MemberActivity: Projector {
             """)
     }
 
+    public func makeBatch() -> (any ProjectionBatch)? { MemberBatch() }
+
     public func apply(_ event: ProjectedEvent, _ db: Database) throws {
+        let batch = MemberBatch()
+        try apply(event, db, batch: batch)
+        try batch.finish(db)
+    }
+
+    public func apply(_ event: ProjectedEvent, _ db: Database, batch: (any ProjectionBatch)?) throws {
+        guard let batch = batch as? MemberBatch else { return try apply(event, db) }
+        try apply(event, db, batch)
+    }
+
+    private func apply(_ event: ProjectedEvent, _ db: Database, _ batch: MemberBatch) throws {
         let json = try event.json()
         switch event.type {
         case MemberRegistered.eventType:
-            try record(db, event, .member, try json.string("memberID"), detail: "registered")
+            try record(db, batch, event, .member, try json.string("memberID"), detail: "registered")
         case MemberProfileChanged.eventType:
             var fields: [String] = []
             for (key, name) in [("firstName", "first name"), ("lastName", "last name"), ("phone", "phone")] where try json.optionalString(key) != nil {
                 fields.append(name)
             }
-            try record(db, event, .member, try json.string("memberID"), detail: "changed " + (fields.isEmpty ? "nothing" : fields.joined(separator: ", ")))
+            try record(db, batch, event, .member, try json.string("memberID"), detail: "changed " + (fields.isEmpty ? "nothing" : fields.joined(separator: ", ")))
         case SocialAccountLinked.eventType:
-            try record(db, event, .member, try json.string("memberID"), detail: "linked a \(try json.string("provider")) account")
+            try record(db, batch, event, .member, try json.string("memberID"), detail: "linked a \(try json.string("provider")) account")
         case MemberDeactivated.eventType:
-            try record(db, event, .member, try json.string("memberID"), detail: "deactivated", counter: .deactivation)
+            try record(db, batch, event, .member, try json.string("memberID"), detail: "deactivated", counter: .deactivation)
 
         case CartOpened.eventType:
             let cartID = try json.string("cartID"), storeID = try json.string("storeID"), memberID = try json.string("memberID")
             try db.run("INSERT OR REPLACE INTO carts (cart_id, member_id, store_id, last_activity_us) VALUES (?, ?, ?, ?)") {
                 $0.bind(cartID); $0.bind(memberID); $0.bind(storeID); $0.bind(event.recordedAt.microsecondsSinceEpoch)
             }
-            try record(db, event, .member, memberID, subject: cartID, detail: "opened cart at store \(storeID)", counter: .cart)
+            batch.cartWritten(cartID, member: memberID)
+            try record(db, batch, event, .member, memberID, subject: cartID, detail: "opened cart at store \(storeID)", counter: .cart)
         case CartItemAdded.eventType:
             let cartID = try json.string("cartID"), sku = try json.string("sku"), scannedInput = try json.string("scannedInput")
-            let member = try cartMember(db, cartID, event)
+            let member = try cartMember(db, batch, cartID, event)
             let scanned = scannedInput == sku ? "" : " (scanned \(scannedInput))"
-            try record(db, event, .member, member, subject: cartID, detail: "added \(try json.int("quantity")) × \(sku)\(scanned)")
+            try record(db, batch, event, .member, member, subject: cartID, detail: "added \(try json.int("quantity")) × \(sku)\(scanned)")
         case CartItemRemoved.eventType:
             let cartID = try json.string("cartID")
-            let member = try cartMember(db, cartID, event)
-            try record(db, event, .member, member, subject: cartID, detail: "removed \(try json.int("quantity")) × \(try json.string("sku"))")
+            let member = try cartMember(db, batch, cartID, event)
+            try record(db, batch, event, .member, member, subject: cartID, detail: "removed \(try json.int("quantity")) × \(try json.string("sku"))")
         case RestrictedItemsApproved.eventType:
             let cartID = try json.string("cartID")
-            let member = try cartMember(db, cartID, event)
-            try record(db, event, .member, member, subject: cartID, detail: "restricted items approved by staff \(try json.string("staffID"))")
+            let member = try cartMember(db, batch, cartID, event)
+            try record(db, batch, event, .member, member, subject: cartID, detail: "restricted items approved by staff \(try json.string("staffID"))")
         case CartCheckedOut.eventType:
             let cartID = try json.string("cartID"), total = try json.money("total")
             try db.run("UPDATE carts SET checked_out = 1, last_activity_us = ? WHERE cart_id = ?") {
                 $0.bind(event.recordedAt.microsecondsSinceEpoch); $0.bind(cartID)
             }
+            batch.cartWritten(cartID, member: nil)
             var lines = 0, units = 0
             try json.required("lines").forEachElement { line in
                 lines += 1
                 units += try line.int("quantity")
             }
-            try record(db, event, .member, try json.string("memberID"), subject: cartID,
+            try record(db, batch, event, .member, try json.string("memberID"), subject: cartID,
                        detail: "checked out \(lines) lines, \(units) units at store \(try json.string("storeID"))",
                        amount: total, counter: .checkout, spent: total)
 
         case UserRegistered.eventType:
-            try record(db, event, .customer, try json.string("userID"), detail: try json.bool("isAdmin") ? "registered (admin)" : "registered")
+            try record(db, batch, event, .customer, try json.string("userID"), detail: try json.bool("isAdmin") ? "registered (admin)" : "registered")
         case UserEmailChanged.eventType:
-            try record(db, event, .customer, try json.string("userID"), detail: "changed email")
+            try record(db, batch, event, .customer, try json.string("userID"), detail: "changed email")
         case UserDeactivated.eventType:
-            try record(db, event, .customer, try json.string("userID"), detail: "deactivated", counter: .deactivation)
+            try record(db, batch, event, .customer, try json.string("userID"), detail: "deactivated", counter: .deactivation)
         case OrderPlaced.eventType:
             let orderID = try json.string("orderID"), userID = try json.string("userID")
             try db.run("INSERT OR REPLACE INTO orders (order_id, member_id) VALUES (?, ?)") { $0.bind(orderID); $0.bind(userID) }
+            batch.orderMembers[orderID] = userID
             var lines = 0, units = 0
             try json.required("lines").forEachElement { line in
                 lines += 1
                 units += try line.int("quantity")
             }
-            try record(db, event, .customer, userID, subject: orderID, detail: "placed order of \(lines) lines, \(units) units",
+            try record(db, batch, event, .customer, userID, subject: orderID, detail: "placed order of \(lines) lines, \(units) units",
                        amount: try json.money("total"), counter: .order)
         case OrderConfirmed.eventType:
             let orderID = try json.string("orderID")
-            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID, detail: "order confirmed")
+            try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order confirmed")
         case OrderCancelled.eventType:
             let orderID = try json.string("orderID")
-            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID, detail: "order cancelled: \(try json.string("reason"))")
+            try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order cancelled: \(try json.string("reason"))")
         case OrderPaid.eventType:
             let orderID = try json.string("orderID")
-            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID, detail: "order paid (payment \(try json.string("paymentID")))")
+            try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order paid (payment \(try json.string("paymentID")))")
         case OrderShipped.eventType:
             let orderID = try json.string("orderID")
-            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID, detail: "order shipped")
+            try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order shipped")
         case OrderDelivered.eventType:
             let orderID = try json.string("orderID")
-            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID, detail: "order delivered")
+            try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order delivered")
         case PaymentInitiated.eventType:
-            try record(db, event, .customer, try json.string("userID"), subject: try json.string("orderID"),
+            try record(db, batch, event, .customer, try json.string("userID"), subject: try json.string("orderID"),
                        detail: "started \(try json.string("method")) payment \(try json.string("paymentID"))", amount: try json.money("amount"))
         case PaymentSucceeded.eventType:
             let orderID = try json.string("orderID"), amount = try json.money("amount")
-            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID,
+            try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID,
                        detail: "\(try json.string("method")) payment \(try json.string("paymentID")) succeeded", amount: amount,
                        counter: .payment, spent: amount)
         case PaymentFailed.eventType:
             let orderID = try json.string("orderID")
-            try record(db, event, .customer, try orderMember(db, orderID), subject: orderID,
+            try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID,
                        detail: "payment \(try json.string("paymentID")) failed: \(try json.string("reason"))")
         default:
             break
         }
     }
 
-    private enum Kind: String { case member, customer }
+    enum Kind: String { case member, customer }
 
-    /// The cart's member, touching its last activity: one statement (UPDATE … RETURNING).
-    private func cartMember(_ db: Database, _ cartID: String, _ event: ProjectedEvent) throws -> String {
-        guard let member = try db.text("UPDATE carts SET last_activity_us = ? WHERE cart_id = ? RETURNING member_id", {
-            $0.bind(event.recordedAt.microsecondsSinceEpoch); $0.bind(cartID)
-        }) else {
-            throw ProjectionError.inconsistent("cart \(cartID) was never opened")
+    /// The cart's member (from the batch, else from `carts`); its last activity is written when the batch finishes.
+    private func cartMember(_ db: Database, _ batch: MemberBatch, _ cartID: String, _ event: ProjectedEvent) throws -> String {
+        let member: String
+        if let known = batch.cartMembers[cartID] {
+            member = known
+        } else {
+            guard let stored = try db.text("SELECT member_id FROM carts WHERE cart_id = ?", { $0.bind(cartID) }) else {
+                throw ProjectionError.inconsistent("cart \(cartID) was never opened")
+            }
+            member = stored
+            batch.cartMembers[cartID] = stored
         }
+        batch.touchCart(cartID, at: event.recordedAt.microsecondsSinceEpoch)
         return member
     }
 
-    private func orderMember(_ db: Database, _ orderID: String) throws -> String {
+    private func orderMember(_ db: Database, _ batch: MemberBatch, _ orderID: String) throws -> String {
+        if let known = batch.orderMembers[orderID] { return known }
         guard let member = try db.text("SELECT member_id FROM orders WHERE order_id = ?", { $0.bind(orderID) }) else {
             throw ProjectionError.inconsistent("order \(orderID) was never placed")
         }
+        batch.orderMembers[orderID] = member
         return member
     }
 
-    /// What an action adds to its person's counters.
-    private enum Counter { case cart, checkout, order, payment, deactivation }
-
-    /// One action: its activity row, and the person's summary in one upsert.
-    private func record(_ db: Database, _ event: ProjectedEvent, _ kind: Kind, _ member: String, subject: String? = nil, detail: String,
-                        amount: Money? = nil, counter: Counter? = nil, spent: Money? = nil) throws {
+    /// One action: its activity row now, and its person's summary and spending added up in the batch.
+    private func record(_ db: Database, _ batch: MemberBatch, _ event: ProjectedEvent, _ kind: Kind, _ member: String, subject: String? = nil, detail: String,
+                        amount: Money? = nil, counter: MemberBatch.Counter? = nil, spent: Money? = nil) throws {
         let at = event.recordedAtISO
         let atMicroseconds = event.recordedAt.microsecondsSinceEpoch
         try db.run("""
@@ -231,23 +252,7 @@ public struct MemberActivity: Projector {
             $0.bind(Int64(event.position)); $0.bind(kind.rawValue); $0.bind(member); $0.bind(event.type); $0.bind(subject); $0.bind(detail)
             $0.bind(amount?.minor); $0.bind(amount?.currency.code); $0.bind(at); $0.bind(atMicroseconds)
         }
-        let (carts, checkouts, orders, payments) = (counter == .cart ? 1 : 0, counter == .checkout ? 1 : 0, counter == .order ? 1 : 0,
-                                                    counter == .payment ? 1 : 0)
-        let active = counter == .deactivation ? 0 : 1
-        try db.run("""
-            INSERT INTO members (kind, member_id, first_seen, last_seen, last_seen_us, actions, carts, checkouts, orders, payments, active)
-            VALUES (?1, ?2, ?3, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9)
-            ON CONFLICT (kind, member_id) DO UPDATE SET last_seen = ?3, last_seen_us = ?4, actions = actions + 1, carts = carts + ?5,
-                checkouts = checkouts + ?6, orders = orders + ?7, payments = payments + ?8, active = MIN(active, ?9)
-            """) {
-            $0.bind(kind.rawValue); $0.bind(member); $0.bind(at); $0.bind(atMicroseconds)
-            $0.bind(carts); $0.bind(checkouts); $0.bind(orders); $0.bind(payments); $0.bind(active)
-        }
-        if let spent {
-            try db.run("""
-                INSERT INTO member_spending (kind, member_id, currency, spent_minor) VALUES (?, ?, ?, ?)
-                ON CONFLICT (kind, member_id, currency) DO UPDATE SET spent_minor = spent_minor + excluded.spent_minor
-                """) { $0.bind(kind.rawValue); $0.bind(member); $0.bind(spent.currency.code); $0.bind(spent.minor) }
-        }
+        batch.count(kind, member, at: at, atMicroseconds, counter: counter)
+        if let spent { batch.spend(kind, member, spent) }
     }
 }

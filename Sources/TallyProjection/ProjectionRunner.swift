@@ -324,6 +324,7 @@ public final class ProjectionRunner: Sendable {
 
     private func apply(_ projector: any Projector, types: Set<String>, db: Database, after start: UInt64, through end: UInt64) throws -> Applied {
         var result = Applied(last: start)
+        let batch = projector.makeBatch()
         try log.withSnapshot { snapshot in
             try snapshot.forEach(ReadQuery(.all, from: start + 1, untilPosition: end)) { record in
                 let type = record.type
@@ -333,9 +334,9 @@ public final class ProjectionRunner: Sendable {
                         try Upcasting.withCurrentPayload(type: type, schemaVersion: record.schemaVersion, payload: record.payloadBytes) { payload in
                             if PersonalData.isPersonal(type) {
                                 let opened = try PersonalData.reveal(type: type, payload: Data(payload), vault: vault)
-                                try opened.withUnsafeBytes { try projector.apply(ProjectedEvent(record: record, type: type, payloadBytes: $0), db) }
+                                try opened.withUnsafeBytes { try projector.apply(ProjectedEvent(record: record, type: type, payloadBytes: $0), db, batch: batch) }
                             } else {
-                                try projector.apply(ProjectedEvent(record: record, type: type, payloadBytes: payload), db)
+                                try projector.apply(ProjectedEvent(record: record, type: type, payloadBytes: payload), db, batch: batch)
                             }
                         }
                     } catch {
@@ -352,6 +353,8 @@ public final class ProjectionRunner: Sendable {
         if result.failure == nil && result.last < end {
             throw ProjectionError.positionBeyondHead(end, head: result.last)
         }
+        // A failed batch is rolled back (and applied again up to the failing event), so only a whole one is finished.
+        if result.failure == nil, let batch { try batch.finish(db) }
         return result
     }
 

@@ -25,6 +25,12 @@ public protocol Projector: Sendable {
     func createQueryIndexes(_ db: Database) throws
     /// Applies one event, inside the transaction that also moves the checkpoint past it.
     func apply(_ event: ProjectedEvent, _ db: Database) throws
+    /// What this projector keeps in memory over one batch, or nil (the default): each event is then
+    /// written as `apply(_:_:)` applies it. The runner makes one per batch.
+    func makeBatch() -> (any ProjectionBatch)?
+    /// Applies one event of a batch that began with `makeBatch()`. The default ignores `batch` and
+    /// calls `apply(_:_:)`.
+    func apply(_ event: ProjectedEvent, _ db: Database, batch: (any ProjectionBatch)?) throws
     /// Whether its tables hold personal values: such read models are rebuilt when a data subject is
     /// forgotten, so the erased values leave them.
     var holdsPersonalData: Bool { get }
@@ -33,6 +39,20 @@ public protocol Projector: Sendable {
 extension Projector {
     public var holdsPersonalData: Bool { false }
     public func createQueryIndexes(_ db: Database) throws {}
+    public func makeBatch() -> (any ProjectionBatch)? { nil }
+    public func apply(_ event: ProjectedEvent, _ db: Database, batch: (any ProjectionBatch)?) throws { try apply(event, db) }
+}
+
+/// What a projector gathers over one batch of events (one SQLite transaction, up to
+/// `ProjectionRunner.batchPositions` log positions) and writes once at its end: a summary row that
+/// many of the batch's events touch is written once, not once per event.
+///
+/// A batch never outlives its transaction: `finish` runs after the batch's last event and before
+/// the checkpoint moves past it, so rows and checkpoint still commit together. A batch cut short by
+/// a failing event is rolled back and applied again up to the event before it, with a new batch.
+public protocol ProjectionBatch: AnyObject {
+    /// Writes what the batch gathered, in the batch's transaction.
+    func finish(_ db: Database) throws
 }
 
 /// An event as projectors see it: its payload in the current schema of its type (upcast if it was

@@ -1,0 +1,111 @@
+import GRDB
+import TallyDomain
+import TallyProjection
+
+/// What `members` adds up over one batch and writes when it finishes: each person's summary and
+/// spending once per batch instead of once per action, and each cart's last activity once. Rows are
+/// written in the order their keys were first touched, so a rebuild writes the same rows in the same
+/// order every time.
+final class MemberBatch: ProjectionBatch {
+    /// What an action adds to its person's counters.
+    enum Counter { case cart, checkout, order, payment, deactivation }
+
+    struct Person: Hashable {
+        var kind: MemberActivity.Kind
+        var member: String
+    }
+
+    struct Summary {
+        var firstSeen: String
+        var lastSeen: String
+        var lastSeenMicroseconds: Int64
+        var actions = 0, carts = 0, checkouts = 0, orders = 0, payments = 0
+        var active = 1
+    }
+
+    struct Spending: Hashable {
+        var person: Person
+        var currency: String
+    }
+
+    private var summaries: [Person: Summary] = [:]
+    private var summaryOrder: [Person] = []
+    private var spending: [Spending: Int64] = [:]
+    private var spendingOrder: [Spending] = []
+    /// Carts touched by an item or an approval since their row last had its time: cart → when first
+    /// touched (for the order of writes) and the last activity.
+    private var cartTimes: [String: (sequence: Int, microseconds: Int64)] = [:]
+    private var cartSequence = 0
+    /// Cart and order owners seen in this batch, so each is looked up in SQLite at most once.
+    var cartMembers: [String: String] = [:]
+    var orderMembers: [String: String] = [:]
+
+    func count(_ kind: MemberActivity.Kind, _ member: String, at: String, _ microseconds: Int64, counter: Counter?) {
+        let person = Person(kind: kind, member: member)
+        var summary = summaries[person] ?? {
+            summaryOrder.append(person)
+            return Summary(firstSeen: at, lastSeen: at, lastSeenMicroseconds: microseconds)
+        }()
+        summary.lastSeen = at
+        summary.lastSeenMicroseconds = microseconds
+        summary.actions += 1
+        switch counter {
+        case .cart: summary.carts += 1
+        case .checkout: summary.checkouts += 1
+        case .order: summary.orders += 1
+        case .payment: summary.payments += 1
+        case .deactivation: summary.active = 0
+        case nil: break
+        }
+        summaries[person] = summary
+    }
+
+    func spend(_ kind: MemberActivity.Kind, _ member: String, _ amount: Money) {
+        let key = Spending(person: Person(kind: kind, member: member), currency: amount.currency.code)
+        if spending[key] == nil { spendingOrder.append(key) }
+        spending[key, default: 0] += amount.minor
+    }
+
+    /// An item, a removal or an approval: the cart's last activity, written at the end.
+    func touchCart(_ cartID: String, at microseconds: Int64) {
+        if let touched = cartTimes[cartID] {
+            cartTimes[cartID] = (touched.sequence, microseconds)
+        } else {
+            cartTimes[cartID] = (cartSequence, microseconds)
+            cartSequence += 1
+        }
+    }
+
+    /// The cart's row was just written with this event's time (opened or checked out): nothing of the
+    /// batch's older times is left to write. `member` is its owner when the row says so.
+    func cartWritten(_ cartID: String, member: String?) {
+        cartTimes[cartID] = nil
+        if let member { cartMembers[cartID] = member }
+    }
+
+    func finish(_ db: Database) throws {
+        for (cartID, touched) in cartTimes.sorted(by: { $0.value.sequence < $1.value.sequence }) {
+            try db.run("UPDATE carts SET last_activity_us = ? WHERE cart_id = ?") { $0.bind(touched.microseconds); $0.bind(cartID) }
+        }
+        for person in summaryOrder {
+            guard let summary = summaries[person] else { continue }
+            try db.run("""
+                INSERT INTO members (kind, member_id, first_seen, last_seen, last_seen_us, actions, carts, checkouts, orders, payments, active)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                ON CONFLICT (kind, member_id) DO UPDATE SET last_seen = ?4, last_seen_us = ?5, actions = actions + ?6, carts = carts + ?7,
+                    checkouts = checkouts + ?8, orders = orders + ?9, payments = payments + ?10, active = MIN(active, ?11)
+                """) {
+                $0.bind(person.kind.rawValue); $0.bind(person.member); $0.bind(summary.firstSeen); $0.bind(summary.lastSeen)
+                $0.bind(summary.lastSeenMicroseconds); $0.bind(summary.actions); $0.bind(summary.carts); $0.bind(summary.checkouts)
+                $0.bind(summary.orders); $0.bind(summary.payments); $0.bind(summary.active)
+            }
+        }
+        for key in spendingOrder {
+            guard let minor = spending[key] else { continue }
+            try db.run("""
+                INSERT INTO member_spending (kind, member_id, currency, spent_minor) VALUES (?, ?, ?, ?)
+                ON CONFLICT (kind, member_id, currency) DO UPDATE SET spent_minor = spent_minor + excluded.spent_minor
+                """) { $0.bind(key.person.kind.rawValue); $0.bind(key.person.member); $0.bind(key.currency); $0.bind(minor) }
+        }
+    }
+}
