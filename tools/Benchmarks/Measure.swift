@@ -1,7 +1,7 @@
 import Foundation
+import TallyLog
 #if canImport(Glibc)
 import Glibc
-import TallyLog
 #endif
 
 /// One row of the benchmark's table.
