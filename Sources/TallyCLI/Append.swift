@@ -6,13 +6,13 @@ struct Append: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Append events, atomically.",
         discussion: """
-            One event from the options, or JSON Lines on standard input (one event per line; every line
-            is checked before anything is written, and all lines are appended as one atomic batch).
+            One event from the options, or JSON Lines on standard input (one event per line; every line \
+            is checked before anything is written, and all lines are appended as one atomic batch). \
             Prints one JSON line per event with its position and stream version.
 
-            A line: {"stream": "cart-1", "type": "ItemAdded", "data": {...}} with optional "id" (a UUID;
-            re-appending the same id with the same content is a no-op that returns the first positions),
-            "schemaVersion", "actor", "correlationId", "causationId", "metadata" (an object) and
+            A line: {"stream": "cart-1", "type": "ItemAdded", "data": {...}} with optional "id" (a UUID; \
+            re-appending the same id with the same content is a no-op that returns the first positions), \
+            "schemaVersion", "actor", "correlationId", "causationId", "metadata" (an object) and \
             "expectedVersion" ("any", "no-stream", "exists" or a number).
 
             Examples:

@@ -7,12 +7,12 @@ struct Audit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Signed checkpoints, proofs and offline bundles, for auditors who do not trust the operator.",
         discussion: """
-            The operator signs checkpoints (C2SP signed-note over the log's size and RFC 9162 root,
-            Ed25519) and hands out proofs and bundles; an auditor checks them with `tally audit verify`
+            The operator signs checkpoints (C2SP signed-note over the log's size and RFC 9162 root, \
+            Ed25519) and hands out proofs and bundles; an auditor checks them with `tally audit verify` \
             (no store needed) or tools/verify-bundle.py (no Tally needed).
 
             Example:
-              tally audit keygen --name shop.example --out ./signing.key     # prints the verifier key
+              tally audit keygen --name shop.example --out ./signing.key
               tally audit checkpoint --key ./signing.key
               tally audit prove --position 42 > proof-42.txt
               tally audit verify --key ./signing.key.pub checkpoint.txt proof-42.txt
@@ -48,7 +48,7 @@ struct AuditKeygen: ParsableCommand {
         commandName: "keygen",
         abstract: "Make an Ed25519 signing key for checkpoints; print its verifier key.",
         discussion: """
-            Writes the private key to --out, readable by its owner only (mode 0600), and the verifier key
+            Writes the private key to --out, readable by its owner only (mode 0600), and the verifier key \
             to <out>.pub. Refuses to overwrite either. Give the verifier key to auditors out of band.
 
             Example:
@@ -82,7 +82,7 @@ struct AuditCheckpoint: ParsableCommand {
         commandName: "checkpoint",
         abstract: "Sign a checkpoint of the log as it is now, once it is on disk, and keep it in the history.",
         discussion: """
-            Prints the signed note. The history is in <store>/audit/checkpoints/. The first checkpoint
+            Prints the signed note. The history is in <store>/audit/checkpoints/. The first checkpoint \
             names the log (--origin, default tally.local/<store id>); later ones keep that name and key.
 
             Example:
@@ -105,11 +105,11 @@ struct AuditProve: ParsableCommand {
         commandName: "prove",
         abstract: "Prove that an event is in the log of a checkpoint (RFC 9162 inclusion proof).",
         discussion: """
-            The proof carries the event's stored bytes, so the auditor recomputes its hash. Against
+            The proof carries the event's stored bytes, so the auditor recomputes its hash. Against \
             --checkpoint (a signed checkpoint file), else the store's latest checkpoint.
 
             Example:
-              tally audit prove --position 42 --checkpoint checkpoint-today.txt > proof-42.txt
+              tally audit prove --position 42 --checkpoint today.txt > proof-42.txt
               tally audit prove --event-id 0190f5c2-… > proof.txt
             """)
 
@@ -152,8 +152,8 @@ struct AuditConsistency: ParsableCommand {
         abstract: "Prove that the log of a newer checkpoint extends the log of an older one.",
         discussion: """
             Example:
-              tally audit consistency --from checkpoint-monday.txt --to checkpoint-today.txt > monday-today.proof
-              tally audit consistency --from checkpoint-monday.txt          # to the store's latest checkpoint
+              tally audit consistency --from monday.txt --to today.txt > monday-today.proof
+              tally audit consistency --from monday.txt   # to the store's latest checkpoint
             """)
 
     @OptionGroup var store: StoreOptions
@@ -182,9 +182,9 @@ struct AuditVerify: ParsableCommand {
         commandName: "verify",
         abstract: "Check checkpoints, proofs or a bundle from files, without the store.",
         discussion: """
-            With a checkpoint: its format, origin and signature. With a checkpoint and an inclusion proof:
-            the event is in that log. With two checkpoints and a consistency proof: the newer log extends
-            the older. With a bundle folder: every event, checkpoint and proof in it. Exits 1 on any
+            With a checkpoint: its format, origin and signature. With a checkpoint and an inclusion proof: \
+            the event is in that log. With two checkpoints and a consistency proof: the newer log extends \
+            the older. With a bundle folder: every event, checkpoint and proof in it. Exits 1 on any \
             failure, naming it.
 
             Example:
@@ -245,7 +245,7 @@ struct AuditExport: ParsableCommand {
         commandName: "export",
         abstract: "Write an offline bundle: events, checkpoints, proofs and the verifier key, with its format.",
         discussion: """
-            Covers the events up to the latest checkpoint. The folder must not exist; it is written whole
+            Covers the events up to the latest checkpoint. The folder must not exist; it is written whole \
             or not at all. Check it with `tally audit verify --key … DIR` or `python3 tools/verify-bundle.py DIR`.
 
             Example:
@@ -266,8 +266,8 @@ struct AuditInvariants: ParsableCommand {
         commandName: "invariants",
         abstract: "Replay the log and check the business rules as facts of the history.",
         discussion: """
-            Each voucher redeemed at most once, stock never negative, each payment transaction id once,
-            paid orders backed by a successful payment of their total. Prints every violation with its
+            Each voucher redeemed at most once, stock never negative, each payment transaction id once, \
+            paid orders backed by a successful payment of their total. Prints every violation with its \
             position and exits 1 if there is any.
 
             Example:

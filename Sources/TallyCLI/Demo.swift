@@ -7,16 +7,16 @@ struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Record a realistic, seeded history of a fair, a web shop and a self-checkout.",
         discussion: """
-            Runs thousands of commands through the same rules as `tally exec`: a fair with twelve booths
-            issuing and redeeming vouchers (three booths sometimes race for one voucher: one wins), a web
-            shop whose orders are confirmed against stock, paid (some payments fail, some reuse a
-            transaction id) and shipped or cancelled, and a grocery self-checkout with members, carts,
-            "3 for $1" limes, BOGO chips, beer that needs a staff approval and carries a bottle deposit, a
-            superseded soap SKU, deli codes with their price inside, and prices that change during the day.
+            Runs thousands of commands through the same rules as `tally exec`: a fair with twelve booths \
+            issuing and redeeming vouchers (three booths sometimes race for one voucher: one wins), a web \
+            shop whose orders are confirmed against stock, paid (some payments fail, some reuse a \
+            transaction id) and shipped or cancelled, and a grocery self-checkout with members, carts, \
+            "3 for $1" limes, BOGO chips, beer that needs a staff approval and carries a bottle deposit, a \
+            superseded soap SKU, deli codes with their price inside, and prices that change during the day. \
             Then prints what was recorded and what was refused, and verifies the store.
 
-            The same seed gives the same history (the same commands, outcomes and events; personal fields are
-            sealed with fresh keys and nonces, so their bytes and the Merkle root differ). The store must be new. The demo writes with Durability.noSync and syncs once at the end: it is
+            The same seed gives the same history (the same commands, outcomes and events; personal fields are \
+            sealed with fresh keys and nonces, so their bytes and the Merkle root differ). The store must be new. The demo writes with Durability.noSync and syncs once at the end: it is \
             data that can be generated again, so a power cut during it costs nothing.
 
             Example:

@@ -7,12 +7,12 @@ struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Execute domain commands: JSON Lines in, one JSON result per line out.",
         discussion: """
-            Each line is a command: {"id": "<uuid>", "actor": "<role>:<id>", "command": {"<name>": {fields}}}.
-            The id makes retries safe: the same id again returns the first result and appends nothing.
+            Each line is a command: {"id": "<uuid>", "actor": "<role>:<id>", "command": {"<name>": {fields}}}. \
+            The id makes retries safe: the same id again returns the first result and appends nothing. \
             Roles: admin, operator, member, customer, staff, system. Money is {"minor": 250, "currency": "USD"}.
 
-            Each result line: {"line": N, "id": …, "command": …, "result": "accepted", "positions": [...]},
-            or "result": "rejected" with a stable "code" and a "message" (nothing was appended), or
+            Each result line: {"line": N, "id": …, "command": …, "result": "accepted", "positions": [...]}, \
+            or "result": "rejected" with a stable "code" and a "message" (nothing was appended), or \
             "result": "error" for a line that is not a valid command (the exit status is then 1).
 
             Example:

@@ -8,14 +8,14 @@ struct Forget: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Erase a data subject's personal data by destroying their key (crypto-shredding).",
         discussion: """
-            Subjects: member:<id> (self-checkout member), customer:<id> (web-shop user), operator:<id>
-            (booth operator), or --email for a voucher buyer. Destroys the subject's key in
-            <store>/keys, records a PersonalDataErased event, and rebuilds the read models that hold
-            personal values. Afterwards their fields read as "[erased]" everywhere; the log is not
+            Subjects: member:<id> (self-checkout member), customer:<id> (web-shop user), operator:<id> \
+            (booth operator), or --email for a voucher buyer. Destroys the subject's key in \
+            <store>/keys, records a PersonalDataErased event, and rebuilds the read models that hold \
+            personal values. Afterwards their fields read as "[erased]" everywhere; the log is not \
             changed, so verify and every proof still pass.
 
-            What it does not do: copies of the key in backups taken before now keep it readable until
-            those backups are rotated away; values someone already read or exported in clear are
+            What it does not do: copies of the key in backups taken before now keep it readable until \
+            those backups are rotated away; values someone already read or exported in clear are \
             outside Tally's reach.
 
             Example:

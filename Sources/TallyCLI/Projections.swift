@@ -22,14 +22,14 @@ struct Projections: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read models in SQLite: their status, rebuilding them, and keeping them up to date.",
         discussion: """
-            Each read model is a SQLite database at <store>/projections/<name>.sqlite (a link to the
-            serving file), openable with sqlite3, DuckDB or pandas. The log is the truth: a read model
+            Each read model is a SQLite database at <store>/projections/<name>.sqlite (a link to the \
+            serving file), openable with sqlite3, DuckDB or pandas. The log is the truth: a read model \
             can be deleted and rebuilt at any time.
 
             Example:
-              tally projections                       # status of each
-              tally projections rebuild sales         # rebuild one while the old one keeps serving
-              tally projections run                   # catch up, then follow new events
+              tally projections                # status of each
+              tally projections rebuild sales  # rebuild while the old one serves
+              tally projections run            # catch up, then follow new events
             """,
         subcommands: [ProjectionsStatus.self, ProjectionsRebuild.self, ProjectionsRun.self],
         defaultSubcommand: ProjectionsStatus.self
@@ -41,8 +41,8 @@ struct ProjectionsStatus: ParsableCommand {
         commandName: "status",
         abstract: "Each read model's version, checkpoint, lag behind the log, state and file.",
         discussion: """
-            States: current (at the head), behind (run or a report catches it up), building (a new
-            version or rebuild in progress; the old one serves meanwhile), stale (built by another
+            States: current (at the head), behind (run or a report catches it up), building (a new \
+            version or rebuild in progress; the old one serves meanwhile), stale (built by another \
             version), missing (never built), failed (stopped at an event it could not apply).
 
             Example:
@@ -75,9 +75,9 @@ struct ProjectionsRebuild: ParsableCommand {
         commandName: "rebuild",
         abstract: "Rebuild read models from position 0 without downtime.",
         discussion: """
-            Builds into a new file while the serving one keeps answering queries, then switches it in
-            atomically and removes the old file. A rebuild that is interrupted leaves the old one
-            serving and resumes where it stopped when run again (--from-scratch discards it: use it
+            Builds into a new file while the serving one keeps answering queries, then switches it in \
+            atomically and removes the old file. A rebuild that is interrupted leaves the old one \
+            serving and resumes where it stopped when run again (--from-scratch discards it: use it \
             after fixing a projector's code without raising its version). With no name, rebuilds all.
 
             Example:
@@ -121,8 +121,8 @@ struct ProjectionsRun: ParsableCommand {
         commandName: "run",
         abstract: "Catch every read model up, then follow the log as events commit.",
         discussion: """
-            Runs until interrupted (Ctrl-C, SIGTERM), or with --once until the read models reach the
-            head. Other processes may append meanwhile. A read model whose version changed is rebuilt
+            Runs until interrupted (Ctrl-C, SIGTERM), or with --once until the read models reach the \
+            head. Other processes may append meanwhile. A read model whose version changed is rebuilt \
             beside the old one first. One that fails stops at its last good event; the others go on.
 
             Example:

@@ -33,7 +33,7 @@ struct Read: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print events as JSON Lines.",
         discussion: """
-            One JSON object per line: position, id, stream, version, type, schemaVersion, recordedAt, actor,
+            One JSON object per line: position, id, stream, version, type, schemaVersion, recordedAt, actor, \
             correlationId, causationId, metadata, data and hash. Ready for jq and DuckDB.
 
             Examples:
@@ -62,7 +62,7 @@ struct Follow: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print events as JSON Lines, then keep printing new ones as they are appended.",
         discussion: """
-            Like read, then waits for new events, also those appended by other processes, until
+            Like read, then waits for new events, also those appended by other processes, until \
             interrupted or --limit events were printed.
 
             Example:

@@ -9,8 +9,8 @@ struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Query a read model: sales, member activity or historic transactions.",
         discussion: """
-            A report first brings its read model up to the log's head (--no-catch-up reads it as it
-            is). --as-of a position or a time builds the read model as the log stood then, into its
+            A report first brings its read model up to the log's head (--no-catch-up reads it as it \
+            is). --as-of a position or a time builds the read model as the log stood then, into its \
             own file under projections/as-of/, and reports from it. Amounts are exact decimals.
 
             Example:
@@ -209,7 +209,7 @@ struct SalesReport: ParsableCommand {
         commandName: "sales",
         abstract: "Every sale (booth, web, checkout), revenue per location and day, or the voucher liability.",
         discussion: """
-            Views: log (each sale), revenue (per day, channel, booth or store, currency), vouchers
+            Views: log (each sale), revenue (per day, channel, booth or store, currency), vouchers \
             (issued, redeemed and outstanding, per currency).
 
             Example:
@@ -268,7 +268,7 @@ struct MemberReport: ParsableCommand {
         commandName: "member",
         abstract: "Each member's or customer's actions in time order, or a summary per person.",
         discussion: """
-            Views: activity (each action), summary (first and last seen, carts, abandoned carts,
+            Views: activity (each action), summary (first and last seen, carts, abandoned carts, \
             checkouts, orders, payments, total spent per currency).
 
             Example:

@@ -7,11 +7,11 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check the whole store: hash chain, Merkle tree and every index.",
         discussion: """
-            Recomputes every record's chain hash and Merkle leaf, compares them with the stored ones and
-            the head, and checks each index entry against the log. Then checks the store against the
-            latest signed checkpoint of its history (signature, and the root recomputed from the
-            records), and against --against, a checkpoint an auditor kept, with the key they trust: a
-            store rolled back to an earlier copy, or with events altered, removed or reordered, fails.
+            Recomputes every record's chain hash and Merkle leaf, compares them with the stored ones and \
+            the head, and checks each index entry against the log. Then checks the store against the \
+            latest signed checkpoint of its history (signature, and the root recomputed from the \
+            records), and against --against, a checkpoint an auditor kept, with the key they trust: a \
+            store rolled back to an earlier copy, or with events altered, removed or reordered, fails. \
             Exits 1 and names the first problem.
 
             Example:
