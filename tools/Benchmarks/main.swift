@@ -417,12 +417,45 @@ if appendedEvents > 0 {
             }
         }
         if !options.keep { try? FileManager.default.removeItem(atPath: projectionDirectory) }
+        if let figure = try measureCLIRebuild(head: head) { results.append(figure) }
     }
 
     log.close()
     let tallyBytes = directorySize(tallyPath + "/log")
     results.append(Figure(scenario: "tally: data.mdb size on disk", events: appendedEvents, seconds: 0, rate: 0, unit: "-",
                           bytesOnDiskPerEvent: Double(tallyBytes) / Double(appendedEvents), peakAnonymousMegabytes: 0, peakResidentMegabytes: 0))
+}
+
+/// `members` rebuilt the way users do it: `tally projections rebuild members` in a fresh process. The
+/// rebuilds above run in a process whose earlier scenarios have shaped its heap; a fresh process once
+/// spent a third of this rebuild growing and shrinking the heap, which they did not show (BENCHMARKS.md,
+/// "The allocator"). The `tally` executable is the one built beside this program (`tools/bench` builds it).
+func measureCLIRebuild(head: UInt64) throws -> Figure? {
+    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tally").path
+    guard FileManager.default.isExecutableFile(atPath: executable) else {
+        print("note: \(executable) is not built, so the rebuild through the CLI is not measured (tools/bench builds it)")
+        return nil
+    }
+    progress("projections: rebuild members with the tally CLI")
+    let errorsPath = options.directory + "/tally-cli.stderr"
+    _ = FileManager.default.createFile(atPath: errorsPath, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = ["projections", "rebuild", "members", "--store", tallyPath]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorsPath))
+    let start = now()
+    try process.run()
+    process.waitUntilExit()
+    let elapsed = seconds(since: start)
+    guard process.terminationStatus == 0 else {
+        fail("tally projections rebuild members exited with \(process.terminationStatus): \((try? String(contentsOfFile: errorsPath, encoding: .utf8)) ?? "")")
+    }
+    try? FileManager.default.removeItem(atPath: tallyPath + "/projections")
+    // Its memory is not sampled: the probe watches this process, and a child's maximum resident set
+    // from getrusage starts from this process's own, which the child's mapping inherited until exec.
+    return Figure(scenario: "projections: rebuild members with `tally projections rebuild` (a fresh process)", events: Int(head),
+                  seconds: elapsed, rate: Double(head) / elapsed, peakAnonymousMegabytes: 0, peakResidentMegabytes: 0)
 }
 
 // MARK: Baselines, on the same generated events
