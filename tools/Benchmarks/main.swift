@@ -451,7 +451,7 @@ func measureCLIRebuild(head: UInt64) throws -> Figure? {
     guard process.terminationStatus == 0 else {
         fail("tally projections rebuild members exited with \(process.terminationStatus): \((try? String(contentsOfFile: errorsPath, encoding: .utf8)) ?? "")")
     }
-    try? FileManager.default.removeItem(atPath: tallyPath + "/projections")
+    if !options.keep { try? FileManager.default.removeItem(atPath: tallyPath + "/projections") }
     // Its memory is not sampled: the probe watches this process, and a child's maximum resident set
     // from getrusage starts from this process's own, which the child's mapping inherited until exec.
     return Figure(scenario: "projections: rebuild members with `tally projections rebuild` (a fresh process)", events: Int(head),
