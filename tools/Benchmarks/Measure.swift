@@ -25,6 +25,9 @@ struct Figure: Encodable {
     var note: String?
     /// A baseline's figure (the benchmark's own code, not Tally's).
     var isBaseline = false
+    /// False where this process could not sample the memory (a child process ran the scenario): the
+    /// two memory figures are then 0 and printed blank.
+    var memorySampled = true
 }
 
 func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }

@@ -455,7 +455,7 @@ func measureCLIRebuild(head: UInt64) throws -> Figure? {
     // Its memory is not sampled: the probe watches this process, and a child's maximum resident set
     // from getrusage starts from this process's own, which the child's mapping inherited until exec.
     return Figure(scenario: "projections: rebuild members with `tally projections rebuild` (a fresh process)", events: Int(head),
-                  seconds: elapsed, rate: Double(head) / elapsed, peakAnonymousMegabytes: 0, peakResidentMegabytes: 0)
+                  seconds: elapsed, rate: Double(head) / elapsed, peakAnonymousMegabytes: 0, peakResidentMegabytes: 0, memorySampled: false)
 }
 
 // MARK: Baselines, on the same generated events
@@ -612,7 +612,7 @@ for result in results {
     rows.append([result.scenario, result.unit == "-" ? "" : formatRate(result.rate) + " " + result.unit, ratio,
                  formatOptional(result.latencyP50Milliseconds, "%.3f"), formatOptional(result.latencyP99Milliseconds, "%.3f"),
                  formatOptional(result.latencyP999Milliseconds, "%.3f"), formatOptional(result.bytesOnDiskPerEvent, "%.0f"),
-                 result.unit == "-" ? "" : String(format: "%.0f", result.peakAnonymousMegabytes), result.target ?? "",
+                 result.unit == "-" || !result.memorySampled ? "" : String(format: "%.0f", result.peakAnonymousMegabytes), result.target ?? "",
                  result.targetMet.map { $0 ? "yes" : "NO" } ?? ""])
 }
 let widths = header.indices.map { column in rows.map { $0[column].count }.max()! }
