@@ -247,6 +247,20 @@ struct HandScenario {
         let sales = try #require(try runner.status().first { $0.name == "sales" })
         #expect(sales.state == .current)
     }
+
+    @Test func rebuildingAllAtOnceSwitchesInEveryOneThatSucceeds() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        let head = try store.log.head().position
+        let runner = try store.runner([SalesLog(), Failing(onNth: 1, of: VoucherRedeemed.eventType), MemberActivity()])
+        let results = runner.rebuildAll()
+        #expect(results.count == 3)
+        #expect(try results["sales"]?.get().checkpoint == head)
+        #expect(try results["members"]?.get().checkpoint == head)
+        #expect(throws: ProjectionError.self) { _ = try results["failing"]?.get() }
+        let states = try Dictionary(uniqueKeysWithValues: runner.status().map { ($0.name, $0.state) })
+        #expect(states == ["sales": .current, "members": .current, "failing": .failed])
+    }
 }
 
 /// A projector that refuses the n-th event of a type.

@@ -417,7 +417,9 @@ if appendedEvents > 0 {
             }
         }
         if !options.keep { try? FileManager.default.removeItem(atPath: projectionDirectory) }
-        if let figure = try measureCLIRebuild(head: head) { results.append(figure) }
+        for name in ["members", nil] {
+            if let figure = try measureCLIRebuild(name, head: head) { results.append(figure) }
+        }
     }
 
     log.close()
@@ -426,22 +428,25 @@ if appendedEvents > 0 {
                           bytesOnDiskPerEvent: Double(tallyBytes) / Double(appendedEvents), peakAnonymousMegabytes: 0, peakResidentMegabytes: 0))
 }
 
-/// `members` rebuilt the way users do it: `tally projections rebuild members` in a fresh process. The
-/// rebuilds above run in a process whose earlier scenarios have shaped its heap; a fresh process once
-/// spent a third of this rebuild growing and shrinking the heap, which they did not show (BENCHMARKS.md,
-/// "The allocator"). The `tally` executable is the one built beside this program (`tools/bench` builds it).
-func measureCLIRebuild(head: UInt64) throws -> Figure? {
+/// A read model (or with nil, all of them) rebuilt the way users do it: `tally projections rebuild` in a
+/// fresh process. The rebuilds above run in a process whose earlier scenarios have shaped its heap; a
+/// fresh process once spent a third of the `members` rebuild growing and shrinking the heap, which they
+/// did not show (BENCHMARKS.md, "The allocator"). The `tally` executable is the one built beside this
+/// program (`tools/bench` builds it).
+func measureCLIRebuild(_ name: String?, head: UInt64) throws -> Figure? {
     let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tally").path
     guard FileManager.default.isExecutableFile(atPath: executable) else {
         print("note: \(executable) is not built, so the rebuild through the CLI is not measured (tools/bench builds it)")
         return nil
     }
-    progress("projections: rebuild members with the tally CLI")
+    let arguments = ["projections", "rebuild"] + (name.map { [$0] } ?? [])
+    let command = "tally " + arguments.joined(separator: " ")
+    progress("projections: \(command)")
     let errorsPath = options.directory + "/tally-cli.stderr"
     _ = FileManager.default.createFile(atPath: errorsPath, contents: nil)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = ["projections", "rebuild", "members", "--store", tallyPath]
+    process.arguments = arguments + ["--store", tallyPath]
     process.standardOutput = FileHandle.nullDevice
     process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorsPath))
     let start = now()
@@ -449,12 +454,12 @@ func measureCLIRebuild(head: UInt64) throws -> Figure? {
     process.waitUntilExit()
     let elapsed = seconds(since: start)
     guard process.terminationStatus == 0 else {
-        fail("tally projections rebuild members exited with \(process.terminationStatus): \((try? String(contentsOfFile: errorsPath, encoding: .utf8)) ?? "")")
+        fail("\(command) exited with \(process.terminationStatus): \((try? String(contentsOfFile: errorsPath, encoding: .utf8)) ?? "")")
     }
     if !options.keep { try? FileManager.default.removeItem(atPath: tallyPath + "/projections") }
     // Its memory is not sampled: the probe watches this process, and a child's maximum resident set
     // from getrusage starts from this process's own, which the child's mapping inherited until exec.
-    return Figure(scenario: "projections: rebuild members with `tally projections rebuild` (a fresh process)", events: Int(head),
+    return Figure(scenario: "projections: rebuild \(name ?? "all three") with `\(command)` (a fresh process)", events: Int(head),
                   seconds: elapsed, rate: Double(head) / elapsed, peakAnonymousMegabytes: 0, peakResidentMegabytes: 0, memorySampled: false)
 }
 
