@@ -231,6 +231,15 @@ struct SalesReport: ParsableCommand {
         if view == .vouchers, booth != nil || storeID != nil || channel != nil || options.from != nil || options.to != nil {
             throw ValidationError("--view vouchers takes no filters: the liability is fair-wide")
         }
+        // Revenue is added up per day (UTC): a time within a day cannot be honoured, so it is refused
+        // rather than widened or narrowed to the whole day.
+        if view == .revenue {
+            for (name, value) in [("--from", options.from), ("--to", options.to)] {
+                if let value, let time = Timestamp(iso8601: value), !time.iso8601.hasSuffix("T00:00:00.000000Z") {
+                    throw ValidationError("--view revenue adds up whole days (UTC): \(name) must be a date or a UTC midnight, not \"\(value)\"")
+                }
+            }
+        }
     }
 
     func run() throws {

@@ -44,17 +44,58 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         }
     }
 
-    /// Parses RFC 3339 (`2026-11-22T09:30:00Z`, with optional fraction and offset) or a bare date
-    /// (`2026-11-22`, midnight UTC).
+    /// Parses RFC 3339 (`2026-11-22T09:30:00Z`, `2026-11-22T10:30:00.000125+01:00`) or a bare date
+    /// (`2026-11-22`, midnight UTC). A fraction keeps its first six digits, as the log does: the time
+    /// `iso8601` prints for an event parses back to exactly that event's time. Nil for anything else,
+    /// including impossible dates (`2026-02-30`) and leap seconds, which the log's clock never records.
     public init?(iso8601 text: String) {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { self.init(date); return }
-        formatter.formatOptions = [.withInternetDateTime]
-        if let date = formatter.date(from: text) { self.init(date); return }
-        formatter.formatOptions = [.withFullDate]
-        if let date = formatter.date(from: text) { self.init(date); return }
-        return nil
+        var scanner = DigitScanner(text)
+        guard let year = scanner.digits(4), scanner.take("-"), let month = scanner.digits(2), scanner.take("-"),
+              let day = scanner.digits(2), (1...12).contains(month), (1...Self.days(inMonth: month, year: year)).contains(day) else { return nil }
+        var seconds = Self.daysSinceEpoch(year: year, month: month, day: day) * 86_400
+        var micros: Int64 = 0
+        if !scanner.atEnd {
+            guard scanner.take("T") || scanner.take("t") || scanner.take(" "),
+                  let hour = scanner.digits(2), scanner.take(":"), let minute = scanner.digits(2), scanner.take(":"),
+                  let second = scanner.digits(2), hour < 24, minute < 60, second < 60 else { return nil }
+            seconds += Int64(hour * 3600 + minute * 60 + second)
+            if scanner.take(".") {
+                var count = 0
+                while let digit = scanner.digits(1) {
+                    if count < 6 { micros = micros * 10 + Int64(digit) }
+                    count += 1
+                }
+                guard count > 0 else { return nil }
+                for _ in count..<max(count, 6) { micros *= 10 }
+            }
+            if !(scanner.take("Z") || scanner.take("z")) {
+                guard let sign = scanner.take("+") ? 1 : scanner.take("-") ? -1 : nil,
+                      let offsetHours = scanner.digits(2), scanner.take(":"), let offsetMinutes = scanner.digits(2),
+                      offsetHours < 24, offsetMinutes < 60 else { return nil }
+                seconds -= Int64(sign * (offsetHours * 3600 + offsetMinutes * 60))
+            }
+            guard scanner.atEnd else { return nil }
+        }
+        self.init(microsecondsSinceEpoch: seconds * 1_000_000 + micros)
+    }
+
+    static func days(inMonth month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days from 1970-01-01 to the date in the proleptic Gregorian calendar (Howard Hinnant's
+    /// `days_from_civil`).
+    static func daysSinceEpoch(year: Int, month: Int, day: Int) -> Int64 {
+        let shiftedYear = Int64(month <= 2 ? year - 1 : year)
+        let era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400
+        let yearOfEra = shiftedYear - era * 400
+        let dayOfYear = Int64((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1)
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 
     public var description: String { iso8601 }
@@ -108,5 +149,34 @@ extension Timestamp: Codable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(microsecondsSinceEpoch)
+    }
+}
+
+/// Reads ASCII digits and punctuation from the front of a string, for `Timestamp(iso8601:)`.
+private struct DigitScanner {
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    init(_ text: String) { bytes = Array(text.utf8) }
+
+    var atEnd: Bool { offset == bytes.count }
+
+    /// Exactly `count` digits as a number, or nil (consuming nothing) if fewer follow.
+    mutating func digits(_ count: Int) -> Int? {
+        guard offset + count <= bytes.count else { return nil }
+        var value = 0
+        for byte in bytes[offset..<(offset + count)] {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        offset += count
+        return value
+    }
+
+    /// Consumes `character` if it comes next.
+    mutating func take(_ character: Unicode.Scalar) -> Bool {
+        guard offset < bytes.count, bytes[offset] == UInt8(ascii: character) else { return false }
+        offset += 1
+        return true
     }
 }

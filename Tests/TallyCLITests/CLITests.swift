@@ -42,6 +42,11 @@ func json(_ line: String) throws -> [String: Any] {
         let newest = try tally(["read", "--backward", "--limit", "1"], store: store)
         #expect(try json(newest.lines[0])["position"] as? Int == 4)
         #expect(try tally(["read", "--until-position", "2"], store: store).lines.count == 2)
+        // The time printed for an event, given back to --as-of, selects the log up to that event (the
+        // batch after it was appended by a later process, so at a later microsecond).
+        let firstTime = try #require(try json(all.lines[0])["recordedAt"] as? String)
+        let asOfFirst = try tally(["read", "--as-of", firstTime], store: store)
+        #expect(asOfFirst.status == 0 && asOfFirst.lines.count == 1, "\(firstTime): \(asOfFirst.output)")
 
         let info = try tally(["info", "--json"], store: store)
         let head = try json(info.lines[0])

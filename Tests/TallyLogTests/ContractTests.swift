@@ -381,6 +381,38 @@ extension Collection<UInt8> {
             let fraction = micros - seconds * 1_000_000
             let expected = formatter.string(from: Date(timeIntervalSince1970: Double(seconds))) + "." + String(format: "%06lld", fraction) + "Z"
             #expect(timestamp.iso8601 == expected, "\(micros)")
+            // And back, to the microsecond: a time printed for an event selects that event.
+            #expect(Timestamp(iso8601: expected) == timestamp, "\(expected)")
         }
+    }
+
+    @Test(arguments: [
+        ("2026-11-22", 1_795_305_600_000_000),
+        ("2026-11-22T09:30:00Z", 1_795_339_800_000_000),
+        ("2026-11-22t09:30:00z", 1_795_339_800_000_000),
+        ("2026-11-22 09:30:00Z", 1_795_339_800_000_000),
+        ("2026-11-22T09:30:00.1Z", 1_795_339_800_100_000),
+        ("2026-11-22T09:30:00.000125Z", 1_795_339_800_000_125),
+        ("2026-11-22T09:30:00.0001259Z", 1_795_339_800_000_125),  // beyond the microsecond: dropped
+        ("2026-11-22T10:30:00.000125+01:00", 1_795_339_800_000_125),
+        ("2026-11-22T04:00:00-05:30", 1_795_339_800_000_000),
+        ("2026-11-22T09:30:00-00:00", 1_795_339_800_000_000),
+        ("2024-02-29T00:00:00Z", 1_709_164_800_000_000),
+        ("2000-02-29", 951_782_400_000_000),
+        ("1969-12-31T23:59:59.999999Z", -1),
+        ("0001-01-01", -62_135_596_800_000_000),
+    ] as [(String, Int64)])
+    func rfc3339TimesAndDatesParse(text: String, micros: Int64) {
+        #expect(Timestamp(iso8601: text)?.microsecondsSinceEpoch == micros)
+    }
+
+    @Test(arguments: [
+        "", "yesterday", "2026-11-22T09:30:00", "2026-11-22T09:30Z", "2026-11-22T09:30:00.Z", "2026-11-22T09:30:00ZZ",
+        "2026-02-29", "1900-02-29", "2026-13-01", "2026-00-10", "2026-11-31", "2026-11-22T24:00:00Z", "2026-11-22T09:60:00Z",
+        "2026-11-22T23:59:60Z", "2026-11-22T09:30:00+1:00", "2026-11-22T09:30:00+24:00", "26-11-22", "2026-11-22T", "2026-11-22 ",
+        "+2026-11-22", "２０２６-11-22",
+    ])
+    func otherTextIsRefused(text: String) {
+        #expect(Timestamp(iso8601: text) == nil)
     }
 }

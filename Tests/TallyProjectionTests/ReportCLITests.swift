@@ -50,6 +50,11 @@ import Testing
         #expect(lines.lines.count == 2 && lines.lines[1].contains(",web,o1,"))
         let actions = try tally(["report", "member", "--member", "m1", "--from", "2026-11-20T10:30:00Z", "--format", "csv"], store: store.path)
         #expect(actions.lines.count == 3)  // k2 opened, a lime added
+        // Revenue is per day: a date and its UTC midnight select the same days.
+        let revenueByDate = try tally(["report", "sales", "--view", "revenue", "--from", "2026-11-21", "--format", "csv"], store: store.path)
+        let revenueByMidnight = try tally(["report", "sales", "--view", "revenue", "--from", "2026-11-21T01:00:00+01:00", "--format", "csv"], store: store.path)
+        #expect(revenueByDate.status == 0 && revenueByDate.lines.count > 1 && revenueByDate.lines.dropFirst().allSatisfy { $0.hasPrefix("2026-11-21,") })
+        #expect(revenueByMidnight.status == 0 && revenueByMidnight.lines == revenueByDate.lines, "\(revenueByMidnight.error)")
     }
 
     @Test func asOfReportsTheReadModelAsTheLogStoodThen() throws {
@@ -73,6 +78,9 @@ import Testing
         (["report", "sales", "--format", "xml"], "xml"),
         (["report", "sales", "--channel", "phone"], "--channel must be booth, web or checkout, not \"phone\""),
         (["report", "sales", "--view", "vouchers", "--booth", "b1"], "--view vouchers takes no filters"),
+        (["report", "sales", "--view", "revenue", "--to", "2026-11-21T12:00:00Z"],
+         "--view revenue adds up whole days (UTC): --to must be a date or a UTC midnight, not \"2026-11-21T12:00:00Z\""),
+        (["report", "sales", "--view", "revenue", "--from", "2026-11-21T00:00:00+01:00"], "--from must be a date or a UTC midnight"),
         (["report", "member", "--from", "soon"], "--from \"soon\" is not an RFC 3339 time or a date"),
         (["report", "transactions", "--limit", "0"], "--limit must be at least 1"),
     ])
