@@ -43,6 +43,7 @@ struct Exec: ParsableCommand {
         let output = OutputBuffer()
         var number = 0
         var malformed = 0
+        var erased = false
         while let line = Swift.readLine(strippingNewline: true) {
             number += 1
             if line.allSatisfy(\.isWhitespace) { continue }
@@ -58,6 +59,7 @@ struct Exec: ParsableCommand {
             let head = "{\"line\":\(number),\"id\":\"\(envelope.id.uuidString.lowercased())\",\"command\":\"\(envelope.command.name)\""
             switch try commerce.execute(envelope) {
             case .accepted(let positions, let wasRetry):
+                if case .erasePersonalData = envelope.command { erased = true }
                 output.line(head + ",\"result\":\"accepted\",\"positions\":[\(positions.map(String.init).joined(separator: ","))]" + (wasRetry ? ",\"retry\":true}" : "}"))
             case .rejected(let rejection):
                 output.line(head + ",\"result\":\"rejected\",\"code\":\"\(rejection.code.rawValue)\",\"message\":\(EventJSON.quote(rejection.message))}")
@@ -65,6 +67,8 @@ struct Exec: ParsableCommand {
             output.flush()
         }
         output.flush()
+        // Standard output is the results' JSON Lines: the rebuilds are reported on standard error.
+        if erased { try ReadModels.dropErasedValues(log) { FileHandle.standardError.write(Data("note: \($0) after the erasure\n".utf8)) } }
         if malformed > 0 { throw ExitCode(1) }
     }
 }

@@ -16,6 +16,22 @@ public enum ReadModels {
     static func runner(_ log: EventLog, batchPositions: UInt64 = ProjectionRunner.batchPositionsDefault) throws -> ProjectionRunner {
         try ProjectionRunner(log: log, projectors: all, batchPositions: batchPositions, vault: FileKeyVault(store: log.path))
     }
+
+    /// After an erasure, so the erased values leave every file: the read models that copied personal
+    /// values are rebuilt (those never built are left alone), and their as-of builds, which are caches,
+    /// are deleted. `report` gets a line per rebuilt read model.
+    static func dropErasedValues(_ log: EventLog, report: (String) -> Void) throws {
+        let runner = try runner(log)
+        let asOf = (runner.directory as NSString).appendingPathComponent("as-of")
+        for projector in runner.projectors where projector.holdsPersonalData {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: asOf)) ?? [] where name.hasPrefix(projector.name + ".v") {
+                try? FileManager.default.removeItem(atPath: (asOf as NSString).appendingPathComponent(name))
+            }
+            guard FileManager.default.fileExists(atPath: runner.servingLink(projector.name)) else { continue }
+            let outcome = try runner.rebuild(projector, discardingUnfinished: true)
+            report("\(outcome.name): rebuilt to position \(outcome.checkpoint)")
+        }
+    }
 }
 
 struct Projections: ParsableCommand {

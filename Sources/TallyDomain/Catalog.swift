@@ -54,6 +54,7 @@ public enum CommandCatalog {
             (member, .checkout(cartID: "k1", paymentTransactionID: "bt-5f2a9c")),
             (member, .deactivateMember(memberID: "m1")),
             (customer, .deactivateUser(userID: "u1")),
+            (admin, .erasePersonalData(subject: "member:m1", reason: "erasure request 2026-118")),
         ]
         return commands.enumerated().map { index, pair in
             CommandEnvelope(id: UUID(uuidString: String(format: "00000000-0000-4000-8000-%012d", index + 1))!, actor: pair.0, command: pair.1)

@@ -108,6 +108,12 @@ public enum Command: Sendable, Codable, Equatable {
     case approveRestrictedItems(cartID: String)
     case checkout(cartID: String, paymentTransactionID: String)
 
+    /// Records that a data subject's personal data is erased (`member:<id>`, `customer:<id>`,
+    /// `operator:<id>` or `email:<digest>`), and releases the unique values they held (email,
+    /// username, linked accounts), so the same person may register again. Once the events are
+    /// durable, `CommerceService` destroys the subject's key in its vault.
+    case erasePersonalData(subject: String, reason: String)
+
     /// Every command's name, as `tally exec` accepts it.
     public static let names = [
         "registerBooth", "assignOperator", "issueVoucher", "redeemVoucher",
@@ -116,6 +122,7 @@ public enum Command: Sendable, Codable, Equatable {
         "deliverOrder", "cancelOrder",
         "openStore", "createItem", "changeItem", "schedulePrice", "registerMember", "linkSocialAccount", "changeMemberProfile",
         "deactivateMember", "openCart", "scanItem", "removeItem", "approveRestrictedItems", "checkout",
+        "erasePersonalData",
     ]
 
     /// The command's name: the case name ("redeemVoucher"), as its JSON key. A switch, not reflection:
@@ -157,6 +164,7 @@ public enum Command: Sendable, Codable, Equatable {
         case .removeItem: "removeItem"
         case .approveRestrictedItems: "approveRestrictedItems"
         case .checkout: "checkout"
+        case .erasePersonalData: "erasePersonalData"
         }
     }
 }
@@ -434,6 +442,38 @@ public enum Decide {
         case .openStore, .createItem, .changeItem, .schedulePrice, .registerMember, .linkSocialAccount, .changeMemberProfile,
              .deactivateMember, .openCart, .scanItem, .removeItem, .approveRestrictedItems, .checkout:
             return try CheckoutRules.decide(envelope, streams: &streams)
+
+        case .erasePersonalData(let subject, let reason):
+            try Require.admin(actor, "erase personal data")
+            let parts = subject.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, ["member", "customer", "operator", "email"].contains(parts[0]), !parts[1].isEmpty else {
+                throw Rejection(.invalidField, "subject \"\(subject)\" must be member:<id>, customer:<id>, operator:<id> or email:<digest>")
+            }
+            let id = parts[1]
+            var draft = Draft()
+            // The values are sealed in the log: each is opened with the subject's key to name its claim.
+            // Once the key is gone there is nothing to open, so running this again releases nothing.
+            func release(_ sealed: String?, field: String, _ claim: (String) -> String, kind: String) throws {
+                guard let sealed, case let value = try streams.open(sealed, field: field), value != PersonalData.erased else { return }
+                try draft.release(claim(value), kind: kind, owner: id, from: &streams)
+            }
+            let secret = streams.claimSecret
+            switch parts[0] {
+            case "member":
+                let member = try draft.load(CheckoutStreams.member(id), as: MemberState.self, from: &streams)
+                try release(member.registered?.email, field: "email", { Claims.email($0, secret: secret) }, kind: "email")
+                for (provider, accountID) in member.socialAccounts.sorted(by: { $0.key < $1.key }) {
+                    try release(accountID, field: "accountID", { Claims.social(provider, $0, secret: secret) }, kind: "social/\(provider)")
+                }
+            case "customer":
+                let user = try draft.load(ShopStreams.user(id), as: UserState.self, from: &streams)
+                try release(user.registered?.username, field: "username", { Claims.username($0, secret: secret) }, kind: "username")
+                try release(user.email, field: "email", { Claims.email($0, secret: secret) }, kind: "email")
+            default:
+                break  // operators and voucher buyers hold no unique values
+            }
+            draft.emit(PersonalDataErased.stream, PersonalDataErased(subject: subject, reason: reason))
+            return draft.decision
         }
     }
 }

@@ -44,15 +44,15 @@ public final class CommerceService: Sendable {
         } catch {
             result = .failure(error)
         }
-        return try Self.outcome(result)
+        return try finish(envelope, Self.outcome(result))
     }
 
     public func execute(_ envelope: CommandEnvelope) throws -> CommandOutcome {
         try prepareKeys(envelope)
         let ahead = decideAhead(envelope)
-        return try Self.outcome(Result {
+        return try finish(envelope, Self.outcome(Result {
             try log.appendDecided { [states, vault] view in try Self.confirm(ahead, for: envelope, view: &view, states: states, vault: vault) }
-        })
+        }))
     }
 
     /// Submits `envelope` without waiting; `completion` gets the outcome on one of the log's threads. Commands
@@ -60,15 +60,19 @@ public final class CommerceService: Sendable {
     /// may depend on an earlier one still in flight, so deciding it ahead would mostly be wasted).
     public func submit(_ envelope: CommandEnvelope, completion: @escaping @Sendable (Result<CommandOutcome, any Error>) -> Void) {
         do { try prepareKeys(envelope) } catch { completion(.failure(error)); return }
-        log.appendDecided({ [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) }) { result in
-            completion(Result { try Self.outcome(result) })
+        log.appendDecided({ [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) }) { [self] result in
+            completion(Result { try finish(envelope, Self.outcome(result)) })
         }
     }
 
     /// Makes the key of the data subject a command may write about, on the caller's thread: creating
     /// a key (and syncing it) inside the writer would stall every other command.
     func prepareKeys(_ envelope: CommandEnvelope) throws {
-        guard let vault else { return }
+        guard let vault else {
+            // Without a vault personal fields were stored as given: there is no key whose loss erases them.
+            if case .erasePersonalData = envelope.command { throw VaultError("erasing personal data needs the store's key vault") }
+            return
+        }
         let subject: String?
         switch envelope.command {
         case .registerMember(let id, _, _, _, _), .linkSocialAccount(let id, _, _), .changeMemberProfile(let id, _, _, _): subject = "member:\(id)"
@@ -78,6 +82,17 @@ public final class CommerceService: Sendable {
         default: subject = nil
         }
         if let subject { _ = try vault.key(for: subject, create: true) }
+    }
+
+    /// What a command does outside the log once its events are durable. An erasure destroys the
+    /// subject's key, after the log records it, so a key is never destroyed without the log saying so;
+    /// if destroying it fails, the error is thrown and executing the command again finishes the job
+    /// (the retry appends nothing new).
+    func finish(_ envelope: CommandEnvelope, _ outcome: CommandOutcome) throws -> CommandOutcome {
+        if case .erasePersonalData(let subject, _) = envelope.command, case .accepted = outcome, let vault {
+            _ = try vault.forget(subject)
+        }
+        return outcome
     }
 
     /// What the log's answer to a decided append means for the command.

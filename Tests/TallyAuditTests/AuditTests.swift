@@ -1,8 +1,10 @@
 import Foundation
+import Crypto
 import TallyAudit
 @testable import TallyDomain
 import TallyLog
 import TallyMerkle
+import Synchronization
 import TallyTestSupport
 import Testing
 
@@ -301,9 +303,12 @@ func write(_ text: String, _ name: String) throws -> String {
         let keyTrail = try NoteSignerKey.generate(name: "shop.example")
         let checkpoint = try write(try tally(["audit", "checkpoint", "--key", keyTrail.encoded], store: store.path).output, "before-forget.checkpoint")
 
-        for arguments in [["forget", "member:m900", "--reason", "request 17"], ["forget", "customer:u900"], ["forget", "--email", "zelda.buyer@example.org"]] {
+        for (arguments, released) in [(["forget", "member:m900", "--reason", "request 17"], 2), (["forget", "customer:u900"], 2),
+                                      (["forget", "--email", "zelda.buyer@example.org"], 0)] {
             let forget = try tally(arguments, store: store.path)
             #expect(forget.status == 0, "\(forget.error)")
+            let summary = released > 0 ? ", \(released) unique values released; key destroyed" : "; key destroyed"
+            #expect(forget.lines.first?.hasSuffix(summary) == true, "\(forget.output)")
         }
         let after = try tally(["read", "--stream", "member-m900"], store: store.path)
         #expect(!after.output.contains("Zelda") && after.output.contains("[erased]"))
@@ -326,6 +331,98 @@ func write(_ text: String, _ name: String) throws -> String {
             #expect(hits.isEmpty, "\(secret) is still in \(hits)")
             #expect(try contains(bundle, secret).isEmpty, "\(secret) is in the export")
         }
+    }
+
+    @Test func anErasedSubjectsUniqueValuesCanBeTakenAgain() throws {
+        let store = try AuditStore(events: 10)
+        let admin = Actor(.admin, "ana"), member = Actor(.member, "m900"), customer = Actor(.customer, "u900")
+        let vault = FileKeyVault(store: store.path)
+        func run(_ actor: Actor, _ command: Command) throws -> CommandOutcome {
+            try store.commerce.execute(CommandEnvelope(id: UUID(), actor: actor, command: command))
+        }
+        func accepted(_ outcome: CommandOutcome) -> Int? {
+            if case .accepted(let positions, _) = outcome { positions.count } else { nil }
+        }
+        func rejection(_ outcome: CommandOutcome) -> RejectionCode? {
+            if case .rejected(let rejection) = outcome { rejection.code } else { nil }
+        }
+        #expect(accepted(try run(member, .registerMember(memberID: "m900", firstName: "Zelda", lastName: nil, email: "zelda.q@example.org", phone: nil))) != nil)
+        #expect(accepted(try run(member, .linkSocialAccount(memberID: "m900", provider: "github", accountID: "zq-github-77"))) != nil)
+        #expect(accepted(try run(customer, .registerUser(userID: "u900", username: "zeldaq", email: "zelda.shop@example.org", isAdmin: false))) != nil)
+        let again = Command.registerMember(memberID: "m901", firstName: nil, lastName: nil, email: "Zelda.Q@example.org", phone: nil)
+        #expect(rejection(try run(Actor(.member, "m901"), again)) == .emailTaken)
+
+        // Only an admin erases, and only a subject it can name; neither refusal touches the key.
+        #expect(rejection(try run(member, .erasePersonalData(subject: "member:m900", reason: "mine"))) == .notAuthorized)
+        #expect(rejection(try run(admin, .erasePersonalData(subject: "m900", reason: "typo"))) == .invalidField)
+        #expect(try vault.key(for: "member:m900", create: false) != nil)
+
+        // The email and the linked account are released in the erasure's batch, then the key goes.
+        #expect(accepted(try run(admin, .erasePersonalData(subject: "member:m900", reason: "request 18"))) == 3)
+        #expect(try vault.key(for: "member:m900", create: false) == nil)
+        #expect(accepted(try run(Actor(.member, "m901"), again)) != nil)
+        #expect(accepted(try run(Actor(.member, "m901"), .linkSocialAccount(memberID: "m901", provider: "github", accountID: "zq-github-77"))) != nil)
+        // Erasing again records it again and releases nothing: the values now read as erased.
+        #expect(accepted(try run(admin, .erasePersonalData(subject: "member:m900", reason: "request 18, again"))) == 1)
+        // The new member's claim stands.
+        #expect(rejection(try run(Actor(.member, "m902"), .registerMember(memberID: "m902", firstName: nil, lastName: nil, email: "zelda.q@example.org", phone: nil))) == .emailTaken)
+
+        // A web-shop customer's username and email.
+        #expect(accepted(try run(admin, .erasePersonalData(subject: "customer:u900", reason: "request 19"))) == 3)
+        #expect(accepted(try run(Actor(.customer, "u901"), .registerUser(userID: "u901", username: "ZeldaQ", email: "zelda.shop@example.org", isAdmin: false))) != nil)
+        // A voucher buyer holds no unique values: only the erasure is recorded.
+        let buyer = try PersonalData.emailSubject("zelda.buyer@example.org", vault: vault)
+        #expect(accepted(try run(admin, .erasePersonalData(subject: buyer, reason: "request 20"))) == 1)
+        let result = try Invariants.check(store.log)
+        #expect(result.violations == [])
+    }
+
+    @Test func anErasureThroughExecAlsoClearsTheReadModels() throws {
+        let store = try AuditStore(events: 10)
+        let email = "quintessa.buyer@example.org"
+        let issued = try store.commerce.execute(CommandEnvelope(id: UUID(), actor: Actor(.admin, "ana"),
+                                                                command: .issueVoucher(voucherID: "v901", amount: Money(minor: 700, currency: .usd), buyerEmail: email)))
+        if case .rejected(let rejection) = issued { Issue.record("\(rejection)") }
+        let subject = try PersonalData.emailSubject(email, vault: FileKeyVault(store: store.path))
+        store.log.close()
+        #expect(try tally(["projections", "rebuild"], store: store.path).status == 0)
+        #expect(try !contains(store.path + "/projections", email).isEmpty)
+        let line = #"{"id":"00000000-0000-4000-8000-000000000901","actor":"admin:ana","command":{"erasePersonalData":{"subject":"\#(subject)","reason":"r"}}}"#
+        let exec = try tally(["exec"], store: store.path, input: line)
+        #expect(exec.status == 0 && exec.output.contains("\"result\":\"accepted\""), "\(exec.output) \(exec.error)")
+        #expect(exec.error.contains("note: sales: rebuilt to position"), "\(exec.error)")
+        #expect(try contains(store.path + "/projections", email).isEmpty)
+    }
+
+    @Test func anErasureWhoseKeyCouldNotBeDestroyedIsFinishedByRetryingIt() throws {
+        let path = testPath("flaky-vault")
+        let log = try EventLog.create(at: path)
+        let vault = FailingForgetVault(FileKeyVault(store: path))
+        let commerce = CommerceService(log: log, vault: vault)
+        let member = Actor(.member, "m1")
+        _ = try commerce.execute(CommandEnvelope(id: UUID(), actor: member, command: .registerMember(memberID: "m1", firstName: "Ann", lastName: nil, email: nil, phone: nil)))
+        let erasure = CommandEnvelope(id: UUID(), actor: Actor(.admin, "ana"), command: .erasePersonalData(subject: "member:m1", reason: "r"))
+        #expect(throws: VaultError.self) { _ = try commerce.execute(erasure) }
+        // Recorded, but the key is still there: the error said so.
+        let head = try log.head().position
+        var erasures = log.read(ReadQuery(.type(PersonalDataErased.eventType)))
+        var positions: [UInt64] = []
+        try erasures.forEach { positions.append($0.position) }
+        #expect(positions == [head])
+        #expect(try vault.key(for: "member:m1", create: false) != nil)
+        // The same command again appends nothing and destroys the key.
+        #expect(try commerce.execute(erasure) == .accepted(positions: [head], wasRetry: true))
+        #expect(try vault.key(for: "member:m1", create: false) == nil)
+        #expect(try log.head().position == head)
+    }
+
+    @Test func erasingWithoutAVaultIsRefused() throws {
+        let log = try EventLog.create(at: testPath("no-vault"))
+        let commerce = CommerceService(log: log)
+        #expect(throws: VaultError.self) {
+            _ = try commerce.execute(CommandEnvelope(id: UUID(), actor: Actor(.admin, "ana"), command: .erasePersonalData(subject: "member:m1", reason: "r")))
+        }
+        #expect(try log.head().position == 0)
     }
 
     @Test func sealedFieldsOpenOnlyWithTheirSubjectsKey() throws {
@@ -473,5 +570,22 @@ func write(_ text: String, _ name: String) throws -> String {
             harmless += 1
         }
         #expect(caught > 0, "no change was caught (\(harmless) harmless)")
+    }
+}
+
+/// A vault whose first `forget` fails, as a full or read-only disk would make it.
+final class FailingForgetVault: PersonalDataVault {
+    let inner: FileKeyVault
+    let failed = Mutex(false)
+    init(_ inner: FileKeyVault) { self.inner = inner }
+    func key(for subject: String, create: Bool) throws -> SymmetricKey? { try inner.key(for: subject, create: create) }
+    func claimSecret() throws -> SymmetricKey { try inner.claimSecret() }
+    func forget(_ subject: String) throws -> Bool {
+        let first = failed.withLock { failed in
+            defer { failed = true }
+            return !failed
+        }
+        if first { throw VaultError("no space left on device") }
+        return try inner.forget(subject)
     }
 }

@@ -12,7 +12,7 @@ import TallyTestSupport
                      "changeProductPrice", "receiveStock", "adjustStock", "placeOrder", "confirmOrder", "initiatePayment", "recordPaymentSucceeded",
                      "recordPaymentFailed", "markOrderPaid", "shipOrder", "deliverOrder", "cancelOrder", "openStore", "createItem", "changeItem",
                      "schedulePrice", "registerMember", "linkSocialAccount", "changeMemberProfile", "deactivateMember", "openCart", "scanItem",
-                     "removeItem", "approveRestrictedItems", "checkout"]
+                     "removeItem", "approveRestrictedItems", "checkout", "erasePersonalData"]
         #expect(names == Set(known))
         let store = try newStore()
         let run = try tally(["exec"], store: store, input: catalog.output)
