@@ -50,9 +50,11 @@ enum LogReading {
             } else {
                 entry = try withBigEndian(max(from ?? 1, 1)) { key in try cursor.seek(key) }
             }
+            var readAhead = ReadAhead(backward: backward)
             while let current = entry {
                 let position = keyPosition(current.key)
                 if let untilPosition, position > untilPosition { return }
+                readAhead.note(current.value)
                 let record = try RecordView(bytes: current.value, position: position)
                 guard try body(record) else { return }
                 entry = backward ? try cursor.previous() : try cursor.next()

@@ -188,7 +188,9 @@ extension EventLog {
                 var expected = next
                 try txn.withCursor(tables.events) { cursor in
                     var entry = try withBigEndian(next) { try cursor.seek($0) }
+                    var readAhead = ReadAhead()
                     while let current = entry, expected <= chunkEnd {
+                        readAhead.note(current.value)
                         let position = LogReading.keyPosition(current.key)
                         guard position == expected else {
                             problem = VerifyProblem(position: expected, reason: position > expected ? "the record is missing (the next one is at \(position))" : "a record is out of order")
@@ -250,7 +252,9 @@ extension EventLog {
                 var problem: VerifyProblem?
                 try txn.withCursor(tables.events) { cursor in
                     var entry = try withBigEndian(next) { try cursor.seek($0) }
+                    var readAhead = ReadAhead()
                     while let current = entry {
+                        readAhead.note(current.value)
                         let position = LogReading.keyPosition(current.key)
                         guard position <= chunkEnd else { return }
                         let record = try RecordView(bytes: current.value, position: position)

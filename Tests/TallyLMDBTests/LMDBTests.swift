@@ -210,3 +210,51 @@ extension String {
         #expect(count == 0)
     }
 }
+
+@Suite struct ReadAheadTests {
+    /// Notes records of `size` bytes from `from` towards `to` (either way) and returns the windows advised.
+    func windows(from: UInt, to: UInt, size: UInt, backward: Bool) -> [(start: UInt, length: Int)] {
+        let advised = Mutex<[(start: UInt, length: Int)]>([])
+        var readAhead = ReadAhead(backward: backward) { start, length in advised.withLock { $0.append((start, length)) } }
+        var address = from
+        while backward ? address >= to : address < to {
+            readAhead.note(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: address), count: Int(size)))
+            address = backward ? address - size : address + size
+        }
+        return advised.withLock { $0 }
+    }
+
+    @Test(arguments: [false, true])
+    func aScanIsAdvisedAheadOfItselfOnceEveryHalfWindow(backward: Bool) throws {
+        let page = ReadAhead.pageBytes, window = UInt(ReadAhead.windowBytes)
+        let start: UInt = 0x7000_0000_0000, span: UInt = 16 << 20
+        let advised = backward ? windows(from: start + span - 300, to: start, size: 300, backward: true)
+                               : windows(from: start + 123, to: start + span, size: 300, backward: false)
+        // About one window per half window scanned, not one per record.
+        #expect((Int(span / (window / 2)) - 1...Int(span / (window / 2)) + 1).contains(advised.count), "\(advised.count)")
+        for (index, advice) in advised.enumerated() {
+            #expect(advice.start % page == 0 && advice.length == Int(window))
+            guard index > 0 else { continue }
+            // Each window moves on by half a window, in the scan's direction, and overlaps the last.
+            let previous = advised[index - 1].start
+            #expect(backward ? advice.start < previous && previous - advice.start <= window / 2 + page
+                             : advice.start > previous && advice.start - previous <= window / 2 + page)
+        }
+        // The first window holds the scan's first record and reaches ahead of it.
+        let first = try #require(advised.first)
+        let firstAddress = backward ? start + span - 300 : start + 123
+        #expect(first.start <= firstAddress && firstAddress < first.start + UInt(first.length))
+        #expect(backward ? firstAddress - first.start >= window - 2 * page : first.start + UInt(first.length) - firstAddress >= window - page)
+    }
+
+    @Test func aScanThatJumpsBackIsAdvisedAtItsNewPlace() {
+        let advised = Mutex<[UInt]>([])
+        var readAhead = ReadAhead { start, _ in advised.withLock { $0.append(start) } }
+        let base: UInt = 0x7000_0000_0000
+        for address in [base + 40_000, base + 41_000, base + 8_192, base + 9_000] {
+            readAhead.note(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: address), count: 300))
+        }
+        let page = ReadAhead.pageBytes
+        #expect(advised.withLock { $0 } == [(base + 40_000) & ~(page - 1), base + 8_192])
+    }
+}

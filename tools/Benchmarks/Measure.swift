@@ -177,3 +177,23 @@ func runTasks(_ count: Int, _ body: @escaping @Sendable (Int) async -> Void) {
     }
     finished.wait()
 }
+
+/// Asks the kernel to drop `path`'s pages from the page cache (`POSIX_FADV_DONTNEED`: clean pages no
+/// process maps), and returns the fraction still resident afterwards (from `mincore`), so a figure read
+/// "from the disk" says how cold it really was. Nil if the file cannot be opened or mapped.
+func evictFromPageCache(_ path: String) -> Double? {
+    let descriptor = open(path, O_RDONLY)
+    guard descriptor >= 0 else { return nil }
+    defer { close(descriptor) }
+    var info = stat()
+    guard fstat(descriptor, &info) == 0, info.st_size > 0 else { return nil }
+    _ = fdatasync(descriptor)
+    _ = posix_fadvise(descriptor, 0, 0, POSIX_FADV_DONTNEED)
+    let length = Int(info.st_size)
+    guard let map = mmap(nil, length, PROT_READ, MAP_SHARED, descriptor, 0), map != MAP_FAILED else { return nil }
+    defer { munmap(map, length) }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    var vector = [UInt8](repeating: 0, count: (length + page - 1) / page)
+    guard mincore(map, length, &vector) == 0 else { return nil }
+    return Double(vector.reduce(0) { $0 + Int($1 & 1) }) / Double(vector.count)
+}
