@@ -15,7 +15,7 @@ import TallyProjection
 /// - `carts`, `orders`: which person a cart or an order belongs to, and a cart's last activity.
 /// - view `member_summary`: `members` with `abandoned_carts`, carts never checked out whose last
 ///   activity is more than 24 hours before the last event applied.
-public struct MemberActivity: Projector {
+public struct MemberActivity: BatchingProjector {
     public let name = "members"
     public let version = 1
     public let eventTypes: Set<String> = [
@@ -100,20 +100,9 @@ public struct MemberActivity: Projector {
             """)
     }
 
-    public func makeBatch() -> (any ProjectionBatch)? { MemberBatch() }
+    public func makeBatch() -> MemberBatch { MemberBatch() }
 
-    public func apply(_ event: ProjectedEvent, _ db: Database) throws {
-        let batch = MemberBatch()
-        try apply(event, db, batch: batch)
-        try batch.finish(db)
-    }
-
-    public func apply(_ event: ProjectedEvent, _ db: Database, batch: (any ProjectionBatch)?) throws {
-        guard let batch = batch as? MemberBatch else { return try apply(event, db) }
-        try apply(event, db, batch)
-    }
-
-    private func apply(_ event: ProjectedEvent, _ db: Database, _ batch: MemberBatch) throws {
+    public func apply(_ event: ProjectedEvent, _ db: Database, batch: MemberBatch) throws {
         let json = try event.json()
         switch event.type {
         case MemberRegistered.eventType:

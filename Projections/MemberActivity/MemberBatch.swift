@@ -6,7 +6,7 @@ import TallyProjection
 /// spending once per batch instead of once per action, and each cart's last activity once. Rows are
 /// written in the order their keys were first touched, so a rebuild writes the same rows in the same
 /// order every time.
-final class MemberBatch: ProjectionBatch {
+public final class MemberBatch: ProjectionBatch {
     /// What an action adds to its person's counters.
     enum Counter { case cart, checkout, order, payment, deactivation }
 
@@ -68,7 +68,7 @@ final class MemberBatch: ProjectionBatch {
         if let member { cartMembers[cartID] = member }
     }
 
-    func finish(_ db: Database) throws {
+    public func finish(_ db: Database) throws {
         for (cartID, microseconds) in cartTimes.inOrder {
             try db.run("UPDATE carts SET last_activity_us = ? WHERE cart_id = ?") { $0.bind(microseconds); $0.bind(cartID) }
         }

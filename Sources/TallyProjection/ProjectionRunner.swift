@@ -324,7 +324,7 @@ public final class ProjectionRunner: Sendable {
 
     private func apply(_ projector: any Projector, types: Set<String>, db: Database, after start: UInt64, through end: UInt64) throws -> Applied {
         var result = Applied(last: start)
-        let batch = projector.makeBatch()
+        let batch = BatchApplication(projector)
         try log.withSnapshot { snapshot in
             try snapshot.forEach(ReadQuery(.all, from: start + 1, untilPosition: end)) { record in
                 let type = record.type
@@ -334,9 +334,9 @@ public final class ProjectionRunner: Sendable {
                         try Upcasting.withCurrentPayload(type: type, schemaVersion: record.schemaVersion, payload: record.payloadBytes) { payload in
                             if PersonalData.isPersonal(type) {
                                 let opened = try PersonalData.reveal(type: type, payload: Data(payload), vault: vault)
-                                try opened.withUnsafeBytes { try projector.apply(ProjectedEvent(record: record, type: type, payloadBytes: $0), db, batch: batch) }
+                                try opened.withUnsafeBytes { try batch.apply(ProjectedEvent(record: record, type: type, payloadBytes: $0), db) }
                             } else {
-                                try projector.apply(ProjectedEvent(record: record, type: type, payloadBytes: payload), db, batch: batch)
+                                try batch.apply(ProjectedEvent(record: record, type: type, payloadBytes: payload), db)
                             }
                         }
                     } catch {
@@ -354,7 +354,7 @@ public final class ProjectionRunner: Sendable {
             throw ProjectionError.positionBeyondHead(end, head: result.last)
         }
         // A failed batch is rolled back (and applied again up to the failing event), so only a whole one is finished.
-        if result.failure == nil, let batch { try batch.finish(db) }
+        if result.failure == nil { try batch.finish(db) }
         return result
     }
 
@@ -371,5 +371,31 @@ public final class ProjectionRunner: Sendable {
         }
         defer { flock(descriptor, LOCK_UN) }
         return try body()
+    }
+}
+
+/// How one batch's events reach a projector: through its batch's state when it keeps one
+/// (`BatchingProjector`), else one `apply` per event and nothing to finish.
+private struct BatchApplication {
+    let apply: (ProjectedEvent, Database) throws -> Void
+    let finish: (Database) throws -> Void
+
+    init(_ projector: any Projector) {
+        if let batching = projector as? any BatchingProjector {
+            self = Self.batched(batching)
+        } else {
+            apply = { try projector.apply($0, $1) }
+            finish = { _ in }
+        }
+    }
+
+    private init(apply: @escaping (ProjectedEvent, Database) throws -> Void, finish: @escaping (Database) throws -> Void) {
+        self.apply = apply
+        self.finish = finish
+    }
+
+    private static func batched<P: BatchingProjector>(_ projector: P) -> Self {
+        let batch = projector.makeBatch()
+        return Self(apply: { try projector.apply($0, $1, batch: batch) }, finish: { try batch.finish($0) })
     }
 }

@@ -25,12 +25,6 @@ public protocol Projector: Sendable {
     func createQueryIndexes(_ db: Database) throws
     /// Applies one event, inside the transaction that also moves the checkpoint past it.
     func apply(_ event: ProjectedEvent, _ db: Database) throws
-    /// What this projector keeps in memory over one batch, or nil (the default): each event is then
-    /// written as `apply(_:_:)` applies it. The runner makes one per batch.
-    func makeBatch() -> (any ProjectionBatch)?
-    /// Applies one event of a batch that began with `makeBatch()`. The default ignores `batch` and
-    /// calls `apply(_:_:)`.
-    func apply(_ event: ProjectedEvent, _ db: Database, batch: (any ProjectionBatch)?) throws
     /// Whether its tables hold personal values: such read models are rebuilt when a data subject is
     /// forgotten, so the erased values leave them.
     var holdsPersonalData: Bool { get }
@@ -39,8 +33,24 @@ public protocol Projector: Sendable {
 extension Projector {
     public var holdsPersonalData: Bool { false }
     public func createQueryIndexes(_ db: Database) throws {}
-    public func makeBatch() -> (any ProjectionBatch)? { nil }
-    public func apply(_ event: ProjectedEvent, _ db: Database, batch: (any ProjectionBatch)?) throws { try apply(event, db) }
+}
+
+/// A projector that keeps state over one batch of events (see `ProjectionBatch`). The runner makes a
+/// `Batch` for each batch, passes it to every event's `apply(_:_:batch:)`, and finishes it before the
+/// checkpoint moves; `apply(_:_:)`, for a single event, comes with it (a batch of one).
+public protocol BatchingProjector: Projector {
+    associatedtype Batch: ProjectionBatch
+    func makeBatch() -> Batch
+    /// Applies one event of the batch `batch` began.
+    func apply(_ event: ProjectedEvent, _ db: Database, batch: Batch) throws
+}
+
+extension BatchingProjector {
+    public func apply(_ event: ProjectedEvent, _ db: Database) throws {
+        let batch = makeBatch()
+        try apply(event, db, batch: batch)
+        try batch.finish(db)
+    }
 }
 
 /// What a projector gathers over one batch of events (one SQLite transaction, up to
