@@ -289,11 +289,55 @@ private struct Scanner {
             guard offset < bytes.count else { break }
             let byte = bytes[offset]
             if byte == UInt8(ascii: "\"") { offset += 1; return escaped }
-            if byte == UInt8(ascii: "\\") { escaped = true; offset += 2; continue }
+            if byte == UInt8(ascii: "\\") {
+                escaped = true
+                try skipEscape()
+                continue
+            }
             if byte < 0x20 { throw JSONViewError.malformed(path: "", offset: offset) }
             offset += 1
         }
         throw JSONViewError.malformed(path: "", offset: offset)
+    }
+
+    /// Skips an escape starting at its backslash: one of `\" \\ \/ \b \f \n \r \t`, or `\u` and four hex digits.
+    mutating func skipEscape() throws {
+        guard offset + 1 < bytes.count else { throw JSONViewError.malformed(path: "", offset: offset) }
+        switch bytes[offset + 1] {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            offset += 2
+        case UInt8(ascii: "u"):
+            guard offset + 6 <= bytes.count, bytes[(offset + 2)..<(offset + 6)].allSatisfy({ $0.isHexDigit }) else {
+                throw JSONViewError.malformed(path: "", offset: offset)
+            }
+            offset += 6
+        default:
+            throw JSONViewError.malformed(path: "", offset: offset)
+        }
+    }
+
+    /// Skips a number as RFC 8259 writes it: `-`? (`0` | [1-9][0-9]*) (`.` [0-9]+)? ([eE] [+-]? [0-9]+)?
+    mutating func skipNumber() throws {
+        func digits() -> Int {
+            let start = offset
+            while offset < bytes.count, bytes[offset].isDigit { offset += 1 }
+            return offset - start
+        }
+        if peek == UInt8(ascii: "-") { offset += 1 }
+        if peek == UInt8(ascii: "0") {
+            offset += 1
+        } else if digits() == 0 {
+            throw JSONViewError.malformed(path: "", offset: offset)
+        }
+        if peek == UInt8(ascii: ".") {
+            offset += 1
+            guard digits() > 0 else { throw JSONViewError.malformed(path: "", offset: offset) }
+        }
+        if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
+            offset += 1
+            if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { offset += 1 }
+            guard digits() > 0 else { throw JSONViewError.malformed(path: "", offset: offset) }
+        }
     }
 
     /// Whether any of the word's eight bytes is `"`, `\\` or below 0x20 (the byte tests of "Bit
@@ -383,19 +427,14 @@ private struct Scanner {
         case UInt8(ascii: "f"): try skipLiteral("false")
         case UInt8(ascii: "n"): try skipLiteral("null")
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            let begin = offset
-            offset += 1
-            while offset < bytes.count {
-                switch bytes[offset] {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "+"), UInt8(ascii: "-"):
-                    offset += 1
-                default:
-                    if offset == begin + 1 && bytes[begin] == UInt8(ascii: "-") { throw JSONViewError.malformed(path: "", offset: offset) }
-                    return
-                }
-            }
+            try skipNumber()
         default:
             throw JSONViewError.malformed(path: "", offset: offset)
         }
     }
+}
+
+private extension UInt8 {
+    var isDigit: Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self) }
+    var isHexDigit: Bool { isDigit || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(self | 0x20) }
 }

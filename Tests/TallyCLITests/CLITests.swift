@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TallyLog
 import TallyTestSupport
 
 func newStore() throws -> String {
@@ -53,6 +54,24 @@ func json(_ line: String) throws -> [String: Any] {
         #expect(head["events"] as? Int == 4 && head["streams"] as? Int == 2)
         let verify = try tally(["verify"], store: store)
         #expect(verify.status == 0 && verify.output.hasPrefix("ok: 4 events"))
+    }
+
+    @Test func readWritesOneValidLinePerEventWhateverThePayloads() throws {
+        let store = try newStore()
+        // Payloads as the Swift API may append them: JSON with line breaks, not JSON, bad UTF-8, a bad number.
+        let payloads: [[UInt8]] = [Array("{\"a\": 1,\n  \"b\": \"x\"}\r\n".utf8), Array("not json".utf8), Array(#"{"s":"café","e":"\u00e9\n"}"#.utf8),
+                                   Array(#"{"s":""#.utf8) + [0xFF] + Array(#""}"#.utf8), Array(#"{"n":01}"#.utf8), Array(#"{"s":"\q"}"#.utf8)]
+        let log = try EventLog.open(at: store)
+        _ = try log.append(AppendRequest(events: payloads.map { ProposedEvent(id: UUID(), stream: "s", type: "T", payload: Data($0)) }))
+        log.close()
+        let read = try tally(["read", "--sealed"], store: store)
+        #expect(read.status == 0 && read.lines.count == payloads.count, "\(read.output)")
+        let objects = try read.lines.map { try json($0) }
+        #expect((objects[0]["data"] as? [String: Any])?["a"] as? Int == 1 && (objects[0]["data"] as? [String: Any])?["b"] as? String == "x")
+        #expect((objects[2]["data"] as? [String: Any])?["s"] as? String == "café" && (objects[2]["data"] as? [String: Any])?["e"] as? String == "é\n")
+        for (index, payload) in payloads.enumerated() where [1, 3, 4, 5].contains(index) {
+            #expect(objects[index]["data"] == nil && objects[index]["dataBase64"] as? String == Data(payload).base64EncodedString(), "\(index)")
+        }
     }
 
     @Test func theStoreComesFromTheEnvironmentWhenNotGiven() throws {

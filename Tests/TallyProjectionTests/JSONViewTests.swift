@@ -49,6 +49,27 @@ import Testing
         }
     }
 
+    @Test func numbersAndEscapesAreCheckedAsRFC8259WritesThem() throws {
+        for good in ["0", "-0", "12", "-0.5e+10", "1E5", "3.25", #""\"\\\/\b\f\n\r\t\u00e9\uD83D""#, #"{"a":[1,-2.5e-3,{"b":"\u0041"}]}"#] {
+            #expect(throws: Never.self, "\(good)") { try view(good) { _ in () } }
+        }
+        for bad in ["01", "-01", "1.", ".5", "-", "1e", "1e+", "+1", "1.e5", "0x10", "1.5.2", "1e5e5", "--1",
+                    #""\x""#, #""\u12""#, #""\u12G4""#, #""\"#, #"{"a":01}"#, #"["\ "]"#] {
+            #expect(throws: JSONViewError.self, "\(bad)") { try view(bad) { _ in () } }
+        }
+        // On ASCII documents it agrees with Foundation about what is JSON, one changed byte at a time.
+        let payload = Array(#"{"lines":[{"q":2,"p":-0.25e2}],"s":"a\"b\u00e9","t":true,"n":null,"x":[1,20,300]}"#.utf8)
+        let alphabet = Array(#"0123456789.eE+-"\u{}[],:tfnal xq"#.utf8)
+        var random = SplitMix64(seed: 77)
+        for _ in 0..<5_000 {
+            var bytes = payload
+            bytes[Int(random.next() % UInt64(bytes.count))] = alphabet[Int(random.next() % UInt64(alphabet.count))]
+            let foundation = (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil
+            let ours = bytes.withUnsafeBytes { (try? JSONView(document: $0)) != nil }
+            #expect(ours == foundation, "\(String(decoding: bytes, as: UTF8.self))")
+        }
+    }
+
     @Test func namesFieldsInsideArrayElementsAndNestedObjects() throws {
         try view(#"{"lines":[{"q":2},{"q":"3"},{"p":1}],"price":{"price":{"minor":1}}}"#) { json in
             var seen = 0
