@@ -53,7 +53,7 @@ struct Read: ParsableCommand {
         var reader = log.read(try selection.query(log, backward: backward))
         let output = OutputBuffer()
         let vault = selection.sealed ? nil : store.vault
-        try reader.forEach { output.line(EventJSON.line($0, vault: vault)) }
+        try reader.forEach { event in output.line { EventJSON.write(event, vault: vault, into: &$0) } }
         output.flush()
     }
 }

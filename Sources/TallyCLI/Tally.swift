@@ -58,6 +58,12 @@ final class OutputBuffer {
         buffer.append(UInt8(ascii: "\n"))
         if buffer.count >= 1 << 16 { flush() }
     }
+    /// One line that `write` appends as bytes.
+    func line(_ write: (inout [UInt8]) -> Void) {
+        write(&buffer)
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= 1 << 16 { flush() }
+    }
     func flush() {
         guard !buffer.isEmpty else { return }
         buffer.withUnsafeBytes { raw in

@@ -74,6 +74,37 @@ func json(_ line: String) throws -> [String: Any] {
         }
     }
 
+    @Test func readWritesEveryEnvelopeFieldExactly() throws {
+        let store = try newStore()
+        let odd = "q\"b\\n/é€😀"  // a quote, a backslash, a slash and UTF-8 of 2 to 4 bytes (control characters are refused)
+        var event = ProposedEvent(id: UUID(), stream: "s-" + odd, type: "Odd.type_1:v", schemaVersion: 3, actor: "member:" + odd,
+                                  payload: Data(#"{"x":[1,2.5e3,"\u00e9"],"y":null}"#.utf8))
+        event.correlationID = UUID()
+        event.causationID = UUID()
+        event.metadata = Data(#"{"command":"c"}"#.utf8)
+        let log = try EventLog.open(at: store)
+        let appended = try log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "first", type: "T", payload: Data("{}".utf8)), event]))
+        var reader = log.read(ReadQuery(from: appended.positions[1]))
+        let recorded = try #require(try reader.next())
+        log.close()
+        let read = try tally(["read", "--sealed", "--from", "2"], store: store)
+        #expect(read.status == 0 && read.lines.count == 1, "\(read.error)")
+        let line = try json(read.lines[0])
+        #expect(line["position"] as? Int == 2 && line["version"] as? Int == 1 && line["schemaVersion"] as? Int == 3)
+        #expect(line["id"] as? String == event.id.uuidString.lowercased())
+        #expect(line["stream"] as? String == event.stream && line["type"] as? String == event.type && line["actor"] as? String == event.actor)
+        #expect(line["correlationId"] as? String == event.correlationID?.uuidString.lowercased())
+        #expect(line["causationId"] as? String == event.causationID?.uuidString.lowercased())
+        #expect(line["recordedAt"] as? String == recorded.recordedAt.iso8601)
+        #expect((line["metadata"] as? [String: Any])?["command"] as? String == "c")
+        #expect(((line["data"] as? [String: Any])?["x"] as? [Any])?.count == 3)
+        #expect(line["hash"] as? String == recorded.hash.hex)
+        // The keys in their fixed order, as the line is written.
+        let keys = ["position", "id", "stream", "version", "type", "schemaVersion", "recordedAt", "actor", "correlationId", "causationId", "metadata", "data", "hash"]
+        let offsets = keys.map { read.lines[0].range(of: "\"\($0)\":")?.lowerBound }
+        #expect(offsets.allSatisfy { $0 != nil } && offsets.map { $0! } == offsets.map { $0! }.sorted())
+    }
+
     @Test func theStoreComesFromTheEnvironmentWhenNotGiven() throws {
         let store = try newStore()
         let run = try tally(["append", "--stream", "s", "--type", "T", "--data", "{}"], store: nil, environment: ["TALLY_STORE": store])
