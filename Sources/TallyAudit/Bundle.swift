@@ -1,4 +1,5 @@
 import Foundation
+import TallyDomain
 import TallyLog
 import TallyMerkle
 
@@ -42,16 +43,16 @@ public enum AuditBundle {
             guard manager.createFile(atPath: temporary + "/events.jsonl", contents: nil), let handle = FileHandle(forWritingAtPath: temporary + "/events.jsonl") else {
                 throw AuditError.io("cannot write \(temporary)/events.jsonl")
             }
-            var buffer = Data()
+            var writer = JSONWriter(capacity: 1 << 20 + 4096)
             try trail.log.withSnapshot { snapshot in
                 try snapshot.forEach(ReadQuery(.all, untilPosition: size)) { record in
-                    buffer.append(contentsOf: eventLine(record).utf8)
-                    buffer.append(0x0A)
-                    if buffer.count >= 1 << 20 { handle.write(buffer); buffer.removeAll(keepingCapacity: true) }
+                    writeEventLine(record, into: &writer)
+                    writer.bytes.append(0x0A)
+                    if writer.bytes.count >= 1 << 20 { handle.write(Data(writer.bytes)); writer.bytes.removeAll(keepingCapacity: true) }
                     return true
                 }
             }
-            handle.write(buffer)
+            handle.write(Data(writer.bytes))
             try handle.synchronize()
             try handle.close()
             var files = ["events.jsonl", "verifier.key", "FORMAT.md"]
@@ -85,15 +86,17 @@ public enum AuditBundle {
         return Summary(events: size, checkpoints: history.filter { $0.checkpoint.size <= size }.count, origin: origin)
     }
 
-    static func eventLine(_ record: RecordView) -> String {
-        let payload = String(decoding: record.payloadBytes, as: UTF8.self)
-        let object: [String: Any] = [
-            "position": record.position, "record": Data(record.bytes).base64EncodedString(),
-            "stream": record.stream, "type": record.type, "schemaVersion": Int(record.schemaVersion),
-            "recordedAt": record.recordedAt.iso8601, "payload": payload,
-        ]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+    /// One line of `events.jsonl`, its keys in sorted order: the stored bytes in base64, and readable
+    /// copies of what a reader wants without decoding them.
+    static func writeEventLine(_ record: RecordView, into out: inout JSONWriter) {
+        out.raw("{\"payload\":"); out.string(String(decoding: record.payloadBytes, as: UTF8.self))
+        out.raw(",\"position\":"); out.number(record.position)
+        out.raw(",\"record\":"); out.base64String(record.bytes)
+        out.raw(",\"recordedAt\":"); out.string(record.recordedAt.iso8601)
+        out.raw(",\"schemaVersion\":"); out.number(UInt64(record.schemaVersion))
+        out.raw(",\"stream\":"); out.string(record.stream)
+        out.raw(",\"type\":"); out.string(record.type)
+        out.raw("}")
     }
 
     /// Verifies a bundle from its files alone. `trustedKey` is the verifier key the auditor already

@@ -92,114 +92,45 @@ enum EventJSON {
     /// not JSON is given as base64 in "dataBase64". With a vault, sealed personal fields are opened
     /// (or read "[erased]"); the hash is always the stored record's.
     static func line(_ event: RecordedEvent, vault: (any PersonalDataVault)? = nil) -> String {
-        var bytes: [UInt8] = []
-        write(event, vault: vault, into: &bytes)
-        return String(decoding: bytes, as: UTF8.self)
+        var writer = JSONWriter()
+        write(event, vault: vault, into: &writer)
+        return String(decoding: writer.bytes, as: UTF8.self)
     }
 
-    /// `line(_:vault:)`, appended to `out` as UTF-8 without the newline. Written byte by byte: `tally
-    /// read` writes one per event, and building them as interpolated strings cost more than reading.
-    static func write(_ event: RecordedEvent, vault: (any PersonalDataVault)?, into out: inout [UInt8]) {
+    /// `line(_:vault:)`, written into `out` (without the newline).
+    static func write(_ event: RecordedEvent, vault: (any PersonalDataVault)?, into out: inout JSONWriter) {
         var payload = event.payload
         if let vault, PersonalData.isPersonal(event.type), let opened = try? PersonalData.reveal(type: event.type, payload: payload, vault: vault) {
             payload = opened
         }
-        out.append(ascii: "{\"position\":"); out.append(decimal: event.position)
-        out.append(ascii: ",\"id\":"); out.append(quotedUUID: event.id)
-        out.append(ascii: ",\"stream\":"); out.append(quoted: event.stream)
-        out.append(ascii: ",\"version\":"); out.append(decimal: event.version)
-        out.append(ascii: ",\"type\":"); out.append(quoted: event.type)
-        out.append(ascii: ",\"schemaVersion\":"); out.append(decimal: UInt64(event.schemaVersion))
-        out.append(ascii: ",\"recordedAt\":\""); out.append(contentsOf: event.recordedAt.iso8601.utf8); out.append(UInt8(ascii: "\""))
-        out.append(ascii: ",\"actor\":"); out.append(quoted: event.actor)
-        if let correlation = event.correlationID { out.append(ascii: ",\"correlationId\":"); out.append(quotedUUID: correlation) }
-        if let causation = event.causationID { out.append(ascii: ",\"causationId\":"); out.append(quotedUUID: causation) }
-        if !event.metadata.isEmpty {
-            if !appendJSON(event.metadata, to: &out) {
-                out.append(ascii: ",\"metadataBase64\":\""); out.append(contentsOf: event.metadata.base64EncodedString().utf8); out.append(UInt8(ascii: "\""))
-            }
-        }
-        if !appendJSON(payload, to: &out, field: ",\"data\":") {
-            out.append(ascii: ",\"dataBase64\":\""); out.append(contentsOf: payload.base64EncodedString().utf8); out.append(UInt8(ascii: "\""))
-        }
-        out.append(ascii: ",\"hash\":\""); out.append(hex: event.hash.bytes); out.append(ascii: "\"}")
+        out.raw("{\"position\":"); out.number(event.position)
+        out.raw(",\"id\":"); out.string(event.id)
+        out.raw(",\"stream\":"); out.string(event.stream)
+        out.raw(",\"version\":"); out.number(event.version)
+        out.raw(",\"type\":"); out.string(event.type)
+        out.raw(",\"schemaVersion\":"); out.number(UInt64(event.schemaVersion))
+        out.raw(",\"recordedAt\":"); out.string(event.recordedAt.iso8601)
+        out.raw(",\"actor\":"); out.string(event.actor)
+        if let correlation = event.correlationID { out.raw(",\"correlationId\":"); out.string(correlation) }
+        if let causation = event.causationID { out.raw(",\"causationId\":"); out.string(causation) }
+        if !event.metadata.isEmpty { writeJSON(event.metadata, key: ",\"metadata\":", base64Key: ",\"metadataBase64\":", into: &out) }
+        writeJSON(payload, key: ",\"data\":", base64Key: ",\"dataBase64\":", into: &out)
+        out.raw(",\"hash\":"); out.hexString(event.hash.bytes)
+        out.raw("}")
     }
 
-    /// Appends `field` and `data` if `data` is JSON (`jsonText`'s rule); false, appending nothing, if not.
-    private static func appendJSON(_ data: Data, to out: inout [UInt8], field: StaticString = ",\"metadata\":") -> Bool {
-        data.withUnsafeBytes { bytes in
-            guard (try? JSONView(document: bytes)) != nil else { return false }
-            let isLineBreak = { (byte: UInt8) in byte == 0x0A || byte == 0x0D }
-            if bytes.allSatisfy({ $0 < 0x80 && !isLineBreak($0) }) {
-                out.append(ascii: field)
-                out.append(contentsOf: bytes)
-                return true
+    /// `key` and `value` as JSON if it is JSON, else `base64Key` and its base64.
+    private static func writeJSON(_ value: Data, key: StaticString, base64Key: StaticString, into out: inout JSONWriter) {
+        value.withUnsafeBytes { bytes in
+            let mark = out.bytes.count
+            out.raw(key)
+            if !out.json(bytes) {
+                out.bytes.removeSubrange(mark...)
+                out.raw(base64Key)
+                out.base64String(bytes)
             }
-            let kept = bytes.filter { !isLineBreak($0) }
-            guard String(validating: kept, as: UTF8.self) != nil else { return false }
-            out.append(ascii: field)
-            out.append(contentsOf: kept)
-            return true
         }
     }
 
     static func quote(_ text: String) -> String { JSONView.quoted(text) }
-}
-
-extension [UInt8] {
-    fileprivate static let hexDigits = Array("0123456789abcdef".utf8)
-
-    mutating func append(ascii text: StaticString) {
-        text.withUTF8Buffer { append(contentsOf: $0) }
-    }
-
-    mutating func append(decimal value: UInt64) {
-        let start = count
-        var rest = value
-        repeat {
-            append(UInt8(ascii: "0") + UInt8(rest % 10))
-            rest /= 10
-        } while rest > 0
-        self[start...].reverse()
-    }
-
-    mutating func append(hex bytes: some Sequence<UInt8>) {
-        for byte in bytes {
-            append(Self.hexDigits[Int(byte >> 4)])
-            append(Self.hexDigits[Int(byte & 0x0f)])
-        }
-    }
-
-    /// A UUID in lowercase 8-4-4-4-12 form, in quotes.
-    mutating func append(quotedUUID id: UUID) {
-        append(UInt8(ascii: "\""))
-        Swift.withUnsafeBytes(of: id.uuid) { raw in
-            for (index, byte) in raw.enumerated() {
-                if index == 4 || index == 6 || index == 8 || index == 10 { append(UInt8(ascii: "-")) }
-                append(Self.hexDigits[Int(byte >> 4)])
-                append(Self.hexDigits[Int(byte & 0x0f)])
-            }
-        }
-        append(UInt8(ascii: "\""))
-    }
-
-    /// `text` as a JSON string literal, escaped as `JSONView.quoted` escapes it.
-    mutating func append(quoted text: String) {
-        append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): append(ascii: "\\\"")
-            case UInt8(ascii: "\\"): append(ascii: "\\\\")
-            case UInt8(ascii: "\n"): append(ascii: "\\n")
-            case UInt8(ascii: "\r"): append(ascii: "\\r")
-            case UInt8(ascii: "\t"): append(ascii: "\\t")
-            case 0..<0x20:
-                append(ascii: "\\u00")
-                append(Self.hexDigits[Int(byte >> 4)])
-                append(Self.hexDigits[Int(byte & 0x0f)])
-            default: append(byte)
-            }
-        }
-        append(UInt8(ascii: "\""))
-    }
 }

@@ -51,22 +51,19 @@ struct CLIError: Error, CustomStringConvertible {
 
 /// Standard output, written in large chunks: reads print millions of lines.
 final class OutputBuffer {
-    private var buffer = [UInt8]()
-    init() { buffer.reserveCapacity(1 << 16) }
+    private var writer = JSONWriter(capacity: 1 << 16)
     func line(_ text: String) {
-        buffer.append(contentsOf: text.utf8)
-        buffer.append(UInt8(ascii: "\n"))
-        if buffer.count >= 1 << 16 { flush() }
+        line { $0.raw(text.utf8) }
     }
-    /// One line that `write` appends as bytes.
-    func line(_ write: (inout [UInt8]) -> Void) {
-        write(&buffer)
-        buffer.append(UInt8(ascii: "\n"))
-        if buffer.count >= 1 << 16 { flush() }
+    /// One line that `write` writes.
+    func line(_ write: (inout JSONWriter) -> Void) {
+        write(&writer)
+        writer.bytes.append(UInt8(ascii: "\n"))
+        if writer.bytes.count >= 1 << 16 { flush() }
     }
     func flush() {
-        guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { raw in
+        guard !writer.bytes.isEmpty else { return }
+        writer.bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
                 let written = Foundation.write(1, raw.baseAddress! + offset, raw.count - offset)
@@ -74,7 +71,7 @@ final class OutputBuffer {
                 offset += written
             }
         }
-        buffer.removeAll(keepingCapacity: true)
+        writer.bytes.removeAll(keepingCapacity: true)
     }
     deinit { flush() }
 }

@@ -70,6 +70,35 @@ import Testing
         }
     }
 
+    @Test func theWriterWritesWhatFoundationAndJSONViewWould() throws {
+        var random = SplitMix64(seed: 12)
+        for length in 0..<64 {
+            let bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            var writer = JSONWriter()
+            bytes.withUnsafeBytes { writer.base64String($0) }
+            #expect(String(decoding: writer.bytes, as: UTF8.self) == "\"" + Data(bytes).base64EncodedString() + "\"")
+        }
+        let scalars = Array("ab\"\\/\n\r\t\u{1}\u{1f}\u{7f}é€😀 ".unicodeScalars)
+        for _ in 0..<500 {
+            var text = ""
+            for _ in 0..<Int(random.next() % 12) { text.unicodeScalars.append(scalars[Int(random.next() % UInt64(scalars.count))]) }
+            var writer = JSONWriter()
+            writer.string(text)
+            #expect(String(decoding: writer.bytes, as: UTF8.self) == JSONView.quoted(text))
+            #expect(try JSONSerialization.jsonObject(with: Data(writer.bytes), options: [.fragmentsAllowed]) as? String == text)
+        }
+        for value: UInt64 in [0, 9, 10, 99, 100, 1_000_000, .max] {
+            var writer = JSONWriter()
+            writer.number(value)
+            #expect(String(decoding: writer.bytes, as: UTF8.self) == String(value))
+        }
+        let id = UUID()
+        var writer = JSONWriter()
+        writer.string(id)
+        writer.hexString([0x00, 0xab, 0x7f])
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == "\"\(id.uuidString.lowercased())\"\"00ab7f\"")
+    }
+
     @Test func namesFieldsInsideArrayElementsAndNestedObjects() throws {
         try view(#"{"lines":[{"q":2},{"q":"3"},{"p":1}],"price":{"price":{"minor":1}}}"#) { json in
             var seen = 0
