@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(name: "tally", dependencies: ["TallyCLI", "TallyLog"]),
         .executableTarget(
             name: "tally-bench",
-            dependencies: ["TallyLog", "TallyLMDB", "TallyMerkle", "TallyDomain", "TallyProjection", "SalesLogProjection",
+            dependencies: ["TallyLog", "TallyLMDB", "TallyMerkle", "TallyDomain", "TallyAudit", "TallyProjection", "SalesLogProjection",
                            "MemberActivityProjection", "TransactionsProjection", .product(name: "GRDB", package: "GRDB.swift")],
             path: "tools/Benchmarks"
         ),

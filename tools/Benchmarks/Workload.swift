@@ -15,9 +15,10 @@ struct Workload {
     private var carts = 0
     private var openCarts: [(id: Int, items: Int)] = []
     private var orders = 0
-    private var unpaidOrders: [Int] = []
+    private var unpaidOrders: [(id: Int, total: Int)] = []
     private var payments = 0
-    private var awaitingPaid: [(order: Int, payment: Int)] = []
+    private var awaitingPaid: [(order: Int, payment: Int, transaction: String)] = []
+    private var checkouts = 0
     /// Every stream created so far, for the random stream-load scenario (bounded).
     private(set) var sampleStreams: [String] = []
 
@@ -32,6 +33,17 @@ struct Workload {
     private mutating func remember(_ stream: String) {
         if sampleStreams.count < 100_000 { sampleStreams.append(stream) }
         else { sampleStreams[pick(sampleStreams.count)] = stream }
+    }
+
+    /// The provider's id of the n-th transaction: unique (n times a prime coprime to the modulus is a
+    /// permutation below it), but not in order, like real ones. The domain's rules refuse a payment
+    /// id seen before, so a realistic history never repeats one (`tally audit invariants` holds on it).
+    private static func transactionID(_ prefix: String, _ n: Int, digits: Int) -> String {
+        var modulus = 1
+        for _ in 0..<digits { modulus *= 10 }
+        let value = (n * 7_919) % modulus
+        let text = String(value)
+        return prefix + String(repeating: "0", count: max(0, digits - text.count)) + text
     }
 
     private func money(_ minor: Int) -> String { "{\"minor\":\(minor),\"currency\":\"USD\"}" }
@@ -76,6 +88,7 @@ struct Workload {
             body = "\"cartID\":\"\(openCarts[index].id)\",\"sku\":\"\(String(format: "%012d", pick(2000) * 7919))\",\"quantity\":1"
         case 67..<73 where !openCarts.isEmpty:
             let cart = openCarts.remove(at: pick(openCarts.count))
+            checkouts += 1
             let sku = String(format: "%012d", pick(2000) * 7919)
             let quantity = max(1, cart.items)
             stream = "cart-\(cart.id)"; type = "CartCheckedOut"; actor = "member"
@@ -83,26 +96,27 @@ struct Workload {
             let line = "{\"scannedInput\":\"\(sku)\",\"sku\":\"\(sku)\",\"description\":\"Item\",\"unitPrice\":\(money(450)),\"quantity\":\(quantity),"
                 + "\"appliedDiscounts\":\(money(0)),\"preTaxTotal\":\(money(quantity * 450)),\"taxable\":false,\"bogo\":false}"
             body = "\"cartID\":\"\(cart.id)\",\"storeID\":\"1\",\"memberID\":\"\(pick(5000))\",\"lines\":[\(line)],\"total\":\(money(quantity * 450)),"
-                + "\"paymentTransactionID\":\"bt-\(random.next() % 10_000_000)\""
+                + "\"paymentTransactionID\":\"\(Self.transactionID("bt-", checkouts, digits: 7))\""
         case 73..<80:
             orders += 1
-            unpaidOrders.append(orders)
             let quantity = 1 + pick(4), price = 1000 + pick(5000)
+            unpaidOrders.append((orders, quantity * price))
             stream = "order-\(orders)"; type = "OrderPlaced"; actor = "customer:\(pick(3000))"
             remember(stream)
             let line = "{\"productID\":\"p\(pick(40))\",\"name\":\"Product\",\"categoryID\":\"c1\",\"quantity\":\(quantity),\"unitPrice\":\(money(price)),"
                 + "\"appliedDiscounts\":\(money(0)),\"preTaxTotal\":\(money(quantity * price))}"
             body = "\"orderID\":\"\(orders)\",\"userID\":\"u\(pick(3000))\",\"lines\":[\(line)],\"total\":\(money(quantity * price))"
         case 80..<85 where !unpaidOrders.isEmpty:
-            let order = unpaidOrders.remove(at: pick(unpaidOrders.count))
+            let (order, total) = unpaidOrders.remove(at: pick(unpaidOrders.count))
             payments += 1
-            awaitingPaid.append((order, payments))
+            let transaction = Self.transactionID("MP", payments, digits: 8)
+            awaitingPaid.append((order, payments, transaction))
             stream = "payment-\(payments)"; type = "PaymentSucceeded"; actor = "system:payments"
-            body = "\"paymentID\":\"\(payments)\",\"orderID\":\"\(order)\",\"method\":\"mpesa\",\"transactionID\":\"MP\(random.next() % 100_000_000)\",\"amount\":\(money(1000))"
+            body = "\"paymentID\":\"\(payments)\",\"orderID\":\"\(order)\",\"method\":\"mpesa\",\"transactionID\":\"\(transaction)\",\"amount\":\(money(total))"
         case 85..<88 where !awaitingPaid.isEmpty:
-            let (order, payment) = awaitingPaid.removeFirst()
+            let (order, payment, transaction) = awaitingPaid.removeFirst()
             stream = "order-\(order)"; type = "OrderPaid"; actor = "system:payments"
-            body = "\"orderID\":\"\(order)\",\"paymentID\":\"\(payment)\",\"transactionID\":\"MP\(random.next() % 100_000_000)\""
+            body = "\"orderID\":\"\(order)\",\"paymentID\":\"\(payment)\",\"transactionID\":\"\(transaction)\""
         default:
             let sku = String(format: "%012d", pick(2000) * 7919)
             stream = "item-1-\(sku)"; type = "PriceScheduled"; actor = "admin:ana"
