@@ -132,5 +132,6 @@ enum EventJSON {
         }
     }
 
+    /// A JSON string literal.
     static func quote(_ text: String) -> String { JSONView.quoted(text) }
 }

@@ -35,8 +35,8 @@ public struct JSONWriter {
         bytes[start...].reverse()
     }
 
-    /// `text` as a JSON string, escaped as `JSONView.quoted` escapes it (quote, backslash, control
-    /// characters; everything else as its UTF-8).
+    /// `text` as a JSON string literal, escaped as RFC 8259 requires: quote, backslash and control
+    /// characters (`\n`, `\r`, `\t`, else `\u00xx`); everything else as its UTF-8.
     @inlinable public mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
