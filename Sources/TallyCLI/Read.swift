@@ -10,6 +10,7 @@ struct SelectionOptions: ParsableArguments {
     @Option(help: "At most this many events.") var limit: Int?
     @Option(help: "The log as it stood at this position: later events are left out.") var untilPosition: UInt64?
     @Option(help: "The log as it stood at this time (RFC 3339, e.g. 2026-11-22T12:00:00Z, or a date).") var asOf: String?
+    @Option(help: "Only events recorded at or after this time (RFC 3339 or a date); with --as-of, a time window.") var since: String?
     @Flag(help: "Show personal fields sealed, as stored and hashed, instead of opened with the store's keys.") var sealed = false
 
     func validate() throws {
@@ -17,6 +18,7 @@ struct SelectionOptions: ParsableArguments {
         if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }
         if untilPosition != nil && asOf != nil { throw ValidationError("give --until-position or --as-of, not both") }
         if let asOf, Timestamp(iso8601: asOf) == nil { throw ValidationError("--as-of \"\(asOf)\" is not an RFC 3339 time or a date") }
+        if let since, Timestamp(iso8601: since) == nil { throw ValidationError("--since \"\(since)\" is not an RFC 3339 time or a date") }
     }
 
     func query(_ log: EventLog, backward: Bool) throws -> ReadQuery {
@@ -25,7 +27,12 @@ struct SelectionOptions: ParsableArguments {
         if let asOf, let time = Timestamp(iso8601: asOf) {
             until = try log.withSnapshot { try $0.position(atOrBefore: time) }
         }
-        return ReadQuery(selection, from: from, backward: backward, limit: limit, untilPosition: until)
+        var first: UInt64?
+        if let since, let time = Timestamp(iso8601: since) {
+            // The first position recorded at or after `time`: recorded-at never decreases along the log.
+            first = try log.withSnapshot { try $0.position(atOrBefore: Timestamp(microsecondsSinceEpoch: time.microsecondsSinceEpoch - 1)) } + 1
+        }
+        return ReadQuery(selection, from: from, backward: backward, limit: limit, untilPosition: until, sincePosition: first)
     }
 }
 
@@ -40,6 +47,7 @@ struct Read: ParsableCommand {
               tally read --limit 10
               tally read --stream voucher-7
               tally read --type VoucherRedeemed --as-of 2026-11-22T12:00:00Z | jq .data
+              tally read --since 2026-11-22T09:00:00Z --as-of 2026-11-22T10:00:00Z
               tally read --backward --limit 1
               tally read > events.jsonl && duckdb -c "select type, count(*) from 'events.jsonl' group by type"
             """)

@@ -22,13 +22,19 @@ public struct ReadQuery: Sendable, Equatable {
     public var limit: Int?
     /// Ignore events after this position: the log as it stood then.
     public var untilPosition: UInt64?
+    /// Ignore events before this position: the log from a moment on (the first position recorded at
+    /// or after a time is `position(atOrBefore:)` of the microsecond before it, plus one). Unlike
+    /// `from`, it is a position whatever the selection.
+    public var sincePosition: UInt64?
 
-    public init(_ selection: Selection = .all, from: UInt64? = nil, backward: Bool = false, limit: Int? = nil, untilPosition: UInt64? = nil) {
+    public init(_ selection: Selection = .all, from: UInt64? = nil, backward: Bool = false, limit: Int? = nil, untilPosition: UInt64? = nil,
+                sincePosition: UInt64? = nil) {
         self.selection = selection
         self.from = from
         self.backward = backward
         self.limit = limit
         self.untilPosition = untilPosition
+        self.sincePosition = sincePosition
     }
 }
 
@@ -159,14 +165,23 @@ enum LogReading {
 
     static func scan(_ txn: some TransactionReading, tables: LogTables, tail: IndexTail, query: ReadQuery, from: UInt64?,
                      _ body: (RecordView) throws -> Bool) throws {
+        var from = from
+        let since = query.sincePosition ?? 1
+        // Positions grow along every forward scan and shrink along every backward one, so events before
+        // `since` are skipped going forward (a position scan starts there) and end a backward scan.
+        if case .stream = query.selection {} else if !query.backward { from = max(from ?? 1, since) }
+        func sliced(_ record: RecordView) throws -> Bool {
+            guard record.position >= since else { return !query.backward }
+            return try body(record)
+        }
         switch query.selection {
-        case .all: try scanAll(txn, tables: tables, from: from, backward: query.backward, untilPosition: query.untilPosition, body)
+        case .all: try scanAll(txn, tables: tables, from: from, backward: query.backward, untilPosition: query.untilPosition, sliced)
         case .stream(let stream):
             try scanStream(txn, tables: tables, tail: try tail.view(txn, tables: tables), stream: stream, fromVersion: from,
-                           backward: query.backward, untilPosition: query.untilPosition, body)
+                           backward: query.backward, untilPosition: query.untilPosition, sliced)
         case .type(let type):
             try scanType(txn, tables: tables, tail: try tail.view(txn, tables: tables), type: type, from: from,
-                         backward: query.backward, untilPosition: query.untilPosition, body)
+                         backward: query.backward, untilPosition: query.untilPosition, sliced)
         }
     }
 

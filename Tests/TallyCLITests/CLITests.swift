@@ -48,6 +48,12 @@ func json(_ line: String) throws -> [String: Any] {
         let firstTime = try #require(try json(all.lines[0])["recordedAt"] as? String)
         let asOfFirst = try tally(["read", "--as-of", firstTime], store: store)
         #expect(asOfFirst.status == 0 && asOfFirst.lines.count == 1, "\(firstTime): \(asOfFirst.output)")
+        // And --since starts there: the batch recorded after it, or everything from the first event.
+        let secondTime = try #require(try json(all.lines[1])["recordedAt"] as? String)
+        #expect(try tally(["read", "--since", secondTime], store: store).lines.map { try json($0)["position"] as? Int } == [2, 3, 4])
+        #expect(try tally(["read", "--since", firstTime], store: store).lines.count == 4)
+        #expect(try tally(["read", "--since", firstTime, "--as-of", firstTime], store: store).lines.count == 1)
+        #expect(try tally(["read", "--since", "tomorrow"], store: store).error.contains("--since \"tomorrow\" is not an RFC 3339 time or a date"))
 
         let info = try tally(["info", "--json"], store: store)
         let head = try json(info.lines[0])

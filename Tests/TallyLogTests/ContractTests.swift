@@ -274,6 +274,23 @@ import TallyMerkle
         #expect(try fixture.readAll(ReadQuery(.type("Missing"))).isEmpty)
     }
 
+    @Test func aSliceFromAPositionInEverySelectionAndDirection() throws {
+        let fixture = try Self.fixtureWith(2500)
+        // The whole log: a position scan starts there, a backward one ends there; across chunks.
+        #expect(try fixture.readAll(ReadQuery(limit: 3, sincePosition: 2400)).map(\.position) == [2400, 2401, 2402])
+        #expect(try fixture.readAll(ReadQuery(backward: true, sincePosition: 2498)).map(\.position) == [2500, 2499, 2498])
+        #expect(try fixture.readAll(ReadQuery(sincePosition: 500)).map(\.position) == Array(500...2500))
+        #expect(try fixture.readAll(ReadQuery(from: 10, untilPosition: 22, sincePosition: 20)).map(\.position) == [20, 21, 22])
+        #expect(try fixture.readAll(ReadQuery(from: 30, limit: 1, sincePosition: 20)).map(\.position) == [30])
+        // A stream (s-1 holds positions 2, 6, 10, …) by version, and a type (Odd: the even positions).
+        #expect(try fixture.readAll(ReadQuery(.stream("s-1"), sincePosition: 2480)).map(\.position) == [2482, 2486, 2490, 2494, 2498])
+        #expect(try fixture.readAll(ReadQuery(.stream("s-1"), backward: true, sincePosition: 2490)).map(\.position) == [2498, 2494, 2490])
+        #expect(try fixture.readAll(ReadQuery(.stream("s-1"), limit: 2, sincePosition: 1000)).map(\.version) == [251, 252])  // version v is at 4v − 2
+        #expect(try fixture.readAll(ReadQuery(.type("Odd"), sincePosition: 2491)).map(\.position) == [2492, 2494, 2496, 2498, 2500])
+        #expect(try fixture.readAll(ReadQuery(.type("Odd"), backward: true, sincePosition: 2495)).map(\.position) == [2500, 2498, 2496])
+        #expect(try fixture.readAll(ReadQuery(sincePosition: 2501)).isEmpty)
+    }
+
     @Test func positionsAsOfATime() throws {
         let fixture = try Fixture()
         for _ in 0..<10 {
