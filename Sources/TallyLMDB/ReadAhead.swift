@@ -10,9 +10,12 @@ import Glibc
 /// `MADV_WILLNEED`, which starts reading them in the background. Pages appended in order (`MDB_APPEND`)
 /// mostly lie in file order, so the window is mostly the scan's next pages. The advice is a hint:
 /// errors are ignored. Advising cached pages costs a page-cache lookup per page, so a window whose two
-/// ends are resident (`mincore`) is taken to be cached and not advised.
+/// ends are resident (`mincore`) is taken to be cached and not advised. Nothing is advised until the
+/// scan has gone `startBytes` from where it began: the short scans on hot paths (a reader's index tail,
+/// the writer's own events) make no system call.
 public struct ReadAhead {
     public static let windowBytes = 2 << 20
+    public static let startBytes = 64 << 10
     public static let pageBytes = UInt(sysconf(Int32(_SC_PAGESIZE)))
 
     /// Receives each window: its first address (page-aligned) and its length in bytes.
@@ -24,6 +27,7 @@ public struct ReadAhead {
     private var low: UInt = 0
     private var high: UInt = 0
     private var trigger: UInt = 0
+    private var started = false
 
     public init(backward: Bool = false, advise: @escaping Advise = ReadAhead.willNeedUnlessCached) {
         self.backward = backward
@@ -35,7 +39,22 @@ public struct ReadAhead {
         guard let base = bytes.baseAddress else { return }
         let address = UInt(bitPattern: base)
         if address >= low && address < high && (backward ? address >= trigger : address < trigger) { return }
-        moveWindow(to: address)
+        if started { moveWindow(to: address) } else { start(at: address) }
+    }
+
+    /// The first window: `startBytes` from where the scan begins, not advised.
+    private mutating func start(at address: UInt) {
+        started = true
+        let span = UInt(Self.startBytes), page = address & ~(Self.pageBytes - 1)
+        if backward {
+            high = page + Self.pageBytes
+            low = high >= span ? high - span : 0
+            trigger = low
+        } else {
+            low = page
+            high = page + span
+            trigger = high
+        }
     }
 
     private mutating func moveWindow(to address: UInt) {

@@ -56,11 +56,12 @@ enum LogReading {
             } else {
                 entry = try withBigEndian(max(from ?? 1, 1)) { key in try cursor.seek(key) }
             }
-            var readAhead = ReadAhead(backward: backward)
+            // Not in the writer's transaction: what it scans is its own recent events, in memory.
+            var readAhead = txn is ReadTransaction ? ReadAhead(backward: backward) : nil
             while let current = entry {
                 let position = keyPosition(current.key)
                 if let untilPosition, position > untilPosition { return }
-                readAhead.note(current.value)
+                readAhead?.note(current.value)
                 let record = try RecordView(bytes: current.value, position: position)
                 guard try body(record) else { return }
                 entry = backward ? try cursor.previous() : try cursor.next()
