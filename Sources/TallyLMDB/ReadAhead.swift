@@ -15,7 +15,7 @@ import Glibc
 /// the writer's own events) make no system call.
 public struct ReadAhead {
     public static let windowBytes = 2 << 20
-    public static let startBytes = 64 << 10
+    public static let startBytes = 16 << 10
     public static let pageBytes = UInt(sysconf(Int32(_SC_PAGESIZE)))
 
     /// Receives each window: its first address (page-aligned) and its length in bytes.
