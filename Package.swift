@@ -15,6 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
@@ -45,7 +46,8 @@ let package = Package(
                                                         .product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // One target per projector module and its read model.
         .target(name: "SalesLogProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/SalesLog"),
-        .target(name: "MemberActivityProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/MemberActivity"),
+        .target(name: "MemberActivityProjection", dependencies: ["TallyProjection", "TallyDomain", .product(name: "OrderedCollections", package: "swift-collections")],
+                path: "Projections/MemberActivity"),
         .target(name: "TransactionsProjection", dependencies: ["TallyProjection", "TallyDomain", "TallyLog"], path: "Projections/Transactions"),
         .target(
             name: "TallyCLI",
