@@ -117,14 +117,9 @@ struct ProjectionsRebuild: ParsableCommand {
         let runner = try ReadModels.runner(log, batchPositions: batchPositions)
         let projectors = try name.map { [try runner.projector(named: $0)] } ?? runner.projectors
         let progress = SharedProgress(label: "rebuild", names: projectors.map(\.name))
-        // Several at once, one thread each (`rebuildAll`): they share only the log, so with two cores
-        // this takes about half as long as one after another.
-        let results: [String: Result<ProjectionRunner.Outcome, any Error>]
-        if let projector = projectors.first, projectors.count == 1 {
-            results = [projector.name: Result { try runner.rebuild(projector, discardingUnfinished: fromScratch, progress: progress.update) }]
-        } else {
-            results = runner.rebuildAll(discardingUnfinished: fromScratch, progress: progress.update)
-        }
+        // Several at once, one thread each: they share only the log, so with two cores this takes
+        // about half as long as one after another.
+        let results = runner.rebuildAll(projectors, discardingUnfinished: fromScratch, progress: progress.update)
         progress.finishLine()
         var failed = false
         for name in projectors.map(\.name) {

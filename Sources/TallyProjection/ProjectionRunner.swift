@@ -140,10 +140,11 @@ public final class ProjectionRunner: Sendable {
         return results.withLock { $0 }
     }
 
-    /// Rebuilds every projector; one failing does not stop the others.
-    public func rebuildAll(discardingUnfinished: Bool = false, progress: Progress? = nil) -> [String: Result<Outcome, any Error>] {
+    /// Rebuilds every projector (or those given), one thread each; one failing does not stop the others.
+    public func rebuildAll(_ projectors: [any Projector]? = nil, discardingUnfinished: Bool = false,
+                           progress: Progress? = nil) -> [String: Result<Outcome, any Error>] {
         let results = Mutex<[String: Result<Outcome, any Error>]>([:])
-        let projectors = self.projectors
+        let projectors = projectors ?? self.projectors
         DispatchQueue.concurrentPerform(iterations: projectors.count) { index in
             let projector = projectors[index]
             let result = Result { try rebuild(projector, discardingUnfinished: discardingUnfinished, progress: progress) }
