@@ -28,7 +28,11 @@ struct Forget: ParsableCommand {
     @Argument(help: "The subject: member:<id>, customer:<id> or operator:<id>.") var subject: String?
     @Option(help: "The voucher buyer's email, instead of a subject.") var email: String?
     @Option(help: "Why: recorded in the erasure event (no personal data here).") var reason = "erasure request"
-    @Option(help: "Who asks (an admin): recorded as the events' actor.") var actor = Actor(.admin, "privacy")
+    @Option(help: ArgumentHelp("Who asks (an admin): recorded as the events' actor (default: admin:privacy).", valueName: "role:id"), transform: { text in
+        guard let actor = Actor(text) else { throw ValidationError("--actor \"\(text)\" must be role:id, e.g. admin:privacy") }
+        return actor
+    })
+    var actor = Actor(.admin, "privacy")
 
     func validate() throws {
         guard (subject == nil) != (email == nil) else { throw ValidationError("give a subject or --email") }
@@ -58,9 +62,4 @@ struct Forget: ParsableCommand {
               + "; key \(hadKey ? "destroyed" : "was already gone")")
         try ReadModels.dropErasedValues(log) { print($0) }
     }
-}
-
-extension Actor: ExpressibleByArgument {
-    /// `role:id`, as the log stores it: `admin:privacy`.
-    public init?(argument: String) { self.init(argument) }
 }

@@ -146,6 +146,9 @@ func json(_ line: String) throws -> [String: Any] {
         ("no input", ["append"], "", "no events on standard input"),
         ("two expectations", ["append"], #"{"stream":"s","type":"T","data":{},"expectedVersion":0}"# + "\n" + #"{"stream":"s","type":"T","data":{},"expectedVersion":1}"#, "two different expected versions"),
         ("bad data", ["append", "--stream", "s", "--type", "T", "--data", "{nope"], nil, "--data is not valid JSON"),
+        ("bad erasure actor", ["forget", "member:m1", "--actor", "bogus"], nil, #"--actor "bogus" must be role:id, e.g. admin:privacy"#),
+        ("erasure by a non-admin", ["forget", "member:m1", "--actor", "member:m1"], nil, "refused: notAuthorized: only an admin may erase personal data"),
+        ("bad since", ["read", "--since", "2026-11-22T09:30"], nil, #"--since "2026-11-22T09:30" is not an RFC 3339 time or a date"#),
     ]
 
     @Test(arguments: 0..<badInputs.count)
