@@ -211,13 +211,36 @@ def varint(data, offset):
         shift += 7
 
 
+def minimal_varint(data, offset, limit, what):
+    start = offset
+    value, offset = varint(data, offset)
+    if offset - start > 1 and data[offset - 1] == 0:
+        raise Failure("the %s is not minimally encoded" % what)
+    if value > limit:
+        raise Failure("the %s is %d, over the limit of %d" % (what, value, limit))
+    return value, offset
+
+
 def parse_record(record):
-    """Returns (stream, type, payload) and checks the body's layout."""
-    if len(record) < 36 + 32 or record[0] != 1:
-        raise Failure("not a format 1 record")
-    flags = record[1]
-    body_end = len(record) - 32
-    offset = 36
+    """Returns the record's fields and checks its layout. Format 2 has the schema version and the stream
+    version as varints; format 1 (stores written before format 2) as u16 and u64."""
+    if len(record) < 2 + 2 + 8 + 16 + 5 + 32 or record[0] not in (1, 2):
+        raise Failure("not a format 1 or 2 record")
+    fmt, flags = record[0], record[1]
+    if flags & ~3:
+        raise Failure("unknown flags %d" % flags)
+    if fmt == 2:
+        schema, offset = minimal_varint(record, 2, 0xFFFF, "schema version")
+        version, offset = minimal_varint(record, offset, 0xFFFFFFFF, "stream version")
+    else:
+        schema = int.from_bytes(record[2:4], "little")
+        version = int.from_bytes(record[4:12], "little")
+        offset = 12
+    if schema < 1 or version < 1:
+        raise Failure("schema version and stream version start at 1")
+    recorded_at, event_id = record[offset : offset + 8], record[offset + 8 : offset + 24]
+    offset += 24
+    body_start, body_end = offset, len(record) - 32
     fields = []
     for _ in range(3):  # stream, type, actor
         length, offset = varint(record, offset)
@@ -231,13 +254,19 @@ def parse_record(record):
     offset += length
     if offset != body_end:
         raise Failure("record body does not end where its hash starts")
-    return fields[0].decode(), fields[1].decode(), payload.decode()
+    return {
+        "stream": fields[0].decode(), "type": fields[1].decode(), "payload": payload.decode(),
+        "envelope": bytes([fmt, flags]) + schema.to_bytes(2, "little"), "version": version,
+        "recorded_at": recorded_at, "id": event_id, "body": record[body_start:body_end],
+    }
 
 
-def leaf_hash(record, position, previous):
-    body = record[36:-32]
+def leaf_hash(fields, position, previous):
+    """The same 109 bytes for both formats: 0x00, format, flags, schema version (u16), position (u64),
+    stream version (u64), recorded at (i64), event id, SHA-256(body), previous leaf hash."""
     return hashlib.sha256(
-        b"\x00" + record[0:4] + position.to_bytes(8, "little") + record[4:36] + hashlib.sha256(body).digest() + previous
+        b"\x00" + fields["envelope"] + position.to_bytes(8, "little") + fields["version"].to_bytes(8, "little")
+        + fields["recorded_at"] + fields["id"] + hashlib.sha256(fields["body"]).digest() + previous
     ).digest()
 
 
@@ -275,11 +304,11 @@ def verify(bundle, trusted_key_text=None):
             if event["position"] != expected:
                 raise Failure("position %d where %d should be: an event was removed or reordered" % (event["position"], expected))
             record = base64.b64decode(event["record"], validate=True)
-            stream, type_, payload = parse_record(record)
-            leaf = leaf_hash(record, expected, previous)
+            fields = parse_record(record)
+            leaf = leaf_hash(fields, expected, previous)
             if leaf != record[-32:]:
                 raise Failure("position %d: its bytes do not give the hash it carries: the event was altered" % expected)
-            if (event["stream"], event["type"], event["payload"]) != (stream, type_, payload):
+            if (event["stream"], event["type"], event["payload"]) != (fields["stream"], fields["type"], fields["payload"]):
                 raise Failure("position %d: the readable fields differ from the record" % expected)
             frontier.append(leaf)
             previous = leaf

@@ -73,8 +73,8 @@ public enum AuditBundle {
             let manifest: [String: Any] = [
                 "format": format, "version": version, "origin": origin, "events": size, "verifierKey": key.encoded,
                 "eventsFile": "events.jsonl", "checkpoints": files.filter { $0.hasPrefix("checkpoints/") }, "consistencyProofs": proofs,
-                "recordFormat": 1, "hash": "SHA-256", "tree": "RFC 9162 Merkle tree, leaf i = the hash of the event at position i + 1",
-                "leafHash": "SHA-256(0x00 || record[0..<4] || position as 8 bytes little-endian || record[4..<36] || SHA-256(record[36..<count-32]) || previous leaf hash (32 zero bytes for position 1))",
+                "recordFormats": [1, 2], "hash": "SHA-256", "tree": "RFC 9162 Merkle tree, leaf i = the hash of the event at position i + 1",
+                "leafHash": "SHA-256(0x00 || format || flags || schema version u16 || position u64 || stream version u64 || recorded-at i64 || event id || SHA-256(body) || previous leaf hash (32 zero bytes for position 1)), integers little-endian (FORMAT.md)",
             ]
             try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
                 .write(to: URL(fileURLWithPath: temporary + "/manifest.json"))
@@ -211,20 +211,24 @@ public enum AuditBundle {
         - `proofs/consistency-<m>-<n>.proof`: RFC 9162 consistency proofs between consecutive checkpoints,
           as lines `tally consistency proof v1`, `origin …`, `old-size m`, `new-size n`, then `hash <base64>`.
 
-        ## The record (format 1)
+        ## The record (formats 1 and 2)
 
-        All integers little-endian. Bytes 0..<36 are the header: format (1 byte, = 1), flags (1 byte: bit
-        0 correlation id present, bit 1 causation id present), schema version (u16), stream version (u64),
-        recorded-at (i64, microseconds since 1970 UTC), event id (16 bytes, UUID). Then the body: stream
-        id, type, actor, each as a LEB128 varint length and UTF-8 bytes; the correlation id and causation
-        id (16 bytes each) if flagged; metadata and payload, each varint-length-prefixed. The last 32
-        bytes are the record's hash.
+        Fixed-width integers are little-endian; varints are minimal LEB128. A record begins with its
+        format (1 byte) and flags (1 byte: bit 0 correlation id present, bit 1 causation id present).
+        - Format 2: the schema version (varint, 1..65535), the stream version (varint, 1..2^32-1),
+          recorded-at (i64, microseconds since 1970 UTC), the event id (16 bytes, UUID).
+        - Format 1 (stores written before format 2; an upgraded store keeps them): the schema version
+          (u16), the stream version (u64), recorded-at (i64), the event id: the body begins at byte 36.
+        Then the body: stream id, type, actor, each as a varint length and UTF-8 bytes; the correlation
+        id and causation id (16 bytes each) if flagged; metadata and payload, each varint-length-prefixed.
+        The last 32 bytes are the record's hash.
 
         ## Checking
 
-        1. For position p = 1..N: body = record[36 ..< count-32];
-           leaf(p) = SHA-256(0x00 || record[0..<4] || p as u64 little-endian || record[4..<36] ||
-           SHA-256(body) || leaf(p-1)), with leaf(0) = 32 zero bytes. It must equal record[count-32..<count].
+        1. For position p = 1..N: body = the bytes from the stream id's length up to the last 32;
+           leaf(p) = SHA-256(0x00 || format || flags || schema version as u16 || p as u64 ||
+           stream version as u64 || recorded-at as i64 || event id || SHA-256(body) || leaf(p-1)),
+           109 bytes in all, with leaf(0) = 32 zero bytes. It must equal the record's last 32 bytes.
            (The leaf chains to the one before it: the leaves are a hash chain and the RFC 9162 leaves.)
         2. The Merkle tree is RFC 9162's over leaf(1)..leaf(N), with these leaf values used directly as
            the leaf hashes (their first input byte is already the 0x00 leaf prefix); interior nodes are

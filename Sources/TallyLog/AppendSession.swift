@@ -55,7 +55,7 @@ struct PreparedBatch: Sendable {
         } else {
             prepared = try events.map(Self.prepare)
         }
-        let bytes = prepared.reduce(0) { $0 + $1.body.count + RecordCodec.headerBytes + Hash.byteCount }
+        let bytes = prepared.reduce(0) { $0 + $1.body.count + RecordCodec.headerBytesMax + Hash.byteCount }
         guard bytes <= Limits.batchBytesMax else { throw LogError.batchTooLarge(events: prepared.count, bytes: bytes) }
         for stream in request.expectations.keys { try Validation.streamID(stream) }
         self.events = prepared
@@ -291,6 +291,20 @@ struct AppendSession {
             let current = try streamState(stream)?.version ?? 0
             if !expected.admits(current) { return .failure(.wrongExpectedVersion(stream: stream, expected: expected, actual: current)) }
         }
+        if head.position + UInt64(batch.events.count) > Limits.positionMax { return .failure(.logFull(positionMax: Limits.positionMax)) }
+        // A stream's version never exceeds the log's position, so streams are looked at only in a log
+        // past 2^32 events: below that this costs one comparison a batch.
+        if head.position + UInt64(batch.events.count) > Limits.streamVersionMax {
+            for prepared in batch.events {
+                let version = try streamState(prepared.event.stream)?.version ?? 0
+                if version > Limits.streamVersionMax - UInt64(batch.events.count) {
+                    let appended = batch.events.lazy.filter { $0.event.stream == prepared.event.stream }.count
+                    if version + UInt64(appended) > Limits.streamVersionMax {
+                        return .failure(.streamFull(stream: prepared.event.stream, versionMax: Limits.streamVersionMax))
+                    }
+                }
+            }
+        }
         let recordedAt = max(clock.now(), head.lastRecordedAt)
         var positions = [UInt64](), versions = [UInt64](), streamIDs = [String]()
         positions.reserveCapacity(batch.events.count)
@@ -346,10 +360,9 @@ struct AppendSession {
         } else {
             head.streamCount += 1
             state = StreamState(number: head.streamCount, version: 0)
-            var number = state.number.littleEndian
             var stream = event.stream
             let inserted = try stream.withUTF8 { key in
-                try withUnsafeBytes(of: &number) { try txn.insert(tables.streams, key: UnsafeRawBufferPointer(key), value: $0) }
+                try StreamNumberValue.with(state.number) { try txn.insert(tables.streams, key: UnsafeRawBufferPointer(key), value: $0) }
             }
             if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.stream)) is in the streams table but was not found") }
         }
@@ -357,7 +370,7 @@ struct AppendSession {
         streams.set(event.stream, state, previous: previousState)
         if ownStreamPositions != nil { ownStreamPositions![event.stream, default: []].append(position) }
 
-        let size = RecordCodec.headerBytes + prepared.body.count + Hash.byteCount
+        let size = RecordCodec.headerSize(schemaVersion: event.schemaVersion, version: state.version) + prepared.body.count + Hash.byteCount
         let previous = head.chainHash
         var hash = Hash.zero
         try withBigEndian(position) { key in
@@ -380,7 +393,7 @@ struct AppendSession {
         // The stream and type index entries go to the tail (see IndexTail): merged in bulk later.
         let typeID = prepared.withTypeBytes { streams.typeID(event.type, bytes: $0) }
         streams.pendingIndex.append(PendingIndexEntry(streamNumber: state.number, version: state.version, position: position, typeID: typeID))
-        try withBigEndian(position) { value in
+        try PositionValue.with(position) { value in
             var id = event.id.uuid
             try withUnsafeBytes(of: &id) { key in
                 let words = EventIDKey.words(key)
@@ -437,7 +450,7 @@ struct AppendSession {
         for (typeID, positions) in positionsByType.enumerated() where !positions.isEmpty {
             try streams.typeNames[typeID].withUnsafeBytes { key in
                 for position in positions {
-                    try withBigEndian(position) { try txn.put(tables.typeEvents, key: key, value: $0, flags: .appendDuplicate) }
+                    try PositionValue.with(position) { try txn.put(tables.typeEvents, key: key, value: $0, flags: .appendDuplicate) }
                 }
             }
         }

@@ -36,7 +36,9 @@ public struct LogOptions: Sendable {
 /// task go through one writer (group commit); reads run concurrently in snapshots.
 public final class EventLog: Sendable {
     /// The store format this build writes and the newest it reads.
-    public static let formatVersion: UInt32 = 1
+    /// Format 2 (2026-12) stores index positions in 6 bytes and stream versions in 4, Merkle nodes from
+    /// 32 leaves up, and writes records of format 2. A format 1 store is upgraded with `EventLog.upgrade`.
+    public static let formatVersion: UInt32 = 2
 
     public let path: String
     public let options: LogOptions
@@ -94,12 +96,13 @@ public final class EventLog: Sendable {
         }
         guard let format else { throw LogError.notAStore(path: path, reason: "it has no format version") }
         guard format <= formatVersion else { throw LogError.newerFormat(path: path, found: format, supported: formatVersion) }
+        guard format == formatVersion else { throw LogError.olderFormat(path: path, found: format, supported: formatVersion) }
         return EventLog(path: path, options: options, environment: environment, tables: tables)
     }
 
     static func logDirectory(_ path: String) -> String { path + "/log" }
 
-    private static func openEnvironment(path: String, options: LogOptions, readOnly: Bool) throws -> Environment {
+    static func openEnvironment(path: String, options: LogOptions, readOnly: Bool) throws -> Environment {
         var environmentOptions = EnvironmentOptions()
         environmentOptions.durability = options.durability
         environmentOptions.readOnly = readOnly

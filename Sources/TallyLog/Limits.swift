@@ -24,4 +24,10 @@ public enum Limits {
     /// Events read from LMDB per read transaction when a reader walks the log: short transactions
     /// let the writer reuse pages, while keeping the per-transaction cost negligible.
     public static let readChunkEvents = 1024
+    /// The last position a log can hold: index entries store positions in 6 bytes (store format 2),
+    /// 2.8 × 10^14 events, 89 years at 100,000 events a second.
+    public static let positionMax: UInt64 = (1 << 48) - 1
+    /// The last version a stream can reach: `stream-events` stores versions in 4 bytes. A stream is one
+    /// aggregate's history; four billion events in one is a modelling error, not a workload.
+    public static let streamVersionMax = UInt64(UInt32.max)
 }

@@ -16,9 +16,12 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
     // Refused against the log's state, in the writer's transaction.
     case wrongExpectedVersion(stream: String, expected: ExpectedVersion, actual: UInt64)
     case eventIDConflict(id: UUID, position: UInt64, reason: String)
+    case logFull(positionMax: UInt64)
+    case streamFull(stream: String, versionMax: UInt64)
     // Stores.
     case notAStore(path: String, reason: String)
     case newerFormat(path: String, found: UInt32, supported: UInt32)
+    case olderFormat(path: String, found: UInt32, supported: UInt32)
     case storeExists(path: String)
     case permissionDenied(path: String, operation: String)
     case readOnlyStore(path: String)
@@ -41,9 +44,13 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
             "stream \(quoted(stream)) is at version \(actual), but the append expected \(expected)"
         case .eventIDConflict(let id, let position, let reason):
             "event id \(id) is already in the log at position \(position) \(reason)"
+        case .logFull(let max): "the log is full: it holds at most \(max) events"
+        case .streamFull(let stream, let max): "stream \(quoted(stream)) is full: a stream holds at most \(max) events"
         case .notAStore(let path, let reason): "\(path) is not a Tally store: \(reason)"
         case .newerFormat(let path, let found, let supported):
             "\(path) was written by a newer Tally (store format \(found)); this one reads formats up to \(supported)"
+        case .olderFormat(let path, let found, let supported):
+            "\(path) has store format \(found), and this Tally reads format \(supported): upgrade it first with `tally upgrade --store \(path)` (the events are kept as they are; the indexes are rebuilt)"
         case .storeExists(let path): "\(path) already holds a Tally store"
         case .permissionDenied(let path, let operation): "permission denied: cannot \(operation) \(path)"
         case .readOnlyStore(let path): "\(path) is open read-only: it cannot be appended to"

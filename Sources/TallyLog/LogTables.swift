@@ -62,13 +62,13 @@ public struct LogHead: Sendable, Equatable {
 public struct LogTables: Sendable {
     /// position (u64 BE) → record (RecordCodec). Written with MDB_APPEND only.
     let events: Table
-    /// stream id (UTF-8) → stream number (u64 LE), assigned 1, 2, 3… at the stream's first event.
+    /// stream id (UTF-8) → stream number (StreamNumberValue: LE, 1–8 bytes), assigned 1, 2, 3… at the stream's first event.
     let streams: Table
-    /// stream number (u64 BE) → duplicates of version (u64 BE) ‖ position (u64 BE), sorted by version.
+    /// stream number (u64 BE) → duplicates of version (u32 BE) ‖ position (u48 BE), sorted by version.
     let streamEvents: Table
-    /// event type (UTF-8) → duplicates of position (u64 BE).
+    /// event type (UTF-8) → duplicates of position (u48 BE).
     let typeEvents: Table
-    /// event id (16 bytes) → position (u64 BE): the persistent idempotency index.
+    /// event id (16 bytes) → position (u48 BE): the persistent idempotency index.
     let eventIDs: Table
     /// last leaf index (u64 BE) ‖ level (u8) → hash of the perfect Merkle subtree at that level whose last
     /// leaf that is, for levels ≥ `merkleStoredLevelMin`. Nodes complete in this key order: appends.
@@ -85,7 +85,7 @@ public struct LogTables: Sendable {
 
     /// Subtrees below this level are recomputed from records when a proof needs them; storing them
     /// would cost two hashes per event on disk, storing from 16 leaves up costs one per eight.
-    static let merkleStoredLevelMin = 4
+    static let merkleStoredLevelMin = 5
 
     static let tableNames = ["events", "streams", "stream-events", "type-events", "event-ids", "merkle", "meta"]
 
@@ -122,7 +122,7 @@ public struct LogTables: Sendable {
 
     func streamNumber(_ txn: some TransactionReading, streamUTF8: UnsafeRawBufferPointer) throws -> UInt64? {
         guard let value = try txn.get(streams, key: streamUTF8) else { return nil }
-        return UInt64(littleEndian: value.loadUnaligned(as: UInt64.self))
+        return StreamNumberValue.decode(value)
     }
 
     /// The stream's current version: its last tail entry, else its last (version, position) duplicate.
@@ -145,7 +145,7 @@ public struct LogTables: Sendable {
         var raw = id.uuid
         return try withUnsafeBytes(of: &raw) { key in
             guard let value = try txn.get(eventIDs, key: key) else { return nil }
-            return UInt64(bigEndian: value.loadUnaligned(as: UInt64.self))
+            return PositionValue.decode(value)
         }
     }
 }
@@ -165,16 +165,65 @@ extension UnsafeRawBufferPointer {
     }
 }
 
-/// A `stream-events` duplicate: version (u64 BE) ‖ position (u64 BE).
-enum StreamEntry {
-    static func decode(_ value: UnsafeRawBufferPointer) -> (version: UInt64, position: UInt64) {
-        (UInt64(bigEndian: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
-         UInt64(bigEndian: value.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+/// A position inside an index value (`event-ids`, `type-events`, `stream-events`): u48 big-endian,
+/// 6 bytes. Positions stop at `Limits.positionMax`, so two bytes of every entry would always be zero.
+enum PositionValue {
+    static let byteCount = 6
+
+    @inline(__always)
+    static func decode(_ value: UnsafeRawBufferPointer, at offset: Int = 0) -> UInt64 {
+        let high = UInt64(UInt16(bigEndian: value.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+        return high << 32 | UInt64(UInt32(bigEndian: value.loadUnaligned(fromByteOffset: offset + 2, as: UInt32.self)))
     }
 
+    @inline(__always)
+    static func store(_ position: UInt64, into raw: UnsafeMutableRawBufferPointer, at offset: Int = 0) {
+        raw.storeBytes(of: UInt16(truncatingIfNeeded: position >> 32).bigEndian, toByteOffset: offset, as: UInt16.self)
+        raw.storeBytes(of: UInt32(truncatingIfNeeded: position).bigEndian, toByteOffset: offset + 2, as: UInt32.self)
+    }
+
+    @inline(__always)
+    static func with<R>(_ position: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 1) { raw in
+            store(position, into: raw)
+            return try body(UnsafeRawBufferPointer(raw))
+        }
+    }
+}
+
+/// A `stream-events` duplicate: version (u32 BE) ‖ position (u48 BE), 10 bytes. Versions stop at
+/// `Limits.streamVersionMax`. Big-endian, so LMDB's byte order of a stream's duplicates is version order.
+enum StreamEntry {
+    static let byteCount = 4 + PositionValue.byteCount
+
+    @inline(__always)
+    static func decode(_ value: UnsafeRawBufferPointer) -> (version: UInt64, position: UInt64) {
+        (UInt64(UInt32(bigEndian: value.loadUnaligned(fromByteOffset: 0, as: UInt32.self))), PositionValue.decode(value, at: 4))
+    }
+
+    /// The entry for (version, position); a `version` over `Limits.streamVersionMax` (a seek past every
+    /// entry) is clamped to it.
     static func with<R>(version: UInt64, position: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        var pair = (version.bigEndian, position.bigEndian)
-        return try withUnsafeBytes(of: &pair) { try body($0) }
+        try withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 1) { raw in
+            raw.storeBytes(of: UInt32(min(version, Limits.streamVersionMax)).bigEndian, toByteOffset: 0, as: UInt32.self)
+            PositionValue.store(min(position, Limits.positionMax), into: raw, at: 4)
+            return try body(UnsafeRawBufferPointer(raw))
+        }
+    }
+}
+
+/// A `streams` value: the stream number, little-endian, without its high zero bytes (1 to 8 bytes).
+enum StreamNumberValue {
+    static func decode(_ value: UnsafeRawBufferPointer) -> UInt64 {
+        var number: UInt64 = 0
+        for (index, byte) in value.prefix(8).enumerated() { number |= UInt64(byte) << (8 * UInt64(index)) }
+        return number
+    }
+
+    static func with<R>(_ number: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var littleEndian = number.littleEndian
+        let count = max(1, 8 - number.leadingZeroBitCount / 8)
+        return try withUnsafeBytes(of: &littleEndian) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
     }
 }
 

@@ -140,15 +140,15 @@ enum LogReading {
             try txn.withCursor(tables.typeEvents) { cursor in
                 guard try cursor.find(key) != nil else { return true }
                 let start = backward ? min(from ?? .max, limit) : (from ?? 1)
-                var entry = try withBigEndian(start) { try cursor.seek(key, duplicateAtLeast: $0) }
+                var entry = try PositionValue.with(min(start, Limits.positionMax)) { try cursor.seek(key, duplicateAtLeast: $0) }
                 if backward {
-                    if let found = entry, keyPosition(found.value) > start { entry = try cursor.previousDuplicate() }
-                    if entry == nil, try cursor.find(key) != nil, let last = try cursor.lastDuplicate(), keyPosition(last.value) <= start {
+                    if let found = entry, PositionValue.decode(found.value) > start { entry = try cursor.previousDuplicate() }
+                    if entry == nil, try cursor.find(key) != nil, let last = try cursor.lastDuplicate(), PositionValue.decode(last.value) <= start {
                         entry = last
                     }
                 }
                 while let current = entry {
-                    let position = keyPosition(current.value)
+                    let position = PositionValue.decode(current.value)
                     if position > limit, !backward { return false }
                     guard try visit(position) else { return false }
                     entry = backward ? try cursor.previousDuplicate() : try cursor.nextDuplicate()
@@ -250,7 +250,7 @@ public struct LogSnapshot {
         try txn.withCursor(tables.streams) { cursor in
             var entry = try cursor.first()
             while let current = entry {
-                guard try body(String(decoding: current.key, as: UTF8.self), UInt64(littleEndian: current.value.loadUnaligned(as: UInt64.self))) else { return }
+                guard try body(String(decoding: current.key, as: UTF8.self), StreamNumberValue.decode(current.value)) else { return }
                 entry = try cursor.next()
             }
         }

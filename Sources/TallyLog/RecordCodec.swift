@@ -1,41 +1,53 @@
 import Foundation
 import TallyMerkle
 
-/// The on-disk encoding of one event (record format 1). Documented byte by byte in ARCHITECTURE.md;
-/// `theRecordEncodingIsPinned` pins it. Fixed-width integers are little-endian; lengths are minimal
-/// LEB128. The position is not stored: it is the record's key.
+/// The on-disk encoding of one event. Documented byte by byte in ARCHITECTURE.md; `theRecordEncodingIsPinned`
+/// pins it. Fixed-width integers are little-endian; varints are minimal LEB128. The position is not
+/// stored: it is the record's key. Format 2 (written since store format 2):
 ///
-///     0   u8   record format (1)
-///     1   u8   flags: bit 0 correlation id present, bit 1 causation id present, others 0
-///     2   u16  event schema version (≥ 1)
-///     4   u64  stream version
-///     12  i64  recorded at, µs since the Unix epoch
-///     20  16   event id (RFC 4122 byte order)
-///     36  …    the body: stream id, event type, actor (each a length then UTF-8), correlation id (16)
-///              and causation id (16) if flagged, metadata and payload (each a length then bytes)
-///     end-32   the record's hash
+///     0   u8      record format (2)
+///     1   u8      flags: bit 0 correlation id present, bit 1 causation id present, others 0
+///     2   varint  event schema version (1…65,535)
+///         varint  stream version (1…`Limits.streamVersionMax`)
+///         i64     recorded at, µs since the Unix epoch
+///         16      event id (RFC 4122 byte order)
+///         …       the body: stream id, event type, actor (each a length then UTF-8), correlation id (16)
+///                 and causation id (16) if flagged, metadata and payload (each a length then bytes)
+///     end-32      the record's hash
 ///
-/// The record's hash is both its Merkle leaf hash (RFC 9162) and its link in the hash chain:
+/// Format 1 (store format 1, still read: an upgraded store keeps its records) had the schema version
+/// as a u16 and the stream version as a u64, so its body always began at byte 36.
 ///
-///     hash = SHA-256(0x00 ‖ format ‖ flags ‖ schema version ‖ position (u64 LE) ‖ stream version ‖
-///                    recorded at ‖ event id ‖ SHA-256(body) ‖ previous record's hash)
+/// The record's hash is both its Merkle leaf hash (RFC 9162) and its link in the hash chain, over the
+/// same 109 bytes whatever the format:
 ///
-/// 109 bytes, two SHA-256 blocks, whatever the payload size; the previous hash of position 1 is 32
-/// zero bytes. The body is hashed separately (by the appender's thread, before the writer sees it),
-/// so the leaf commits to the payload through its digest, never to plaintext directly.
+///     hash = SHA-256(0x00 ‖ format (u8) ‖ flags (u8) ‖ schema version (u16) ‖ position (u64) ‖
+///                    stream version (u64) ‖ recorded at (i64) ‖ event id ‖ SHA-256(body) ‖ previous record's hash)
+///
+/// Two SHA-256 blocks whatever the payload size; the previous hash of position 1 is 32 zero bytes.
+/// The body is hashed separately (by the appender's thread, before the writer sees it), so the leaf
+/// commits to the payload through its digest, never to plaintext directly.
 public enum RecordCodec {
-    public static let formatVersion: UInt8 = 1
+    /// The record format this build writes.
+    public static let formatVersion: UInt8 = 2
     static let flagCorrelation: UInt8 = 1
     static let flagCausation: UInt8 = 2
-    /// Format, flags, schema version, stream version, recorded-at, event id.
-    static let headerBytes = 36
+    /// The most bytes before the body: format 1's fixed header (format 2's is at most 34).
+    static let headerBytesMax = 36
     static let leafDataBytes = 109
 
-    static func varintSize(_ value: Int) -> Int {
+    static func varintSize(_ value: Int) -> Int { varintSize(UInt64(value)) }
+
+    static func varintSize(_ value: UInt64) -> Int {
         var size = 1
-        var rest = UInt64(value) >> 7
+        var rest = value >> 7
         while rest != 0 { size += 1; rest >>= 7 }
         return size
+    }
+
+    /// The bytes before the body of a format 2 record.
+    static func headerSize(schemaVersion: UInt16, version: UInt64) -> Int {
+        2 + varintSize(UInt64(schemaVersion)) + varintSize(version) + 8 + 16
     }
 
     static func flags(of event: ProposedEvent) -> UInt8 {
@@ -66,31 +78,39 @@ public enum RecordCodec {
         return (body, streamRange, typeRange)
     }
 
-    /// The record's hash (see the type's documentation). `header` is the record's first 36 bytes.
-    static func hash(header: UnsafeRawBufferPointer, position: UInt64, bodyDigest: Hash, previous: Hash) -> Hash {
+    /// The record's hash (see the type's documentation). `id` is the event id's 16 bytes.
+    static func hash(format: UInt8, flags: UInt8, schemaVersion: UInt16, position: UInt64, version: UInt64, recordedAt: Timestamp,
+                     id: UnsafeRawBufferPointer, bodyDigest: Hash, previous: Hash) -> Hash {
         withUnsafeTemporaryAllocation(byteCount: leafDataBytes, alignment: 8) { leaf in
             leaf[0] = 0  // RFC 9162 leaf prefix.
-            UnsafeMutableRawBufferPointer(rebasing: leaf[1..<5]).copyMemory(from: UnsafeRawBufferPointer(rebasing: header[0..<4]))
+            leaf[1] = format
+            leaf[2] = flags
+            leaf.storeBytes(of: schemaVersion.littleEndian, toByteOffset: 3, as: UInt16.self)
             leaf.storeBytes(of: position.littleEndian, toByteOffset: 5, as: UInt64.self)
-            UnsafeMutableRawBufferPointer(rebasing: leaf[13..<45]).copyMemory(from: UnsafeRawBufferPointer(rebasing: header[4..<36]))
+            leaf.storeBytes(of: version.littleEndian, toByteOffset: 13, as: UInt64.self)
+            leaf.storeBytes(of: recordedAt.microsecondsSinceEpoch.littleEndian, toByteOffset: 21, as: Int64.self)
+            UnsafeMutableRawBufferPointer(rebasing: leaf[29..<45]).copyMemory(from: id)
             bodyDigest.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: leaf[45..<77]).copyMemory(from: $0) }
             previous.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: leaf[77..<109]).copyMemory(from: $0) }
             return sha256(UnsafeRawBufferPointer(leaf))
         }
     }
 
-    /// Writes a whole record into `out` (exactly header + body + 32 bytes) and returns its hash.
+    /// Writes a whole format 2 record into `out` (exactly `headerSize` + body + 32 bytes) and returns its hash.
     static func write(schemaVersion: UInt16, flags: UInt8, position: UInt64, version: UInt64, recordedAt: Timestamp, id: UUID,
                       body: [UInt8], bodyDigest: Hash, previous: Hash, into out: UnsafeMutableRawBufferPointer) -> Hash {
         var writer = ByteWriter(out)
         writer.u8(formatVersion)
         writer.u8(flags)
-        writer.u16(schemaVersion)
-        writer.u64(version)
+        writer.varint(UInt64(schemaVersion))
+        writer.varint(version)
         writer.u64(UInt64(bitPattern: recordedAt.microsecondsSinceEpoch))
+        let idOffset = writer.offset
         writer.uuid(id)
         body.withUnsafeBytes { writer.bytes($0) }
-        let hash = Self.hash(header: UnsafeRawBufferPointer(rebasing: out[0..<headerBytes]), position: position, bodyDigest: bodyDigest, previous: previous)
+        let hash = Self.hash(format: formatVersion, flags: flags, schemaVersion: schemaVersion, position: position, version: version,
+                             recordedAt: recordedAt, id: UnsafeRawBufferPointer(rebasing: out[idOffset..<(idOffset + 16)]),
+                             bodyDigest: bodyDigest, previous: previous)
         hash.withUnsafeBytes { writer.bytes($0) }
         precondition(writer.offset == out.count, "record size mismatch")
         return hash
@@ -105,7 +125,11 @@ public struct RecordView {
     public let position: UInt64
     public let version: UInt64
     public let recordedAt: Timestamp
+    /// The record format, 1 or 2: what the record's hash commits to first.
+    public let format: UInt8
     let flags: UInt8
+    /// Where the event id lies; the body begins 16 bytes later.
+    let idOffset: Int
     let streamRange: Range<Int>
     let typeRange: Range<Int>
     let actorRange: Range<Int>
@@ -119,18 +143,25 @@ public struct RecordView {
     public init(bytes: UnsafeRawBufferPointer, position: UInt64) throws {
         var reader = ByteReader(bytes, position: position)
         func corrupt(_ reason: String) -> LogError { .corruptRecord(position: position, reason: reason) }
-        guard bytes.count >= RecordCodec.headerBytes + 5 + Hash.byteCount else { throw corrupt("\(bytes.count) bytes is too short for a record") }
-        let format = try reader.u8()
-        guard format == RecordCodec.formatVersion else { throw corrupt("unknown record format \(format)") }
+        guard bytes.count >= 2 + 2 + 8 + 16 + 5 + Hash.byteCount else { throw corrupt("\(bytes.count) bytes is too short for a record") }
+        format = try reader.u8()
         flags = try reader.u8()
         guard flags & ~(RecordCodec.flagCorrelation | RecordCodec.flagCausation) == 0 else { throw corrupt("unknown flags \(flags)") }
-        schemaVersion = try reader.u16()
+        switch format {
+        case 2:
+            schemaVersion = UInt16(try reader.varint(max: UInt64(UInt16.max), what: "schema version"))
+            version = try reader.varint(max: Limits.streamVersionMax, what: "stream version")
+        case 1:
+            schemaVersion = try reader.u16()
+            version = try reader.u64()
+        default:
+            throw corrupt("unknown record format \(format)")
+        }
         guard schemaVersion >= 1 else { throw corrupt("schema version 0") }
-        self.position = position
-        version = try reader.u64()
         guard version >= 1 else { throw corrupt("stream version 0") }
+        self.position = position
         recordedAt = Timestamp(microsecondsSinceEpoch: Int64(bitPattern: try reader.u64()))
-        reader.offset += 16  // event id, read on demand
+        idOffset = try reader.skip(16)  // event id, read on demand
         streamRange = try reader.lengthPrefixedRange(max: Limits.streamIDBytesMax, what: "stream id")
         typeRange = try reader.lengthPrefixedRange(max: Limits.eventTypeBytesMax, what: "event type")
         actorRange = try reader.lengthPrefixedRange(max: Limits.actorBytesMax, what: "actor")
@@ -147,15 +178,15 @@ public struct RecordView {
     }
 
     /// Stream id through payload: what the record's hash commits to through `SHA-256(body)`.
-    public var bodyBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[RecordCodec.headerBytes..<(bytes.count - Hash.byteCount)]) }
-    public var headerBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[0..<RecordCodec.headerBytes]) }
+    public var bodyBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[(idOffset + 16)..<(bytes.count - Hash.byteCount)]) }
     /// The stored hash: the record's Merkle leaf hash and chain link. `verify` recomputes it.
     public var hash: Hash { Hash(loadingFrom: UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - Hash.byteCount)...])) }
     /// The hash recomputed from the bytes and the previous record's hash.
     public func computedHash(previous: Hash) -> Hash {
-        RecordCodec.hash(header: headerBytes, position: position, bodyDigest: sha256(bodyBytes), previous: previous)
+        RecordCodec.hash(format: format, flags: flags, schemaVersion: schemaVersion, position: position, version: version, recordedAt: recordedAt,
+                         id: UnsafeRawBufferPointer(rebasing: bytes[idOffset..<(idOffset + 16)]), bodyDigest: sha256(bodyBytes), previous: previous)
     }
-    public var id: UUID { loadUUID(at: 20) }
+    public var id: UUID { loadUUID(at: idOffset) }
     public var streamBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[streamRange]) }
     public var typeBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[typeRange]) }
     public var payloadBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[payloadRange]) }
@@ -208,8 +239,9 @@ struct ByteWriter {
         var raw = id.uuid
         withUnsafeBytes(of: &raw) { bytes(UnsafeRawBufferPointer($0)) }
     }
-    mutating func varint(_ value: Int) {
-        var rest = UInt64(value)
+    mutating func varint(_ value: Int) { varint(UInt64(value)) }
+    mutating func varint(_ value: UInt64) {
+        var rest = value
         while rest >= 0x80 { u8(UInt8(rest & 0x7f) | 0x80); rest >>= 7 }
         u8(UInt8(rest))
     }
@@ -267,21 +299,29 @@ struct ByteReader {
     }
     /// A minimal LEB128 length, at most `max`, followed by that many bytes.
     mutating func lengthPrefixedRange(max: Int, what: String) throws -> Range<Int> {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let byte = try u8()
-            guard shift < 63 else { throw corrupt("the \(what) length is too long") }
-            value |= UInt64(byte & 0x7f) << shift
-            if byte & 0x80 == 0 {
-                if byte == 0 && shift > 0 { throw corrupt("the \(what) length is not minimally encoded") }
-                break
-            }
-            shift += 7
-        }
+        let value = try varint(max: .max, what: "\(what) length")
         guard value <= UInt64(max) else { throw corrupt("the \(what) is \(value) bytes, over the limit of \(max)") }
         let start = offset
         _ = try skip(Int(value))
         return start..<offset
+    }
+
+    /// A minimal LEB128 number, at most `max`. Limits are named in bytes for lengths.
+    @inline(__always)
+    mutating func varint(max: UInt64, what: @autoclosure () -> String) throws -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let byte = try u8()
+            guard shift < 63 else { throw corrupt("the \(what()) is too long") }
+            value |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 { throw corrupt("the \(what()) is not minimally encoded") }
+                break
+            }
+            shift += 7
+        }
+        guard value <= max else { throw corrupt("the \(what()) is \(value), over the limit of \(max)") }
+        return value
     }
 }

@@ -320,9 +320,9 @@ extension EventLog {
             }
             tailVersions[record.stream] = record.version
         }
-        let typeFound = try withBigEndian(position) { value in
+        let typeFound = try PositionValue.with(position) { value in
             try txn.withCursor(tables.typeEvents) { cursor in
-                try cursor.seek(record.typeBytes, duplicateAtLeast: value).map { LogReading.keyPosition($0.value) == position } ?? false
+                try cursor.seek(record.typeBytes, duplicateAtLeast: value).map { PositionValue.decode($0.value) == position } ?? false
             }
         }
         if indexed && !typeFound { return "the type-events index has no entry for it under \(quoted(record.type))" }

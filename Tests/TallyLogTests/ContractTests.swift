@@ -197,11 +197,13 @@ import TallyMerkle
     @Test func aStoreFromANewerFormatIsRefused() throws {
         let fixture = try Fixture()
         try fixture.log.environment.write { txn in
-            var newer = UInt32(2).littleEndian
+            var newer = (EventLog.formatVersion + 1).littleEndian
             try withUnsafeBytes(of: &newer) { try txn.put(fixture.log.tables.meta, key: MetaKey.format, value: $0) }
         }
         fixture.log.close()
-        #expect(throws: LogError.newerFormat(path: fixture.path, found: 2, supported: 1)) { try EventLog.open(at: fixture.path) }
+        #expect(throws: LogError.newerFormat(path: fixture.path, found: EventLog.formatVersion + 1, supported: EventLog.formatVersion)) {
+            try EventLog.open(at: fixture.path)
+        }
     }
 
     @Test func aReadOnlyLogRefusesAppends() throws {
@@ -361,18 +363,58 @@ import TallyMerkle
         fixture.clock.set(Timestamp(microsecondsSinceEpoch: 1_790_000_000_123_456))
         try fixture.log.append(AppendRequest(events: [event]))
         let bytes = try fixture.log.withSnapshot { try Array($0.record(at: 1)!.bytes) }
-        let header = "01" + "01" + "0200" + "0100000000000000" + "40c227dafe5b0600" + "01890a5dac96774bbcceb302099a8057"
+        // Format 2, flags 1 (correlation id), schema version 2 and stream version 1 as varints, the time, the id.
+        let header = "02" + "01" + "02" + "01" + "40c227dafe5b0600" + "01890a5dac96774bbcceb302099a8057"
         let body = "06" + Array("cart-1".utf8).hex + "09" + Array("ItemAdded".utf8).hex + "08" + Array("member:7".utf8).hex
             + "00000000000000000000000000000001" + "00" + "10" + Array(#"{"sku":"000123"}"#.utf8).hex
         #expect(bytes.dropLast(32).hex == header + body)
-        // The record's hash, recomputed by hand: SHA-256(0x00 ‖ format ‖ flags ‖ schema ‖ position ‖ version ‖
-        // time ‖ id ‖ SHA-256(body) ‖ previous hash (zero for position 1)).
-        let bodyBytes = Array(bytes[36..<(bytes.count - 32)])
+        // The record's hash, recomputed by hand: SHA-256(0x00 ‖ format ‖ flags ‖ schema (u16) ‖ position (u64) ‖
+        // version (u64) ‖ time ‖ id ‖ SHA-256(body) ‖ previous hash (zero for position 1)).
+        let bodyBytes = Array(bytes[28..<(bytes.count - 32)])
         let bodyDigest = bodyBytes.withUnsafeBytes { sha256($0) }
-        var leaf: [UInt8] = [0, 1, 1, 2, 0] + [1, 0, 0, 0, 0, 0, 0, 0] + Array(bytes[4..<36])
+        var leaf: [UInt8] = [0, 2, 1, 2, 0] + [1, 0, 0, 0, 0, 0, 0, 0] + [1, 0, 0, 0, 0, 0, 0, 0] + Array(bytes[4..<28])
         leaf += bodyDigest.bytes + [UInt8](repeating: 0, count: 32)
         #expect(leaf.count == 109)
         #expect(Array(bytes.suffix(32)).hex == leaf.withUnsafeBytes { sha256($0) }.hex)
+        let view = try bytes.withUnsafeBytes { try RecordView(bytes: $0, position: 1).decode() }
+        #expect(view.hash.hex == Array(bytes.suffix(32)).hex)
+        #expect(view.schemaVersion == 2 && view.version == 1 && view.recordedAt.microsecondsSinceEpoch == 1_790_000_000_123_456)
+    }
+
+    /// A store upgraded from format 1 keeps its records: format 1 records (fixed u16 schema and u64
+    /// version, the body at byte 36) must still read, and their hashes still check.
+    @Test func aFormatOneRecordStillReadsAndItsHashChecks() throws {
+        let header: [UInt8] = [1, 0, 3, 0] + [200, 1, 0, 0, 0, 0, 0, 0] + [0x40, 0xc2, 0x27, 0xda, 0xfe, 0x5b, 0x06, 0x00]
+            + Array(repeating: 0xab, count: 16)
+        let body: [UInt8] = [4] + Array("s-42".utf8) + [3] + Array("Hit".utf8) + [1] + Array("a".utf8) + [0] + [2] + Array("{}".utf8)
+        let previous = Hash(bytes: Array(repeating: 7, count: 32))!
+        // The leaf data of format 1 is the record's first 4 bytes, the position, then bytes 4..<36.
+        var leaf: [UInt8] = [0] + header[0..<4] + [9, 0, 0, 0, 0, 0, 0, 0] + header[4..<36]
+        leaf += body.withUnsafeBytes { sha256($0) }.bytes + previous.bytes
+        let hash = leaf.withUnsafeBytes { sha256($0) }
+        let record = header + body + hash.bytes
+        try record.withUnsafeBytes { raw in
+            let view = try RecordView(bytes: raw, position: 9)
+            #expect(view.format == 1 && view.schemaVersion == 3 && view.version == 456)
+            #expect(view.stream == "s-42" && view.type == "Hit" && view.actor == "a")
+            #expect(view.id == UUID(uuid: (0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab)))
+            #expect(view.computedHash(previous: previous) == hash)
+            #expect(view.computedHash(previous: .zero) != hash)
+        }
+        // Format 2's varints are held to what the writer writes: minimal, and within the field's range.
+        let wellFormed = [UInt8]([2, 0, 3, 0x80, 0x01]) + header[12..<36] + body + hash.bytes
+        #expect(try wellFormed.withUnsafeBytes { try RecordView(bytes: $0, position: 9).version } == 128)
+        let refused: [(prefix: [UInt8], reason: String)] = [
+            ([2, 0, 0x83, 0x00, 1], "the schema version is not minimally encoded"),
+            ([2, 0, 0x80, 0x80, 0x04, 1], "the schema version is 65536, over the limit of 65535"),
+            ([2, 0, 3, 0x80, 0x80, 0x80, 0x80, 0x10], "the stream version is 4294967296, over the limit of 4294967295"),
+            ([2, 0, 3, 0], "stream version 0"),
+            ([3, 0, 3, 1], "unknown record format 3"),
+        ]
+        for (prefix, reason) in refused {
+            let bytes = prefix + header[12..<36] + body + hash.bytes
+            #expect(throws: LogError.corruptRecord(position: 9, reason: reason)) { try bytes.withUnsafeBytes { _ = try RecordView(bytes: $0, position: 9) } }
+        }
     }
 }
 
