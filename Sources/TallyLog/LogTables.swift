@@ -248,14 +248,25 @@ struct StoredSubtreeHashes<Transaction: TransactionReading>: SubtreeHashSource {
             }
             return found
         }
-        if level == 0 {
-            guard let record = try tables.record(txn, at: index + 1) else {
-                throw LogError.corruptRecord(position: index + 1, reason: "the record is missing")
+        // The subtree's 2^level leaves are consecutive records: one cursor walk reads their hashes (a
+        // proof's five lowest siblings cost five seeks, not 31 look-ups), then they are folded pairwise.
+        let first = (index << UInt64(level)) + 1
+        var hashes: [Hash] = []
+        hashes.reserveCapacity(1 << level)
+        try txn.withCursor(tables.events) { cursor in
+            var entry = try withBigEndian(first) { try cursor.seek($0) }
+            for position in first..<(first + (1 << UInt64(level))) {
+                guard let current = entry, LogReading.keyPosition(current.key) == position else {
+                    throw LogError.corruptRecord(position: position, reason: "the record is missing")
+                }
+                hashes.append(try RecordView(bytes: current.value, position: position).hash)
+                entry = try cursor.next()
             }
-            return record.hash
         }
-        return MerkleHash.node(try perfectSubtreeHash(level: level - 1, index: index * 2),
-                               try perfectSubtreeHash(level: level - 1, index: index * 2 + 1))
+        while hashes.count > 1 {
+            hashes = stride(from: 0, to: hashes.count, by: 2).map { MerkleHash.node(hashes[$0], hashes[$0 + 1]) }
+        }
+        return hashes[0]
     }
 }
 
