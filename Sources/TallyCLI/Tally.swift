@@ -16,7 +16,7 @@ public struct Tally: ParsableCommand {
               tally append --stream voucher-1 --type VoucherIssued --data '{"amount":{"minor":500,"currency":"USD"}}'
               tally read --stream voucher-1
             """,
-        subcommands: [Init.self, Append.self, Read.self, Follow.self, Info.self, Verify.self, Exec.self, Demo.self, Projections.self, Report.self, Audit.self, Forget.self, Upgrade.self]
+        subcommands: [Init.self, Append.self, Read.self, Follow.self, Info.self, Verify.self, Exec.self, Demo.self, Projections.self, Report.self, Audit.self, Forget.self, Backup.self, Upgrade.self]
     )
 
     public init() {}

@@ -301,6 +301,24 @@ public final class Environment: @unchecked Sendable {
         try check(mdb_env_set_mapsize(env, grown), "grow the map to \(grown) bytes")
     }
 
+    /// Writes a consistent copy of the environment as it stands to `directory/data.mdb`, compacted:
+    /// free pages left out and pages renumbered (`mdb_env_copy2` with `MDB_CP_COMPACT`). The copy runs
+    /// in one read transaction, so writers go on meanwhile; a map resize in this process waits for it.
+    /// `directory` must exist and hold no `data.mdb`. The copy is not synced: the caller syncs it.
+    public func copy(toDirectory directory: String) throws {
+        while true {
+            enterShared()
+            let rc = mdb_env_copy2(env, directory, UInt32(MDB_CP_COMPACT))
+            leaveShared()
+            if rc == MDB_MAP_RESIZED {
+                try adoptMapSize()
+                continue
+            }
+            try check(rc, "copy the environment to \(directory)")
+            return
+        }
+    }
+
     /// Flushes everything committed to disk: for `Durability.noSync` environments.
     public func sync() throws {
         try check(mdb_env_sync(env, 1), "mdb_env_sync")

@@ -145,6 +145,9 @@ public struct LogTables: Sendable {
         var raw = id.uuid
         return try withUnsafeBytes(of: &raw) { key in
             guard let value = try txn.get(eventIDs, key: key) else { return nil }
+            guard value.count == PositionValue.byteCount else {
+                throw LogError.corruptRecord(position: 0, reason: "the event-ids entry of \(id) is \(value.count) bytes, not \(PositionValue.byteCount)")
+            }
             return PositionValue.decode(value)
         }
     }

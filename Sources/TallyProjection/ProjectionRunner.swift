@@ -221,7 +221,7 @@ public final class ProjectionRunner: Sendable {
     /// (rename), and the previous file is removed. Readers that opened the old file keep it until they close.
     private func switchIn(_ name: String, file: ReadModelFile) throws {
         try file.queue.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-        try Self.fsync(file.path)
+        try syncFile(file.path)
         let previous = servingTarget(name)
         let link = servingLink(name)
         let temporary = link + ".switching"
@@ -232,18 +232,11 @@ public final class ProjectionRunner: Sendable {
         guard rename(temporary, link) == 0 else {
             throw ProjectionError.inconsistent("cannot switch \(link): \(String(cString: strerror(errno)))")
         }
-        try Self.fsync(directory)
+        try syncFile(directory)
         if let previous, previous != file.path {
             servingFiles.withLock { _ = $0.removeValue(forKey: previous) }
             ReadModelFile.remove(previous)
         }
-    }
-
-    static func fsync(_ path: String) throws {
-        let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else { throw ProjectionError.inconsistent("cannot open \(path) to sync it: \(String(cString: strerror(errno)))") }
-        defer { close(descriptor) }
-        guard Foundation.fsync(descriptor) == 0 else { throw ProjectionError.inconsistent("cannot sync \(path): \(String(cString: strerror(errno)))") }
     }
 
     // MARK: Time travel

@@ -226,8 +226,50 @@ func json(_ line: String) throws -> [String: Any] {
         #expect(try text.split(separator: "\n").map { try json(String($0))["position"] as? Int } == [1, 2, 3])
     }
 
+    /// What an admin does: a backup with the audit trail, checked, with or without the keys, never over
+    /// an existing directory and never leaving a partial one.
+    @Test func aBackupIsACheckedStoreOfItsOwn() throws {
+        let store = testPath("backup-source")
+        #expect(try tally(["demo", "--events", "2000"], store: store).status == 0)
+        let key = testPath("signing.key")
+        #expect(try tally(["audit", "keygen", "--name", "backup.test", "--out", key], store: nil).status == 0)
+        #expect(try tally(["audit", "checkpoint", "--key", key], store: store).status == 0)
+        let parent = testPath("backups")
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+
+        let plain = parent + "/plain"
+        let backup = try tally(["backup", "--out", plain], store: store)
+        #expect(backup.status == 0, "\(backup.error)")
+        let head = try json(try tally(["info", "--json"], store: store).lines[0])
+        #expect(backup.output.contains("ok: backup of \(head["lastPosition"] as? Int ?? -1) events in \(plain)"), "\(backup.output)")
+        #expect(backup.output.contains("ok: signed checkpoints copied: 1; the copy matches the latest"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: plain).sorted() == ["audit", "log"])
+        let verified = try tally(["verify"], store: plain)
+        #expect(verified.status == 0 && verified.output.contains("matches the latest signed checkpoint"), "\(verified.error)")
+        // Without the keys, the copy's personal values read as erased; everything else is the same.
+        let original = try tally(["read"], store: store).output
+        let withoutKeys = try tally(["read"], store: plain).output
+        #expect(withoutKeys != original && withoutKeys.contains(#""operatorName":"[erased]""#) && !original.contains("[erased]"))
+        #expect(withoutKeys.split(separator: "\n").map { $0.split(separator: ",\"hash\":").last } == original.split(separator: "\n").map { $0.split(separator: ",\"hash\":").last })
+
+        let withKeys = parent + "/with-keys"
+        #expect(try tally(["backup", "--out", withKeys, "--with-keys"], store: store).status == 0)
+        let keys = try FileManager.default.contentsOfDirectory(atPath: store + "/keys").sorted()
+        let copiedKeys = try FileManager.default.contentsOfDirectory(atPath: withKeys + "/keys").sorted()
+        #expect(!keys.isEmpty && copiedKeys == keys)
+        #expect(try tally(["read"], store: withKeys).output == original)
+        let permissions = try FileManager.default.attributesOfItem(atPath: withKeys + "/keys")[.posixPermissions] as? Int
+        #expect(permissions == 0o700, "the keys' directory stays owner-only")
+
+        let again = try tally(["backup", "--out", plain], store: store)
+        #expect(again.status != 0 && again.error.contains("already exists"), "\(again.error)")
+        let missing = try tally(["backup", "--out", parent + "/nowhere"], store: testPath("no-store"))
+        #expect(missing.status != 0 && missing.error.contains("is not a Tally store"), "\(missing.error)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).sorted() == ["plain", "with-keys"], "no partial copy is left")
+    }
+
     @Test func everyCommandExplainsItselfWithAnExample() throws {
-        for command in ["init", "append", "read", "follow", "info", "verify", "exec", "demo"] {
+        for command in ["init", "append", "read", "follow", "info", "verify", "exec", "demo", "backup", "upgrade"] {
             let run = try tally([command, "--help"], store: nil)
             #expect(run.status == 0)
             #expect(run.output.contains("Example"), "\(command) --help has no example")
