@@ -19,7 +19,9 @@ struct Upgrade: ParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() throws {
-        let report = try EventLog.upgrade(at: store.path)
+        let progress = ProgressBar(label: "upgrade")
+        let report = try EventLog.upgrade(at: store.path) { done, total in progress.update(done: done, total: total) }
+        progress.finish()
         if report.fromFormat == report.toFormat {
             print("ok: \(store.path) is already store format \(report.toFormat); nothing to do")
         } else {

@@ -22,7 +22,9 @@ extension EventLog {
     /// from 32 leaves up) — from the records, after checking every record's hash against its bytes and
     /// the one before it, and the rebuilt tree against the head. Stop every process using the store
     /// first: a writer of the old format would go on writing old entries.
-    public static func upgrade(at path: String, options: LogOptions = LogOptions()) throws -> UpgradeReport {
+    /// `progress` is called with (records done, records in all) as the records are checked and indexed.
+    public static func upgrade(at path: String, options: LogOptions = LogOptions(),
+                               progress: ((UInt64, UInt64) -> Void)? = nil) throws -> UpgradeReport {
         var options = options
         options.readOnly = false
         guard FileManager.default.fileExists(atPath: logDirectory(path) + "/data.mdb") else {
@@ -44,7 +46,7 @@ extension EventLog {
             if format == formatVersion {
                 return UpgradeReport(path: path, fromFormat: format, toFormat: format, events: head.position, streams: head.streamCount)
             }
-            try rebuildIndexes(txn, tables: tables, head: head)
+            try rebuildIndexes(txn, tables: tables, head: head, progress: progress)
             var upgraded = formatVersion.littleEndian
             try withUnsafeBytes(of: &upgraded) { try txn.put(tables.meta, key: MetaKey.format, value: $0) }
             return UpgradeReport(path: path, fromFormat: format, toFormat: formatVersion, events: head.position, streams: head.streamCount)
@@ -53,7 +55,7 @@ extension EventLog {
 
     /// Empties the index and Merkle tables and fills them again from the records, in the shape this
     /// build writes; the head must agree with what the records give.
-    static func rebuildIndexes(_ txn: WriteTransaction, tables: LogTables, head: LogHead) throws {
+    static func rebuildIndexes(_ txn: WriteTransaction, tables: LogTables, head: LogHead, progress: ((UInt64, UInt64) -> Void)?) throws {
         for table in [tables.streams, tables.streamEvents, tables.typeEvents, tables.eventIDs, tables.merkle] { try txn.clear(table) }
         var streamCount: UInt64 = 0
         var chain = Hash.zero
@@ -127,11 +129,13 @@ extension EventLog {
                         try node.withUnsafeBytes { try txn.put(tables.merkle, key: key, value: $0, flags: .append) }
                     }
                 }
+                if position % 65_536 == 0 { progress?(position, head.position) }
                 expected += 1
                 entry = try cursor.next()
             }
         }
         try flushStreamEntries()
+        progress?(frontier.size, head.position)
         guard frontier.size == head.position, chain == head.chainHash, frontier.root == head.merkleRoot, streamCount == head.streamCount else {
             throw LogError.corruptRecord(position: head.position, reason: "the records (\(frontier.size) events, \(streamCount) streams) do not give the head "
                                          + "(\(head.position) events, \(head.streamCount) streams, its chain hash and Merkle root)")

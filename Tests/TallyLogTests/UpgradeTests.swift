@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TallyLMDB
 import TallyMerkle
@@ -88,8 +89,10 @@ struct FormatOneStore {
         let message = LogError.olderFormat(path: old.path, found: 1, supported: 2).description
         #expect(message.contains("tally upgrade"))
 
-        let report = try EventLog.upgrade(at: old.path)
+        let calls = Mutex<[(UInt64, UInt64)]>([])
+        let report = try EventLog.upgrade(at: old.path) { done, total in calls.withLock { $0.append((done, total)) } }
         #expect(report == UpgradeReport(path: old.path, fromFormat: 1, toFormat: 2, events: 300, streams: 23))
+        #expect(calls.withLock { $0.last.map { $0 == (300, 300) } } == true, "progress ends at every record")
 
         let log = try EventLog.open(at: old.path)
         #expect(try log.verify().isSound)
