@@ -19,7 +19,7 @@ public final class ProjectionRunner: Sendable {
     public let directory: String
     /// Log positions applied per SQLite transaction: bounds memory and how much a crash redoes.
     public let batchPositions: UInt64
-    public static let batchPositionsDefault: UInt64 = 16_384
+    public static let batchPositionsDefault: UInt64 = 65_536
     /// Opens sealed personal fields for projectors; without it (or once a subject is forgotten) they
     /// read as `PersonalData.erased`, never as ciphertext.
     public let vault: (any PersonalDataVault)?
