@@ -349,6 +349,8 @@ private struct Scanner {
             return nil
         }
         var members: [MemberSpan] = []
+        // Commerce payloads have up to about a dozen members: one allocation instead of one per doubling.
+        members.reserveCapacity(16)
         offset += 1
         skipWhitespace()
         if peek == UInt8(ascii: "}") { offset += 1; return members }
