@@ -45,7 +45,8 @@ let package = Package(
         .target(name: "TallyProjection", dependencies: ["TallyLog", "TallyDomain", "CTallySQLite", .product(name: "GRDB", package: "GRDB.swift"),
                                                         .product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // One target per projector module and its read model.
-        .target(name: "SalesLogProjection", dependencies: ["TallyProjection", "TallyDomain"], path: "Projections/SalesLog"),
+        .target(name: "SalesLogProjection", dependencies: ["TallyProjection", "TallyDomain", .product(name: "OrderedCollections", package: "swift-collections")],
+                path: "Projections/SalesLog"),
         .target(name: "MemberActivityProjection", dependencies: ["TallyProjection", "TallyDomain", .product(name: "OrderedCollections", package: "swift-collections")],
                 path: "Projections/MemberActivity"),
         .target(name: "TransactionsProjection", dependencies: ["TallyProjection", "TallyDomain", "TallyLog"], path: "Projections/Transactions"),

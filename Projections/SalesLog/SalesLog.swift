@@ -1,4 +1,5 @@
 import GRDB
+import OrderedCollections
 import TallyDomain
 import TallyProjection
 
@@ -13,7 +14,7 @@ import TallyProjection
 /// - `booths`, `web_orders`: what sales refer to.
 /// - views `booth_sales_log` (the seed's per-booth sales-log query) and `voucher_liability`
 ///   (issued, redeemed and outstanding vouchers per currency).
-public struct SalesLog: Projector {
+public struct SalesLog: BatchingProjector {
     public let name = "sales"
     public let version = 1
     /// The buyer's email of each voucher sale.
@@ -109,7 +110,9 @@ public struct SalesLog: Projector {
             """)
     }
 
-    public func apply(_ event: ProjectedEvent, _ db: Database) throws {
+    public func makeBatch() -> SalesBatch { SalesBatch() }
+
+    public func apply(_ event: ProjectedEvent, _ db: Database, batch: SalesBatch) throws {
         let json = try event.json()
         switch event.type {
         case BoothRegistered.eventType:
@@ -129,18 +132,22 @@ public struct SalesLog: Projector {
         case VoucherRedeemed.eventType:
             let voucherID = try json.string("voucherID")
             let boothID = try json.string("boothID"), saleID = try json.string("saleID"), saleAmount = try json.money("saleAmount")
-            try db.run("""
+            // The redemption's sale follows it (one command records both) and needs the buyer's email:
+            // the update hands it back, so the sale does not look the voucher up again.
+            let email = try db.text("""
                 UPDATE vouchers SET redeemed_at = ?, redeemed_position = ?, booth_id = ?, sale_id = ?, sale_amount_minor = ? WHERE voucher_id = ?
+                RETURNING buyer_email
                 """) {
                 $0.bind(event.recordedAtISO); $0.bind(Int64(event.position)); $0.bind(boothID); $0.bind(saleID)
                 $0.bind(saleAmount.minor); $0.bind(voucherID)
             }
             guard db.changesCount == 1 else { throw ProjectionError.inconsistent("voucher \(voucherID) was redeemed but never issued") }
+            batch.redeemedEmails[voucherID] = .some(email)
 
         case SaleRecorded.eventType:
             let voucherID = try json.string("voucherID"), boothID = try json.string("boothID")
-            let email = try db.text("SELECT buyer_email FROM vouchers WHERE voucher_id = ?", { $0.bind(voucherID) })
-            try insertSale(db, event, channel: "booth", saleID: try json.string("saleID"), voucherID: voucherID, buyerEmail: email,
+            let email = try batch.redeemedEmails[voucherID] ?? db.text("SELECT buyer_email FROM vouchers WHERE voucher_id = ?", { $0.bind(voucherID) })
+            try insertSale(db, batch, event, channel: "booth", saleID: try json.string("saleID"), voucherID: voucherID, buyerEmail: email,
                            boothID: boothID, storeID: nil, operatorID: try json.string("operatorID"), memberID: nil, paymentTransactionID: nil,
                            amount: try json.money("amount"), location: boothID)
 
@@ -157,13 +164,13 @@ public struct SalesLog: Projector {
             }
             let currencyCode: String = row["currency"]
             guard let currency = Currency(code: currencyCode) else { throw ProjectionError.inconsistent("order \(orderID) has currency \(currencyCode)") }
-            try insertSale(db, event, channel: "web", saleID: orderID, voucherID: nil, buyerEmail: nil, boothID: nil, storeID: nil,
+            try insertSale(db, batch, event, channel: "web", saleID: orderID, voucherID: nil, buyerEmail: nil, boothID: nil, storeID: nil,
                            operatorID: nil, memberID: row["member_id"], paymentTransactionID: try json.string("transactionID"),
                            amount: Money(minor: row["total_minor"], currency: currency), location: "web")
 
         case CartCheckedOut.eventType:
             let storeID = try json.string("storeID")
-            try insertSale(db, event, channel: "checkout", saleID: try json.string("cartID"), voucherID: nil, buyerEmail: nil, boothID: nil,
+            try insertSale(db, batch, event, channel: "checkout", saleID: try json.string("cartID"), voucherID: nil, buyerEmail: nil, boothID: nil,
                            storeID: storeID, operatorID: nil, memberID: try json.string("memberID"),
                            paymentTransactionID: try json.string("paymentTransactionID"), amount: try json.money("total"), location: storeID)
 
@@ -172,7 +179,7 @@ public struct SalesLog: Projector {
         }
     }
 
-    private func insertSale(_ db: Database, _ event: ProjectedEvent, channel: String, saleID: String, voucherID: String?, buyerEmail: String?,
+    private func insertSale(_ db: Database, _ batch: SalesBatch, _ event: ProjectedEvent, channel: String, saleID: String, voucherID: String?, buyerEmail: String?,
                             boothID: String?, storeID: String?, operatorID: String?, memberID: String?, paymentTransactionID: String?,
                             amount: Money, location: String) throws {
         let day = event.day
@@ -185,9 +192,41 @@ public struct SalesLog: Projector {
             $0.bind(storeID); $0.bind(operatorID); $0.bind(memberID); $0.bind(paymentTransactionID); $0.bind(amount.minor)
             $0.bind(amount.currency.code); $0.bind(event.recordedAtISO); $0.bind(event.recordedAt.microsecondsSinceEpoch); $0.bind(day)
         }
-        try db.run("""
-            INSERT INTO revenue_daily (day, channel, location, currency, sales, revenue_minor) VALUES (?, ?, ?, ?, 1, ?)
-            ON CONFLICT (day, channel, location, currency) DO UPDATE SET sales = sales + 1, revenue_minor = revenue_minor + excluded.revenue_minor
-            """) { $0.bind(day); $0.bind(channel); $0.bind(location); $0.bind(amount.currency.code); $0.bind(amount.minor) }
+        batch.addRevenue(day: day, channel: channel, location: location, amount: amount)
+    }
+}
+
+/// What `sales` gathers over one batch: the revenue per day, channel, location and currency, written
+/// once per batch instead of once per sale (a batch's sales fall on a few days and places), and the
+/// buyer's email of each voucher redeemed in the batch, for the sale that follows the redemption.
+public final class SalesBatch: ProjectionBatch {
+    struct RevenueKey: Hashable {
+        var day: String
+        var channel: String
+        var location: String
+        var currency: String
+    }
+
+    /// In the order each key was first touched, so a rebuild writes the same rows in the same order.
+    private var revenue: OrderedDictionary<RevenueKey, (sales: Int64, minor: Int64)> = [:]
+    /// Voucher id → its buyer's email (nil: none stored), as the redemption's update returned it.
+    var redeemedEmails: [String: String?] = [:]
+
+    func addRevenue(day: String, channel: String, location: String, amount: Money) {
+        let key = RevenueKey(day: day, channel: channel, location: location, currency: amount.currency.code)
+        revenue[key, default: (0, 0)].sales += 1
+        revenue[key, default: (0, 0)].minor += amount.minor
+    }
+
+    public func finish(_ db: Database) throws {
+        for (key, total) in revenue {
+            try db.run("""
+                INSERT INTO revenue_daily (day, channel, location, currency, sales, revenue_minor) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (day, channel, location, currency) DO UPDATE SET sales = sales + excluded.sales,
+                    revenue_minor = revenue_minor + excluded.revenue_minor
+                """) {
+                $0.bind(key.day); $0.bind(key.channel); $0.bind(key.location); $0.bind(key.currency); $0.bind(total.sales); $0.bind(total.minor)
+            }
+        }
     }
 }
