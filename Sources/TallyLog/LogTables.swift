@@ -83,8 +83,9 @@ public struct LogTables: Sendable {
     /// entries instead of one.
     public static let indexTailEventsMaxDefault: UInt64 = 32_768
 
-    /// Subtrees below this level are recomputed from records when a proof needs them; storing them
-    /// would cost two hashes per event on disk, storing from 16 leaves up costs one per eight.
+    /// Subtrees below this level are recomputed from records when a proof needs them (a proof reads
+    /// 31 records' hashes for its five lowest siblings); storing every level would cost two hashes per
+    /// event on disk, storing from 32 leaves up costs one per sixteen.
     static let merkleStoredLevelMin = 5
 
     static let tableNames = ["events", "streams", "stream-events", "type-events", "event-ids", "merkle", "meta"]

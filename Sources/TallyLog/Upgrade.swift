@@ -91,8 +91,9 @@ extension EventLog {
                     throw LogError.corruptRecord(position: position, reason: "its bytes do not give the hash it carries")
                 }
                 chain = record.hash
-                guard record.version <= Limits.streamVersionMax, position <= Limits.positionMax else {
-                    throw LogError.corruptRecord(position: position, reason: "version \(record.version) is over format 2's limit")
+                guard position <= Limits.positionMax else { throw LogError.logFull(positionMax: Limits.positionMax) }
+                guard record.version <= Limits.streamVersionMax else {
+                    throw LogError.streamFull(stream: record.stream, versionMax: Limits.streamVersionMax)
                 }
                 // Streams are numbered in the order of their first events, as the writer numbers them.
                 let number: UInt64
