@@ -432,17 +432,8 @@ struct AppendSession {
         }
         let entries = streams.pendingIndex[..<Int(sliceEnd - watermark)]
         var streamEntries = entries.map { (number: $0.streamNumber, version: $0.version, position: $0.position) }
-        streamEntries.sort { ($0.number, $0.version) < ($1.number, $1.version) }
-        var numberMax = try txn.withCursor(tables.streamEvents) { try $0.last().map { UInt64(bigEndian: $0.key.loadUnaligned(as: UInt64.self)) } } ?? 0
-        for entry in streamEntries {
-            let isNewKey = entry.number > numberMax
-            numberMax = max(numberMax, entry.number)
-            try withBigEndian(entry.number) { key in
-                try StreamEntry.with(version: entry.version, position: entry.position) { value in
-                    try txn.put(tables.streamEvents, key: key, value: value, flags: isNewKey ? .append : .appendDuplicate)
-                }
-            }
-        }
+        let numberMax = try txn.withCursor(tables.streamEvents) { try $0.last().map { UInt64(bigEndian: $0.key.loadUnaligned(as: UInt64.self)) } } ?? 0
+        _ = try tables.appendStreamEntries(txn, &streamEntries, numberMax: numberMax)
         // Grouped by type, in position order within each (entries are in position order): every put
         // appends to its type's duplicates.
         var positionsByType = [[UInt64]](repeating: [], count: streams.typeNames.count)

@@ -142,6 +142,26 @@ public struct LogTables: Sendable {
         }
     }
 
+    /// Writes `entries` into `stream-events` sorted by (stream number, version), so each B-tree page is
+    /// copied once for many entries: a stream numbered past every key (`numberMax`, the greatest so far)
+    /// is appended, and an existing stream's entry goes at the end of its duplicates. Returns the new
+    /// greatest stream number.
+    func appendStreamEntries(_ txn: WriteTransaction, _ entries: inout [(number: UInt64, version: UInt64, position: UInt64)],
+                             numberMax: UInt64) throws -> UInt64 {
+        entries.sort { ($0.number, $0.version) < ($1.number, $1.version) }
+        var numberMax = numberMax
+        for entry in entries {
+            let isNewKey = entry.number > numberMax
+            numberMax = max(numberMax, entry.number)
+            try withBigEndian(entry.number) { key in
+                try StreamEntry.with(version: entry.version, position: entry.position) { value in
+                    try txn.put(streamEvents, key: key, value: value, flags: isNewKey ? .append : .appendDuplicate)
+                }
+            }
+        }
+        return numberMax
+    }
+
     func position(_ txn: some TransactionReading, ofEventID id: UUID) throws -> UInt64? {
         var raw = id.uuid
         return try withUnsafeBytes(of: &raw) { key in

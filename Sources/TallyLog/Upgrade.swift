@@ -66,16 +66,7 @@ extension EventLog {
         var streamEntries: [(number: UInt64, version: UInt64, position: UInt64)] = []
         var streamNumberMax: UInt64 = 0
         func flushStreamEntries() throws {
-            streamEntries.sort { ($0.number, $0.version) < ($1.number, $1.version) }
-            for entry in streamEntries {
-                let isNewKey = entry.number > streamNumberMax
-                streamNumberMax = max(streamNumberMax, entry.number)
-                try withBigEndian(entry.number) { key in
-                    try StreamEntry.with(version: entry.version, position: entry.position) { value in
-                        try txn.put(tables.streamEvents, key: key, value: value, flags: isNewKey ? .append : .appendDuplicate)
-                    }
-                }
-            }
+            streamNumberMax = try tables.appendStreamEntries(txn, &streamEntries, numberMax: streamNumberMax)
             streamEntries.removeAll(keepingCapacity: true)
         }
         try txn.withCursor(tables.events) { cursor in

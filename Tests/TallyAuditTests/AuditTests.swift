@@ -170,27 +170,12 @@ func write(_ text: String, _ name: String) throws -> String {
 }
 
 @Suite struct BundleTests {
-    func pythonVerify(_ bundle: String, key: String?) throws -> TallyRun {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("tools/verify-bundle.py").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, bundle] + (key.map { ["--key", $0] } ?? [])
-        let (output, error) = (Pipe(), Pipe())
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile(), err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return TallyRun(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self), error: String(decoding: err, as: UTF8.self))
-    }
-
     /// Both verifiers on a bundle: the result must agree.
     func bothVerify(_ bundle: String, _ key: NoteVerifierKey) throws -> (swift: Bool, python: Bool, message: String) {
         let swift: Bool
         var message = ""
         do { _ = try AuditBundle.verify(bundle, trustedKey: key); swift = true } catch { swift = false; message = "\(error)" }
-        let python = try pythonVerify(bundle, key: key.encoded)
+        let python = try pythonVerifyBundle(bundle, key: key.encoded)
         return (swift, python.status == 0, message + " | " + python.error)
     }
 

@@ -146,18 +146,8 @@ struct FormatOneStore {
         let bundle = testPath("bundle")
         let export = try tally(["audit", "export", "--out", bundle], store: old.path)
         #expect(export.status == 0, "\(export.error)")
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("tools/verify-bundle.py").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, bundle]
-        let error = Pipe()
-        process.standardError = error
-        process.standardOutput = Pipe()
-        try process.run()
-        let message = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(message)")
+        let verified = try pythonVerifyBundle(bundle)
+        #expect(verified.status == 0, "\(verified.error)")
         let lines = try String(contentsOfFile: bundle + "/events.jsonl", encoding: .utf8).split(separator: "\n")
         let formats = lines.compactMap { line -> UInt8? in
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],

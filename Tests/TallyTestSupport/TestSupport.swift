@@ -61,3 +61,19 @@ public func tally(_ arguments: [String], store: String?, input: String? = nil, e
     process.waitUntilExit()
     return TallyRun(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self), error: String(decoding: err, as: UTF8.self))
 }
+
+/// Runs the independent Python verifier, `tools/verify-bundle.py`, on an audit bundle, as an auditor would.
+public func pythonVerifyBundle(_ bundle: String, key: String? = nil) throws -> TallyRun {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("tools/verify-bundle.py").path
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", script, bundle] + (key.map { ["--key", $0] } ?? [])
+    let (output, error) = (Pipe(), Pipe())
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let out = output.fileHandleForReading.readDataToEndOfFile(), err = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return TallyRun(status: process.terminationStatus, output: String(decoding: out, as: UTF8.self), error: String(decoding: err, as: UTF8.self))
+}
