@@ -184,8 +184,10 @@ public struct RecordView {
     /// The hash recomputed from the bytes and the previous record's hash.
     public func computedHash(previous: Hash) -> Hash {
         RecordCodec.hash(format: format, flags: flags, schemaVersion: schemaVersion, position: position, version: version, recordedAt: recordedAt,
-                         id: UnsafeRawBufferPointer(rebasing: bytes[idOffset..<(idOffset + 16)]), bodyDigest: sha256(bodyBytes), previous: previous)
+                         id: idBytes, bodyDigest: sha256(bodyBytes), previous: previous)
     }
+    /// The event id's 16 bytes, as `event-ids` keys them.
+    var idBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[idOffset..<(idOffset + 16)]) }
     public var id: UUID { loadUUID(at: idOffset) }
     public var streamBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[streamRange]) }
     public var typeBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[typeRange]) }
@@ -233,7 +235,6 @@ struct ByteWriter {
     init(_ out: UnsafeMutableRawBufferPointer) { self.out = out }
 
     @inline(__always) mutating func u8(_ value: UInt8) { out[offset] = value; offset += 1 }
-    @inline(__always) mutating func u16(_ value: UInt16) { out.storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt16.self); offset += 2 }
     @inline(__always) mutating func u64(_ value: UInt64) { out.storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt64.self); offset += 8 }
     mutating func uuid(_ id: UUID) {
         var raw = id.uuid

@@ -61,6 +61,8 @@ extension EventLog {
         var chain = Hash.zero
         var frontier = MerkleFrontier()
         var eventIDMax: (UInt64, UInt64) = (0, 0)
+        // Each stream's last version, by stream number: its versions must run 1, 2, 3… in position order.
+        var lastVersions: [UInt32] = []
         // Stream entries arrive in position order; they are written a chunk at a time in key order, so
         // each B-tree page is copied once for many entries (as the writer's merges do).
         var streamEntries: [(number: UInt64, version: UInt64, position: UInt64)] = []
@@ -93,18 +95,24 @@ extension EventLog {
                     number = streamCount
                     let inserted = try StreamNumberValue.with(number) { try txn.insert(tables.streams, key: record.streamBytes, value: $0) }
                     guard inserted else { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(record.stream)) begins twice") }
+                    lastVersions.append(1)
                 } else {
                     guard let found = try tables.streamNumber(txn, streamUTF8: record.streamBytes) else {
                         throw LogError.corruptRecord(position: position, reason: "version \(record.version) of \(quoted(record.stream)), which has no version 1")
                     }
                     number = found
+                    let previous = lastVersions[Int(number - 1)]
+                    guard record.version == UInt64(previous) + 1 else {
+                        throw LogError.corruptRecord(position: position, reason: "version \(record.version) of \(quoted(record.stream)) follows its version \(previous)")
+                    }
+                    lastVersions[Int(number - 1)] = UInt32(record.version)
                 }
                 streamEntries.append((number, record.version, position))
                 if streamEntries.count == 1 << 20 { try flushStreamEntries() }
                 try PositionValue.with(position) { value in
                     // A type's positions only grow: each is the last of its duplicates (a new type's first too).
                     try txn.put(tables.typeEvents, key: record.typeBytes, value: value, flags: .appendDuplicate)
-                    let id = UnsafeRawBufferPointer(rebasing: record.bytes[record.idOffset..<(record.idOffset + 16)])
+                    let id = record.idBytes
                     let words = EventIDKey.words(id)
                     if words > eventIDMax {
                         try txn.put(tables.eventIDs, key: id, value: value, flags: .append)

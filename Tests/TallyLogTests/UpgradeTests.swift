@@ -16,7 +16,9 @@ struct FormatOneStore {
     let hashes: [Hash]
     let versions: [UInt64]
 
-    init(events: [(stream: String, type: String, payload: String)], alter altered: UInt64? = nil) throws {
+    /// `altered`: that record's payload is changed after its hash was computed. `gapAt`: that record's
+    /// stream version skips one, with a hash that matches (a chain intact over a wrong history).
+    init(events: [(stream: String, type: String, payload: String)], alter altered: UInt64? = nil, gapAt: UInt64? = nil) throws {
         path = temporaryStorePath()
         self.events = events
         let log = try EventLog.create(at: path)
@@ -31,7 +33,7 @@ struct FormatOneStore {
             for (index, event) in events.enumerated() {
                 let position = UInt64(index + 1)
                 var state = streams[event.stream] ?? (UInt64(streams.count + 1), 0)
-                state.version += 1
+                state.version += position == gapAt ? 2 : 1
                 streams[event.stream] = state
                 let time = Timestamp(microsecondsSinceEpoch: 1_790_000_000_000_000 + Int64(position))
                 let id = [UInt8](repeating: 0, count: 8) + withUnsafeBytes(of: position.bigEndian) { Array($0) }
@@ -163,6 +165,10 @@ struct FormatOneStore {
         let old = try FormatOneStore(events: FormatOneStore.sample(count: 40), alter: 17)
         #expect(throws: LogError.corruptRecord(position: 17, reason: "its bytes do not give the hash it carries")) { try EventLog.upgrade(at: old.path) }
         #expect(throws: LogError.olderFormat(path: old.path, found: 1, supported: EventLog.formatVersion)) { try EventLog.open(at: old.path) }
+        // A history whose hashes are intact but whose stream versions skip one is refused too.
+        let gapped = try FormatOneStore(events: FormatOneStore.sample(count: 40), gapAt: 24)
+        #expect(throws: LogError.corruptRecord(position: 24, reason: "version 6 of \"stream-0\" follows its version 4")) { try EventLog.upgrade(at: gapped.path) }
+        #expect(throws: LogError.olderFormat(path: gapped.path, found: 1, supported: EventLog.formatVersion)) { try EventLog.open(at: gapped.path) }
     }
 
     /// The limits format 2's smaller entries bring are refusals that name them, with nothing written.
