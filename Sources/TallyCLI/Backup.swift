@@ -32,6 +32,8 @@ struct Backup: ParsableCommand {
 
     func run() throws {
         let manager = FileManager.default
+        // "/backups/monday/" names the same directory as "/backups/monday": the copy is built beside it.
+        let out = (self.out as NSString).standardizingPath
         if manager.fileExists(atPath: out) { throw CLIError("\(out) already exists: a backup goes to a new directory") }
         let log = try store.open(readOnly: true)
         let partial = out + ".partial-" + UUID().uuidString.prefix(8).lowercased()

@@ -253,7 +253,7 @@ func json(_ line: String) throws -> [String: Any] {
         #expect(withoutKeys.split(separator: "\n").map { $0.split(separator: ",\"hash\":").last } == original.split(separator: "\n").map { $0.split(separator: ",\"hash\":").last })
 
         let withKeys = parent + "/with-keys"
-        #expect(try tally(["backup", "--out", withKeys, "--with-keys"], store: store).status == 0)
+        #expect(try tally(["backup", "--out", withKeys + "/", "--with-keys"], store: store).status == 0)
         let keys = try FileManager.default.contentsOfDirectory(atPath: store + "/keys").sorted()
         let copiedKeys = try FileManager.default.contentsOfDirectory(atPath: withKeys + "/keys").sorted()
         #expect(!keys.isEmpty && copiedKeys == keys)
