@@ -8,9 +8,13 @@ struct Upgrade: ParsableCommand {
         discussion: """
             Store format 2 (2026-12) keeps every event as it was written, bytes and hashes, and rebuilds \
             the indexes and the stored Merkle nodes in its smaller shape. Every record's hash is checked \
-            against its bytes first, and the rebuilt tree against the head. One transaction: the store \
+            against its bytes, every stream's versions must run 1, 2, 3…, and the rebuilt tree must give \
+            the head. One transaction: the store \
             is upgraded whole or, on any error, left exactly as it was. Stop every process using the \
             store first. A store already in this format is left alone. Read models need no rebuild.
+
+            To keep a copy in the old format, copy the store's directory while every process is stopped \
+            (`cp -a`): `tally backup` reads only stores of this build's format.
 
             Example:
               tally upgrade --store ./booth-data && tally verify --store ./booth-data
