@@ -30,6 +30,10 @@ struct Backup: ParsableCommand {
     @Option(help: ArgumentHelp("The new directory to write the copy to (it must not exist).", valueName: "path")) var out: String
     @Flag(help: "Copy the personal-data keys too (see above).") var withKeys = false
 
+    func validate() throws {
+        guard !out.isEmpty else { throw ValidationError("--out needs a directory to write the copy to") }
+    }
+
     func run() throws {
         let manager = FileManager.default
         // "/backups/monday/" names the same directory as "/backups/monday": the copy is built beside it.

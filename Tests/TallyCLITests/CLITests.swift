@@ -263,6 +263,8 @@ func json(_ line: String) throws -> [String: Any] {
 
         let again = try tally(["backup", "--out", plain], store: store)
         #expect(again.status != 0 && again.error.contains("already exists"), "\(again.error)")
+        let empty = try tally(["backup", "--out", ""], store: store)
+        #expect(empty.status != 0 && empty.error.contains("--out needs a directory"), "\(empty.error)")
         let missing = try tally(["backup", "--out", parent + "/nowhere"], store: testPath("no-store"))
         #expect(missing.status != 0 && missing.error.contains("is not a Tally store"), "\(missing.error)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent).sorted() == ["plain", "with-keys"], "no partial copy is left")
