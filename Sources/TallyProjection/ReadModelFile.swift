@@ -61,19 +61,22 @@ struct ReadModelFile {
         return ReadModelFile(path: path, queue: queue)
     }
 
-    /// Creates the checkpoint table and the projector's schema in a new, empty file.
     /// The projector's query indexes, once the build has reached its end (see `Projector.createQueryIndexes`).
     /// Index creation sorts with up to `cache_size` of memory besides the page cache, for each read
     /// model being built at once: both are lowered to 8 MiB for it (the sort spills to temporary files),
     /// which keeps three concurrent builds' memory bounded whatever the log's size.
+    /// The sort may use a second thread (`PRAGMA threads`): the last build to finish sorts its indexes
+    /// while the other core is idle. Sorting `members`' indexes of a 1 M event log took 0.67–0.77 s
+    /// instead of 0.84–0.94 s (the sqlite3 shell, same pragmas), for 8 MiB more memory.
     func createQueryIndexes(_ projector: any Projector) throws {
-        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA cache_size = -8192; PRAGMA temp_store = FILE") }
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA cache_size = -8192; PRAGMA temp_store = FILE; PRAGMA threads = 2") }
         try queue.inTransaction(.immediate) { db in
             try projector.createQueryIndexes(db)
             return .commit
         }
     }
 
+    /// Creates the checkpoint table and the projector's schema in a new, empty file.
     static func create(_ path: String, projector: any Projector, storeID: String, asOf: UInt64?) throws -> ReadModelFile {
         let file = try open(path, mode: .building)
         try file.queue.inTransaction(.immediate) { db in
