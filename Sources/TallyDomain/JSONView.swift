@@ -272,9 +272,16 @@ private struct Scanner {
         offset += 1
         var escaped = false
         while offset < bytes.count {
-            // Eight bytes at a time while none is a quote, a backslash or a control character.
-            while offset + 8 <= bytes.count, !Self.holdsSpecialByte(bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) {
-                offset += 8
+            // Eight bytes at a time while none is a quote, a backslash or a control character; then
+            // straight to the first that is.
+            while offset + 8 <= bytes.count {
+                let special = Self.specialBytes(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+                if special == 0 {
+                    offset += 8
+                } else {
+                    offset += special.trailingZeroBitCount >> 3
+                    break
+                }
             }
             guard offset < bytes.count else { break }
             let byte = bytes[offset]
@@ -332,13 +339,16 @@ private struct Scanner {
 
     /// Whether any of the word's eight bytes is `"`, `\\` or below 0x20 (the byte tests of "Bit
     /// Twiddling Hacks": exact about whether one exists, whichever byte it is).
-    @inline(__always) static func holdsSpecialByte(_ word: UInt64) -> Bool {
+    /// The high bit of each byte (little-endian) that is a quote, a backslash or a control character,
+    /// and perhaps of bytes after the first such: a borrow can only mark bytes above a true match,
+    /// so the lowest bit set always marks the first special byte.
+    @inline(__always) static func specialBytes(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
         let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
         let hasQuote = (quote &- ones) & ~quote & highs
         let hasBackslash = (backslash &- ones) & ~backslash & highs
         let hasControl = (word &- ones &* 0x20) & ~word & highs
-        return hasQuote | hasBackslash | hasControl != 0
+        return hasQuote | hasBackslash | hasControl
     }
 
     /// Skips one value; if it is an object, returns where each of its members is.

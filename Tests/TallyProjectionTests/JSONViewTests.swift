@@ -70,6 +70,33 @@ import Testing
         }
     }
 
+    /// Strings are skipped eight bytes at a time and then straight to the first special byte: a
+    /// quote, backslash or control character at every offset of a word, after plain or multi-byte
+    /// text, must end, escape or refuse the string exactly where it is.
+    @Test func stringsEndEscapeOrFailAtEveryOffsetOfAWord() throws {
+        for length in 0..<24 {
+            for filler in ["a", "é", "\u{7f}"] {
+                let text = String(repeating: filler, count: length)
+                try view(#"{"k":"\#(text)","after":1}"#) { json in
+                    let (value, after) = (try json.string("k"), try json.int("after"))
+                    #expect(value == text && after == 1, "\(length) × \(filler)")
+                }
+                try view(#"{"k":"\#(text)\n\#(text)\"x","after":2}"#) { json in
+                    let (value, after) = (try json.string("k"), try json.int("after"))
+                    #expect(value == text + "\n" + text + "\"x" && after == 2, "\(length) × \(filler)")
+                }
+                for control in [UInt8(0x01), 0x1f, 0x0a] {
+                    var bytes = Array(#"{"k":""#.utf8) + Array(text.utf8)
+                    bytes.append(control)
+                    bytes += Array(#"x","after":3}"#.utf8)
+                    #expect(throws: JSONViewError.self, "\(length) × \(filler), control \(control)") {
+                        try bytes.withUnsafeBytes { _ = try JSONView(document: $0) }
+                    }
+                }
+            }
+        }
+    }
+
     @Test func theWriterWritesWhatFoundationReadsBack() throws {
         var random = SplitMix64(seed: 12)
         for length in 0..<64 {
