@@ -95,7 +95,7 @@ struct ProjectionsRebuild: ParsableCommand {
             atomically and removes the old file. A rebuild that is interrupted leaves the old one \
             serving and resumes where it stopped when run again (--from-scratch discards it: use it \
             after fixing a projector's code without raising its version). With no name, rebuilds all, \
-            one thread each.
+            one per core at a time.
 
             Example:
               tally projections rebuild
@@ -117,7 +117,7 @@ struct ProjectionsRebuild: ParsableCommand {
         let runner = try ReadModels.runner(log, batchPositions: batchPositions)
         let projectors = try name.map { [try runner.projector(named: $0)] } ?? runner.projectors
         let progress = SharedProgress(label: "rebuild", names: projectors.map(\.name))
-        // Several at once, one thread each: they share only the log, so with two cores this takes
+        // Several at once, one per core: they share only the log, so with two cores this takes
         // about half as long as one after another.
         let results = runner.rebuildAll(projectors, discardingUnfinished: fromScratch, progress: progress.update)
         progress.finishLine()
