@@ -287,7 +287,9 @@ public final class ProjectionRunner: Sendable {
                 reached = checkpoint.position
                 guard checkpoint.position < limit else { return .rollback }
                 let end = min(limit, checkpoint.position + batchPositions)
-                let applied = try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: end)
+                let applied = try BatchStatements.$current.withValue(BatchStatements(db)) {
+                    try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: end)
+                }
                 if let failed = applied.failure {
                     failure = failed
                     return .rollback

@@ -32,6 +32,29 @@ import TallyProjection
         }
     }
 
+    @Test func aBatchPreparesEachStatementOnceAndOnlyForItsOwnConnection() throws {
+        let queue = try database(), other = try database()
+        try queue.write { db in
+            let batch = BatchStatements(db)
+            try BatchStatements.$current.withValue(batch) {
+                for i in 0..<3 { try db.run("INSERT INTO t (id, n) VALUES (?, ?)") { $0.bind("a\(i)"); $0.bind(i) } }
+                // SQL built at run time is found by its text, whatever its address.
+                let column = ["n", "note"][0]
+                for _ in 0..<2 { #expect(try db.text("SELECT " + column + " FROM t WHERE id = ?", { $0.bind("a2") }) == "2") }
+                #expect(batch.count == 2)
+                // Another connection inside the same batch uses its own (GRDB's) statements.
+                try other.write { db in try db.run("INSERT INTO t (id, n) VALUES (?, ?)") { $0.bind("x"); $0.bind(1) } }
+                #expect(batch.count == 2)
+                // Past its capacity, statements still run, through GRDB's cache.
+                for i in 0..<40 { try db.run("INSERT INTO t (id, n) VALUES (?, \(i + 100))") { $0.bind("c\(i)") } }
+                #expect(batch.count == BatchStatements.capacity)
+            }
+        }
+        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 43)
+        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT SUM(n) FROM t WHERE id LIKE 'c%'") } == (100..<140).reduce(0, +))
+        #expect(try other.read { try String.fetchAll($0, sql: "SELECT id FROM t") } == ["x"])
+    }
+
     @Test func textReadsOneValueAndReturningAppliesTheUpdate() throws {
         let queue = try database()
         try queue.write { db in
