@@ -5,13 +5,22 @@ import GRDBSQLite
 /// Positional parameters bound straight through SQLite's C API. Projectors run a handful of
 /// statements once per event during a rebuild; GRDB's `StatementArguments` boxes every value in an
 /// existential and an array, which profiled at more than half of a rebuild's time (SQLite itself was
-/// under a third). Strings are copied by SQLite (`SQLITE_TRANSIENT`), so nothing borrowed outlives a call.
+/// under a third). Inside a batch (`BatchStatements`) strings are copied into the batch's arena and
+/// bound in place (`SQLITE_STATIC`); the bindings are cleared when the statement has run, before the
+/// arena is written again. Elsewhere SQLite copies them (`SQLITE_TRANSIENT`). Either way nothing
+/// borrowed outlives a call.
 public struct SQLBindings: ~Copyable {
     fileprivate let statement: SQLiteStatement
     fileprivate var index: Int32 = 0
     fileprivate var failure: Int32 = SQLITE_OK
+    /// Where strings are copied for the statement's run, if anywhere.
+    fileprivate let arena: UnsafeMutableRawBufferPointer?
+    fileprivate var arenaUsed = 0
 
-    fileprivate init(_ statement: SQLiteStatement) { self.statement = statement }
+    fileprivate init(_ statement: SQLiteStatement, arena: UnsafeMutableRawBufferPointer?) {
+        self.statement = statement
+        self.arena = arena
+    }
 
     private mutating func check(_ code: Int32) { if code != SQLITE_OK && failure == SQLITE_OK { failure = code } }
 
@@ -27,6 +36,12 @@ public struct SQLBindings: ~Copyable {
         var text = value
         let code = text.withUTF8 { utf8 in
             guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(statement, index, "", 0, sqliteTransient) }
+            if let arena, let start = arena.baseAddress, arenaUsed + utf8.count <= arena.count {
+                let copy = start + arenaUsed
+                copy.copyMemory(from: base, byteCount: utf8.count)
+                arenaUsed += utf8.count
+                return sqlite3_bind_text(statement, index, copy.assumingMemoryBound(to: CChar.self), Int32(utf8.count), nil)  // SQLITE_STATIC
+            }
             return UnsafeRawPointer(base).withMemoryRebound(to: CChar.self, capacity: utf8.count) {
                 sqlite3_bind_text(statement, index, $0, Int32(utf8.count), sqliteTransient)
             }
@@ -76,14 +91,28 @@ extension Database {
 
     private func step(_ sql: String, _ bind: (inout SQLBindings) -> Void, readingText: Bool) throws -> String? {
         let statement: Statement
-        if let batch = BatchStatements.current, batch.database == ObjectIdentifier(self) {
+        var arena: UnsafeMutableRawBufferPointer?
+        let batch = BatchStatements.current.flatMap { $0.database == ObjectIdentifier(self) ? $0 : nil }
+        if let batch {
             statement = try batch.statement(sql, self)
+            // A statement run from inside another's bindings (never done here) copies its strings.
+            if !batch.arenaInUse {
+                arena = batch.arena
+                batch.arenaInUse = true
+            }
         } else {
             statement = try cachedStatement(sql: sql)
         }
         let raw = statement.sqliteStatement
+        defer {
+            if arena != nil {
+                // Nothing may keep pointing into the arena once it is written again.
+                sqlite3_clear_bindings(raw)
+                batch?.arenaInUse = false
+            }
+        }
         sqlite3_reset(raw)
-        var bindings = SQLBindings(raw)
+        var bindings = SQLBindings(raw, arena: arena)
         bind(&bindings)
         let expected = sqlite3_bind_parameter_count(raw)
         guard bindings.failure == SQLITE_OK, bindings.index == expected else {
@@ -124,7 +153,13 @@ public final class BatchStatements: @unchecked Sendable {  // Used only by the t
     /// More distinct statements than this in one batch go to GRDB's cache (SQL built at run time).
     public static let capacity = 32
 
+    /// Strings bound while a statement runs, copied here and bound in place (see `SQLBindings`).
+    let arena = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 8)
+    var arenaInUse = false
+
     public init(_ db: Database) { database = ObjectIdentifier(db) }
+
+    deinit { arena.deallocate() }
 
     /// How many statements it has prepared.
     public var count: Int { entries.count }

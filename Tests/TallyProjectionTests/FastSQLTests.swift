@@ -45,12 +45,19 @@ import TallyProjection
                 // Another connection inside the same batch uses its own (GRDB's) statements.
                 try other.write { db in try db.run("INSERT INTO t (id, n) VALUES (?, ?)") { $0.bind("x"); $0.bind(1) } }
                 #expect(batch.count == 2)
+                // Strings are copied into the batch's arena for each run, or by SQLite when they do not fit.
+                let long = String(repeating: "ü", count: 6_000)
+                for (id, note) in [("s1", "first"), ("s2", long), ("s3", "third ✓"), ("s4", "")] {
+                    try db.run("INSERT INTO t (id, note) VALUES (?, ?)") { $0.bind(id); $0.bind(note) }
+                }
+                let notes = try String.fetchAll(db, sql: "SELECT note FROM t WHERE id LIKE 's%' ORDER BY id")
+                #expect(notes == ["first", long, "third ✓", ""])
                 // Past its capacity, statements still run, through GRDB's cache.
                 for i in 0..<40 { try db.run("INSERT INTO t (id, n) VALUES (?, \(i + 100))") { $0.bind("c\(i)") } }
                 #expect(batch.count == BatchStatements.capacity)
             }
         }
-        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 43)
+        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM t") } == 47)
         #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT SUM(n) FROM t WHERE id LIKE 'c%'") } == (100..<140).reduce(0, +))
         #expect(try other.read { try String.fetchAll($0, sql: "SELECT id FROM t") } == ["x"])
     }
