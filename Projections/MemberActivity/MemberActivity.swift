@@ -17,7 +17,8 @@ import TallyProjection
 ///   activity is more than 24 hours before the last event applied.
 public struct MemberActivity: BatchingProjector {
     public let name = "members"
-    public let version = 1
+    /// 2: `activity_by_member` leads with `member_id` (see `createQueryIndexes`).
+    public let version = 2
     public let eventTypes: Set<String> = [
         MemberRegistered.eventType, MemberProfileChanged.eventType, SocialAccountLinked.eventType, MemberDeactivated.eventType,
         CartOpened.eventType, CartItemAdded.eventType, CartItemRemoved.eventType, RestrictedItemsApproved.eventType, CartCheckedOut.eventType,
@@ -92,9 +93,12 @@ public struct MemberActivity: BatchingProjector {
             """)
     }
 
+    /// `activity_by_member` leads with `member_id`, which tells people apart at the first column, not
+    /// with `kind` (two values): sorting it for 620 k actions took 0.41–0.47 s of CPU instead of
+    /// 0.57–0.69 s (sqlite3 shell, three runs each), and a look-up by member id alone can use it.
     public func createQueryIndexes(_ db: Database) throws {
         try db.execute(sql: """
-            CREATE INDEX IF NOT EXISTS activity_by_member ON activity (kind, member_id, position);
+            CREATE INDEX IF NOT EXISTS activity_by_member ON activity (member_id, kind, position);
             CREATE INDEX IF NOT EXISTS activity_by_time ON activity (at_us);
             CREATE INDEX IF NOT EXISTS open_carts_by_member ON carts (member_id) WHERE checked_out = 0;
             """)

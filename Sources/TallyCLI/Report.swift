@@ -306,7 +306,7 @@ struct MemberReport: ParsableCommand {
             filters.addTimeRange("at_us", options)
             try options.write(database, sql: """
                 SELECT position, kind, member_id, at, action, subject, detail, amount_minor, currency FROM activity\(filters.sql)
-                ORDER BY \(member == nil ? "kind, member_id, position" : "position")
+                ORDER BY \(member == nil ? "member_id, kind, position" : "position")
                 """, arguments: filters.arguments)
         case .summary:
             filters.add("s.member_id = ?", member)

@@ -50,6 +50,12 @@ import Testing
         #expect(lines.lines.count == 2 && lines.lines[1].contains(",web,o1,"))
         let actions = try tally(["report", "member", "--member", "m1", "--from", "2026-11-20T10:30:00Z", "--format", "csv"], store: store.path)
         #expect(actions.lines.count == 3)  // k2 opened, a lime added
+        // Everyone's actions: grouped per person (member id, then kind), each in log order.
+        let everyone = try tally(["report", "member", "--format", "csv"], store: store.path)
+        let rows = everyone.lines.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+        let keys = rows.map { (member: String($0[2]), kind: String($0[1]), position: Int($0[0]) ?? -1) }
+        #expect(everyone.status == 0 && keys.count > 5 && Set(keys.map(\.member)).count > 1, "\(everyone.output)")
+        #expect(zip(keys, keys.dropFirst()).allSatisfy { ($0.member, $0.kind, $0.position) < ($1.member, $1.kind, $1.position) })
         // Revenue is per day: a date and its UTC midnight select the same days.
         let revenueByDate = try tally(["report", "sales", "--view", "revenue", "--from", "2026-11-21", "--format", "csv"], store: store.path)
         let revenueByMidnight = try tally(["report", "sales", "--view", "revenue", "--from", "2026-11-21T01:00:00+01:00", "--format", "csv"], store: store.path)
