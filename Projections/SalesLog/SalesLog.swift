@@ -119,8 +119,10 @@ public struct SalesLog: BatchingProjector {
         let json = try event.json()
         switch event.type {
         case BoothRegistered.eventType:
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO booths (booth_id, name, location) VALUES (?, ?, ?)")
-                .execute(arguments: [try json.string("boothID"), try json.string("name"), try json.string("location")])
+            let boothID = try json.string("boothID"), boothName = try json.string("name"), location = try json.string("location")
+            try db.run("INSERT OR REPLACE INTO booths (booth_id, name, location) VALUES (?, ?, ?)") {
+                $0.bind(boothID); $0.bind(boothName); $0.bind(location)
+            }
 
         case VoucherIssued.eventType:
             let amount = try json.money("amount")
@@ -154,8 +156,10 @@ public struct SalesLog: BatchingProjector {
 
         case OrderPlaced.eventType:
             let total = try json.money("total")
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO web_orders (order_id, member_id, total_minor, currency) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [try json.string("orderID"), try json.string("userID"), total.minor, total.currency.code])
+            let orderID = try json.string("orderID"), userID = try json.string("userID")
+            try db.run("INSERT OR REPLACE INTO web_orders (order_id, member_id, total_minor, currency) VALUES (?, ?, ?, ?)") {
+                $0.bind(orderID); $0.bind(userID); $0.bind(total.minor); $0.bind(total.currency.code)
+            }
 
         case OrderPaid.eventType:
             let orderID = try json.string("orderID")

@@ -101,8 +101,10 @@ public struct Transactions: Projector {
 
         case OrderPlaced.eventType:
             // The lines as they were written (canonical JSON), until the order is paid.
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO open_orders (order_id, member_id, lines) VALUES (?, ?, ?)")
-                .execute(arguments: [try json.string("orderID"), try json.string("userID"), try json.required("lines").rawText])
+            let orderID = try json.string("orderID"), userID = try json.string("userID"), lines = try json.required("lines").rawText
+            try db.run("INSERT OR REPLACE INTO open_orders (order_id, member_id, lines) VALUES (?, ?, ?)") {
+                $0.bind(orderID); $0.bind(userID); $0.bind(lines)
+            }
 
         case OrderPaid.eventType:
             let orderID = try json.string("orderID")
@@ -125,10 +127,11 @@ public struct Transactions: Projector {
                                    departmentCode: try line.string("categoryID"), bogo: false, paymentTransactionID: transactionID)
                 }
             }
-            try db.cachedStatement(sql: "DELETE FROM open_orders WHERE order_id = ?").execute(arguments: [orderID])
+            try db.run("DELETE FROM open_orders WHERE order_id = ?") { $0.bind(orderID) }
 
         case OrderCancelled.eventType:
-            try db.cachedStatement(sql: "DELETE FROM open_orders WHERE order_id = ?").execute(arguments: [try json.string("orderID")])
+            let orderID = try json.string("orderID")
+            try db.run("DELETE FROM open_orders WHERE order_id = ?") { $0.bind(orderID) }
 
         case PriceScheduled.eventType:
             let price = try json.required("price")
