@@ -143,8 +143,7 @@ public final class ProjectionRunner: Sendable {
 
     /// Rebuilds every projector (or those given), concurrently as `catchUpAll` does; one failing does
     /// not stop the others. On two cores `members` (about half the work) runs beside `sales`, then
-    /// `transactions`: a pass shared by all three in step, tried instead, read each record once but
-    /// kept the cores less busy, and was not faster.
+    /// `transactions` (BENCHMARKS.md has what else was tried).
     public func rebuildAll(_ projectors: [any Projector]? = nil, discardingUnfinished: Bool = false,
                            progress: Progress? = nil) -> [String: Result<Outcome, any Error>] {
         let results = Mutex<[String: Result<Outcome, any Error>]>([:])
