@@ -4,15 +4,18 @@ import TallyLog
 
 /// Event types by number: each distinct type's bytes are matched once and named by one shared
 /// `String`, so a projector's per-event type checks are array look-ups, not a new string and three
-/// hashes (its own types, upcasting, personal data) per event.
+/// hashes (its own types, upcasting, personal data) per event. It numbers at most `capacity` types,
+/// so its memory is bounded whatever the log holds; a type met past that is worked out per event.
 struct EventTypeTable {
     private(set) var names: [String] = []
     private var utf8: [[UInt8]] = []
     /// Open addressing: indices into `names`, -1 where empty; kept at most half full.
     private var slots = [Int32](repeating: -1, count: 64)
+    static let capacity = 65_536
 
-    /// The number of the type whose UTF-8 bytes are `type`, given it on first sight.
-    mutating func number(of type: UnsafeRawBufferPointer) -> Int {
+    /// The number of the type whose UTF-8 bytes are `type` (given it on first sight), or nil if it is
+    /// new and the table is full.
+    mutating func number(of type: UnsafeRawBufferPointer) -> Int? {
         let mask = slots.count - 1
         var slot = Self.hash(type) & mask
         while true {
@@ -21,6 +24,7 @@ struct EventTypeTable {
             if utf8[entry].count == type.count && utf8[entry].withUnsafeBytes({ Self.same($0, type) }) { return entry }
             slot = (slot + 1) & mask
         }
+        guard names.count < Self.capacity else { return nil }
         let number = names.count
         names.append(String(decoding: type, as: UTF8.self))
         utf8.append(Array(type))
@@ -46,8 +50,8 @@ struct EventTypeTable {
         }
     }
 
-    /// FNV-1a: types are short, and the table only needs them spread, not protected from collisions
-    /// chosen by an attacker (every key is an event type already in the log).
+    /// FNV-1a: types are short, and the table only needs them spread. Whoever writes the log could
+    /// choose types that collide; the capacity keeps that to slower look-ups, never more memory.
     private static func hash(_ bytes: UnsafeRawBufferPointer) -> Int {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
@@ -78,12 +82,16 @@ struct TypeHandlings {
     @inline(__always)
     mutating func handling(_ number: Int, names: [String]) -> TypeHandling {
         if number < byNumber.count, let known = byNumber[number] { return known }
-        let name = names[number]
-        let handling = TypeHandling(name: name, wanted: eventTypes.contains(name), currentSchema: Upcasting.currentVersions[name],
-                                    personal: PersonalData.isPersonal(name))
+        let handling = Self.handling(names[number], eventTypes)
         if number >= byNumber.count { byNumber.append(contentsOf: repeatElement(nil, count: number + 1 - byNumber.count)) }
         byNumber[number] = handling
         return handling
+    }
+
+    /// Worked out from scratch, for a type the table had no room to number.
+    static func handling(_ name: String, _ eventTypes: Set<String>) -> TypeHandling {
+        TypeHandling(name: name, wanted: eventTypes.contains(name), currentSchema: Upcasting.currentVersions[name],
+                     personal: PersonalData.isPersonal(name))
     }
 }
 
@@ -103,7 +111,9 @@ struct BatchReader {
     mutating func forEach(first: UInt64, last: UInt64, _ body: (RecordView, TypeHandling) throws -> Bool) throws {
         try log.withSnapshot { snapshot in
             try snapshot.forEach(ReadQuery(.all, from: first, untilPosition: last)) { record in
-                let number = table.number(of: record.typeBytes)
+                guard let number = table.number(of: record.typeBytes) else {
+                    return try body(record, TypeHandlings.handling(record.type, handlings.eventTypes))
+                }
                 return try body(record, handlings.handling(number, names: table.names))
             }
         }

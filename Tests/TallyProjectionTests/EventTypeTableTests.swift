@@ -1,0 +1,32 @@
+import Foundation
+@testable import TallyProjection
+import Testing
+
+/// `EventTypeTable`: each distinct type's bytes numbered once, within a bounded capacity.
+@Suite struct EventTypeTableTests {
+    @Test func numbersEachTypeOnceAndStopsGrowingAtItsCapacity() {
+        var table = EventTypeTable()
+        func number(_ text: String) -> Int? {
+            var text = text
+            return text.withUTF8 { table.number(of: UnsafeRawBufferPointer($0)) }
+        }
+        // Through every rehash, up to the capacity: a new type gets the next number, a known one its own.
+        for index in 0..<EventTypeTable.capacity {
+            #expect(number("Type\(index)") == index)
+            if index % 4_099 == 0 { #expect(number("Type\(index / 2)") == index / 2) }
+        }
+        #expect(table.names.count == EventTypeTable.capacity && table.names[12_345] == "Type12345")
+        // Full: a new type has no number (its handling is worked out per event); known ones keep theirs.
+        #expect(number("OneTooMany") == nil && number("OneTooMany") == nil)
+        #expect(number("Type0") == 0 && number("Type65535") == 65_535)
+        #expect(table.names.count == EventTypeTable.capacity)
+        // Bytes, not text: a prefix or a longer type is another type.
+        var other = EventTypeTable()
+        for text in ["Sale", "SaleRecorded", "Sal", "SaleRecorded2", "é", "e\u{301}"] {
+            var bytes = text
+            _ = bytes.withUTF8 { other.number(of: UnsafeRawBufferPointer($0)) }
+        }
+        // (Swift's == takes "é" and "e\u{301}" as equal; the table must not: they are other bytes.)
+        #expect(other.names.count == 6 && other.names.map { Array($0.utf8) } == ["Sale", "SaleRecorded", "Sal", "SaleRecorded2", "é", "e\u{301}"].map { Array($0.utf8) })
+    }
+}
