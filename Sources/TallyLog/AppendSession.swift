@@ -6,6 +6,8 @@ import TallyMerkle
 /// so the writer only copies bytes and hashes a fixed 109-byte leaf.
 struct PreparedEvent: Sendable {
     let event: ProposedEvent
+    /// The stream's name and hash, worked out here, on the caller's thread, not in the writer.
+    let stream: StreamKey
     let body: [UInt8]
     let bodyDigest: Hash
     let flags: UInt8
@@ -14,6 +16,7 @@ struct PreparedEvent: Sendable {
 
     init(_ event: ProposedEvent) {
         self.event = event
+        stream = StreamKey(event.stream)
         let encoded = RecordCodec.encodeBody(event)
         body = encoded.body
         typeRange = encoded.type
@@ -137,12 +140,12 @@ final class StreamCache: @unchecked Sendable {
     /// The streams seen since the last `ageIfFull()`, then those seen in the generation before: a stream
     /// found only in the older one moves to the newer. At `entriesMax` streams the older generation
     /// is dropped, so the streams in use stay cached and the memory stays bounded (two generations).
-    private(set) var states: [String: StreamState] = [:]
-    private var olderStates: [String: StreamState] = [:]
+    private(set) var states: [StreamKey: StreamState] = [:]
+    private var olderStates: [StreamKey: StreamState] = [:]
     /// Index entries of this writer's events after the watermark, in position order.
     var pendingIndex: [PendingIndexEntry] = []
     /// What the current transaction changed: the previous state of each stream it touched.
-    private var undo: [(stream: String, previous: StreamState?)] = []
+    private var undo: [(stream: StreamKey, previous: StreamState?)] = []
     private var pendingIndexCommitted = 0
     /// The current transaction merged the first `mergedPrefix` pending entries into the B-trees: drop
     /// them when it commits.
@@ -162,14 +165,14 @@ final class StreamCache: @unchecked Sendable {
     }
 
     /// The stream's cached state, if any.
-    func state(_ stream: String) -> StreamState? {
+    func state(_ stream: StreamKey) -> StreamState? {
         if let state = states[stream] { return state }
         guard let state = olderStates.removeValue(forKey: stream) else { return nil }
         states[stream] = state  // The same committed state: nothing for `rollBack` to undo.
         return state
     }
 
-    func set(_ stream: String, _ state: StreamState, previous: StreamState?) {
+    func set(_ stream: StreamKey, _ state: StreamState, previous: StreamState?) {
         undo.append((stream, previous))
         states[stream] = state
     }
@@ -244,7 +247,7 @@ struct AppendSession {
     private var committedTail: TailView?
     /// Positions of this transaction's own events by stream, built the first time a decision reads a
     /// stream and kept up to date by `write` from then on (nil until needed: plain batches never pay).
-    var ownStreamPositions: [String: [UInt64]]?
+    var ownStreamPositions: [StreamKey: [UInt64]]?
     /// The greatest event id in `event-ids`: a larger id (the usual case for time-ordered v7 ids) is
     /// new without a look-up, and is appended to the index with MDB_APPEND.
     var eventIDMax: (UInt64, UInt64)
@@ -268,12 +271,12 @@ struct AppendSession {
     /// The stream's state, from the cache or the tables (then cached); nil for a new stream. Every
     /// stream this transaction wrote is in the cache (it is never emptied mid-transaction), so a miss
     /// only needs the committed log: the B-tree and the tail.
-    mutating func streamState(_ stream: String) throws -> StreamState? {
+    mutating func streamState(_ stream: StreamKey) throws -> StreamState? {
         if let state = streams.state(stream) { return state }
-        var key = stream
+        var key = stream.name
         guard let number = try key.withUTF8({ try tables.streamNumber(txn, streamUTF8: UnsafeRawBufferPointer($0)) }) else { return nil }
         if committedTail == nil { committedTail = try tail.view(txn, tables: tables) }
-        let state = StreamState(number: number, version: try tables.lastVersion(txn, stream: stream, streamNumber: number, tail: committedTail!))
+        let state = StreamState(number: number, version: try tables.lastVersion(txn, stream: stream.name, streamNumber: number, tail: committedTail!))
         streams.set(stream, state, previous: nil)
         return state
     }
@@ -288,7 +291,7 @@ struct AppendSession {
     mutating func apply(_ batch: PreparedBatch) throws -> Result<AppendResult, LogError> {
         if let outcome = try idempotencyOutcome(batch) { return outcome }
         for (stream, expected) in batch.expectations {
-            let current = try streamState(stream)?.version ?? 0
+            let current = try streamState(StreamKey(stream))?.version ?? 0
             if !expected.admits(current) { return .failure(.wrongExpectedVersion(stream: stream, expected: expected, actual: current)) }
         }
         if head.position + UInt64(batch.events.count) > Limits.positionMax { return .failure(.logFull(positionMax: Limits.positionMax)) }
@@ -296,7 +299,7 @@ struct AppendSession {
         // past 2^32 events: below that this costs one comparison a batch.
         if head.position + UInt64(batch.events.count) > Limits.streamVersionMax {
             for prepared in batch.events {
-                let version = try streamState(prepared.event.stream)?.version ?? 0
+                let version = try streamState(prepared.stream)?.version ?? 0
                 if version > Limits.streamVersionMax - UInt64(batch.events.count) {
                     let appended = batch.events.lazy.filter { $0.event.stream == prepared.event.stream }.count
                     if version + UInt64(appended) > Limits.streamVersionMax {
@@ -354,7 +357,7 @@ struct AppendSession {
         let event = prepared.event
         let position = head.position + 1
         var state: StreamState
-        let previousState = try streamState(event.stream)
+        let previousState = try streamState(prepared.stream)
         if let existing = previousState {
             state = existing
         } else {
@@ -367,8 +370,8 @@ struct AppendSession {
             if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.stream)) is in the streams table but was not found") }
         }
         state.version += 1
-        streams.set(event.stream, state, previous: previousState)
-        if ownStreamPositions != nil { ownStreamPositions![event.stream, default: []].append(position) }
+        streams.set(prepared.stream, state, previous: previousState)
+        if ownStreamPositions != nil { ownStreamPositions![prepared.stream, default: []].append(position) }
 
         let size = RecordCodec.headerSize(schemaVersion: event.schemaVersion, version: state.version) + prepared.body.count + Hash.byteCount
         let previous = head.chainHash
@@ -453,9 +456,9 @@ struct AppendSession {
     /// The index entries of the records in (watermark, through], read from the records.
     private func scanTail(after watermark: UInt64, through: UInt64) throws -> [PendingIndexEntry] {
         var entries: [PendingIndexEntry] = []
-        var numbers: [String: UInt64] = [:]
+        var numbers: [StreamKey: UInt64] = [:]
         try LogReading.scanAll(txn, tables: tables, from: watermark + 1, backward: false, untilPosition: through) { record in
-            let stream = record.stream
+            let stream = StreamKey(record.stream)
             var number = numbers[stream] ?? streams.state(stream)?.number
             if number == nil { number = try tables.streamNumber(txn, streamUTF8: record.streamBytes) }
             guard let number else { throw LogError.corruptRecord(position: record.position, reason: "its stream is missing from the streams table") }

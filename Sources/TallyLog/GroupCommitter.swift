@@ -241,7 +241,7 @@ public struct WriterView {
 
     /// The stream's current version (0 if it has no events).
     public mutating func version(of stream: String) throws -> UInt64 {
-        try session.streamState(stream)?.version ?? 0
+        try session.streamState(StreamKey(stream))?.version ?? 0
     }
 
     /// Calls `body` with each event of `stream` from `fromVersion` on, in order, until it returns false:
@@ -256,15 +256,15 @@ public struct WriterView {
         }
         guard going, session.head.position > session.committedPosition else { return }
         if session.ownStreamPositions == nil {
-            var positions: [String: [UInt64]] = [:]
+            var positions: [StreamKey: [UInt64]] = [:]
             try LogReading.scanAll(session.txn, tables: session.tables, from: session.committedPosition + 1, backward: false,
                                    untilPosition: session.head.position) { record in
-                positions[record.stream, default: []].append(record.position)
+                positions[StreamKey(record.stream), default: []].append(record.position)
                 return true
             }
             session.ownStreamPositions = positions
         }
-        for position in session.ownStreamPositions?[stream] ?? [] {
+        for position in session.ownStreamPositions?[StreamKey(stream)] ?? [] {
             guard let record = try session.tables.record(session.txn, at: position) else {
                 throw LogError.corruptRecord(position: position, reason: "this transaction's record is missing")
             }

@@ -19,13 +19,13 @@ final class IndexTail: @unchecked Sendable {
     /// Entries cover positions in (base, through].
     private var base: UInt64 = 0
     private var through: UInt64 = 0
-    private var streams: [String: [StreamVersionPosition]] = [:]
+    private var streams: [StreamKey: [StreamVersionPosition]] = [:]
     private var types: [String: [UInt64]] = [:]
     /// The stream of each entry, in position order from `orderStart` (position `base + 1`): when the
     /// writer merges a slice, exactly its streams' first entries are dropped. Filtering every stream's
     /// entries instead cost time in proportion to the whole tail at every merge (9% of the writer
     /// thread's samples at 1,000-event batches; dropping the slice, 6%).
-    private var order: [String] = []
+    private var order: [StreamKey] = []
     private var orderStart = 0
 
     /// The newest watermark a view has seen. Entries are kept back to the one before it (`base`), so a
@@ -60,7 +60,7 @@ final class IndexTail: @unchecked Sendable {
         if let shared { return shared }
         // A snapshot older than the entries kept: built apart, outside the lock, so other readers go on.
         lock.withLock { privateBuilds += 1 }
-        var scratch = (streams: [String: [StreamVersionPosition]](), types: [String: [UInt64]](), order: [String]())
+        var scratch = (streams: [StreamKey: [StreamVersionPosition]](), types: [String: [UInt64]](), order: [StreamKey]())
         try Self.scan(txn, tables: tables, after: watermark, through: head, into: &scratch.streams, &scratch.types, &scratch.order)
         return TailView(watermark: watermark, head: head, streams: scratch.streams, types: scratch.types)
     }
@@ -70,7 +70,7 @@ final class IndexTail: @unchecked Sendable {
     private func dropMerged(through watermark: UInt64) {
         let merged = orderStart..<(orderStart + Int(watermark - base))
         guard watermark < through, merged.upperBound <= order.count else { return reset(to: watermark) }
-        var counts: [String: Int] = [:]
+        var counts: [StreamKey: Int] = [:]
         for stream in order[merged] { counts[stream, default: 0] += 1 }
         // The counts and the maps were filled together; should they ever disagree, start over from the
         // records rather than trust either.
@@ -103,11 +103,11 @@ final class IndexTail: @unchecked Sendable {
 
     /// Adds the entries of records (after, through] to the maps, and their streams to `order`.
     static func scan(_ txn: some TransactionReading, tables: LogTables, after: UInt64, through: UInt64,
-                     into streams: inout [String: [StreamVersionPosition]], _ types: inout [String: [UInt64]],
-                     _ order: inout [String]) throws {
+                     into streams: inout [StreamKey: [StreamVersionPosition]], _ types: inout [String: [UInt64]],
+                     _ order: inout [StreamKey]) throws {
         guard after < through else { return }
         try LogReading.scanAll(txn, tables: tables, from: after + 1, backward: false, untilPosition: through) { record in
-            let stream = record.stream
+            let stream = StreamKey(record.stream)
             streams[stream, default: []].append(StreamVersionPosition(version: record.version, position: record.position))
             types[record.type, default: []].append(record.position)
             order.append(stream)
@@ -125,13 +125,13 @@ struct StreamVersionPosition: Sendable, Equatable {
 struct TailView {
     let watermark: UInt64
     let head: UInt64
-    fileprivate let streams: [String: [StreamVersionPosition]]
+    fileprivate let streams: [StreamKey: [StreamVersionPosition]]
     fileprivate let types: [String: [UInt64]]
 
     /// The stream's entries in (watermark, head], by version. (The shared entries may begin before this
     /// snapshot's watermark and run past its head.)
     func entries(stream: String) -> ArraySlice<StreamVersionPosition> {
-        guard let all = streams[stream] else { return [] }
+        guard let all = streams[StreamKey(stream)] else { return [] }
         let start = all.partitionPoint { $0.position > watermark }
         let end = all.partitionPoint { $0.position > head }
         return all[start..<end]

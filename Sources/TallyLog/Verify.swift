@@ -241,8 +241,9 @@ extension EventLog {
 
     /// The index pass, after the records are known sound: every record's entries, then the counts.
     private func checkIndexEntries(head: LogHead, watermark: UInt64, progress: (UInt64) -> Void) throws -> VerifyProblem? {
-        /// Last versions of the streams seen after the watermark (at most the tail's size).
-        var tailVersions: [String: UInt64] = [:]
+        /// Last versions of the streams seen after the watermark (at most the tail's size), by stream
+        /// number: a stream is its bytes, which a `String` key would not respect (see `StreamKey`).
+        var tailVersions: [UInt64: UInt64] = [:]
         var streamsSeen: UInt64 = 0
         var next: UInt64 = 1
         while next <= head.position {
@@ -277,7 +278,7 @@ extension EventLog {
     /// Checks the index entries of one record: up to the watermark they must be in the B-trees, after it
     /// they must not be (the tail holds them); either way the stream's versions must run without gaps.
     private func indexProblem(_ txn: ReadTransaction, record: RecordView, watermark: UInt64, streamsSeen: inout UInt64,
-                              tailVersions: inout [String: UInt64]) throws -> String? {
+                              tailVersions: inout [UInt64: UInt64]) throws -> String? {
         let position = record.position
         guard try tables.position(txn, ofEventID: record.id) == position else {
             return "the event-ids index does not map its id \(record.id) to it"
@@ -311,14 +312,14 @@ extension EventLog {
         }
         if let streamProblem { return streamProblem }
         if !indexed {
-            if tailVersions[record.stream] == nil, let last = try tables.lastIndexed(txn, streamNumber: number), last.position > watermark {
+            if tailVersions[number] == nil, let last = try tables.lastIndexed(txn, streamNumber: number), last.position > watermark {
                 return "the stream-events index holds position \(last.position) of \(quoted(record.stream)), after the indexed watermark \(watermark)"
             }
-            let previous = try tailVersions[record.stream] ?? tables.lastIndexed(txn, streamNumber: number)?.version ?? 0
+            let previous = try tailVersions[number] ?? tables.lastIndexed(txn, streamNumber: number)?.version ?? 0
             guard record.version == previous + 1 else {
                 return "it is version \(record.version) of \(quoted(record.stream)), but the version before it is \(previous)"
             }
-            tailVersions[record.stream] = record.version
+            tailVersions[number] = record.version
         }
         let typeFound = try PositionValue.with(position) { value in
             try txn.withCursor(tables.typeEvents) { cursor in

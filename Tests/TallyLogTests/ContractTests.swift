@@ -41,6 +41,38 @@ import TallyMerkle
         #expect(head.chainHash == events.last!.hash)
     }
 
+    /// Streams are their UTF-8 bytes (event types are ASCII). Swift's `==` takes "café" written with
+    /// "é" (NFC) and with "e" and a combining accent (NFD, as macOS file names come) as equal; the log
+    /// must not: they are two streams, each with its own versions, whether read from the index tail,
+    /// after a merge into the B-trees, or after the log is reopened.
+    @Test(arguments: [UInt64(7), 4096])
+    func streamsAreTheirBytesNotCanonicalEquivalents(indexTailEventsMax: UInt64) throws {
+        let fixture = try Fixture(indexTailEventsMax: indexTailEventsMax)
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        #expect(composed == decomposed && Array(composed.utf8) != Array(decomposed.utf8))
+        func versions(_ log: EventLog, _ stream: String) throws -> [UInt64] {
+            var reader = log.read(ReadQuery(.stream(stream)))
+            var found: [UInt64] = []
+            try reader.forEach { event in
+                #expect(Array(event.stream.utf8) == Array(stream.utf8))
+                found.append(event.version)
+            }
+            return found
+        }
+        #expect(try fixture.append(composed).versions == [1])
+        #expect(try fixture.append(decomposed).versions == [1])
+        #expect(try fixture.append(composed, expected: .exact(1)).versions == [2])
+        #expect(try fixture.append(decomposed, expected: .exact(1)).versions == [2])
+        // One batch writing both: two streams again.
+        let both = try fixture.log.append(AppendRequest(events: [fixture.event(composed), fixture.event(decomposed)]))
+        #expect(both.versions == [3, 3])
+        for log in [fixture.log, try EventLog.open(at: fixture.path)] {
+            #expect(try versions(log, composed) == [1, 2, 3] && versions(log, decomposed) == [1, 2, 3])
+            #expect(try log.head().streamCount == 2)
+            #expect(try log.verify().isSound)
+        }
+    }
+
     @Test func recordedTimeNeverGoesBackward() throws {
         let fixture = try Fixture()
         try fixture.append("a")
