@@ -45,9 +45,9 @@ let package = Package(
         .target(name: "TallyProjection", dependencies: ["TallyLog", "TallyDomain", "CTallySQLite", .product(name: "GRDB", package: "GRDB.swift"),
                                                         .product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // One target per projector module and its read model.
-        .target(name: "SalesLogProjection", dependencies: ["TallyProjection", "TallyDomain", .product(name: "OrderedCollections", package: "swift-collections")],
+        .target(name: "SalesLogProjection", dependencies: ["TallyProjection", "TallyDomain", "TallyLog", .product(name: "OrderedCollections", package: "swift-collections")],
                 path: "Projections/SalesLog"),
-        .target(name: "MemberActivityProjection", dependencies: ["TallyProjection", "TallyDomain", .product(name: "OrderedCollections", package: "swift-collections")],
+        .target(name: "MemberActivityProjection", dependencies: ["TallyProjection", "TallyDomain", "TallyLog", .product(name: "OrderedCollections", package: "swift-collections")],
                 path: "Projections/MemberActivity"),
         .target(name: "TransactionsProjection", dependencies: ["TallyProjection", "TallyDomain", "TallyLog"], path: "Projections/Transactions"),
         .target(

@@ -1,5 +1,6 @@
 import GRDB
 import TallyDomain
+import TallyLog
 import TallyProjection
 
 /// Member activity: every action of each self-checkout member and web-shop customer in time order,
@@ -166,7 +167,7 @@ public struct MemberActivity: BatchingProjector {
         case OrderPlaced.eventType:
             let orderID = try json.string("orderID"), userID = try json.string("userID")
             try db.run("INSERT OR REPLACE INTO orders (order_id, member_id) VALUES (?, ?)") { $0.bind(orderID); $0.bind(userID) }
-            batch.orderMembers[orderID] = userID
+            batch.orderMembers[ExactText(orderID)] = userID
             var lines = 0, units = 0
             try json.required("lines").forEachElement { line in
                 lines += 1
@@ -211,25 +212,25 @@ public struct MemberActivity: BatchingProjector {
     /// The cart's member (from the batch, else from `carts`); its last activity is written when the batch finishes.
     private func cartMember(_ db: Database, _ batch: MemberBatch, _ cartID: String, _ event: ProjectedEvent) throws -> String {
         let member: String
-        if let known = batch.cartMembers[cartID] {
+        if let known = batch.cartMembers[ExactText(cartID)] {
             member = known
         } else {
             guard let stored = try db.text("SELECT member_id FROM carts WHERE cart_id = ?", { $0.bind(cartID) }) else {
                 throw ProjectionError.inconsistent("cart \(cartID) was never opened")
             }
             member = stored
-            batch.cartMembers[cartID] = stored
+            batch.cartMembers[ExactText(cartID)] = stored
         }
         batch.touchCart(cartID, at: event.recordedAt.microsecondsSinceEpoch)
         return member
     }
 
     private func orderMember(_ db: Database, _ batch: MemberBatch, _ orderID: String) throws -> String {
-        if let known = batch.orderMembers[orderID] { return known }
+        if let known = batch.orderMembers[ExactText(orderID)] { return known }
         guard let member = try db.text("SELECT member_id FROM orders WHERE order_id = ?", { $0.bind(orderID) }) else {
             throw ProjectionError.inconsistent("order \(orderID) was never placed")
         }
-        batch.orderMembers[orderID] = member
+        batch.orderMembers[ExactText(orderID)] = member
         return member
     }
 

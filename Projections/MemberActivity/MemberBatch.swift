@@ -1,6 +1,7 @@
 import GRDB
 import OrderedCollections
 import TallyDomain
+import TallyLog
 import TallyProjection
 
 /// What `members` adds up over one batch and writes when it finishes: each person's summary and
@@ -11,9 +12,10 @@ public final class MemberBatch: ProjectionBatch {
     /// What an action adds to its person's counters.
     enum Counter { case cart, checkout, order, payment, deactivation }
 
+    /// People, carts and orders are told apart by their ids' bytes, as SQLite's keys are (`ExactText`).
     struct Person: Hashable {
         var kind: MemberActivity.Kind
-        var member: String
+        var member: ExactText
     }
 
     struct Summary {
@@ -53,37 +55,37 @@ public final class MemberBatch: ProjectionBatch {
     private var spending: OrderedDictionary<Spending, Int64> = [:]
     /// Carts touched in the batch: an item or an approval leaves the time to write at the end; a row
     /// written since (opened, checked out) already has its event's time.
-    private var carts: OrderedDictionary<String, CartActivity> = [:]
+    private var carts: OrderedDictionary<ExactText, CartActivity> = [:]
     /// Cart and order owners seen in this batch, so each is looked up in SQLite at most once.
-    var cartMembers: [String: String] = [:]
-    var orderMembers: [String: String] = [:]
+    var cartMembers: [ExactText: String] = [:]
+    var orderMembers: [ExactText: String] = [:]
 
     func count(_ kind: MemberActivity.Kind, _ member: String, at: String, _ microseconds: Int64, counter: Counter?) {
         // Entries keep the order their keys were first touched in, so a rebuild writes the same rows
         // in the same order every time.
         let first = Summary(firstSeen: at, lastSeen: at, lastSeenMicroseconds: microseconds)
-        summaries[Person(kind: kind, member: member), default: first].count(at: at, microseconds, counter: counter)
+        summaries[Person(kind: kind, member: ExactText(member)), default: first].count(at: at, microseconds, counter: counter)
     }
 
     func spend(_ kind: MemberActivity.Kind, _ member: String, _ amount: Money) {
-        spending[Spending(person: Person(kind: kind, member: member), currency: amount.currency.code), default: 0] += amount.minor
+        spending[Spending(person: Person(kind: kind, member: ExactText(member)), currency: amount.currency.code), default: 0] += amount.minor
     }
 
     /// An item, a removal or an approval: the cart's last activity, written at the end.
     func touchCart(_ cartID: String, at microseconds: Int64) {
-        carts[cartID] = CartActivity(microseconds: microseconds, written: false)
+        carts[ExactText(cartID)] = CartActivity(microseconds: microseconds, written: false)
     }
 
     /// The cart's row was just written with this event's time (opened or checked out): nothing of the
     /// batch's older times is left to write. `member` is its owner when the row says so.
     func cartWritten(_ cartID: String, member: String?) {
-        carts[cartID]?.written = true
-        if let member { cartMembers[cartID] = member }
+        carts[ExactText(cartID)]?.written = true
+        if let member { cartMembers[ExactText(cartID)] = member }
     }
 
     public func finish(_ db: Database) throws {
         for (cartID, activity) in carts where !activity.written {
-            try db.run("UPDATE carts SET last_activity_us = ? WHERE cart_id = ?") { $0.bind(activity.microseconds); $0.bind(cartID) }
+            try db.run("UPDATE carts SET last_activity_us = ? WHERE cart_id = ?") { $0.bind(activity.microseconds); $0.bind(cartID.text) }
         }
         for (person, summary) in summaries {
             try db.run("""
@@ -92,7 +94,7 @@ public final class MemberBatch: ProjectionBatch {
                 ON CONFLICT (kind, member_id) DO UPDATE SET last_seen = ?4, last_seen_us = ?5, actions = actions + ?6, carts = carts + ?7,
                     checkouts = checkouts + ?8, orders = orders + ?9, payments = payments + ?10, active = MIN(active, ?11)
                 """) {
-                $0.bind(person.kind.rawValue); $0.bind(person.member); $0.bind(summary.firstSeen); $0.bind(summary.lastSeen)
+                $0.bind(person.kind.rawValue); $0.bind(person.member.text); $0.bind(summary.firstSeen); $0.bind(summary.lastSeen)
                 $0.bind(summary.lastSeenMicroseconds); $0.bind(summary.actions); $0.bind(summary.carts); $0.bind(summary.checkouts)
                 $0.bind(summary.orders); $0.bind(summary.payments); $0.bind(summary.active)
             }
@@ -101,7 +103,7 @@ public final class MemberBatch: ProjectionBatch {
             try db.run("""
                 INSERT INTO member_spending (kind, member_id, currency, spent_minor) VALUES (?, ?, ?, ?)
                 ON CONFLICT (kind, member_id, currency) DO UPDATE SET spent_minor = spent_minor + excluded.spent_minor
-                """) { $0.bind(key.person.kind.rawValue); $0.bind(key.person.member); $0.bind(key.currency); $0.bind(minor) }
+                """) { $0.bind(key.person.kind.rawValue); $0.bind(key.person.member.text); $0.bind(key.currency); $0.bind(minor) }
         }
     }
 }

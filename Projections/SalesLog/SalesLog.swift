@@ -1,6 +1,7 @@
 import GRDB
 import OrderedCollections
 import TallyDomain
+import TallyLog
 import TallyProjection
 
 /// The sales log: every sale on every channel (a voucher redeemed at a fair booth, a paid web order,
@@ -205,10 +206,11 @@ public struct SalesLog: BatchingProjector {
 /// once per batch instead of once per sale (a batch's sales fall on a few days and places), and the
 /// buyer's email of each voucher redeemed in the batch, for the sale that follows the redemption.
 public final class SalesBatch: ProjectionBatch {
+    /// A location (a booth or store id) is told apart by its bytes, as SQLite's key is (`ExactText`).
     struct RevenueKey: Hashable {
         var day: String
         var channel: String
-        var location: String
+        var location: ExactText
         var currency: String
     }
 
@@ -216,7 +218,7 @@ public final class SalesBatch: ProjectionBatch {
     private var revenue: OrderedDictionary<RevenueKey, (sales: Int64, minor: Int64)> = [:]
 
     func addRevenue(day: String, channel: String, location: String, amount: Money) {
-        let key = RevenueKey(day: day, channel: channel, location: location, currency: amount.currency.code)
+        let key = RevenueKey(day: day, channel: channel, location: ExactText(location), currency: amount.currency.code)
         revenue[key, default: (0, 0)].sales += 1
         revenue[key, default: (0, 0)].minor += amount.minor
     }
@@ -228,7 +230,7 @@ public final class SalesBatch: ProjectionBatch {
                 ON CONFLICT (day, channel, location, currency) DO UPDATE SET sales = sales + excluded.sales,
                     revenue_minor = revenue_minor + excluded.revenue_minor
                 """) {
-                $0.bind(key.day); $0.bind(key.channel); $0.bind(key.location); $0.bind(key.currency); $0.bind(total.sales); $0.bind(total.minor)
+                $0.bind(key.day); $0.bind(key.channel); $0.bind(key.location.text); $0.bind(key.currency); $0.bind(total.sales); $0.bind(total.minor)
             }
         }
     }
