@@ -301,7 +301,7 @@ struct AppendSession {
             for prepared in batch.events {
                 let version = try streamState(prepared.stream)?.version ?? 0
                 if version > Limits.streamVersionMax - UInt64(batch.events.count) {
-                    let appended = batch.events.lazy.filter { $0.event.stream == prepared.event.stream }.count
+                    let appended = batch.events.lazy.filter { $0.stream == prepared.stream }.count
                     if version + UInt64(appended) > Limits.streamVersionMax {
                         return .failure(.streamFull(stream: prepared.event.stream, versionMax: Limits.streamVersionMax))
                     }

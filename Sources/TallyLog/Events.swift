@@ -121,8 +121,9 @@ public struct RecordedEvent: Sendable, Hashable {
     /// The same content as `proposed`: what idempotent re-appends compare. Time, position, version and
     /// hash are the log's, not the caller's, so they are left out.
     public func hasSameContent(as proposed: ProposedEvent) -> Bool {
-        id == proposed.id && stream == proposed.stream && type == proposed.type
-            && schemaVersion == proposed.schemaVersion && actor == proposed.actor
+        // Text by its bytes, as the log stores it: Swift's == would take canonical equivalents as one.
+        id == proposed.id && stream.utf8.elementsEqual(proposed.stream.utf8) && type.utf8.elementsEqual(proposed.type.utf8)
+            && schemaVersion == proposed.schemaVersion && actor.utf8.elementsEqual(proposed.actor.utf8)
             && correlationID == proposed.correlationID && causationID == proposed.causationID
             && metadata == proposed.metadata && payload == proposed.payload
     }

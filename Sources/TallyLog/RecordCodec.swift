@@ -218,9 +218,10 @@ public struct RecordView {
         let event = prepared.event
         if schemaVersion != event.schemaVersion { return "with schema version \(schemaVersion), not \(event.schemaVersion)" }
         if bodyBytes.elementsEqual(prepared.body) { return nil }
-        if stream != event.stream { return "in stream \(quoted(stream)), not \(quoted(event.stream))" }
-        if type != event.type { return "with type \(quoted(type)), not \(quoted(event.type))" }
-        if actor != event.actor { return "with actor \(quoted(actor)), not \(quoted(event.actor))" }
+        // By bytes, as stored: Swift's != would take canonical equivalents ("café" NFC and NFD) as equal.
+        if !streamBytes.elementsEqual(event.stream.utf8) { return "in stream \(quoted(stream)), not \(quoted(event.stream))" }
+        if !typeBytes.elementsEqual(event.type.utf8) { return "with type \(quoted(type)), not \(quoted(event.type))" }
+        if !bytes[actorRange].elementsEqual(event.actor.utf8) { return "with actor \(quoted(actor)), not \(quoted(event.actor))" }
         if correlationID != event.correlationID { return "with another correlation id" }
         if causationID != event.causationID { return "with another causation id" }
         if !metadataBytes.elementsEqual(event.metadata) { return "with other metadata" }

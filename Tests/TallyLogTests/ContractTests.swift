@@ -156,7 +156,17 @@ import TallyMerkle
         #expect(throws: LogError.eventIDConflict(id: original.id, position: 1, reason: #"in stream "payment-1", not "payment-2""#)) {
             try fixture.log.append(AppendRequest(events: [moved]))
         }
-        #expect(try fixture.log.head().position == 1)
+        // A stream name Swift's == calls equal but with other bytes (NFC "é", NFD "e" + accent) is another stream.
+        let composed = fixture.event("caf\u{E9}")
+        try fixture.log.append(AppendRequest(events: [composed]))
+        var decomposed = composed
+        decomposed.stream = "cafe\u{301}"
+        let recorded = try #require(try fixture.readAll().last)
+        #expect(!recorded.hasSameContent(as: decomposed) && recorded.hasSameContent(as: composed))
+        let conflict = #expect(throws: LogError.self) { try fixture.log.append(AppendRequest(events: [decomposed])) }
+        guard case .eventIDConflict(_, 2, let reason) = conflict else { Issue.record("\(String(describing: conflict))"); return }
+        #expect(reason.hasPrefix("in stream "))
+        #expect(try fixture.log.head().position == 2)
     }
 
     @Test func aBatchThatRepeatsOnlyPartOfAnEarlierOneIsRefused() throws {
