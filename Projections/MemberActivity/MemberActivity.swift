@@ -246,7 +246,6 @@ public struct MemberActivity: BatchingProjector {
             $0.bind(Int64(event.position)); $0.bind(kind.rawValue); $0.bind(member); $0.bind(event.type); $0.bind(subject); $0.bind(detail)
             $0.bind(amount?.minor); $0.bind(amount?.currency.code); $0.bind(at); $0.bind(atMicroseconds)
         }
-        batch.count(kind, member, at: at, atMicroseconds, counter: counter)
-        if let spent { batch.spend(kind, member, spent) }
+        batch.count(kind, member, at: at, atMicroseconds, counter: counter, spent: spent)
     }
 }

@@ -60,15 +60,14 @@ public final class MemberBatch: ProjectionBatch {
     var cartMembers: [ExactText: String] = [:]
     var orderMembers: [ExactText: String] = [:]
 
-    func count(_ kind: MemberActivity.Kind, _ member: String, at: String, _ microseconds: Int64, counter: Counter?) {
+    /// One action of a person: their summary, and their spending if it `spent` anything.
+    func count(_ kind: MemberActivity.Kind, _ member: String, at: String, _ microseconds: Int64, counter: Counter?, spent: Money?) {
+        let person = Person(kind: kind, member: ExactText(member))
         // Entries keep the order their keys were first touched in, so a rebuild writes the same rows
         // in the same order every time.
         let first = Summary(firstSeen: at, lastSeen: at, lastSeenMicroseconds: microseconds)
-        summaries[Person(kind: kind, member: ExactText(member)), default: first].count(at: at, microseconds, counter: counter)
-    }
-
-    func spend(_ kind: MemberActivity.Kind, _ member: String, _ amount: Money) {
-        spending[Spending(person: Person(kind: kind, member: ExactText(member)), currency: amount.currency.code), default: 0] += amount.minor
+        summaries[person, default: first].count(at: at, microseconds, counter: counter)
+        if let spent { spending[Spending(person: person, currency: spent.currency.code), default: 0] += spent.minor }
     }
 
     /// An item, a removal or an approval: the cart's last activity, written at the end.
@@ -79,8 +78,9 @@ public final class MemberBatch: ProjectionBatch {
     /// The cart's row was just written with this event's time (opened or checked out): nothing of the
     /// batch's older times is left to write. `member` is its owner when the row says so.
     func cartWritten(_ cartID: String, member: String?) {
-        carts[ExactText(cartID)]?.written = true
-        if let member { cartMembers[ExactText(cartID)] = member }
+        let cart = ExactText(cartID)
+        carts[cart]?.written = true
+        if let member { cartMembers[cart] = member }
     }
 
     public func finish(_ db: Database) throws {

@@ -203,8 +203,7 @@ public struct SalesLog: BatchingProjector {
 }
 
 /// What `sales` gathers over one batch: the revenue per day, channel, location and currency, written
-/// once per batch instead of once per sale (a batch's sales fall on a few days and places), and the
-/// buyer's email of each voucher redeemed in the batch, for the sale that follows the redemption.
+/// once per batch instead of once per sale (a batch's sales fall on a few days and places).
 public final class SalesBatch: ProjectionBatch {
     /// A location (a booth or store id) is told apart by its bytes, as SQLite's key is (`ExactText`).
     struct RevenueKey: Hashable {

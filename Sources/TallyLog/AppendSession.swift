@@ -273,10 +273,10 @@ struct AppendSession {
     /// only needs the committed log: the B-tree and the tail.
     mutating func streamState(_ stream: StreamKey) throws -> StreamState? {
         if let state = streams.state(stream) { return state }
-        var key = stream.name
+        var key = stream.text
         guard let number = try key.withUTF8({ try tables.streamNumber(txn, streamUTF8: UnsafeRawBufferPointer($0)) }) else { return nil }
         if committedTail == nil { committedTail = try tail.view(txn, tables: tables) }
-        let state = StreamState(number: number, version: try tables.lastVersion(txn, stream: stream.name, streamNumber: number, tail: committedTail!))
+        let state = StreamState(number: number, version: try tables.lastVersion(txn, stream: stream.text, streamNumber: number, tail: committedTail!))
         streams.set(stream, state, previous: nil)
         return state
     }

@@ -38,8 +38,3 @@ public struct ExactText: Hashable, Sendable, CustomStringConvertible {
 
 /// A stream's name as the writer, the index tail and `verify` key it.
 typealias StreamKey = ExactText
-
-extension ExactText {
-    /// The stream's name.
-    var name: String { text }
-}
