@@ -371,7 +371,9 @@ public final class StateCache: Sendable {
 
 /// The domain's rules: a pure function from a command and the streams it reads to events or a rejection.
 public enum Decide {
+    /// Every text of the command is taken in NFC (see `CommandEnvelope.normalized`).
     public static func decide(_ envelope: CommandEnvelope, streams: inout some StreamReading) throws -> Decision {
+        let envelope = envelope.normalized
         let actor = envelope.actor
         switch envelope.command {
         case .registerBooth(let boothID, let name, let location):

@@ -33,7 +33,11 @@ public final class CommerceService: Sendable {
     /// confirms that nothing the decision read has changed (see `confirm`) and appends its events (or
     /// returns its refusal), so the folding, rule checks and encoding run on the callers' cores and not
     /// one at a time in the writer. A decision that went stale or read the clock is made again in the writer.
+    ///
+    /// Every text of the command is taken in NFC: an id in another form of the same text names the same
+    /// thing (see `CommandEnvelope.normalized`).
     public func execute(_ envelope: CommandEnvelope) async throws -> CommandOutcome {
+        let envelope = envelope.normalized
         try prepareKeys(envelope)
         let ahead = decideAhead(envelope)
         let result: Result<AppendResult?, any Error>
@@ -48,6 +52,7 @@ public final class CommerceService: Sendable {
     }
 
     public func execute(_ envelope: CommandEnvelope) throws -> CommandOutcome {
+        let envelope = envelope.normalized
         try prepareKeys(envelope)
         let ahead = decideAhead(envelope)
         return try finish(envelope, Self.outcome(Result {
@@ -59,6 +64,7 @@ public final class CommerceService: Sendable {
     /// submitted one after another from one thread are decided in that order, in the writer (a later one
     /// may depend on an earlier one still in flight, so deciding it ahead would mostly be wasted).
     public func submit(_ envelope: CommandEnvelope, completion: @escaping @Sendable (Result<CommandOutcome, any Error>) -> Void) {
+        let envelope = envelope.normalized
         do { try prepareKeys(envelope) } catch { completion(.failure(error)); return }
         log.appendDecided({ [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) }) { [self] result in
             completion(Result { try finish(envelope, Self.outcome(result)) })

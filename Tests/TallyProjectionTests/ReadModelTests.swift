@@ -186,16 +186,17 @@ struct HandScenario {
 
     /// Ids are their bytes, as SQLite's keys are: "café" written with "é" (NFC) and with "e" and a
     /// combining accent (NFD) are two people in the read model, whatever the batches (Swift's `==`
-    /// takes them as one, and so did the batches' maps). The domain's member registry also takes them
-    /// as one (the second registration is refused), so here only the first is registered.
+    /// takes them as one, and so did the batches' maps). Commands take every text in NFC, so the NFD
+    /// form is appended here as a log written by `tally append`, or before that rule, can hold it.
     @Test func peopleAreToldApartByTheBytesOfTheirIds() throws {
         let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
         let store = try TestStore()
         try HandScenario.record(store)
         try store.run(Actor(.member, composed), .registerMember(memberID: composed, firstName: nil, lastName: nil, email: nil, phone: nil))
-        for (index, memberID) in [composed, decomposed].enumerated() {
-            try store.run(Actor(.member, memberID), .openCart(cartID: "kx\(index)", storeID: "s1", memberID: memberID))
-        }
+        try store.run(Actor(.member, composed), .openCart(cartID: "kx0", storeID: "s1", memberID: composed))
+        let opened = Data("{\"cartID\":\"kx1\",\"memberID\":\"\(decomposed)\",\"storeID\":\"s1\"}".utf8)
+        try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: CheckoutStreams.cart("kx1"), type: CartOpened.eventType,
+                                                                  actor: "member:\(decomposed)", payload: opened)]))
         var tables: [[String: [String]]] = []
         for batch in [ProjectionRunner.batchPositionsDefault, 1] {
             let runner = try store.runner([MemberActivity()], directory: testPath("members-\(batch)"), batch: batch)
