@@ -161,8 +161,14 @@ public struct JSONView {
 
     /// A `Money` object: `{"minor": 1250, "currency": "USD"}`.
     public func money() throws -> Money {
-        let code = try string("currency")
-        guard let currency = Currency(code: code) else { throw JSONViewError.wrongType(path: child("currency"), expected: "a currency code") }
+        let code = try required("currency")
+        // A code is three capitals between quotes, read in place; anything else is checked as a string.
+        var currency: Currency?
+        if code.end - code.start == 5, code.first == UInt8(ascii: "\""), bytes[code.end - 1] == UInt8(ascii: "\"") {
+            currency = Currency(codeBytes: UnsafeRawBufferPointer(rebasing: bytes[(code.start + 1)..<(code.end - 1)]))
+        }
+        if currency == nil { currency = Currency(code: try code.string()) }
+        guard let currency else { throw JSONViewError.wrongType(path: child("currency"), expected: "a currency code") }
         return Money(minor: try int64("minor"), currency: currency)
     }
 
@@ -199,32 +205,57 @@ public struct JSONView {
     public var rawText: String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self) }
 }
 
-/// Where a value sits in its document, kept as offsets and an index so that looking fields up
-/// allocates nothing; `text` builds the path an error message names.
+/// Where a value sits in its document: its last steps down from the document (a member's key, as
+/// the key's bytes in the document, or an element's index) kept inline, so that looking fields up
+/// builds no text and allocates nothing; `text` builds the path an error message names. Steps past
+/// the inline ones are kept as text (payloads are rarely that deep).
 struct Location {
-    /// The path of an ancestor, as text.
+    /// A member's key (`start..<end` in the document) or, with `end` negative, the element `start`.
+    struct Step {
+        var start: Int
+        var end: Int
+    }
+
+    /// The path of the steps before `s0`, as text.
     var base = ""
-    /// Then "[index]", if not nil.
-    var index: Int?
-    /// Then ".key": the key's bytes in the document, if not nil.
-    var key: Range<Int>?
+    var count = 0
+    var s0 = Step(start: 0, end: 0), s1 = Step(start: 0, end: 0), s2 = Step(start: 0, end: 0), s3 = Step(start: 0, end: 0)
 
     func text(_ bytes: UnsafeRawBufferPointer) -> String {
         var text = base
-        if let index { text += "[\(index)]" }
-        if let key {
-            let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[key]), as: UTF8.self)
-            text = text.isEmpty ? name : text + "." + name
+        for index in 0..<count {
+            let step = switch index { case 0: s0; case 1: s1; case 2: s2; default: s3 }
+            if step.end < 0 {
+                text += "[\(step.start)]"
+            } else {
+                let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[step.start..<step.end]), as: UTF8.self)
+                text = text.isEmpty ? name : text + "." + name
+            }
         }
         return text
     }
 
+    private func appending(_ step: Step, _ bytes: UnsafeRawBufferPointer) -> Location {
+        var next = self
+        switch count {
+        case 0: next.s0 = step
+        case 1: next.s1 = step
+        case 2: next.s2 = step
+        case 3: next.s3 = step
+        default:
+            next = Location(base: text(bytes))
+            next.s0 = step
+        }
+        next.count += 1
+        return next
+    }
+
     func member(key range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Location {
-        key == nil ? Location(base: base, index: index, key: range) : Location(base: text(bytes), key: range)
+        appending(Step(start: range.lowerBound, end: range.upperBound), bytes)
     }
 
     func element(_ position: Int, in bytes: UnsafeRawBufferPointer) -> Location {
-        key == nil && index == nil ? Location(base: base, index: position) : Location(base: text(bytes), index: position)
+        appending(Step(start: position, end: -1), bytes)
     }
 }
 

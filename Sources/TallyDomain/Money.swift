@@ -7,13 +7,39 @@ public struct Currency: Hashable, Sendable, Codable, CustomStringConvertible {
     public static let usd = Currency(code: "USD", minorDigits: 2)
     public static let kes = Currency(code: "KES", minorDigits: 2)
 
-    /// Currencies whose minor units are not hundredths. Everything else has two digits.
-    private static let minorDigitsExceptions: [String: Int] = ["JPY": 0, "KRW": 0, "ISK": 0, "BHD": 3, "KWD": 3, "JOD": 3, "OMR": 3, "TND": 3]
+    /// Currencies whose minor units are not hundredths, by their packed code. Everything else has two digits.
+    private static let minorDigitsExceptions: [(code: UInt32, digits: Int)] =
+        [("JPY", 0), ("KRW", 0), ("ISK", 0), ("BHD", 3), ("KWD", 3), ("JOD", 3), ("OMR", 3), ("TND", 3)].map { (pack($0.0), $0.1) }
+    /// Currencies a projector meets on nearly every payload, ready made.
+    private static let common: [(code: UInt32, currency: Currency)] = [usd, kes, Currency(code: "EUR", minorDigits: 2)].map { (pack($0.code), $0) }
 
+    /// Three ASCII capitals, or nil.
     public init?(code: String) {
-        guard code.count == 3, code.unicodeScalars.allSatisfy({ $0.value >= 65 && $0.value <= 90 }) else { return nil }
-        self.init(code: code, minorDigits: Self.minorDigitsExceptions[code] ?? 2)
+        var utf8 = code
+        guard let packed = utf8.withUTF8({ Self.packed(UnsafeRawBufferPointer($0)) }) else { return nil }
+        self.init(code: code, minorDigits: Self.minorDigits(packed))
     }
+
+    /// The code as its bytes (a projector reads them from a payload in place): no string is made for a
+    /// common currency.
+    public init?(codeBytes: UnsafeRawBufferPointer) {
+        guard let packed = Self.packed(codeBytes) else { return nil }
+        if let known = Self.common.first(where: { $0.code == packed }) {
+            self = known.currency
+        } else {
+            self.init(code: String(decoding: codeBytes, as: UTF8.self), minorDigits: Self.minorDigits(packed))
+        }
+    }
+
+    /// Three bytes A–Z as one number, or nil.
+    private static func packed(_ bytes: UnsafeRawBufferPointer) -> UInt32? {
+        guard bytes.count == 3, bytes.allSatisfy({ $0 >= 65 && $0 <= 90 }) else { return nil }
+        return UInt32(bytes[0]) << 16 | UInt32(bytes[1]) << 8 | UInt32(bytes[2])
+    }
+
+    private static func pack(_ code: String) -> UInt32 { code.utf8.reduce(0) { $0 << 8 | UInt32($1) } }
+
+    private static func minorDigits(_ packed: UInt32) -> Int { minorDigitsExceptions.first { $0.code == packed }?.digits ?? 2 }
 
     private init(code: String, minorDigits: Int) {
         self.code = code

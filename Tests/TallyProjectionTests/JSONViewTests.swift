@@ -144,6 +144,35 @@ import Testing
             }
             #expect(throws: JSONViewError.missing(path: "price.price.currency")) { _ = try json.required("price").money("price") }
         }
+        // Deeper than the steps a location keeps inline: the outer ones are kept as text.
+        try view(#"{"a":[{"b":{"c":[[{"d":{"e":{"f":"x"}}}]]}}]}"#) { json in
+            func elements(_ array: JSONView) throws -> [JSONView] {
+                var all: [JSONView] = []
+                try array.forEachElement { all.append($0) }
+                return all
+            }
+            let c = try elements(try json.required("a"))[0].required("b").required("c")
+            let d = try elements(try elements(c)[0])[0].required("d")
+            #expect(throws: JSONViewError.wrongType(path: "a[0].b.c[0][0].d.e.f", expected: "a whole number")) { _ = try d.required("e").int("f") }
+            #expect(throws: JSONViewError.missing(path: "a[0].b.c[0][0].d.e.g")) { _ = try d.required("e").required("g") }
+        }
+    }
+
+    /// A currency is three capital letters, read in place when written plainly and as a string
+    /// otherwise; digits after the point come from the code.
+    @Test func readsCurrenciesInPlaceAndRefusesAnythingElse() throws {
+        let read = { (code: String) throws -> Currency in
+            try self.view(#"{"m":{"currency":\#(code),"minor":5}}"#) { try $0.money("m").currency }
+        }
+        #expect(try read(#""USD""#) == .usd)
+        #expect(try read(#""JPY""#).minorDigits == 0 && read(#""KWD""#).minorDigits == 3 && read(#""CHF""#).minorDigits == 2)
+        #expect(try read(#""CHF""#).code == "CHF")
+        #expect(try read(#""\u0055SD""#) == .usd)
+        for bad in [#""usd""#, #""US""#, #""USDX""#, #""U$D""#, "\"\u{DC}SD\"", "840", "null"] {
+            #expect(throws: JSONViewError.self, "\(bad)") { _ = try read(bad) }
+        }
+        #expect(Currency(code: "JPY")?.minorDigits == 0 && Currency(code: "EUR")?.minorDigits == 2 && Currency(code: "BHD")?.minorDigits == 3)
+        #expect(Currency(code: "usd") == nil && Currency(code: "\u{DC}SD") == nil && Currency(code: "USDA") == nil && Currency(code: "") == nil)
     }
 
     /// The document's and array elements' members are found through an index built while checking
