@@ -259,14 +259,31 @@ public struct LogSnapshot {
 
 /// Reads the events a query selects, a chunk of `Limits.readChunkEvents` per short read transaction,
 /// so memory stays bounded however long the log and the writer is never held back by a long reader.
+///
+/// A forward read of the whole log (`.all`), once its first chunk came back full, decodes the next
+/// chunks on as many cores as there are (up to `decodingLanesMax`), each lane a run of positions in
+/// its own snapshot; they are handed out in position order. Positions have no gaps, so a lane that
+/// does not reach the end of its run found the end of the log: the read ends with it, as a chunk that
+/// came back short ends a sequential read, and the lanes after it are dropped.
 public struct EventReader {
     let log: EventLog
     let query: ReadQuery
+    /// The chunk being handed out, and the decoded chunks after it, in order.
     private var buffer: [RecordedEvent] = []
     private var bufferIndex = 0
+    private var queued: [[RecordedEvent]] = []
+    /// Chunks handed out since the last decoding in lanes: the lanes release them, so their memory is
+    /// freed on the decoding cores and not one event at a time on the reader's.
+    private var spent: [[RecordedEvent]] = []
     /// Where the next chunk starts (position or version), or nil when the selection is exhausted.
     private var resume: UInt64??
+    /// Events still to hand out, decoded or not.
     private var remaining: Int
+    /// Whether a chunk came back full, so the selection is likely long enough to decode in lanes.
+    private var sawFullChunk = false
+
+    /// At most this many chunks decoded at once.
+    static let decodingLanesMax = 4
 
     init(log: EventLog, query: ReadQuery) {
         self.log = log
@@ -278,12 +295,48 @@ public struct EventReader {
     /// The next event, or nil at the end of the selection. Errors are thrown, never taken for the end.
     public mutating func next() throws -> RecordedEvent? {
         if bufferIndex == buffer.count {
-            guard remaining > 0, case .some(let from) = resume else { return nil }
-            try fill(from: from)
-            if buffer.isEmpty { return nil }
+            guard try advance() else { return nil }
         }
         defer { bufferIndex += 1; remaining -= 1 }
         return buffer[bufferIndex]
+    }
+
+    /// Calls `body` with every remaining event. Each is lent to `body` from the chunk, not copied.
+    public mutating func forEach(_ body: (RecordedEvent) throws -> Void) throws {
+        while true {
+            if bufferIndex == buffer.count {
+                guard try advance() else { return }
+            }
+            let chunk = buffer
+            try chunk.withUnsafeBufferPointer { events in
+                while bufferIndex < events.count {
+                    let event = bufferIndex
+                    bufferIndex += 1
+                    remaining -= 1
+                    try body(events[event])
+                }
+            }
+        }
+    }
+
+    /// Makes the next decoded chunk current; false at the end of the selection.
+    private mutating func advance() throws -> Bool {
+        bufferIndex = 0
+        let decodesInLanes = sawFullChunk && query.selection == .all && !query.backward
+        if decodesInLanes && !buffer.isEmpty { spent.append(buffer) }
+        if !queued.isEmpty {
+            buffer = queued.removeFirst()
+            return true
+        }
+        buffer = []
+        guard remaining > 0, case .some(let from) = resume else { spent = []; return false }
+        if decodesInLanes {
+            try fillInLanes(from: max(from ?? 1, query.sincePosition ?? 1))
+        } else {
+            try fill(from: from)
+        }
+        if !queued.isEmpty { buffer = queued.removeFirst() }
+        return !buffer.isEmpty
     }
 
     private mutating func fill(from: UInt64?) throws {
@@ -291,17 +344,17 @@ public struct EventReader {
         var events: [RecordedEvent] = []
         events.reserveCapacity(chunk)
         let query = self.query
+        var recurring = RecurringText()
         try log.withSnapshot { snapshot in
             try LogReading.scan(snapshot.txn, tables: snapshot.tables, tail: snapshot.tail, query: query, from: from) { record in
-                events.append(record.decode())
+                events.append(record.decode(&recurring))
                 return events.count < chunk
             }
         }
-        buffer = events
-        bufferIndex = 0
         if events.count < chunk {
             resume = .none
         } else {
+            sawFullChunk = true
             let last = events[events.count - 1]
             let key: UInt64
             switch query.selection {
@@ -314,10 +367,86 @@ public struct EventReader {
                 resume = .some(key + 1)
             }
         }
+        queued = [events]
     }
 
-    /// Calls `body` with every remaining event.
-    public mutating func forEach(_ body: (RecordedEvent) throws -> Void) throws {
-        while let event = try next() { try body(event) }
+    /// Decodes the runs of positions from `first` on, one per lane, at once (a forward `.all` read).
+    private mutating func fillInLanes(from first: UInt64) throws {
+        let chunk = UInt64(Limits.readChunkEvents)
+        // The last position this read may still hand out.
+        let last = min(query.untilPosition ?? .max, first &+ (UInt64(remaining) - 1))
+        guard first <= last, first <= Limits.positionMax else { resume = .none; return }
+        let lanes = Int(min(UInt64(min(ProcessInfo.processInfo.activeProcessorCount, Self.decodingLanesMax)), (last - first) / chunk + 1))
+        let runs = (0..<lanes).map { lane in
+            let start = first + UInt64(lane) * chunk
+            return start...min(last, start + chunk - 1)
+        }
+        let decoded = LaneSlots(count: lanes)
+        let released = SpentChunks(spent)
+        spent = []
+        let log = self.log
+        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+            released.release(lane: lane, of: lanes)
+            let run = runs[lane]
+            decoded.set(lane, Result {
+                var events: [RecordedEvent] = []
+                events.reserveCapacity(run.count)
+                var recurring = RecurringText()
+                try log.withSnapshot { snapshot in
+                    try LogReading.scanAll(snapshot.txn, tables: snapshot.tables, from: run.lowerBound, backward: false,
+                                           untilPosition: run.upperBound) { record in
+                        events.append(record.decode(&recurring))
+                        return record.position < run.upperBound
+                    }
+                }
+                return events
+            })
+        }
+        queued = []
+        for (lane, run) in runs.enumerated() {
+            // The first error in position order wins, as it would sequentially.
+            let events = try decoded.values[lane].get()
+            if !events.isEmpty { queued.append(events) }
+            guard events.last?.position == run.upperBound else {
+                resume = .none  // The log ended inside this run (or the read's last position did).
+                return
+            }
+        }
+        resume = runs[lanes - 1].upperBound == last ? .none : .some(runs[lanes - 1].upperBound + 1)
+    }
+}
+
+/// Each lane's decoded events, written by that lane only.
+private final class LaneSlots: @unchecked Sendable {
+    // @unchecked: slot i is written only by lane i, through its own element's address; `values` is
+    // read after `concurrentPerform` returns.
+    private let slots: UnsafeMutableBufferPointer<Result<[RecordedEvent], any Error>>
+    init(count: Int) {
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: .success([]))
+    }
+    deinit {
+        slots.deinitialize()
+        slots.deallocate()
+    }
+    func set(_ lane: Int, _ value: Result<[RecordedEvent], any Error>) { slots[lane] = value }
+    var values: UnsafeMutableBufferPointer<Result<[RecordedEvent], any Error>> { slots }
+}
+
+/// Chunks already handed out, released by the lanes: lane i releases every chunk at an index ≡ i
+/// modulo the number of lanes, and only those.
+private final class SpentChunks: @unchecked Sendable {
+    // @unchecked: each element is replaced only by the lane it belongs to, through its own address.
+    private let chunks: UnsafeMutableBufferPointer<[RecordedEvent]>
+    init(_ spent: [[RecordedEvent]]) {
+        chunks = .allocate(capacity: spent.count)
+        _ = chunks.initialize(from: spent)
+    }
+    deinit {
+        chunks.deinitialize()
+        chunks.deallocate()
+    }
+    func release(lane: Int, of lanes: Int) {
+        for index in stride(from: lane, to: chunks.count, by: lanes) { chunks[index] = [] }
     }
 }

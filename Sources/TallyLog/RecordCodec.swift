@@ -213,6 +213,14 @@ public struct RecordView {
             metadata: metadataBytes.isEmpty ? Data() : Data(metadataBytes), payload: Data(payloadBytes), hash: hash)
     }
 
+    /// A copy that outlives the bytes, its type and actor taken from `recurring` when it made them before.
+    func decode(_ recurring: inout RecurringText) -> RecordedEvent {
+        RecordedEvent(
+            position: position, id: id, stream: stream, version: version, type: recurring.text(typeBytes), schemaVersion: schemaVersion,
+            recordedAt: recordedAt, actor: recurring.text(UnsafeRawBufferPointer(rebasing: bytes[actorRange])), correlationID: correlationID,
+            causationID: causationID, metadata: metadataBytes.isEmpty ? Data() : Data(metadataBytes), payload: Data(payloadBytes), hash: hash)
+    }
+
     /// Why the stored content differs from a new event with the same id (the idempotency check), or nil.
     func difference(from prepared: PreparedEvent) -> String? {
         let event = prepared.event
@@ -325,5 +333,29 @@ struct ByteReader {
         }
         guard value <= max else { throw corrupt("the \(what()) is \(value), over the limit of \(max)") }
         return value
+    }
+}
+
+/// Short texts that recur along a log (event types, actors), each made into a `String` once per reader
+/// instead of once per event: a direct-mapped table of 16 slots keyed by the bytes themselves (up to
+/// 16 of them, zero-padded, and their count), so a hit costs two loads and three comparisons. Longer
+/// texts are made each time.
+struct RecurringText {
+    private var keys = [(low: UInt64, high: UInt64, count: Int)](repeating: (0, 0, -1), count: 16)
+    private var texts = [String](repeating: "", count: 16)
+
+    mutating func text(_ bytes: UnsafeRawBufferPointer) -> String {
+        let count = bytes.count
+        guard count <= 16, let base = bytes.baseAddress else { return String(decoding: bytes, as: UTF8.self) }
+        var low: UInt64 = 0, high: UInt64 = 0
+        withUnsafeMutableBytes(of: &low) { $0.baseAddress!.copyMemory(from: base, byteCount: min(count, 8)) }
+        if count > 8 { withUnsafeMutableBytes(of: &high) { $0.baseAddress!.copyMemory(from: base + 8, byteCount: count - 8) } }
+        let slot = Int(truncatingIfNeeded: ((low ^ (high &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(count)) &* 0xBF58_476D_1CE4_E5B9) >> 60)
+        let key = keys[slot]
+        if key.low == low && key.high == high && key.count == count { return texts[slot] }
+        let text = String(decoding: bytes, as: UTF8.self)
+        keys[slot] = (low, high, count)
+        texts[slot] = text
+        return text
     }
 }

@@ -292,6 +292,87 @@ import TallyMerkle
         #expect(try fixture.readAll(ReadQuery(backward: true, untilPosition: 10)).map(\.position) == Array((1...10).reversed()))
     }
 
+    /// A long forward read of the whole log decodes its chunks in lanes, one snapshot each: whatever
+    /// the slice, it hands out what one snapshot holds, in order, each event once.
+    @Test func aLongReadDecodedInLanesIsWhatOneSnapshotHolds() throws {
+        let fixture = try Self.fixtureWith(10_000)
+        let chunk = Limits.readChunkEvents
+        let queries = [
+            ReadQuery(), ReadQuery(from: 700), ReadQuery(limit: 5_000), ReadQuery(limit: 4 * chunk), ReadQuery(limit: chunk + 1),
+            ReadQuery(untilPosition: 6_000), ReadQuery(from: 2, limit: 7_777, untilPosition: 9_000, sincePosition: 1_500),
+            ReadQuery(from: 9_000), ReadQuery(from: 10_000 - UInt64(chunk) + 1), ReadQuery(untilPosition: 20_000),
+        ]
+        for query in queries {
+            var expected: [RecordedEvent] = []
+            try fixture.log.withSnapshot { snapshot in try snapshot.forEach(query) { expected.append($0.decode()); return true } }
+            #expect(try fixture.readAll(query) == expected, "\(query)")
+            var reader = fixture.log.read(query)
+            var one: [RecordedEvent] = []
+            while let event = try reader.next() { one.append(event) }
+            #expect(one == expected, "next(): \(query)")
+        }
+        // next() and forEach take turns on one reader.
+        var reader = fixture.log.read()
+        var positions: [UInt64] = []
+        for _ in 0..<(chunk + 3) { positions.append(try #require(try reader.next()).position) }
+        var count = 0
+        try reader.forEach { event in
+            positions.append(event.position)
+            count += 1
+        }
+        #expect(positions == Array(1...10_000))
+        #expect(try reader.next() == nil)
+    }
+
+    /// The reader's table of recurring short texts gives back exactly the bytes it is given, whatever
+    /// shares a slot: texts of 0 to 17 bytes, ones differing only in their last byte or their length,
+    /// NFC and NFD forms, asked for in an order that makes them evict each other.
+    @Test func recurringTextsComeBackAsTheirOwnBytes() {
+        var texts = ["", "a", "a\0", "ItemAdded", "ItemAddee", "VoucherRedeemed", "PaymentSucceeded", "PaymentSucceedee",
+                     "PaymentSucceeded1", "admin:ana", "member:3379", "caf\u{E9}", "cafe\u{301}", "12345678", "123456789"]
+        // Seventeen texts of zero bytes, alike but for their length, in sixteen slots: two share one.
+        texts += (0...16).map { String(repeating: "\0", count: $0) }
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            texts.append(String((0..<Int.random(in: 0...17, using: &random)).map { _ in "ab\u{E9}".randomElement(using: &random)! }))
+        }
+        var recurring = RecurringText()
+        for round in 0..<3 {
+            for text in (round == 1 ? texts.reversed() : texts) {
+                var utf8 = text
+                let made = utf8.withUTF8 { recurring.text(UnsafeRawBufferPointer($0)) }
+                #expect(made.utf8.elementsEqual(text.utf8), "\(Array(text.utf8)) came back as \(Array(made.utf8))")
+            }
+        }
+    }
+
+    /// Events appended while a long read runs: it goes on past the head it started from, and never
+    /// skips a position (a lane that found the end of the log ends the read, even if a later lane's
+    /// snapshot found more).
+    @Test func aLongReadWhileTheLogGrowsHandsOutEveryPositionOnceInOrder() throws {
+        let fixture = try Self.fixtureWith(3_000)
+        var reader = fixture.log.read()
+        #expect(try reader.next()?.position == 1)
+        try fixture.log.append(AppendRequest(events: (0..<2_000).map { fixture.event("late-\($0 % 3)") }))
+        var positions: [UInt64] = [1]
+        try reader.forEach { positions.append($0.position) }
+        #expect(positions == Array(1...5_000))
+
+        let appending = Thread { [log = fixture.log] in
+            for round in 0..<40 { _ = try? log.append(AppendRequest(events: (0..<97).map { fixture.event("busy-\(round)-\($0 % 5)") })) }
+        }
+        appending.start()
+        for _ in 0..<20 {
+            var positions: [UInt64] = []
+            var reader = fixture.log.read()
+            try reader.forEach { positions.append($0.position) }
+            #expect(positions.first == 1 && positions.count >= 5_000)
+            #expect(zip(positions, positions.dropFirst()).allSatisfy { $1 == $0 + 1 }, "a position was skipped or repeated")
+        }
+        while appending.isExecuting || !appending.isFinished { usleep(1_000) }
+        #expect(try fixture.readAll().map(\.position) == Array(1...(5_000 + 40 * 97)))
+    }
+
     @Test func oneStreamByVersion() throws {
         let fixture = try Self.fixtureWith(2500)
         let stream = try fixture.readAll(ReadQuery(.stream("s-1")))
