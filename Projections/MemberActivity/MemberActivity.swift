@@ -234,18 +234,13 @@ public struct MemberActivity: BatchingProjector {
         return member
     }
 
-    /// One action: its activity row now, and its person's summary and spending added up in the batch.
+    /// One action: its activity row (inserted with the batch's next ones, `MemberBatch.add`), and its person's summary and spending added up in the batch.
     private func record(_ db: Database, _ batch: MemberBatch, _ event: ProjectedEvent, _ kind: Kind, _ member: String, subject: String? = nil, detail: String,
                         amount: Money? = nil, counter: MemberBatch.Counter? = nil, spent: Money? = nil) throws {
         let at = event.recordedAtISO
         let atMicroseconds = event.recordedAt.microsecondsSinceEpoch
-        try db.run("""
-            INSERT INTO activity (position, kind, member_id, action, subject, detail, amount_minor, currency, at, at_us)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """) {
-            $0.bind(Int64(event.position)); $0.bind(kind.rawValue); $0.bind(member); $0.bind(event.type); $0.bind(subject); $0.bind(detail)
-            $0.bind(amount?.minor); $0.bind(amount?.currency.code); $0.bind(at); $0.bind(atMicroseconds)
-        }
+        try batch.add(MemberBatch.Action(position: Int64(event.position), kind: kind, member: member, action: event.type, subject: subject,
+                                         detail: detail, amount: amount, at: at, atMicroseconds: atMicroseconds), db)
         batch.count(kind, member, at: at, atMicroseconds, counter: counter, spent: spent)
     }
 }

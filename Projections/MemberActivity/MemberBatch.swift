@@ -5,7 +5,8 @@ import TallyLog
 import TallyProjection
 
 /// What `members` adds up over one batch and writes when it finishes: each person's summary and
-/// spending once per batch instead of once per action, and each cart's last activity once. Rows are
+/// spending once per batch instead of once per action, each cart's last activity once, and the
+/// actions sixteen rows to a statement. Rows are
 /// written in the order their keys were first touched, so a rebuild writes the same rows in the same
 /// order every time.
 public final class MemberBatch: ProjectionBatch {
@@ -60,6 +61,30 @@ public final class MemberBatch: ProjectionBatch {
     var cartMembers: [ExactText: String] = [:]
     var orderMembers: [ExactText: String] = [:]
 
+    /// One row of `activity`.
+    struct Action {
+        var position: Int64
+        var kind: MemberActivity.Kind
+        var member: String
+        var action: String
+        var subject: String?
+        var detail: String
+        var amount: Money?
+        var at: String
+        var atMicroseconds: Int64
+    }
+
+    /// The actions, inserted sixteen to a statement (nothing reads `activity` while a batch is applied).
+    static let actionInserts = RowInserter<Action>.Statements(
+        table: "activity", columns: ["position", "kind", "member_id", "action", "subject", "detail", "amount_minor", "currency", "at", "at_us"])
+    private var actions = RowInserter<Action>(MemberBatch.actionInserts) { action, bindings in
+        bindings.bind(action.position); bindings.bind(action.kind.rawValue); bindings.bind(action.member); bindings.bind(action.action)
+        bindings.bind(action.subject); bindings.bind(action.detail); bindings.bind(action.amount?.minor); bindings.bind(action.amount?.currency.code)
+        bindings.bind(action.at); bindings.bind(action.atMicroseconds)
+    }
+
+    func add(_ action: Action, _ db: Database) throws { try actions.add(action, db) }
+
     /// One action of a person: their summary, and their spending if it `spent` anything.
     func count(_ kind: MemberActivity.Kind, _ member: String, at: String, _ microseconds: Int64, counter: Counter?, spent: Money?) {
         let person = Person(kind: kind, member: ExactText(member))
@@ -84,6 +109,7 @@ public final class MemberBatch: ProjectionBatch {
     }
 
     public func finish(_ db: Database) throws {
+        try actions.flush(db)
         for (cartID, activity) in carts where !activity.written {
             try db.run("UPDATE carts SET last_activity_us = ? WHERE cart_id = ?") { $0.bind(activity.microseconds); $0.bind(cartID.text) }
         }

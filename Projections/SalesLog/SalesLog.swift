@@ -189,22 +189,43 @@ public struct SalesLog: BatchingProjector {
                             boothID: String?, storeID: String?, operatorID: String?, memberID: String?, paymentTransactionID: String?,
                             amount: Money, location: String) throws {
         let day = event.day
-        try db.run("""
-            INSERT INTO sales (position, channel, sale_id, voucher_id, buyer_email, booth_id, store_id, operator_id, member_id,
-                               payment_transaction_id, amount_minor, currency, sold_at, sold_at_us, day)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """) {
-            $0.bind(Int64(event.position)); $0.bind(channel); $0.bind(saleID); $0.bind(voucherID); $0.bind(buyerEmail); $0.bind(boothID)
-            $0.bind(storeID); $0.bind(operatorID); $0.bind(memberID); $0.bind(paymentTransactionID); $0.bind(amount.minor)
-            $0.bind(amount.currency.code); $0.bind(event.recordedAtISO); $0.bind(event.recordedAt.microsecondsSinceEpoch); $0.bind(day)
-        }
+        try batch.add(SalesBatch.Sale(position: Int64(event.position), channel: channel, saleID: saleID, voucherID: voucherID, buyerEmail: buyerEmail,
+                                      boothID: boothID, storeID: storeID, operatorID: operatorID, memberID: memberID,
+                                      paymentTransactionID: paymentTransactionID, amount: amount, soldAt: event.recordedAtISO,
+                                      soldAtMicroseconds: event.recordedAt.microsecondsSinceEpoch, day: day), db)
         batch.addRevenue(day: day, channel: channel, location: location, amount: amount)
     }
 }
 
 /// What `sales` gathers over one batch: the revenue per day, channel, location and currency, written
-/// once per batch instead of once per sale (a batch's sales fall on a few days and places).
+/// once per batch instead of once per sale (a batch's sales fall on a few days and places), and the
+/// sales themselves, sixteen rows to a statement (nothing reads `sales` while a batch is applied).
 public final class SalesBatch: ProjectionBatch {
+    /// One row of `sales`.
+    struct Sale {
+        var position: Int64
+        var channel: String
+        var saleID: String
+        var voucherID: String?, buyerEmail: String?, boothID: String?, storeID: String?, operatorID: String?, memberID: String?
+        var paymentTransactionID: String?
+        var amount: Money
+        var soldAt: String
+        var soldAtMicroseconds: Int64
+        var day: String
+    }
+
+    static let saleInserts = RowInserter<Sale>.Statements(
+        table: "sales", columns: ["position", "channel", "sale_id", "voucher_id", "buyer_email", "booth_id", "store_id", "operator_id", "member_id",
+                                  "payment_transaction_id", "amount_minor", "currency", "sold_at", "sold_at_us", "day"])
+    private var sales = RowInserter<Sale>(SalesBatch.saleInserts) { sale, bindings in
+        bindings.bind(sale.position); bindings.bind(sale.channel); bindings.bind(sale.saleID); bindings.bind(sale.voucherID)
+        bindings.bind(sale.buyerEmail); bindings.bind(sale.boothID); bindings.bind(sale.storeID); bindings.bind(sale.operatorID)
+        bindings.bind(sale.memberID); bindings.bind(sale.paymentTransactionID); bindings.bind(sale.amount.minor)
+        bindings.bind(sale.amount.currency.code); bindings.bind(sale.soldAt); bindings.bind(sale.soldAtMicroseconds); bindings.bind(sale.day)
+    }
+
+    func add(_ sale: Sale, _ db: Database) throws { try sales.add(sale, db) }
+
     /// A location (a booth or store id) is told apart by its bytes, as SQLite's key is (`ExactText`).
     struct RevenueKey: Hashable {
         var day: String
@@ -223,6 +244,7 @@ public final class SalesBatch: ProjectionBatch {
     }
 
     public func finish(_ db: Database) throws {
+        try sales.flush(db)
         for (key, total) in revenue {
             try db.run("""
                 INSERT INTO revenue_daily (day, channel, location, currency, sales, revenue_minor) VALUES (?, ?, ?, ?, ?, ?)

@@ -324,6 +324,7 @@ public final class ProjectionRunner: Sendable {
     private func apply(_ projector: any Projector, reader: inout BatchReader, db: Database, after start: UInt64, through end: UInt64) throws -> Applied {
         var result = Applied(last: start)
         let batch = BatchApplication(projector)
+        let times = TimeTexts()
         try reader.forEach(first: start + 1, last: end) { record, handling in
             if handling.wanted {
                 let type = handling.name
@@ -333,13 +334,13 @@ public final class ProjectionRunner: Sendable {
                         try Upcasting.withCurrentPayload(type: type, schemaVersion: record.schemaVersion, payload: record.payloadBytes) { payload in
                             if handling.personal {
                                 let opened = try PersonalData.reveal(type: type, payload: Data(payload), vault: vault)
-                                try opened.withUnsafeBytes { try batch.apply(ProjectedEvent(record: record, type: type, payloadBytes: $0), db) }
+                                try opened.withUnsafeBytes { try batch.apply(ProjectedEvent(record: record, type: type, payloadBytes: $0, times: times), db) }
                             } else {
-                                try batch.apply(ProjectedEvent(record: record, type: type, payloadBytes: payload), db)
+                                try batch.apply(ProjectedEvent(record: record, type: type, payloadBytes: payload, times: times), db)
                             }
                         }
                     } else {
-                        try batch.apply(ProjectedEvent(record: record, type: type, payloadBytes: record.payloadBytes), db)
+                        try batch.apply(ProjectedEvent(record: record, type: type, payloadBytes: record.payloadBytes, times: times), db)
                     }
                 } catch {
                     result.failure = (record.position, type, "\(error)")
@@ -350,6 +351,7 @@ public final class ProjectionRunner: Sendable {
             result.lastAt = record.recordedAt.microsecondsSinceEpoch
             return true
         }
+        withExtendedLifetime(times) {}
         // Positions are dense: reaching less than `end` means the log is shorter than asked.
         if result.failure == nil && result.last < end {
             throw ProjectionError.positionBeyondHead(end, head: result.last)

@@ -1,4 +1,5 @@
 import Foundation
+import TallyLog
 @testable import TallyProjection
 import Testing
 
@@ -28,5 +29,21 @@ import Testing
         }
         // (Swift's == takes "é" and "e\u{301}" as equal; the table must not: they are other bytes.)
         #expect(other.names.count == 6 && other.names.map { Array($0.utf8) } == ["Sale", "SaleRecorded", "Sal", "SaleRecorded2", "é", "e\u{301}"].map { Array($0.utf8) })
+    }
+}
+
+/// The runner's texts of the last recorded-at time: each time asked for gets its own text, whatever
+/// came before it.
+@Suite struct TimeTextsTests {
+    @Test func eachTimeGetsItsOwnText() throws {
+        let times = TimeTexts()
+        let moments = try ["2026-12-01T23:59:59.999999Z", "2026-12-02T00:00:00Z", "2026-12-01T23:59:59.999999Z", "1970-01-01T00:00:00Z",
+                           "1970-01-01T00:00:00Z", "2026-12-02T00:00:00.000001Z"].map { try #require(Timestamp(iso8601: $0)) }
+        for (index, moment) in moments.enumerated() {
+            #expect(times.day(moment) == String(moment.iso8601.prefix(10)), "day \(index)")
+            #expect(times.iso8601(moment) == moment.iso8601, "time \(index)")
+            #expect(times.iso8601(moment) == moment.iso8601 && times.day(moment) == String(moment.iso8601.prefix(10)), "again \(index)")
+        }
+        #expect(times.day(moments[0]) == "2026-12-01" && times.day(moments[1]) == "2026-12-02")
     }
 }

@@ -97,4 +97,39 @@ import TallyProjection
             #expect(try Int.fetchOne(db, sql: "SELECT n FROM t WHERE id = 'dup'") == 1)
         }
     }
+
+    /// Rows go in sixteen to a statement as they come and the rest one by one at the flush: whatever
+    /// their number, the table holds exactly those rows, inside a batch (strings from its arena) and
+    /// outside one.
+    @Test func aRowInserterInsertsEveryRowOnceWhateverTheirNumber() throws {
+        struct Line { var position: Int64; var text: String; var note: String? }
+        let statements = RowInserter<Line>.Statements(table: "lines", columns: ["position", "text", "note"])
+        for count in [0, 1, 15, 16, 17, 33, 160] {
+            for inBatch in [false, true] {
+                let queue = try DatabaseQueue()
+                try queue.write { db in
+                    try db.execute(sql: "CREATE TABLE lines (position INTEGER PRIMARY KEY, text TEXT NOT NULL, note TEXT)")
+                    var inserter = RowInserter<Line>(statements) { line, bindings in
+                        bindings.bind(line.position); bindings.bind(line.text); bindings.bind(line.note)
+                    }
+                    let lines = (0..<count).map { Line(position: Int64($0 + 1), text: "line \($0) " + String(repeating: "ü", count: $0 % 40),
+                                                       note: $0 % 3 == 0 ? nil : "n\($0)") }
+                    func insertAll() throws {
+                        for line in lines { try inserter.add(line, db) }
+                        // Before the flush, only whole groups of sixteen are in.
+                        #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lines") == count / 16 * 16)
+                        try inserter.flush(db)
+                    }
+                    if inBatch {
+                        try BatchStatements.$current.withValue(BatchStatements(db)) { try insertAll() }
+                    } else {
+                        try insertAll()
+                    }
+                    let rows = try Row.fetchAll(db, sql: "SELECT position, text, note FROM lines ORDER BY position")
+                    #expect(rows.map { $0["position"] as Int64 } == lines.map(\.position), "\(count) rows, in a batch: \(inBatch)")
+                    #expect(rows.map { $0["text"] as String } == lines.map(\.text) && rows.map { $0["note"] as String? } == lines.map(\.note))
+                }
+            }
+        }
+    }
 }
