@@ -134,7 +134,7 @@ public struct Transactions: Projector {
             try db.run("DELETE FROM open_orders WHERE order_id = ?") { $0.bind(orderID) }
 
         case PriceScheduled.eventType:
-            let price = try json.required("price")
+            let price = try json.required("price").indexed()  // nine members, eight of them read
             let amount = try price.money("price")
             let start = try price.member("start").flatMap { $0.isNull ? nil : Timestamp(microsecondsSinceEpoch: try $0.int64()) }
             let end = try price.member("end").flatMap { $0.isNull ? nil : Timestamp(microsecondsSinceEpoch: try $0.int64()) }

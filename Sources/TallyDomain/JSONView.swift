@@ -98,6 +98,17 @@ public struct JSONView {
         }
     }
 
+    /// This object with an index of its members, so that looking several of them up compares keys
+    /// instead of scanning it again for each (a nested object is scanned by default: most, like a
+    /// money value, have two members and are read once). Anything but an unindexed object is
+    /// returned as it is.
+    public func indexed() throws -> JSONView {
+        guard isObject, members == nil else { return self }
+        var scanner = Scanner(bytes: bytes, offset: start)
+        let members = try scanner.skipValueIndexingObject()
+        return JSONView(bytes: bytes, start: start, end: end, location: location, members: members)
+    }
+
     /// The member `key`, which must be present.
     public func required(_ key: String) throws -> JSONView {
         guard let value = try member(key) else { throw JSONViewError.missing(path: child(key)) }
@@ -161,6 +172,7 @@ public struct JSONView {
 
     /// A `Money` object: `{"minor": 1250, "currency": "USD"}`.
     public func money() throws -> Money {
+        if let money = canonicalMoney() { return money }
         let code = try required("currency")
         // A code is three capitals between quotes, read in place; anything else is checked as a string.
         var currency: Currency?
@@ -170,6 +182,48 @@ public struct JSONView {
         if currency == nil { currency = Currency(code: try code.string()) }
         guard let currency else { throw JSONViewError.wrongType(path: child("currency"), expected: "a currency code") }
         return Money(minor: try int64("minor"), currency: currency)
+    }
+
+    /// A money value spelled compactly with its two members in either order, `{"currency":"USD","minor":-1250}`
+    /// (canonical JSON, as the domain and `tally append` store it) or `{"minor":-1250,"currency":"USD"}`,
+    /// read without looking its members up; nil for any other spelling, which `money()` then reads
+    /// member by member.
+    private func canonicalMoney() -> Money? {
+        guard end - start >= 28, let base = bytes.baseAddress, bytes[end - 1] == UInt8(ascii: "}") else { return nil }
+        let currencyFirst: StaticString = #"{"currency":""#, thenMinor: StaticString = #"","minor":"#
+        let minorFirst: StaticString = #"{"minor":"#, thenCurrency: StaticString = #","currency":""#
+        func matches(_ text: StaticString, at offset: Int) -> Bool {
+            offset + text.utf8CodeUnitCount <= end && memcmp(base + offset, text.utf8Start, text.utf8CodeUnitCount) == 0
+        }
+        let codeStart: Int, digits: Range<Int>
+        if matches(currencyFirst, at: start) {
+            codeStart = start + currencyFirst.utf8CodeUnitCount
+            guard matches(thenMinor, at: codeStart + 3) else { return nil }
+            digits = (codeStart + 3 + thenMinor.utf8CodeUnitCount)..<(end - 1)
+        } else if matches(minorFirst, at: start) {
+            // `{"minor":` digits `,"currency":"` code `"}`
+            codeStart = end - 5
+            guard bytes[end - 2] == UInt8(ascii: "\""), matches(thenCurrency, at: codeStart - thenCurrency.utf8CodeUnitCount) else { return nil }
+            digits = (start + minorFirst.utf8CodeUnitCount)..<(codeStart - thenCurrency.utf8CodeUnitCount)
+        } else {
+            return nil
+        }
+        guard let currency = Currency(codeBytes: UnsafeRawBufferPointer(rebasing: bytes[codeStart..<(codeStart + 3)])) else { return nil }
+        var index = digits.lowerBound
+        let negative = index < digits.upperBound && bytes[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        guard index < digits.upperBound else { return nil }
+        var value: Int64 = 0
+        while index < digits.upperBound {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (shifted, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (added, overflow2) = shifted.addingReportingOverflow(Int64(digit))
+            guard !overflow1, !overflow2 else { return nil }
+            value = added
+            index += 1
+        }
+        return Money(minor: negative ? -value : value, currency: currency)
     }
 
     /// Calls `body` with each element of this array.

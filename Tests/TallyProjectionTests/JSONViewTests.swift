@@ -175,6 +175,31 @@ import Testing
         #expect(Currency(code: "usd") == nil && Currency(code: "\u{DC}SD") == nil && Currency(code: "USDA") == nil && Currency(code: "") == nil)
     }
 
+    /// Money written as canonical JSON is read without member lookups; every other spelling of the
+    /// same value reads the same, and every bad one fails as it did.
+    @Test func moneyReadsTheSameHoweverItIsSpelled() throws {
+        let read = { (text: String) throws -> Money in try self.view(#"{"m":\#(text)}"#) { try $0.money("m") } }
+        let usd = { (minor: Int64) in Money(minor: minor, currency: .usd) }
+        #expect(try read(#"{"currency":"USD","minor":-1250}"#) == usd(-1250))
+        #expect(try read(#"{"currency":"USD","minor":0}"#) == usd(0) && read(#"{"currency":"USD","minor":-0}"#) == usd(0))
+        #expect(try read(#"{"currency":"JPY","minor":9223372036854775807}"#) == Money(minor: .max, currency: Currency(code: "JPY")!))
+        #expect(try read(#"{"minor":-1250,"currency":"USD"}"#) == usd(-1250) && read(#"{"minor":0,"currency":"KWD"}"#).currency.minorDigits == 3)
+        #expect(try read(#"{"minor":7,"note":"x","currency":"USD"}"#) == usd(7))
+        #expect(try read(#"{"minor":7,"currency":"USD","note":"\"}"}"#) == usd(7))
+        #expect(try read(#"{ "currency" : "USD" , "minor" : 7 }"#) == usd(7))
+        #expect(try read(#"{"currency":"USD","minor":7,"note":"x"}"#) == usd(7))
+        #expect(try read(#"{"currency":"\u0055SD","minor":7}"#) == usd(7))
+        #expect(throws: JSONViewError.wrongType(path: "m.minor", expected: "a whole number")) { _ = try read(#"{"currency":"USD","minor":1.5}"#) }
+        #expect(throws: JSONViewError.wrongType(path: "m.minor", expected: "a whole number")) { _ = try read(#"{"minor":1e3,"currency":"USD"}"#) }
+        #expect(throws: JSONViewError.wrongType(path: "m.currency", expected: "a currency code")) { _ = try read(#"{"minor":7,"currency":"US$"}"#) }
+        #expect(throws: JSONViewError.wrongType(path: "m.minor", expected: "a whole number that fits 64 bits")) {
+            _ = try read(#"{"currency":"USD","minor":9223372036854775808}"#)
+        }
+        #expect(throws: JSONViewError.wrongType(path: "m.currency", expected: "a currency code")) { _ = try read(#"{"currency":"usd","minor":7}"#) }
+        #expect(throws: JSONViewError.wrongType(path: "m.minor", expected: "a whole number")) { _ = try read(#"{"currency":"USD","minor":"7"}"#) }
+        #expect(throws: JSONViewError.missing(path: "m.minor")) { _ = try read(#"{"currency":"USD","minr":7}"#) }
+    }
+
     /// The document's and array elements' members are found through an index built while checking
     /// them; nested objects are scanned. Both must agree with Foundation's parser on every member, the
     /// first of duplicate keys, and keys written with escapes (which never match a name).
@@ -197,19 +222,21 @@ import Testing
             try data.withUnsafeBytes { raw in
                 let json = try JSONView(document: raw)
                 let nested = try json.required("doc")
+                let nestedIndexed = try nested.indexed()
                 var elements: [JSONView] = []
                 try json.required("list").forEachElement { element in
                     for name in names {
                         let value = try #require(try element.member(name), "round \(round): \(name)")
                         let scanned = try #require(try nested.member(name))
-                        #expect(value.rawText == scanned.rawText)
+                        let indexedLater = try #require(try nestedIndexed.member(name))
+                        #expect(value.rawText == scanned.rawText && indexedLater.rawText == scanned.rawText)
                         if let expected = object[name] as? String {
                             #expect(try value.string() == expected)
                         } else {
                             #expect(try value.string("inner") == (object[name] as! [String: Any])["inner"] as! String)
                         }
                     }
-                    #expect(try element.member("absent") == nil && nested.member("absent") == nil)
+                    #expect(try element.member("absent") == nil && nested.member("absent") == nil && nestedIndexed.member("absent") == nil)
                     elements.append(element)
                 }
                 #expect(elements.count == 2)
@@ -218,7 +245,9 @@ import Testing
         // Duplicate keys: the first wins, indexed or scanned; an escaped key is not its unescaped name.
         try view(#"{"a":1,"a":2,"b\u0061":3,"o":{"a":4,"a":5}}"#) { json throws in
             #expect(try json.int("a") == 1)
-            #expect(try json.required("o").int("a") == 4)
+            #expect(try json.required("o").int("a") == 4 && json.required("o").indexed().int("a") == 4)
+            #expect(try json.required("a").indexed().int() == 1)  // not an object: as it is
+            #expect(throws: JSONViewError.missing(path: "o.b")) { _ = try json.required("o").indexed().required("b") }
             #expect(try json.member("ba") == nil)
         }
     }
