@@ -353,7 +353,7 @@ private struct Scanner {
     }
 
     /// Skips a string starting at its opening quote; returns whether it held an escape.
-    mutating func skipString() throws -> Bool {
+    @inline(__always) mutating func skipString() throws -> Bool {
         offset += 1
         var escaped = false
         while offset < bytes.count {
