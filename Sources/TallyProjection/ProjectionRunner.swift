@@ -324,7 +324,7 @@ public final class ProjectionRunner: Sendable {
     private func apply(_ projector: any Projector, reader: inout BatchReader, db: Database, after start: UInt64, through end: UInt64) throws -> Applied {
         var result = Applied(last: start)
         let batch = BatchApplication(projector)
-        let times = TimeTexts()
+        let times = TimeTexts()  // The events below hold it unowned: it lives as long as the closure that makes them.
         try reader.forEach(first: start + 1, last: end) { record, handling in
             if handling.wanted {
                 let type = handling.name
@@ -351,7 +351,6 @@ public final class ProjectionRunner: Sendable {
             result.lastAt = record.recordedAt.microsecondsSinceEpoch
             return true
         }
-        withExtendedLifetime(times) {}
         // Positions are dense: reaching less than `end` means the log is shorter than asked.
         if result.failure == nil && result.last < end {
             throw ProjectionError.positionBeyondHead(end, head: result.last)

@@ -72,7 +72,8 @@ public struct ProjectedEvent {
     /// The payload's bytes: JSON in the current shape of `type`.
     public let payloadBytes: UnsafeRawBufferPointer
     public let type: String
-    /// The runner's texts of the last recorded-at time; it outlives every event it hands out.
+    /// The batch's texts of the last recorded-at time, held unowned (no reference counting per event):
+    /// the runner keeps it for the whole batch, and an event never outlives its `apply`.
     unowned(unsafe) let times: TimeTexts
 
     init(record: RecordView, type: String, payloadBytes: UnsafeRawBufferPointer, times: TimeTexts) {
