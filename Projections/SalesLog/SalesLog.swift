@@ -164,15 +164,16 @@ public struct SalesLog: BatchingProjector {
 
         case OrderPaid.eventType:
             let orderID = try json.string("orderID")
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT member_id, total_minor, currency FROM web_orders WHERE order_id = ?"),
-                                             arguments: [orderID]) else {
+            guard let order = try db.firstRow("SELECT member_id, total_minor, currency FROM web_orders WHERE order_id = ?", { $0.bind(orderID) },
+                                              { (member: $0.text(0), minor: $0.int64(1), currency: $0.text(2)) }) else {
                 throw ProjectionError.inconsistent("order \(orderID) was paid but never placed")
             }
-            let currencyCode: String = row["currency"]
-            guard let currency = Currency(code: currencyCode) else { throw ProjectionError.inconsistent("order \(orderID) has currency \(currencyCode)") }
+            guard let member = order.member, let minor = order.minor, let code = order.currency, let currency = Currency(code: code) else {
+                throw ProjectionError.inconsistent("order \(orderID) has member \(order.member ?? "NULL"), total \(order.minor.map(String.init) ?? "NULL"), currency \(order.currency ?? "NULL")")
+            }
             try insertSale(db, batch, event, channel: "web", saleID: orderID, voucherID: nil, buyerEmail: nil, boothID: nil, storeID: nil,
-                           operatorID: nil, memberID: row["member_id"], paymentTransactionID: try json.string("transactionID"),
-                           amount: Money(minor: row["total_minor"], currency: currency), location: "web")
+                           operatorID: nil, memberID: member, paymentTransactionID: try json.string("transactionID"),
+                           amount: Money(minor: minor, currency: currency), location: "web")
 
         case CartCheckedOut.eventType:
             let storeID = try json.string("storeID")

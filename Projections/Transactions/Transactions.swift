@@ -108,12 +108,11 @@ public struct Transactions: Projector {
 
         case OrderPaid.eventType:
             let orderID = try json.string("orderID")
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT member_id, lines FROM open_orders WHERE order_id = ?"),
-                                             arguments: [orderID]) else {
+            guard let order = try db.firstRow("SELECT member_id, lines FROM open_orders WHERE order_id = ?", { $0.bind(orderID) },
+                                              { (member: $0.text(0), lines: $0.text(1)) }),
+                  let memberID = order.member, var linesText = order.lines else {
                 throw ProjectionError.inconsistent("order \(orderID) was paid but is not an open order")
             }
-            let memberID: String = row["member_id"]
-            var linesText: String = row["lines"]
             let transactionID = try json.string("transactionID")
             try linesText.withUTF8 { bytes in
                 var number = 0

@@ -80,16 +80,26 @@ extension Database {
     /// Runs `sql` (a statement GRDB prepares once and caches) with the parameters `bind` sets, in order;
     /// every parameter must be bound. Throws a `DatabaseError` naming the statement if SQLite refuses.
     public func run(_ sql: String, _ bind: (inout SQLBindings) -> Void) throws {
-        _ = try step(sql, bind, readingText: false)
+        try step(sql, bind)
     }
 
     /// Runs `sql` and returns the first column of its first row as text (nil without a row or for NULL):
     /// a `SELECT` of one value, or an `UPDATE … RETURNING`. The statement runs to completion.
     public func text(_ sql: String, _ bind: (inout SQLBindings) -> Void) throws -> String? {
-        try step(sql, bind, readingText: true)
+        var text: String?
+        try step(sql, bind) { text = $0.text(0) }
+        return text
     }
 
-    private func step(_ sql: String, _ bind: (inout SQLBindings) -> Void, readingText: Bool) throws -> String? {
+    /// Runs `sql` and returns what `read` makes of its first row, or nil without a row. The statement
+    /// runs to completion.
+    public func firstRow<Value>(_ sql: String, _ bind: (inout SQLBindings) -> Void, _ read: (SQLRow) throws -> Value) throws -> Value? {
+        var value: Value?
+        try step(sql, bind) { value = try read($0) }
+        return value
+    }
+
+    private func step(_ sql: String, _ bind: (inout SQLBindings) -> Void, readingTheFirstRow read: (SQLRow) throws -> Void = { _ in }) throws {
         let statement: Statement
         var arena: UnsafeMutableRawBufferPointer?
         let batch = BatchStatements.current.flatMap { $0.database == ObjectIdentifier(self) ? $0 : nil }
@@ -123,18 +133,31 @@ extension Database {
                                 message: message, sql: sql)
         }
         defer { sqlite3_reset(raw) }
-        var result: String?
         var code = sqlite3_step(raw)
-        if code == SQLITE_ROW, readingText, let text = sqlite3_column_text(raw, 0) {
-            result = String(decoding: UnsafeRawBufferPointer(start: text, count: Int(sqlite3_column_bytes(raw, 0))), as: UTF8.self)
-        }
+        if code == SQLITE_ROW { try read(SQLRow(statement: raw)) }
         // Run to the end: an UPDATE … RETURNING applies its changes as it steps.
         while code == SQLITE_ROW { code = sqlite3_step(raw) }
         guard code == SQLITE_DONE else {
             let message = sqliteConnection.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(code))
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: sql)
         }
-        return result
+    }
+}
+
+/// The current row of a statement `Database.firstRow` runs, read column by column (0 is the first);
+/// valid only inside its `read` closure.
+public struct SQLRow {
+    fileprivate let statement: SQLiteStatement
+
+    /// The column as text, or nil for NULL.
+    public func text(_ column: Int32) -> String? {
+        guard let text = sqlite3_column_text(statement, column) else { return nil }
+        return String(decoding: UnsafeRawBufferPointer(start: text, count: Int(sqlite3_column_bytes(statement, column))), as: UTF8.self)
+    }
+
+    /// The column as a whole number, or nil for NULL.
+    public func int64(_ column: Int32) -> Int64? {
+        sqlite3_column_type(statement, column) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, column)
     }
 }
 

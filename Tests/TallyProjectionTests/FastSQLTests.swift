@@ -132,4 +132,23 @@ import TallyProjection
             }
         }
     }
+
+    /// `firstRow` reads the first row's columns as text and whole numbers, NULL as nil; no row is nil.
+    @Test func firstRowReadsColumnsAndNullsAndNoRowIsNil() throws {
+        let queue = try database()
+        try queue.write { db in
+            try db.run("INSERT INTO t (id, n, flag, note) VALUES (?, ?, ?, ?)") { $0.bind("a"); $0.bind(Int64(-7)); $0.bind(true); $0.bind("ünï") }
+            try db.run("INSERT INTO t (id, n, flag, note) VALUES (?, ?, ?, ?)") { $0.bind("b"); $0.bind(nil as Int64?); $0.bind(false); $0.bind(nil as String?) }
+            let a = try db.firstRow("SELECT id, n, note FROM t WHERE id = ?", { $0.bind("a") }) { ($0.text(0), $0.int64(1), $0.text(2)) }
+            #expect(a?.0 == "a" && a?.1 == -7 && a?.2 == "ünï")
+            let b = try db.firstRow("SELECT id, n, note FROM t WHERE id = ?", { $0.bind("b") }) { ($0.text(0), $0.int64(1), $0.text(2)) }
+            #expect(b?.0 == "b" && b?.1 == nil && b?.2 == nil)
+            #expect(try db.firstRow("SELECT id FROM t WHERE id = ?", { $0.bind("c") }) { $0.text(0) } == nil)
+            // Several rows: the first, and the statement still runs to its end (the next call reuses it).
+            #expect(try db.firstRow("SELECT id FROM t ORDER BY id DESC", { _ in }) { $0.text(0) } == "b")
+            #expect(try db.firstRow("SELECT id FROM t ORDER BY id DESC", { _ in }) { $0.text(0) } == "b")
+            struct Refused: Error {}
+            #expect(throws: Refused.self) { _ = try db.firstRow("SELECT id FROM t", { _ in }) { _ -> Int in throw Refused() } }
+        }
+    }
 }
