@@ -17,10 +17,14 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     /// RFC 3339 in UTC with microseconds: `2026-11-22T09:30:00.000125Z`.
     public var iso8601: String {
-        var seconds = time_t(microsecondsSinceEpoch.floorDivided(by: 1_000_000))
-        let micros = Int(microsecondsSinceEpoch - Int64(seconds) * 1_000_000)
+        let wholeSeconds = microsecondsSinceEpoch.floorDivided(by: 1_000_000)
+        // Wrapping: the product overflows near Int64.min, but the difference is exact (0 ..< 1_000_000).
+        let micros = Int(microsecondsSinceEpoch &- wholeSeconds &* 1_000_000)
+        var seconds = time_t(wholeSeconds)
         var parts = tm()
-        gmtime_r(&seconds, &parts)
+        guard gmtime_r(&seconds, &parts) != nil else {
+            return "\(microsecondsSinceEpoch) µs since 1970-01-01T00:00:00Z (outside RFC 3339's years)"
+        }
         let year = Int(parts.tm_year) + 1900
         guard (0...9999).contains(year) else {
             return "\(year)-\(parts.tm_mon + 1)-\(parts.tm_mday)T\(parts.tm_hour):\(parts.tm_min):\(parts.tm_sec).\(micros)Z (outside RFC 3339's years)"

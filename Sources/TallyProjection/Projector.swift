@@ -116,7 +116,8 @@ public struct ProjectedEvent {
 /// the events of one transaction share their time, and a rebuild formats it once, not once per row
 /// (about a thousand instructions each).
 final class TimeTexts {
-    private var microseconds = Int64.min
+    /// The time the texts are of; nil before the first.
+    private var microseconds: Int64?
     private var iso = ""
     private var utcDay = ""
 

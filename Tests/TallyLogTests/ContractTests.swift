@@ -568,6 +568,17 @@ extension Collection<UInt8> {
         }
     }
 
+    /// Any recorded time prints, whatever a record or an injected clock holds: outside RFC 3339's years
+    /// as a plain count, never a crash (Int64.min overflowed on the way to whole seconds).
+    @Test func everyTimestampPrintsEvenOutsideRFC3339sYears() {
+        for micros in [Int64.min, .min + 1, -62_167_219_200_000_001, .max - 1, .max] {
+            let text = Timestamp(microsecondsSinceEpoch: micros).iso8601
+            #expect(text.hasSuffix("(outside RFC 3339's years)"), "\(micros): \(text)")
+            #expect(Timestamp(iso8601: text) == nil)
+        }
+        #expect(Timestamp(microsecondsSinceEpoch: -62_167_219_200_000_000).iso8601 == "0000-01-01T00:00:00.000000Z")
+    }
+
     @Test(arguments: [
         ("2026-11-22", 1_795_305_600_000_000),
         ("2026-11-22T09:30:00Z", 1_795_339_800_000_000),

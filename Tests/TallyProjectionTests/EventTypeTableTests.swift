@@ -45,5 +45,8 @@ import Testing
             #expect(times.iso8601(moment) == moment.iso8601 && times.day(moment) == String(moment.iso8601.prefix(10)), "again \(index)")
         }
         #expect(times.day(moments[0]) == "2026-12-01" && times.day(moments[1]) == "2026-12-02")
+        // Even the first time asked for being the smallest there is.
+        let earliest = Timestamp(microsecondsSinceEpoch: .min)
+        #expect(TimeTexts().iso8601(earliest) == earliest.iso8601 && !earliest.iso8601.isEmpty)
     }
 }
