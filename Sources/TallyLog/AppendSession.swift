@@ -50,11 +50,11 @@ struct PreparedBatch: Sendable {
         if events.count >= Self.parallelPreparationEventsMin {
             // Two halves at once; the first error in event order wins, as it would sequentially.
             let halves = [0..<(events.count / 2), (events.count / 2)..<events.count]
-            let results = PreparationSlots(count: 2)
+            let results = ParallelSlots<Result<[PreparedEvent], any Error>>(count: 2, initial: .success([]))
             DispatchQueue.concurrentPerform(iterations: 2) { half in
-                results.set(half, Result { try halves[half].map { try Self.prepare(events[$0]) } })
+                results[half] = Result { try halves[half].map { try Self.prepare(events[$0]) } }
             }
-            prepared = try results.values[0].get() + results.values[1].get()
+            prepared = try results[0].get() + results[1].get()
         } else {
             prepared = try events.map(Self.prepare)
         }
@@ -78,14 +78,6 @@ struct PreparedBatch: Sendable {
         }
         return PreparedEvent(event)
     }
-}
-
-/// The two halves' results of a parallel preparation, each written by one thread.
-private final class PreparationSlots: @unchecked Sendable {
-    // @unchecked: slot i is written only by iteration i; `values` is read after concurrentPerform returns.
-    var values: [Result<[PreparedEvent], any Error>]
-    init(count: Int) { values = Array(repeating: .success([]), count: count) }
-    func set(_ index: Int, _ value: Result<[PreparedEvent], any Error>) { values[index] = value }
 }
 
 enum Validation {

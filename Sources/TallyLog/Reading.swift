@@ -381,14 +381,14 @@ public struct EventReader {
             let start = first + UInt64(lane) * chunk
             return start...min(last, start + chunk - 1)
         }
-        let decoded = LaneSlots(count: lanes)
+        let decoded = ParallelSlots<Result<[RecordedEvent], any Error>>(count: lanes, initial: .success([]))
         let released = SpentChunks(spent)
         spent = []
         let log = self.log
         DispatchQueue.concurrentPerform(iterations: lanes) { lane in
             released.release(lane: lane, of: lanes)
             let run = runs[lane]
-            decoded.set(lane, Result {
+            decoded[lane] = Result {
                 var events: [RecordedEvent] = []
                 events.reserveCapacity(run.count)
                 var recurring = RecurringText()
@@ -400,12 +400,12 @@ public struct EventReader {
                     }
                 }
                 return events
-            })
+            }
         }
         queued = []
         for (lane, run) in runs.enumerated() {
             // The first error in position order wins, as it would sequentially.
-            let events = try decoded.values[lane].get()
+            let events = try decoded[lane].get()
             if !events.isEmpty { queued.append(events) }
             guard events.last?.position == run.upperBound else {
                 resume = .none  // The log ended inside this run (or the read's last position did).
@@ -414,23 +414,6 @@ public struct EventReader {
         }
         resume = runs[lanes - 1].upperBound == last ? .none : .some(runs[lanes - 1].upperBound + 1)
     }
-}
-
-/// Each lane's decoded events, written by that lane only.
-private final class LaneSlots: @unchecked Sendable {
-    // @unchecked: slot i is written only by lane i, through its own element's address; `values` is
-    // read after `concurrentPerform` returns.
-    private let slots: UnsafeMutableBufferPointer<Result<[RecordedEvent], any Error>>
-    init(count: Int) {
-        slots = .allocate(capacity: count)
-        slots.initialize(repeating: .success([]))
-    }
-    deinit {
-        slots.deinitialize()
-        slots.deallocate()
-    }
-    func set(_ lane: Int, _ value: Result<[RecordedEvent], any Error>) { slots[lane] = value }
-    var values: UnsafeMutableBufferPointer<Result<[RecordedEvent], any Error>> { slots }
 }
 
 /// Chunks already handed out, released by the lanes: lane i releases every chunk at an index ≡ i

@@ -28,3 +28,26 @@ private enum ThreadNaming {
     static let set: Set? = dlsym(nil, "pthread_setname_np").map { unsafeBitCast($0, to: Set.self) }
     static let get: Get? = dlsym(nil, "pthread_getname_np").map { unsafeBitCast($0, to: Get.self) }
 }
+
+/// One result per iteration of a `DispatchQueue.concurrentPerform`: iteration i writes slot i, and
+/// only it, through that slot's own address (an array's subscript would be a simultaneous access to
+/// the whole array from several threads); the slots are read once `concurrentPerform` has returned.
+final class ParallelSlots<Value>: @unchecked Sendable {
+    // @unchecked: see above; nothing else touches the slots while the iterations run.
+    private let slots: UnsafeMutableBufferPointer<Value>
+
+    init(count: Int, initial: Value) {
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: initial)
+    }
+
+    deinit {
+        slots.deinitialize()
+        slots.deallocate()
+    }
+
+    subscript(slot: Int) -> Value {
+        get { slots[slot] }
+        set { slots[slot] = newValue }
+    }
+}
