@@ -125,10 +125,7 @@ public struct MemberActivity: BatchingProjector {
 
         case CartOpened.eventType:
             let cartID = try json.string("cartID"), storeID = try json.string("storeID"), memberID = try json.string("memberID")
-            try db.run("INSERT OR REPLACE INTO carts (cart_id, member_id, store_id, last_activity_us) VALUES (?, ?, ?, ?)") {
-                $0.bind(cartID); $0.bind(memberID); $0.bind(storeID); $0.bind(event.recordedAt.microsecondsSinceEpoch)
-            }
-            batch.cartWritten(cartID, member: memberID)
+            batch.openCart(cartID, member: memberID, store: storeID, at: event.recordedAt.microsecondsSinceEpoch)
             try record(db, batch, event, .member, memberID, subject: cartID, detail: "opened cart at store \(storeID)", counter: .cart)
         case CartItemAdded.eventType:
             let cartID = try json.string("cartID"), sku = try json.string("sku"), scannedInput = try json.string("scannedInput")
@@ -145,10 +142,7 @@ public struct MemberActivity: BatchingProjector {
             try record(db, batch, event, .member, member, subject: cartID, detail: "restricted items approved by staff \(try json.string("staffID"))")
         case CartCheckedOut.eventType:
             let cartID = try json.string("cartID"), total = try json.money("total")
-            try db.run("UPDATE carts SET checked_out = 1, last_activity_us = ? WHERE cart_id = ?") {
-                $0.bind(event.recordedAt.microsecondsSinceEpoch); $0.bind(cartID)
-            }
-            batch.cartWritten(cartID, member: nil)
+            batch.checkOutCart(cartID, at: event.recordedAt.microsecondsSinceEpoch)
             var lines = 0, units = 0
             try json.required("lines").forEachElement { line in
                 lines += 1

@@ -5,7 +5,7 @@ import TallyLog
 import TallyProjection
 
 /// What `members` adds up over one batch and writes when it finishes: each person's summary and
-/// spending once per batch instead of once per action, each cart's last activity once, and the
+/// spending once per batch instead of once per action, each cart's row once, and the
 /// actions sixteen rows to a statement. Rows are
 /// written in the order their keys were first touched, so a rebuild writes the same rows in the same
 /// order every time.
@@ -46,17 +46,21 @@ public final class MemberBatch: ProjectionBatch {
         var currency: String
     }
 
-    /// A cart's latest activity in the batch, and whether its row already says so.
-    struct CartActivity {
-        var microseconds: Int64
-        var written: Bool
+    /// What the batch did to a cart's row: written once, when the batch finishes.
+    struct CartChange {
+        /// Opened in the batch (its last opening): the whole row is written anew.
+        var opened: (member: String, store: String)?
+        var lastActivityMicroseconds: Int64
+        /// Checked out (true) or opened (false) in the batch; nil: as the row already says.
+        var checkedOut: Bool?
     }
 
     private var summaries: OrderedDictionary<Person, Summary> = [:]
     private var spending: OrderedDictionary<Spending, Int64> = [:]
-    /// Carts touched in the batch: an item or an approval leaves the time to write at the end; a row
-    /// written since (opened, checked out) already has its event's time.
-    private var carts: OrderedDictionary<ExactText, CartActivity> = [:]
+    /// Carts touched in the batch, each row written once at its end (a cart is usually opened, filled
+    /// and checked out within one batch: one statement instead of one per opening and checkout and
+    /// one for the last item).
+    private var carts: OrderedDictionary<ExactText, CartChange> = [:]
     /// Cart and order owners seen in this batch, so each is looked up in SQLite at most once.
     var cartMembers: [ExactText: String] = [:]
     var orderMembers: [ExactText: String] = [:]
@@ -95,23 +99,39 @@ public final class MemberBatch: ProjectionBatch {
         if let spent { spending[Spending(person: person, currency: spent.currency.code), default: 0] += spent.minor }
     }
 
-    /// An item, a removal or an approval: the cart's last activity, written at the end.
-    func touchCart(_ cartID: String, at microseconds: Int64) {
-        carts[ExactText(cartID)] = CartActivity(microseconds: microseconds, written: false)
+    /// A cart opened (or opened again: its row is replaced, as `INSERT OR REPLACE` would).
+    func openCart(_ cartID: String, member: String, store: String, at microseconds: Int64) {
+        let cart = ExactText(cartID)
+        carts[cart] = CartChange(opened: (member, store), lastActivityMicroseconds: microseconds, checkedOut: false)
+        cartMembers[cart] = member
     }
 
-    /// The cart's row was just written with this event's time (opened or checked out): nothing of the
-    /// batch's older times is left to write. `member` is its owner when the row says so.
-    func cartWritten(_ cartID: String, member: String?) {
+    /// An item, a removal or an approval: the cart's last activity.
+    func touchCart(_ cartID: String, at microseconds: Int64) {
+        carts[ExactText(cartID), default: CartChange(lastActivityMicroseconds: microseconds)].lastActivityMicroseconds = microseconds
+    }
+
+    /// A checkout: the cart's last activity, and checked out.
+    func checkOutCart(_ cartID: String, at microseconds: Int64) {
         let cart = ExactText(cartID)
-        carts[cart]?.written = true
-        if let member { cartMembers[cart] = member }
+        carts[cart, default: CartChange(lastActivityMicroseconds: microseconds)].lastActivityMicroseconds = microseconds
+        carts[cart]?.checkedOut = true
     }
 
     public func finish(_ db: Database) throws {
         try actions.flush(db)
-        for (cartID, activity) in carts where !activity.written {
-            try db.run("UPDATE carts SET last_activity_us = ? WHERE cart_id = ?") { $0.bind(activity.microseconds); $0.bind(cartID.text) }
+        for (cartID, change) in carts {
+            if let opened = change.opened {
+                try db.run("INSERT OR REPLACE INTO carts (cart_id, member_id, store_id, last_activity_us, checked_out) VALUES (?, ?, ?, ?, ?)") {
+                    $0.bind(cartID.text); $0.bind(opened.member); $0.bind(opened.store); $0.bind(change.lastActivityMicroseconds)
+                    $0.bind(change.checkedOut ?? false)
+                }
+            } else {
+                // A cart opened in an earlier batch (or never: then there is no row, as before).
+                try db.run("UPDATE carts SET last_activity_us = ?, checked_out = COALESCE(?, checked_out) WHERE cart_id = ?") {
+                    $0.bind(change.lastActivityMicroseconds); $0.bind(change.checkedOut); $0.bind(cartID.text)
+                }
+            }
         }
         for (person, summary) in summaries {
             try db.run("""
