@@ -164,7 +164,7 @@ public struct SQLRow {
 /// The statements of one batch's transaction, found without hashing their SQL. GRDB's statement
 /// cache hashes the whole SQL text on every call: 1,200 instructions for a projector's typical
 /// statement, 3% of a rebuild (callgrind). The runner installs one for each batch
-/// (`BatchStatements.$current`); `Database.run` and `Database.text` look a statement up here first,
+/// (`BatchStatements.$current`); `Database.run`, `text` and `firstRow` look a statement up here first,
 /// by the address of its text's bytes (a string literal's never moves) and then by equality, which
 /// is immediate for the same literal. Statements are prepared again for each batch, a few per
 /// 65,536 positions, and finalized with it, before any connection closes.
@@ -202,8 +202,10 @@ public final class BatchStatements: @unchecked Sendable {  // Used only by the t
 
 /// Rows of one table that nothing reads back while a batch is applied, inserted `rowsPerInsert` to a
 /// statement (`INSERT … VALUES (…), (…), …`): SQLite's work of starting and ending a statement
-/// (opening the table, halting its program) is paid once for them instead of once per row, a third
-/// of a row's cost for a ten-column table. The rest go one by one when the batch finishes. Rows keyed
+/// (opening the table, halting its program) is paid once for them instead of once per row (600 k
+/// ten-column rows from C: 0.48 s against 0.69 s; in a rebuild about 600 of a row's 9,000
+/// instructions, the binding and the insert itself costing the same either way). The rest go one by
+/// one when the batch finishes. Rows keyed
 /// by position end up as rows inserted one by one would. Only for rows no constraint can refuse (keys
 /// from positions, values the projector makes): a refusal would surface at a later event's insert or
 /// at the batch's end, and be reported against that event.

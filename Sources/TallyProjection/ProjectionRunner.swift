@@ -302,7 +302,9 @@ public final class ProjectionRunner: Sendable {
                 try file.queue.inTransaction(.immediate) { db in
                     let checkpoint = try ReadModelFile.readCheckpoint(db)
                     if failure.position > checkpoint.position + 1 {
-                        let applied = try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: failure.position - 1)
+                        let applied = try BatchStatements.$current.withValue(BatchStatements(db)) {
+                            try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: failure.position - 1)
+                        }
                         if applied.failure == nil { try ReadModelFile.moveCheckpoint(db, to: applied.last, lastEventAt: applied.lastAt) }
                     }
                     try ReadModelFile.recordFailure(db, position: failure.position, type: failure.type, error: failure.cause)
