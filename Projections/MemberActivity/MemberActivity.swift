@@ -47,6 +47,8 @@ public struct MemberActivity: BatchingProjector {
                 at TEXT NOT NULL,
                 at_us INTEGER NOT NULL
             );
+            -- Made with the table: positions, so times, arrive in order, and each row appends to it.
+            CREATE INDEX activity_by_time ON activity (at_us);
 
             CREATE TABLE members (
                 kind TEXT NOT NULL,
@@ -100,7 +102,6 @@ public struct MemberActivity: BatchingProjector {
     public func createQueryIndexes(_ db: Database) throws {
         try db.execute(sql: """
             CREATE INDEX IF NOT EXISTS activity_by_member ON activity (member_id, kind, position);
-            CREATE INDEX IF NOT EXISTS activity_by_time ON activity (at_us);
             CREATE INDEX IF NOT EXISTS open_carts_by_member ON carts (member_id) WHERE checked_out = 0;
             """)
     }

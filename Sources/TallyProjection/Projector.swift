@@ -17,7 +17,9 @@ public protocol Projector: Sendable {
     /// The event types it consumes; the others are skipped without being decoded.
     var eventTypes: Set<String> { get }
     /// Creates the tables (with their primary keys and unique constraints), the views, and any index
-    /// `apply` looks rows up by, in an empty database.
+    /// `apply` looks rows up by, in an empty database. A query index whose keys arrive in log order
+    /// (a recorded-at time, or a handful of values then that time) belongs here too: each insert
+    /// appends to it, which costs less than sorting it at the end.
     func createSchema(_ db: Database) throws
     /// Creates the secondary indexes that only queries use, with `CREATE INDEX IF NOT EXISTS`. A build
     /// creates them once it has reached the head, just before the file is switched in: one sort per
