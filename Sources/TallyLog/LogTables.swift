@@ -77,11 +77,11 @@ public struct LogTables: Sendable {
     /// (u64 LE: the indexed watermark; events after it have their stream and type entries in the tail).
     let meta: Table
 
-    /// How many events the writer leaves to the index tail, by default, before it merges their entries
-    /// into `stream-events` and `type-events` in one sorted pass: bounds the tail each process keeps in
-    /// memory (a few MB) and rescans after opening, while making each merged B-tree page carry many
-    /// entries instead of one.
-    public static let indexTailEventsMaxDefault: UInt64 = 32_768
+    /// How many events the writer leaves to the index tail, by default, before it merges the older half
+    /// of their entries into `stream-events` and `type-events` in one sorted pass: bounds the tail each
+    /// process keeps in memory (a few MB) and rescans after opening (65,536 records, about 30 ms), while
+    /// making each merged B-tree page carry many entries instead of one.
+    public static let indexTailEventsMaxDefault: UInt64 = 65_536
 
     /// Subtrees below this level are recomputed from records when a proof needs them (a proof reads
     /// 31 records' hashes for its five lowest siblings); storing every level would cost two hashes per

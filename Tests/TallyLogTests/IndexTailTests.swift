@@ -74,7 +74,7 @@ import Testing
     /// the last merged slice for them instead of sending each to scan the records on its own. Older
     /// ones still get their own, and every answer is as of the snapshot's moment.
     @Test func aSnapshotJustBeforeAMergeIsServedFromTheSharedTail() throws {
-        let fixture = try Fixture(indexTailEventsMax: 64)  // Merges of 8 events once 64 are waiting.
+        let fixture = try Fixture(indexTailEventsMax: 16)  // Merges of 8 events (half) once 16 are waiting.
         func appendAndRead(_ count: Int) throws {
             for _ in 0..<count {
                 try fixture.append("s")
@@ -158,15 +158,38 @@ import Testing
 }
 
 @Suite(.serialized) struct IndexMergeTests {
-    /// With a tail of 64 events, each transaction merges a slice of 8: the watermark trails the head,
-    /// and another process's appends make the writer read the tail back from the records.
+    /// The tail merges its older half, once full: a merge dirties about one page per stream it touches
+    /// however many of its entries are that stream's, so half a tail at once (32,768 events by default)
+    /// writes far fewer pages per event than the eighths merged before (BENCHMARKS.md, session 11).
+    /// A transaction bigger than half the tail merges as many events as it appended, so the tail
+    /// cannot outgrow its merges.
+    @Test func aFullTailMergesItsOlderHalf() throws {
+        let fixture = try Fixture(indexTailEventsMax: 16)
+        var watermarks: [UInt64] = []
+        for index in 0..<40 {
+            try fixture.append("s-\(index % 3)")
+            watermarks.append(try fixture.log.withSnapshot { try fixture.log.tables.indexedWatermark($0.txn, head: $0.head().position) })
+        }
+        // Heads 1…40: nothing merged before 16 wait; at 16 the oldest 8, at 24 the next 8, and so on.
+        let expected: [UInt64] = (1...40).map { head in head < 16 ? 0 : UInt64(8 * ((head - 8) / 8)) }
+        #expect(watermarks == expected)
+        try fixture.append("big", (0..<20).map { _ in fixture.event("big") })
+        // Watermark 32, head 60: the 20 appended at once are merged from the watermark, through 52.
+        #expect(try fixture.log.withSnapshot { try fixture.log.tables.indexedWatermark($0.txn, head: 60) } == 52)
+        #expect(try fixture.readAll(ReadQuery(.stream("big"))).map(\.version) == Array(1...20))
+        #expect(try fixture.log.verify().isSound)
+    }
+
+    /// With a tail of 16 events, a transaction that finds 16 waiting merges the oldest 8: the watermark
+    /// trails the head by 8 to 16, and another process's appends make the writer read the tail back
+    /// from the records.
     @Test func slicedMergesAndAnotherWriterKeepTheIndexesExact() throws {
-        let fixture = try Fixture(indexTailEventsMax: 64)
+        let fixture = try Fixture(indexTailEventsMax: 16)
         for index in 0..<150 { try fixture.append("s-\(index % 5)") }
         let watermark = { try fixture.log.withSnapshot { try fixture.log.tables.indexedWatermark($0.txn, head: $0.head().position) } }
         let trailing = try watermark()
         #expect(trailing > 0 && trailing < 150)
-        #expect(150 - trailing >= 56 && 150 - trailing <= 64)
+        #expect(150 - trailing >= 8 && 150 - trailing <= 16)
         // Another process appends into the tail (its own writer, default settings).
         let child = try Child(productPath("tally-test-helper"), ["append", fixture.path, "40", "other"])
         #expect(child.readRemainingLines() == ["done"])
