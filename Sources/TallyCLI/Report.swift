@@ -195,6 +195,21 @@ struct Filters {
         arguments.append(value)
     }
 
+    /// `column` holding `value` in any of its canonically equivalent spellings: as typed, in NFC and in
+    /// NFD. SQLite compares text by its bytes, and "café" has two: commands record ids in NFC (since
+    /// 2026-12-01), events written before that hold them as they were typed, and a terminal may hand
+    /// over either form.
+    mutating func addText(_ column: String, _ value: String?) {
+        guard let value else { return }
+        var forms = [value]
+        for form in [value.precomposedStringWithCanonicalMapping, value.decomposedStringWithCanonicalMapping]
+        where !forms.contains(where: { $0.utf8.elementsEqual(form.utf8) }) {  // Bytes: `==` would call them all one.
+            forms.append(form)
+        }
+        clauses.append(forms.count == 1 ? "\(column) = ?" : "\(column) IN (\(forms.map { _ in "?" }.joined(separator: ", ")))")
+        arguments.append(contentsOf: forms)
+    }
+
     /// `--from` (inclusive) and `--to` (exclusive) on a microseconds column.
     mutating func addTimeRange(_ column: String, _ options: ReportOptions) {
         add("\(column) >= ?", options.fromMicroseconds)
@@ -247,8 +262,8 @@ struct SalesReport: ParsableCommand {
         var filters = Filters()
         switch view {
         case .log:
-            filters.add("booth_id = ?", booth)
-            filters.add("store_id = ?", storeID)
+            filters.addText("booth_id", booth)
+            filters.addText("store_id", storeID)
             filters.add("channel = ?", channel)
             filters.addTimeRange("sold_at_us", options)
             try options.write(database, sql: """
@@ -256,7 +271,7 @@ struct SalesReport: ParsableCommand {
                        payment_transaction_id, amount_minor, currency, sold_at FROM sales\(filters.sql) ORDER BY position
                 """, arguments: filters.arguments)
         case .revenue:
-            filters.add("location = ?", booth ?? storeID)
+            filters.addText("location", booth ?? storeID)
             filters.add("channel = ?", channel)
             filters.add("day >= ?", options.from.flatMap { Timestamp(iso8601: $0) }.map { String($0.iso8601.prefix(10)) })
             filters.add("day < ?", options.to.flatMap { Timestamp(iso8601: $0) }.map { String($0.iso8601.prefix(10)) })
@@ -301,7 +316,7 @@ struct MemberReport: ParsableCommand {
         var filters = Filters()
         switch view {
         case .activity:
-            filters.add("member_id = ?", member)
+            filters.addText("member_id", member)
             filters.add("kind = ?", kind)
             filters.addTimeRange("at_us", options)
             try options.write(database, sql: """
@@ -309,7 +324,7 @@ struct MemberReport: ParsableCommand {
                 ORDER BY \(member == nil ? "member_id, kind, position" : "position")
                 """, arguments: filters.arguments)
         case .summary:
-            filters.add("s.member_id = ?", member)
+            filters.addText("s.member_id", member)
             filters.add("s.kind = ?", kind)
             filters.add("s.last_seen >= ?", options.from.flatMap { Timestamp(iso8601: $0)?.iso8601 })
             filters.add("s.first_seen < ?", options.to.flatMap { Timestamp(iso8601: $0)?.iso8601 })
@@ -343,9 +358,9 @@ struct TransactionsReport: ParsableCommand {
     func run() throws {
         let database = try options.database("transactions")
         var filters = Filters()
-        filters.add("member_id = ?", member)
-        filters.add("store_id = ?", storeID)
-        filters.add("sku = ?", sku)
+        filters.addText("member_id", member)
+        filters.addText("store_id", storeID)
+        filters.addText("sku", sku)
         filters.addTimeRange("purchase_date_us", options)
         try options.write(database, sql: """
             SELECT position, line, channel, transaction_id, member_id, store_id, scanned_input, sku, description, size,

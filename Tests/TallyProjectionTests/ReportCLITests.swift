@@ -40,6 +40,26 @@ import Testing
         #expect(member["abandoned_carts"] as? Int == 1 && member["total_spent"] as? String == "3.83")
     }
 
+    /// A filter finds an id in whichever Unicode form it is typed: commands record NFC, an older event
+    /// may hold NFD, and SQLite compares bytes.
+    @Test func aFilterFindsAnIdTypedInEitherUnicodeForm() throws {
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        let store = try scenarioStore()
+        try store.run(Actor(.member, composed), .registerMember(memberID: composed, firstName: nil, lastName: nil, email: nil, phone: nil))
+        let opened = Data("{\"cartID\":\"kx1\",\"memberID\":\"\(decomposed)\",\"storeID\":\"s1\"}".utf8)
+        try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: CheckoutStreams.cart("kx1"), type: CartOpened.eventType,
+                                                                  actor: "member:\(decomposed)", payload: opened)]))
+        for typed in [composed, decomposed] {
+            let report = try tally(["report", "member", "--member", typed, "--format", "csv"], store: store.path)
+            #expect(report.status == 0, "\(report.error)")
+            // Both people: the registration (NFC) and the cart an older writer recorded in NFD.
+            #expect(report.lines.count == 3 && report.lines.dropFirst().map { $0.split(separator: ",")[4] } == ["MemberRegistered", "CartOpened"],
+                    "\(report.output)")
+        }
+        let nobody = try tally(["report", "member", "--member", "cafe", "--format", "csv"], store: store.path)
+        #expect(nobody.status == 0 && nobody.lines.count == 1, "\(nobody.output)")
+    }
+
     @Test func fromAndToSelectATimeRange() throws {
         let store = try scenarioStore()
         let dayTwo = try tally(["report", "sales", "--from", "2026-11-21", "--format", "csv"], store: store.path)
