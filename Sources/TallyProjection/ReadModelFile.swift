@@ -48,7 +48,10 @@ struct ReadModelFile {
         configuration.label = (path as NSString).lastPathComponent
         configuration.prepareDatabase { db in
             switch mode {
-            case .building: try db.execute(sql: "PRAGMA synchronous = OFF; PRAGMA cache_size = -32768")
+            // A new file gets 16 KiB pages (an existing one keeps its own): rebuilding all three read
+            // models of a 100 k event store took 1.3% fewer instructions than with 4 KiB (8 KiB: 1.0%,
+            // 64 KiB: 0.8%), and a 1 M store's rebuild 3.29 s against 3.37 s (medians of five, interleaved).
+            case .building: try db.execute(sql: "PRAGMA page_size = 16384; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768")
             case .serving: try db.execute(sql: "PRAGMA synchronous = NORMAL")
             case .readOnly: break
             }

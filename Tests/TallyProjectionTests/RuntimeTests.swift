@@ -144,6 +144,7 @@ struct Counter: Projector {
             try runner.rebuild(projector)
             let serving = try runner.openServing(projector.name)
             #expect(try indexes(serving) == expected[projector.name], "\(projector.name)")
+            #expect(try serving.read { try Int.fetchOne($0, sql: "PRAGMA page_size") } == 16_384, "\(projector.name)")
             try bare.write { try projector.createQueryIndexes($0); try projector.createQueryIndexes($0) }
             #expect(try indexes(bare) == expected[projector.name], "\(projector.name)")
             let asOf = try DatabaseQueue(path: try runner.buildAsOf(projector, position: 1_000))
