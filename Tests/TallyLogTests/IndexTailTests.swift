@@ -103,6 +103,35 @@ import Testing
         #expect(try fixture.log.verify().isSound)
     }
 
+    /// Views stay what they were when taken, whatever the tail does after: with a fold every 5 records
+    /// and a merge every 8, each of 60 views, all kept alive, still gives exactly its snapshot's
+    /// (watermark, head] entries. A view shares the tail's maps; the tail must copy a map a view holds
+    /// before changing it.
+    @Test(arguments: [1, 5, 4_096])
+    func everyViewKeepsItsOwnEntriesWhileTheTailMovesOn(recentEntriesMax: Int) throws {
+        let fixture = try Fixture(indexTailEventsMax: 16)
+        let tail = IndexTail(recentEntriesMax: recentEntriesMax)
+        var views: [TailView] = []
+        var records: [(stream: String, type: String, version: UInt64, position: UInt64)] = []
+        for index in 0..<60 {
+            let stream = "s-\(index % 4)", type = index % 3 == 0 ? "Even" : "Odd"
+            let result = try fixture.append(stream, [fixture.event(stream, type)])
+            records.append((stream, type, result.versions[0], result.positions[0]))
+            views.append(try fixture.log.withSnapshot { try tail.view($0.txn, tables: fixture.log.tables) })
+        }
+        #expect(views.contains { $0.watermark > 16 })
+        for view in views {
+            let seen = records.filter { $0.position > view.watermark && $0.position <= view.head }
+            for stream in 0..<4 {
+                let expected = seen.filter { $0.stream == "s-\(stream)" }.map { StreamVersionPosition(version: $0.version, position: $0.position) }
+                #expect(Array(view.entries(stream: "s-\(stream)")) == expected, "view at \(view.head), watermark \(view.watermark)")
+            }
+            for type in ["Even", "Odd"] {
+                #expect(Array(view.positions(type: type)) == seen.filter { $0.type == type }.map(\.position), "view at \(view.head)")
+            }
+        }
+    }
+
     @Test func reopeningRebuildsTheTailFromTheRecords() throws {
         let fixture = try Fixture(indexTailEventsMax: 1000)
         for index in 0..<30 { try fixture.append("s-\(index % 3)") }
