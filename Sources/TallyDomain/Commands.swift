@@ -343,28 +343,44 @@ public struct MemoryStreams: StreamReading {
 
 /// Folded stream states at committed versions. A committed event never changes, so the state of a
 /// stream at a committed version is valid forever, in every process: a decision folds only the
-/// events after it. Bounded: emptied when it holds `entriesMax` states.
+/// events after it. Bounded: a shard is emptied when it holds its share of `entriesMax` states.
+///
+/// Sharded by stream, each shard behind its own lock, with the type check outside it: with one lock,
+/// 64 threads deciding commands spent a quarter of the CPU spinning for it (`perf` of the domain
+/// scenario, BENCHMARKS.md, session 11).
 public final class StateCache: Sendable {
     private struct Key: Hashable {
         let type: ObjectIdentifier
         let stream: String
     }
-    private let entries = Mutex<[Key: (version: UInt64, state: any Sendable)]>([:])
+    private final class Shard: Sendable {
+        let entries = Mutex<[Key: (version: UInt64, state: any Sendable)]>([:])
+    }
+    private let shards: [Shard] = (0..<StateCache.shardCount).map { _ in Shard() }
     public static let entriesMax = 200_000
+    static let shardCount = 64
 
     public init() {}
 
+    /// The stream's shard, from a cheap hash of its bytes (FNV-1a), computed outside any lock.
+    private func shard(_ stream: String) -> Shard {
+        var hash: UInt32 = 2_166_136_261
+        for byte in stream.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return shards[Int(hash % UInt32(Self.shardCount))]
+    }
+
     func get<State: Foldable>(_ stream: String, _: State.Type) -> (version: UInt64, state: State)? {
-        entries.withLock { entries in
-            guard let entry = entries[Key(type: ObjectIdentifier(State.self), stream: stream)], let state = entry.state as? State else { return nil }
-            return (entry.version, state)
-        }
+        let key = Key(type: ObjectIdentifier(State.self), stream: stream)
+        guard let entry = shard(stream).entries.withLock({ $0[key] }), let state = entry.state as? State else { return nil }
+        return (entry.version, state)
     }
 
     func put<State: Foldable>(_ stream: String, version: UInt64, _ state: State) {
-        entries.withLock { entries in
-            if entries.count >= Self.entriesMax { entries.removeAll(keepingCapacity: true) }
-            entries[Key(type: ObjectIdentifier(State.self), stream: stream)] = (version, state)
+        let key = Key(type: ObjectIdentifier(State.self), stream: stream)
+        let value: (version: UInt64, state: any Sendable) = (version, state)
+        shard(stream).entries.withLock { entries in
+            if entries.count >= Self.entriesMax / Self.shardCount { entries.removeAll(keepingCapacity: true) }
+            entries[key] = value
         }
     }
 }
