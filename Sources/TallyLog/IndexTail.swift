@@ -28,9 +28,6 @@ final class IndexTail: @unchecked Sendable {
     private var recent = TailMaps()
     private let recentEntriesMax: Int
 
-    init(recentEntriesMax: Int = 4_096) {
-        self.recentEntriesMax = max(1, recentEntriesMax)
-    }
     /// The stream of each entry, in position order from `orderStart` (position `base + 1`): when the
     /// writer merges a slice, exactly its streams' first entries are dropped. Filtering every stream's
     /// entries instead cost time in proportion to the whole tail at every merge (9% of the writer
@@ -44,6 +41,12 @@ final class IndexTail: @unchecked Sendable {
     private var latestWatermark: UInt64 = 0
     /// Views built apart from the shared entries (snapshots older than `base`): for tests.
     private(set) var privateBuilds = 0
+
+    /// `recentEntriesMax`: how many records' entries the small map takes before it is folded into the
+    /// main one (tests make it tiny, to fold often).
+    init(recentEntriesMax: Int = 4_096) {
+        self.recentEntriesMax = max(1, recentEntriesMax)
+    }
 
     /// The entries a snapshot sees: positions in (watermark, head].
     func view(_ txn: some TransactionReading, tables: LogTables) throws -> TailView {
