@@ -416,8 +416,9 @@ struct AppendSession {
     /// dirties about one page per stream it touches, so the bigger the slice the fewer pages per event:
     /// eighths (4,096) wrote 2.2 times the bytes of halves for 1 M batched events, and at 256 callers
     /// about one call in sixteen waited for a merge (p99 6.6–8.7 ms, against 2.6–5.0 ms with halves;
-    /// BENCHMARKS.md, session 11). A half's merge takes 15–25 ms, and the callers of the transaction
-    /// that runs it wait for it (p99.9).
+    /// BENCHMARKS.md, session 11). A half's merge takes 15–25 ms in a 1 M event store (175–236 ms at
+    /// 10 M, where its pages lie all over a larger tree), and the callers of the transaction that runs
+    /// it wait for it (p99.9).
     mutating func mergeIndexTailIfDue() throws {
         let watermark = try tables.indexedWatermark(txn, head: committedPosition)
         guard head.position - watermark >= indexTailEventsMax else { return }
