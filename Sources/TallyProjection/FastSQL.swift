@@ -209,6 +209,12 @@ public final class BatchStatements: @unchecked Sendable {  // Used only by the t
 /// by position end up as rows inserted one by one would. Only for rows no constraint can refuse (keys
 /// from positions, values the projector makes): a refusal would surface at a later event's insert or
 /// at the batch's end, and be reported against that event.
+///
+/// The statements are `INSERT OR FAIL`: a refused row stops its statement and leaves the rows before
+/// it, where the default (`ABORT`) would take them out again. A batch is one transaction, rolled back
+/// whole on any error, so nothing is kept either way; but to be able to take them out, SQLite copies
+/// every already-dirty page such a statement touches into a statement journal first. Without it,
+/// rebuilding all three read models of a 100 k event store took 4.625 G instructions instead of 4.870 G.
 public struct RowInserter<Row> {
     /// The two statements' text, made once (a `static let`), so that a batch finds its prepared
     /// statements by the text's address (`BatchStatements`).
@@ -219,7 +225,7 @@ public struct RowInserter<Row> {
 
         public init(table: String, columns: [String], rowsPerInsert: Int = 16) {
             precondition(rowsPerInsert > 1 && !columns.isEmpty, "a row inserter needs columns and more than one row per insert")
-            let head = "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES "
+            let head = "INSERT OR FAIL INTO \(table) (\(columns.joined(separator: ", "))) VALUES "
             let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
             insertOne = head + row
             insertMany = head + Array(repeating: row, count: rowsPerInsert).joined(separator: ", ")

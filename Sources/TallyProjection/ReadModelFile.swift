@@ -51,8 +51,18 @@ struct ReadModelFile {
             // A new file gets 16 KiB pages (an existing one keeps its own): rebuilding all three read
             // models of a 100 k event store took 1.3% fewer instructions than with 4 KiB (8 KiB: 1.0%,
             // 64 KiB: 0.8%), and a 1 M store's rebuild 3.29 s against 3.37 s (medians of five, interleaved).
-            case .building: try db.execute(sql: "PRAGMA page_size = 16384; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768")
-            case .serving: try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            //
+            // Temporary files in memory (`temp_store`): inside a batch's transaction, a statement that
+            // may abort half-way (an `INSERT OR REPLACE`, an `UPDATE` of several rows) first copies
+            // every already-dirty page it touches into a statement journal, which SQLite spills to a
+            // file past 64 KiB. Rebuilding all three read models of a 1 M event store wrote 3.34 GB
+            // to those files, for 0.18 GB of read models. Now 0.63 GB is written in all, system time
+            // halves, and the rebuild took 5.0–5.5 s against 5.2–6.0 s (four runs each, interleaved,
+            // in a slow spell; `RowInserter` also needs no statement journal). The copies stay bounded by
+            // the pages one statement touches. Index builds sort to files all the same (`createQueryIndexes`).
+            case .building:
+                try db.execute(sql: "PRAGMA page_size = 16384; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY")
+            case .serving: try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY")
             case .readOnly: break
             }
         }

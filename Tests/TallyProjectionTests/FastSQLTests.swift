@@ -98,6 +98,33 @@ import TallyProjection
         }
     }
 
+    /// A row inserter's statements resolve a refused row with FAIL: the statement stops there and keeps
+    /// the rows before it (so SQLite keeps no statement journal to take them out again), and the
+    /// batch's transaction, rolled back, keeps none of them.
+    @Test func aRefusedRowStopsItsInsertAndTheRolledBackBatchKeepsNothing() throws {
+        struct Line { var position: Int64; var text: String? }
+        let statements = RowInserter<Line>.Statements(table: "lines", columns: ["position", "text"])
+        let queue = try DatabaseQueue()
+        try queue.write { try $0.execute(sql: "CREATE TABLE lines (position INTEGER PRIMARY KEY, text TEXT NOT NULL)") }
+        #expect(throws: DatabaseError.self) {
+            try queue.inTransaction { db in
+                var inserter = RowInserter<Line>(statements) { line, bindings in bindings.bind(line.position); bindings.bind(line.text) }
+                for position in 1...16 { try inserter.add(Line(position: Int64(position), text: "line"), db) }
+                do {
+                    // The second statement's tenth row is refused.
+                    for position in 17...32 { try inserter.add(Line(position: Int64(position), text: position == 26 ? nil : "line"), db) }
+                    Issue.record("a NULL text was accepted")
+                } catch let error as DatabaseError {
+                    #expect(error.resultCode == .SQLITE_CONSTRAINT)
+                    #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lines") == 16 + 9, "the rows before the refused one stay until the rollback")
+                    throw error
+                }
+                return .commit
+            }
+        }
+        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM lines") } == 0)
+    }
+
     /// Rows go in sixteen to a statement as they come and the rest one by one at the flush: whatever
     /// their number, the table holds exactly those rows, inside a batch (strings from its arena) and
     /// outside one.
