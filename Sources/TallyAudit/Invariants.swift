@@ -19,9 +19,13 @@ public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
 /// - `payment-transaction-once`: a payment provider's transaction id succeeds once per provider (web payments), and
 ///   a checkout's payment transaction id is used once;
 /// - `paid-order-has-payment`: an order marked paid has an earlier successful payment for that order,
-///   with that transaction id, of exactly the order's total.
+///   with that transaction id, of exactly the order's total;
+/// - `cart-checked-out-by-its-member`: a cart is opened once, and checked out at most once, after it
+///   was opened, in the name of the member and at the store that opened it (a member's spending
+///   is added up from its checkouts).
 public enum Invariants {
-    public static let rules = ["voucher-redeemed-once", "stock-never-negative", "payment-transaction-once", "paid-order-has-payment"]
+    public static let rules = ["voucher-redeemed-once", "stock-never-negative", "payment-transaction-once", "paid-order-has-payment",
+                               "cart-checked-out-by-its-member"]
 
     public static func check(_ log: EventLog, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> (checked: UInt64, violations: [InvariantViolation]) {
         var issued = Set<String>(), redeemed = [String: UInt64]()
@@ -29,6 +33,7 @@ public enum Invariants {
         var webTransactions = [String: UInt64](), checkoutTransactions = [String: UInt64]()
         var payments = [String: (order: String, transaction: String, amount: Money)]()
         var orderTotals = [String: Money]()
+        var carts = [String: (opened: UInt64, member: String, store: String, checkedOut: UInt64?)]()
         var violations: [InvariantViolation] = []
         var checked: UInt64 = 0
         let head = try log.head().position
@@ -88,8 +93,28 @@ public enum Invariants {
                         }
                         webTransactions[reference] = webTransactions[reference] ?? position
                         payments[event.paymentID] = (event.orderID, event.transactionID, event.amount)
+                    case CartOpened.eventType:
+                        guard let event = try decode(CartOpened.self) else { break }
+                        if let cart = carts[event.cartID] {
+                            violation("cart-checked-out-by-its-member", "cart \(event.cartID) opened again (first at position \(cart.opened))")
+                        } else {
+                            carts[event.cartID] = (position, event.memberID, event.storeID, nil)
+                        }
                     case CartCheckedOut.eventType:
                         guard let event = try decode(CartCheckedOut.self) else { break }
+                        if let cart = carts[event.cartID] {
+                            if let first = cart.checkedOut {
+                                violation("cart-checked-out-by-its-member", "cart \(event.cartID) checked out again (first at position \(first))")
+                            } else if cart.member != event.memberID {
+                                violation("cart-checked-out-by-its-member",
+                                          "cart \(event.cartID) of member \(cart.member) checked out in the name of member \(event.memberID)")
+                            } else if cart.store != event.storeID {
+                                violation("cart-checked-out-by-its-member", "cart \(event.cartID) opened at store \(cart.store) checked out at store \(event.storeID)")
+                            }
+                            carts[event.cartID]?.checkedOut = cart.checkedOut ?? position
+                        } else {
+                            violation("cart-checked-out-by-its-member", "cart \(event.cartID) checked out but never opened")
+                        }
                         if let first = checkoutTransactions[event.paymentTransactionID] {
                             violation("payment-transaction-once", "checkout payment \(event.paymentTransactionID) used again (first at position \(first))")
                         }
@@ -123,6 +148,7 @@ public enum Invariants {
 
     static let relevant: Set<String> = [
         VoucherIssued.eventType, VoucherRedeemed.eventType, StockReceived.eventType, StockReleased.eventType, StockAdjusted.eventType,
-        StockReserved.eventType, OrderPlaced.eventType, PaymentSucceeded.eventType, CartCheckedOut.eventType, OrderPaid.eventType,
+        StockReserved.eventType, OrderPlaced.eventType, PaymentSucceeded.eventType, CartOpened.eventType, CartCheckedOut.eventType,
+        OrderPaid.eventType,
     ]
 }

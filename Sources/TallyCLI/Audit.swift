@@ -267,8 +267,9 @@ struct AuditInvariants: ParsableCommand {
         abstract: "Replay the log and check the business rules as facts of the history.",
         discussion: """
             Each voucher redeemed at most once, stock never negative, each payment transaction id once, \
-            paid orders backed by a successful payment of their total. Prints every violation with its \
-            position and exits 1 if there is any.
+            paid orders backed by a successful payment of their total, each cart opened once and checked \
+            out at most once by the member who opened it. Prints every violation with its position and \
+            exits 1 if there is any.
 
             Example:
               tally audit invariants

@@ -458,6 +458,33 @@ func write(_ text: String, _ name: String) throws -> String {
         let cli = try tally(["audit", "invariants"], store: store.path)
         #expect(cli.status == 1 && cli.lines.count == 4 && cli.lines[0].hasPrefix("position \(second): voucher-redeemed-once"))
     }
+
+    /// A checkout credits a member's spending: it must be of a cart opened once, checked out once, in
+    /// the name of the member (and at the store) that opened it.
+    @Test func aCheckoutNotInTheNameOfItsCartsMemberIsReported() throws {
+        let store = try AuditStore(events: 10)
+        func raw(_ stream: String, _ event: some DomainEvent) throws -> UInt64 {
+            try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: stream, type: type(of: event).eventType,
+                                                                      payload: DomainCoding.encode(event))])).positions[0]
+        }
+        let total = Money(minor: 450, currency: .usd)
+        func checkout(_ cart: String, member: String, store: String = "s1", transaction: String) -> CartCheckedOut {
+            CartCheckedOut(cartID: cart, storeID: store, memberID: member, lines: [], total: total, paymentTransactionID: transaction)
+        }
+        _ = try raw("cart-x1", CartOpened(cartID: "x1", storeID: "s1", memberID: "m1"))
+        _ = try raw("cart-x1", checkout("x1", member: "m1", transaction: "t1"))
+        let again = try raw("cart-x1", checkout("x1", member: "m1", transaction: "t2"))
+        _ = try raw("cart-x2", CartOpened(cartID: "x2", storeID: "s1", memberID: "m1"))
+        let otherMember = try raw("cart-x2", checkout("x2", member: "m2", transaction: "t3"))
+        _ = try raw("cart-x3", CartOpened(cartID: "x3", storeID: "s1", memberID: "m1"))
+        let otherStore = try raw("cart-x3", checkout("x3", member: "m1", store: "s2", transaction: "t4"))
+        let reopened = try raw("cart-x3", CartOpened(cartID: "x3", storeID: "s1", memberID: "m2"))
+        let neverOpened = try raw("cart-x4", checkout("x4", member: "m1", transaction: "t5"))
+        let result = try Invariants.check(store.log)
+        #expect(result.violations.map(\.position) == [again, otherMember, otherStore, reopened, neverOpened])
+        #expect(Set(result.violations.map(\.rule)) == ["cart-checked-out-by-its-member"])
+        #expect(result.violations[1].message == "cart x2 of member m1 checked out in the name of member m2")
+    }
 }
 
 @Suite struct AuditCLITests {

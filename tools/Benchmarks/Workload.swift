@@ -13,7 +13,7 @@ struct Workload {
     private var vouchersIssued = 0
     private var unredeemed: [Int] = []
     private var carts = 0
-    private var openCarts: [(id: Int, items: Int)] = []
+    private var openCarts: [(id: Int, items: Int, member: Int)] = []
     private var orders = 0
     private var unpaidOrders: [(id: Int, total: Int)] = []
     private var payments = 0
@@ -72,7 +72,7 @@ struct Workload {
         case 26..<33:
             carts += 1
             let member = pick(5000)
-            openCarts.append((carts, 0))
+            openCarts.append((carts, 0, member))
             stream = "cart-\(carts)"; type = "CartOpened"; actor = "member:\(member)"
             remember(stream)
             body = "\"cartID\":\"\(carts)\",\"storeID\":\"1\",\"memberID\":\"\(member)\""
@@ -80,22 +80,23 @@ struct Workload {
             let index = pick(openCarts.count)
             openCarts[index].items += 1
             let sku = String(format: "%012d", pick(2000) * 7919)
-            stream = "cart-\(openCarts[index].id)"; type = "CartItemAdded"; actor = "member"
+            stream = "cart-\(openCarts[index].id)"; type = "CartItemAdded"; actor = "member:\(openCarts[index].member)"
             body = "\"cartID\":\"\(openCarts[index].id)\",\"sku\":\"\(sku)\",\"scannedInput\":\"\(sku)\",\"quantity\":\(1 + pick(3))"
         case 63..<67 where !openCarts.isEmpty:
             let index = pick(openCarts.count)
-            stream = "cart-\(openCarts[index].id)"; type = "CartItemRemoved"; actor = "member"
+            stream = "cart-\(openCarts[index].id)"; type = "CartItemRemoved"; actor = "member:\(openCarts[index].member)"
             body = "\"cartID\":\"\(openCarts[index].id)\",\"sku\":\"\(String(format: "%012d", pick(2000) * 7919))\",\"quantity\":1"
         case 67..<73 where !openCarts.isEmpty:
             let cart = openCarts.remove(at: pick(openCarts.count))
             checkouts += 1
             let sku = String(format: "%012d", pick(2000) * 7919)
             let quantity = max(1, cart.items)
-            stream = "cart-\(cart.id)"; type = "CartCheckedOut"; actor = "member"
+            stream = "cart-\(cart.id)"; type = "CartCheckedOut"; actor = "member:\(cart.member)"
             // One line per checkout keeps the mix near 200 bytes an event; the line has every field.
             let line = "{\"scannedInput\":\"\(sku)\",\"sku\":\"\(sku)\",\"description\":\"Item\",\"unitPrice\":\(money(450)),\"quantity\":\(quantity),"
                 + "\"appliedDiscounts\":\(money(0)),\"preTaxTotal\":\(money(quantity * 450)),\"taxable\":false,\"bogo\":false}"
-            body = "\"cartID\":\"\(cart.id)\",\"storeID\":\"1\",\"memberID\":\"\(pick(5000))\",\"lines\":[\(line)],\"total\":\(money(quantity * 450)),"
+            _ = pick(5000)  // Drawn as before 2026-12-02, so every other event of the mix stays the same.
+            body = "\"cartID\":\"\(cart.id)\",\"storeID\":\"1\",\"memberID\":\"\(cart.member)\",\"lines\":[\(line)],\"total\":\(money(quantity * 450)),"
                 + "\"paymentTransactionID\":\"\(Self.transactionID("bt-", checkouts, digits: 7))\""
         case 73..<80:
             orders += 1
