@@ -66,7 +66,15 @@ final class IndexTail: @unchecked Sendable {
             guard watermark >= base else { return nil }
             if through < head {
                 if !isKnownUniquelyReferenced(&recent) { recent = recent.copy() }
-                try Self.scan(txn, tables: tables, after: through, through: head, into: &recent.streams, &recent.types, &order)
+                do {
+                    try Self.scan(txn, tables: tables, after: through, through: head, into: &recent.streams, &recent.types, &order)
+                } catch {
+                    // A record that cannot be read stopped the scan part-way, after some of its entries
+                    // went in: drop them all, so the next view scans from `base` again instead of adding
+                    // the same records twice. Views already handed out keep the maps they hold.
+                    reset(to: base)
+                    throw error
+                }
                 recent.entries += Int(head - through)
                 through = head
                 if recent.entries >= recentEntriesMax { fold() }

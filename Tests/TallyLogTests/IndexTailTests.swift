@@ -147,6 +147,32 @@ import Testing
         #expect(try reopened.verify().isSound)
     }
 
+    /// A record in the tail that cannot be read stops a view's scan part-way: the query fails, and
+    /// what the scan had added is dropped with it, so once the record reads again (here, restored)
+    /// every stream and type has each of its entries once.
+    @Test func aScanStoppedByAnUnreadableRecordLeavesNothingHalfDone() throws {
+        let fixture = try Fixture(indexTailEventsMax: 1000)
+        for index in 0..<20 { try fixture.append("s-\(index % 3)", [fixture.event("s-\(index % 3)", index % 2 == 0 ? "Even" : "Odd")]) }
+        var original: [UInt8] = []
+        try alterRecord(fixture.log, 10) { bytes in
+            original = bytes
+            bytes[0] = 9  // No record format 9.
+        }
+        func positions(_ selection: ReadQuery.Selection) throws -> [UInt64] {
+            var reader = fixture.log.read(ReadQuery(selection))
+            var found: [UInt64] = []
+            try reader.forEach { found.append($0.position) }
+            return found
+        }
+        #expect(throws: LogError.self) { _ = try positions(.stream("s-0")) }
+        try alterRecord(fixture.log, 10) { $0 = original }
+        for stream in 0..<3 {
+            #expect(try positions(.stream("s-\(stream)")) == (1...20).filter { ($0 - 1) % 3 == stream }.map(UInt64.init))
+        }
+        #expect(try positions(.type("Even")) == (1...20).filter { $0 % 2 == 1 }.map(UInt64.init))
+        #expect(try positions(.type("Odd")) == (1...20).filter { $0 % 2 == 0 }.map(UInt64.init))
+    }
+
     @Test func verifyFindsAnIndexEntryThatShouldStillBeInTheTail() throws {
         let fixture = try Fixture(indexTailEventsMax: 1000)
         for _ in 0..<3 { try fixture.append("s") }

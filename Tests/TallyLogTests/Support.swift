@@ -93,3 +93,14 @@ final class Child: @unchecked Sendable {
         process.waitUntilExit()
     }
 }
+
+/// Rewrites the record at `position` with `change` applied to its bytes, behind the log's back.
+func alterRecord(_ log: EventLog, _ position: UInt64, _ change: (inout [UInt8]) -> Void) throws {
+    try log.environment.write { txn in
+        try withBigEndian(position) { key in
+            var bytes = Array(try #require(try txn.get(log.tables.events, key: key)))
+            change(&bytes)
+            try bytes.withUnsafeBytes { try txn.put(log.tables.events, key: key, value: $0) }
+        }
+    }
+}
