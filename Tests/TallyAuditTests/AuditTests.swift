@@ -459,6 +459,25 @@ func write(_ text: String, _ name: String) throws -> String {
         #expect(cli.status == 1 && cli.lines.count == 4 && cli.lines[0].hasPrefix("position \(second): voucher-redeemed-once"))
     }
 
+    /// An event whose payload does not decode as its type is reported where it is, and the rules go
+    /// on with the events after it.
+    @Test func anUndecodablePayloadIsReportedAtItsPosition() throws {
+        let store = try AuditStore(events: 10)
+        let broken = try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "voucher-y1", type: VoucherIssued.eventType,
+                                                                               payload: Data(#"{"voucherID":"y1"}"#.utf8))])).positions[0]
+        let redeemedTwice = VoucherRedeemed(voucherID: "y2", boothID: "1", operatorID: "op", saleID: "sy", saleAmount: Money(minor: 100, currency: .usd))
+        var positions: [UInt64] = []
+        for event in [DomainCoding.encode(VoucherIssued(voucherID: "y2", amount: Money(minor: 500, currency: .usd), buyerEmail: "y@example.org")),
+                      DomainCoding.encode(redeemedTwice), DomainCoding.encode(redeemedTwice)] {
+            let type = positions.isEmpty ? VoucherIssued.eventType : VoucherRedeemed.eventType
+            positions.append(try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "voucher-y2", type: type, payload: event)])).positions[0])
+        }
+        let result = try Invariants.check(store.log)
+        #expect(result.violations.map(\.position) == [broken, positions[2]])
+        #expect(result.violations.map(\.rule) == ["readable-events", "voucher-redeemed-once"])
+        #expect(result.violations.first?.message.hasPrefix("VoucherIssued cannot be decoded") == true, "\(result.violations)")
+    }
+
     /// A checkout credits a member's spending: it must be of a cart opened once, checked out once, in
     /// the name of the member (and at the store) that opened it.
     @Test func aCheckoutNotInTheNameOfItsCartsMemberIsReported() throws {
