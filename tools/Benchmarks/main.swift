@@ -660,7 +660,7 @@ let raw = results.first { $0.scenario == rawScenario }
 let rawBefore = results.first { $0.scenario == rawBeforeScenario }
 let tallyAppend = results.first { $0.scenario.hasPrefix("tally: batched durable append (") }
 if let rawBefore, let tallyAppend, let index = results.firstIndex(where: { $0.scenario == tallyAppend.scenario }) {
-    results[index].note = String(format: "%.2f× the raw LMDB run just before it (%@ events/s)", tallyAppend.rate / rawBefore.rate, formatRate(rawBefore.rate))
+    results[index].note = String(format: "%.2f× the raw LMDB run just before it, %@ events/s", tallyAppend.rate / rawBefore.rate, formatRate(rawBefore.rate))
 }
 let tallyDisk = results.first { $0.scenario == "tally: data.mdb size on disk" }
 if let raw, let tallyDisk, let rawBytes = raw.bytesOnDiskPerEvent, let tallyBytes = tallyDisk.bytesOnDiskPerEvent, rawBytes > 0 {
