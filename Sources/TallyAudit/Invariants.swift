@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TallyDomain
 import TallyLog
 
@@ -48,107 +49,108 @@ public enum Invariants {
                 try snapshot.forEach(ReadQuery(.all, from: next, untilPosition: end)) { record in
                     checked += 1
                     let type = record.type
-                    if relevant.contains(type) {
-                        facts.append(Fact(position: record.position, type: type, schemaVersion: record.schemaVersion, payload: Data(record.payloadBytes)))
+                    if let decode = decoders[type] {
+                        facts.append(Fact(position: record.position, type: type, schemaVersion: record.schemaVersion,
+                                          payload: Data(record.payloadBytes), decode: decode))
                     }
                     return true
                 }
             }
             let decoded = decodeInLanes(facts)
             for (fact, outcome) in zip(facts, decoded) {
-                    let position = fact.position, type = fact.type
-                    func violation(_ rule: String, _ message: String) { violations.append(InvariantViolation(position: position, rule: rule, message: message)) }
-                    func decode<Event: DomainEvent>(_: Event.Type) throws -> Event? {
-                        switch outcome {
-                        case .decoded(let event): return event as? Event
-                        case .unreadable(let error):
-                            violation("readable-events", "\(type) cannot be decoded: \(error)")
-                            return nil
-                        case .failed(let error): throw error
-                        }
+                let position = fact.position, type = fact.type
+                func violation(_ rule: String, _ message: String) { violations.append(InvariantViolation(position: position, rule: rule, message: message)) }
+                func decode<Event: DomainEvent>(_: Event.Type) throws -> Event? {
+                    switch outcome {
+                    case .decoded(let event): return event as? Event
+                    case .unreadable(let error):
+                        violation("readable-events", "\(type) cannot be decoded: \(error)")
+                        return nil
+                    case .failed(let error): throw error
                     }
-                    switch type {
-                    case VoucherIssued.eventType:
-                        if let event = try decode(VoucherIssued.self) { issued.insert(event.voucherID) }
-                    case VoucherRedeemed.eventType:
-                        guard let event = try decode(VoucherRedeemed.self) else { break }
-                        if let first = redeemed[event.voucherID] {
-                            violation("voucher-redeemed-once", "voucher \(event.voucherID) redeemed again (first at position \(first))")
-                        } else if !issued.contains(event.voucherID) {
-                            violation("voucher-redeemed-once", "voucher \(event.voucherID) redeemed but never issued")
+                }
+                switch type {
+                case VoucherIssued.eventType:
+                    if let event = try decode(VoucherIssued.self) { issued.insert(event.voucherID) }
+                case VoucherRedeemed.eventType:
+                    guard let event = try decode(VoucherRedeemed.self) else { break }
+                    if let first = redeemed[event.voucherID] {
+                        violation("voucher-redeemed-once", "voucher \(event.voucherID) redeemed again (first at position \(first))")
+                    } else if !issued.contains(event.voucherID) {
+                        violation("voucher-redeemed-once", "voucher \(event.voucherID) redeemed but never issued")
+                    }
+                    redeemed[event.voucherID] = redeemed[event.voucherID] ?? position
+                case StockReceived.eventType:
+                    if let event = try decode(StockReceived.self) { stock[event.productID, default: 0] += Int64(event.quantity) }
+                case StockReleased.eventType:
+                    if let event = try decode(StockReleased.self) { stock[event.productID, default: 0] += Int64(event.quantity) }
+                case StockAdjusted.eventType, StockReserved.eventType:
+                    let (product, change): (String, Int64)
+                    if type == StockAdjusted.eventType {
+                        guard let event = try decode(StockAdjusted.self) else { break }
+                        (product, change) = (event.productID, Int64(event.delta))
+                    } else {
+                        guard let event = try decode(StockReserved.self) else { break }
+                        (product, change) = (event.productID, -Int64(event.quantity))
+                    }
+                    let level = stock[product, default: 0] + change
+                    stock[product] = level
+                    if level < 0 { violation("stock-never-negative", "product \(product)'s stock falls to \(level)") }
+                case OrderPlaced.eventType:
+                    if let event = try decode(OrderPlaced.self) { orderTotals[event.orderID] = event.total }
+                case PaymentSucceeded.eventType:
+                    guard let event = try decode(PaymentSucceeded.self) else { break }
+                    // Each provider numbers its own transactions: the id is unique per method.
+                    let reference = "\(event.method.rawValue) \(event.transactionID)"
+                    if let first = webTransactions[reference] {
+                        violation("payment-transaction-once", "\(reference) succeeded again (first at position \(first))")
+                    }
+                    webTransactions[reference] = webTransactions[reference] ?? position
+                    payments[event.paymentID] = (event.orderID, event.transactionID, event.amount)
+                case CartOpened.eventType:
+                    guard let event = try decode(CartOpened.self) else { break }
+                    if let cart = carts[event.cartID] {
+                        violation("cart-checked-out-by-its-member", "cart \(event.cartID) opened again (first at position \(cart.opened))")
+                    } else {
+                        carts[event.cartID] = (position, event.memberID, event.storeID, nil)
+                    }
+                case CartCheckedOut.eventType:
+                    guard let event = try decode(CartCheckedOut.self) else { break }
+                    if let cart = carts[event.cartID] {
+                        if let first = cart.checkedOut {
+                            violation("cart-checked-out-by-its-member", "cart \(event.cartID) checked out again (first at position \(first))")
+                        } else if cart.member != event.memberID {
+                            violation("cart-checked-out-by-its-member",
+                                      "cart \(event.cartID) of member \(cart.member) checked out in the name of member \(event.memberID)")
+                        } else if cart.store != event.storeID {
+                            violation("cart-checked-out-by-its-member", "cart \(event.cartID) opened at store \(cart.store) checked out at store \(event.storeID)")
                         }
-                        redeemed[event.voucherID] = redeemed[event.voucherID] ?? position
-                    case StockReceived.eventType:
-                        if let event = try decode(StockReceived.self) { stock[event.productID, default: 0] += Int64(event.quantity) }
-                    case StockReleased.eventType:
-                        if let event = try decode(StockReleased.self) { stock[event.productID, default: 0] += Int64(event.quantity) }
-                    case StockAdjusted.eventType, StockReserved.eventType:
-                        let (product, change): (String, Int64)
-                        if type == StockAdjusted.eventType {
-                            guard let event = try decode(StockAdjusted.self) else { break }
-                            (product, change) = (event.productID, Int64(event.delta))
-                        } else {
-                            guard let event = try decode(StockReserved.self) else { break }
-                            (product, change) = (event.productID, -Int64(event.quantity))
-                        }
-                        let level = stock[product, default: 0] + change
-                        stock[product] = level
-                        if level < 0 { violation("stock-never-negative", "product \(product)'s stock falls to \(level)") }
-                    case OrderPlaced.eventType:
-                        if let event = try decode(OrderPlaced.self) { orderTotals[event.orderID] = event.total }
-                    case PaymentSucceeded.eventType:
-                        guard let event = try decode(PaymentSucceeded.self) else { break }
-                        // Each provider numbers its own transactions: the id is unique per method.
-                        let reference = "\(event.method.rawValue) \(event.transactionID)"
-                        if let first = webTransactions[reference] {
-                            violation("payment-transaction-once", "\(reference) succeeded again (first at position \(first))")
-                        }
-                        webTransactions[reference] = webTransactions[reference] ?? position
-                        payments[event.paymentID] = (event.orderID, event.transactionID, event.amount)
-                    case CartOpened.eventType:
-                        guard let event = try decode(CartOpened.self) else { break }
-                        if let cart = carts[event.cartID] {
-                            violation("cart-checked-out-by-its-member", "cart \(event.cartID) opened again (first at position \(cart.opened))")
-                        } else {
-                            carts[event.cartID] = (position, event.memberID, event.storeID, nil)
-                        }
-                    case CartCheckedOut.eventType:
-                        guard let event = try decode(CartCheckedOut.self) else { break }
-                        if let cart = carts[event.cartID] {
-                            if let first = cart.checkedOut {
-                                violation("cart-checked-out-by-its-member", "cart \(event.cartID) checked out again (first at position \(first))")
-                            } else if cart.member != event.memberID {
-                                violation("cart-checked-out-by-its-member",
-                                          "cart \(event.cartID) of member \(cart.member) checked out in the name of member \(event.memberID)")
-                            } else if cart.store != event.storeID {
-                                violation("cart-checked-out-by-its-member", "cart \(event.cartID) opened at store \(cart.store) checked out at store \(event.storeID)")
-                            }
-                            carts[event.cartID]?.checkedOut = cart.checkedOut ?? position
-                        } else {
-                            violation("cart-checked-out-by-its-member", "cart \(event.cartID) checked out but never opened")
-                        }
-                        if let first = checkoutTransactions[event.paymentTransactionID] {
-                            violation("payment-transaction-once", "checkout payment \(event.paymentTransactionID) used again (first at position \(first))")
-                        }
-                        checkoutTransactions[event.paymentTransactionID] = checkoutTransactions[event.paymentTransactionID] ?? position
-                    case OrderPaid.eventType:
-                        guard let event = try decode(OrderPaid.self) else { break }
-                        guard let payment = payments[event.paymentID] else {
-                            violation("paid-order-has-payment", "order \(event.orderID) marked paid by payment \(event.paymentID), which never succeeded")
-                            break
-                        }
-                        if payment.order != event.orderID {
-                            violation("paid-order-has-payment", "order \(event.orderID) marked paid by payment \(event.paymentID) of order \(payment.order)")
-                        } else if payment.transaction != event.transactionID {
-                            violation("paid-order-has-payment", "order \(event.orderID) paid with transaction \(event.transactionID), the payment's is \(payment.transaction)")
-                        } else if let total = orderTotals[event.orderID], total != payment.amount {
-                            violation("paid-order-has-payment", "order \(event.orderID) totals \(total) but its payment was \(payment.amount)")
-                        } else if orderTotals[event.orderID] == nil {
-                            violation("paid-order-has-payment", "order \(event.orderID) marked paid but never placed")
-                        }
-                    default:
+                        carts[event.cartID]?.checkedOut = cart.checkedOut ?? position
+                    } else {
+                        violation("cart-checked-out-by-its-member", "cart \(event.cartID) checked out but never opened")
+                    }
+                    if let first = checkoutTransactions[event.paymentTransactionID] {
+                        violation("payment-transaction-once", "checkout payment \(event.paymentTransactionID) used again (first at position \(first))")
+                    }
+                    checkoutTransactions[event.paymentTransactionID] = checkoutTransactions[event.paymentTransactionID] ?? position
+                case OrderPaid.eventType:
+                    guard let event = try decode(OrderPaid.self) else { break }
+                    guard let payment = payments[event.paymentID] else {
+                        violation("paid-order-has-payment", "order \(event.orderID) marked paid by payment \(event.paymentID), which never succeeded")
                         break
                     }
+                    if payment.order != event.orderID {
+                        violation("paid-order-has-payment", "order \(event.orderID) marked paid by payment \(event.paymentID) of order \(payment.order)")
+                    } else if payment.transaction != event.transactionID {
+                        violation("paid-order-has-payment", "order \(event.orderID) paid with transaction \(event.transactionID), the payment's is \(payment.transaction)")
+                    } else if let total = orderTotals[event.orderID], total != payment.amount {
+                        violation("paid-order-has-payment", "order \(event.orderID) totals \(total) but its payment was \(payment.amount)")
+                    } else if orderTotals[event.orderID] == nil {
+                        violation("paid-order-has-payment", "order \(event.orderID) marked paid but never placed")
+                    }
+                default:
+                    break
+                }
             }
             progress?(end, head)
             next = end + 1
@@ -156,15 +158,16 @@ public enum Invariants {
         return (checked, violations)
     }
 
-    /// An event the rules read, as the log holds it.
+    /// An event the rules read, as the log holds it, and the decoder of its type.
     struct Fact {
         var position: UInt64
         var type: String
         var schemaVersion: UInt16
         var payload: Data
+        var decode: @Sendable (Data) throws -> any DomainEvent
     }
 
-    enum Decoded {
+    enum Decoded: Sendable {
         case decoded(any DomainEvent)
         /// Its payload does not decode as its type: a violation of `readable-events`.
         case unreadable(any Error)
@@ -172,72 +175,37 @@ public enum Invariants {
         case failed(any Error)
     }
 
-    /// Each fact decoded (upcast first), in order, on as many cores as there are.
+    /// Each fact decoded (upcast first), in order, on as many cores as there are: each lane decodes a
+    /// contiguous run and hands its results over once.
     static func decodeInLanes(_ facts: [Fact]) -> [Decoded] {
-        let results = UnsafeMutableBufferPointer<Decoded>.allocate(capacity: facts.count)
-        defer { results.deallocate() }
-        let slots = DecodedSlots(results)
         let lanes = max(1, min(ProcessInfo.processInfo.activeProcessorCount, (facts.count + 1_023) / 1_024))
+        let runs = Mutex([[Decoded]](repeating: [], count: lanes))
         DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-            // Each lane fills its own contiguous run of slots, and only those.
-            let run = (facts.count * lane / lanes)..<(facts.count * (lane + 1) / lanes)
-            for index in run {
-                let fact = facts[index]
-                let outcome: Decoded
+            let decoded = facts[(facts.count * lane / lanes)..<(facts.count * (lane + 1) / lanes)].map { fact -> Decoded in
                 do {
                     let payload = try Upcasting.upcast(type: fact.type, schemaVersion: fact.schemaVersion, payload: fact.payload)
-                    do { outcome = .decoded(try decodeEvent(type: fact.type, payload: payload)) } catch { outcome = .unreadable(error) }
+                    do { return .decoded(try fact.decode(payload)) } catch { return .unreadable(error) }
                 } catch {
-                    outcome = .failed(error)
+                    return .failed(error)
                 }
-                slots.initialize(index, to: outcome)
             }
+            runs.withLock { $0[lane] = decoded }
         }
-        let decoded = Array(results)
-        results.deinitialize()
-        return decoded
+        return runs.withLock { $0.flatMap { $0 } }
     }
 
-    /// The payload decoded as the event type it names (one of `relevant`).
-    static func decodeEvent(type: String, payload: Data) throws -> any DomainEvent {
-        switch type {
-        case VoucherIssued.eventType: try DomainCoding.decode(VoucherIssued.self, from: payload)
-        case VoucherRedeemed.eventType: try DomainCoding.decode(VoucherRedeemed.self, from: payload)
-        case StockReceived.eventType: try DomainCoding.decode(StockReceived.self, from: payload)
-        case StockReleased.eventType: try DomainCoding.decode(StockReleased.self, from: payload)
-        case StockAdjusted.eventType: try DomainCoding.decode(StockAdjusted.self, from: payload)
-        case StockReserved.eventType: try DomainCoding.decode(StockReserved.self, from: payload)
-        case OrderPlaced.eventType: try DomainCoding.decode(OrderPlaced.self, from: payload)
-        case PaymentSucceeded.eventType: try DomainCoding.decode(PaymentSucceeded.self, from: payload)
-        case CartOpened.eventType: try DomainCoding.decode(CartOpened.self, from: payload)
-        case CartCheckedOut.eventType: try DomainCoding.decode(CartCheckedOut.self, from: payload)
-        case OrderPaid.eventType: try DomainCoding.decode(OrderPaid.self, from: payload)
-        default: throw InvariantsError.notARuleEvent(type)
-        }
-    }
-
-    /// The event types the rules read: `decodeEvent` decodes each.
-    static let relevant: Set<String> = [
-        VoucherIssued.eventType, VoucherRedeemed.eventType, StockReceived.eventType, StockReleased.eventType, StockAdjusted.eventType,
-        StockReserved.eventType, OrderPlaced.eventType, PaymentSucceeded.eventType, CartOpened.eventType, CartCheckedOut.eventType,
-        OrderPaid.eventType,
+    /// The event types the rules read, each with its decoder.
+    static let decoders: [String: @Sendable (Data) throws -> any DomainEvent] = [
+        VoucherIssued.eventType: { try DomainCoding.decode(VoucherIssued.self, from: $0) },
+        VoucherRedeemed.eventType: { try DomainCoding.decode(VoucherRedeemed.self, from: $0) },
+        StockReceived.eventType: { try DomainCoding.decode(StockReceived.self, from: $0) },
+        StockReleased.eventType: { try DomainCoding.decode(StockReleased.self, from: $0) },
+        StockAdjusted.eventType: { try DomainCoding.decode(StockAdjusted.self, from: $0) },
+        StockReserved.eventType: { try DomainCoding.decode(StockReserved.self, from: $0) },
+        OrderPlaced.eventType: { try DomainCoding.decode(OrderPlaced.self, from: $0) },
+        PaymentSucceeded.eventType: { try DomainCoding.decode(PaymentSucceeded.self, from: $0) },
+        CartOpened.eventType: { try DomainCoding.decode(CartOpened.self, from: $0) },
+        CartCheckedOut.eventType: { try DomainCoding.decode(CartCheckedOut.self, from: $0) },
+        OrderPaid.eventType: { try DomainCoding.decode(OrderPaid.self, from: $0) },
     ]
-}
-
-enum InvariantsError: Error, CustomStringConvertible {
-    case notARuleEvent(String)
-    var description: String {
-        switch self {
-        case .notARuleEvent(let type): "\(type) is not an event type the rules read"
-        }
-    }
-}
-
-/// The decoded slots the lanes fill: each lane initializes only its own indices, through the
-/// buffer's addresses, and the buffer is read once every lane has finished.
-private final class DecodedSlots: @unchecked Sendable {
-    // @unchecked: see above.
-    let buffer: UnsafeMutableBufferPointer<Invariants.Decoded>
-    init(_ buffer: UnsafeMutableBufferPointer<Invariants.Decoded>) { self.buffer = buffer }
-    func initialize(_ index: Int, to value: Invariants.Decoded) { (buffer.baseAddress! + index).initialize(to: value) }
 }
