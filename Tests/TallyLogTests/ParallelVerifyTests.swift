@@ -22,6 +22,86 @@ import TallyMerkle
         }
     }
 
+    /// Changes an index behind the log's back, then checks that a full verify, whatever its segments,
+    /// names `reason` at `position`, and that the quick one (records only) still passes.
+    func expectIndexProblem(at position: UInt64, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation,
+                            _ change: (EventLog, WriteTransaction) throws -> Void) throws {
+        try expectIndexProblem(at: position, { _ in reason }, sourceLocation: sourceLocation, change)
+    }
+
+    /// The same, with the reason made from the store's indexed watermark.
+    func expectIndexProblem(at position: UInt64, _ reason: (_ watermark: UInt64) -> String, sourceLocation: SourceLocation = #_sourceLocation,
+                            _ change: (EventLog, WriteTransaction) throws -> Void) throws {
+        let fixture = try makeLog()
+        let log = fixture.log
+        let watermark = try log.withSnapshot { try log.tables.indexedWatermark($0.txn, head: try $0.head().position) }
+        #expect(watermark > 900, "the changed entries must be below the watermark", sourceLocation: sourceLocation)
+        let reason = reason(watermark)
+        try log.environment.write { txn in try change(log, txn) }
+        for level in [4, 6, 30] {
+            let report = try log.verify(checkIndexes: true, segmentLevel: level, progress: nil)
+            #expect(report.problem?.position == position, "\(String(describing: report.problem))", sourceLocation: sourceLocation)
+            #expect(report.problem?.reason.contains(reason) == true, "\(String(describing: report.problem))", sourceLocation: sourceLocation)
+            #expect(try log.verify(checkIndexes: false, segmentLevel: level, progress: nil).isSound, sourceLocation: sourceLocation)
+        }
+    }
+
+    /// The record at 500: stream `s-{499 % 37}` (`s-18`), its 14th event (versions count from 1).
+    static let probed: (position: UInt64, stream: String, number: UInt64, version: UInt64) = (500, "s-18", 19, 14)
+
+    @Test func aMissingStreamEntryIsFoundAtItsRecord() throws {
+        let probed = Self.probed
+        try expectIndexProblem(at: probed.position, "the stream-events index has no entry for version \(probed.version) of \"\(probed.stream)\"") { log, txn in
+            let deleted = try withBigEndian(probed.number) { key in
+                try StreamEntry.with(version: probed.version, position: probed.position) { try txn.delete(log.tables.streamEvents, key: key, value: $0) }
+            }
+            #expect(deleted)
+        }
+    }
+
+    @Test func aMissingTypeEntryIsFoundAtItsRecord() throws {
+        try expectIndexProblem(at: Self.probed.position, "the type-events index has no entry for it under \"T\"") { log, txn in
+            let deleted = try PositionValue.with(Self.probed.position) { value in
+                try txn.delete(log.tables.typeEvents, key: UnsafeRawBufferPointer(staticBytes: "T"), value: value)
+            }
+            #expect(deleted)
+        }
+    }
+
+    @Test func anEventIDMappedElsewhereIsFoundAtItsRecord() throws {
+        try expectIndexProblem(at: Self.probed.position, "the event-ids index does not map its id") { log, txn in
+            // Copied out of the page first: the put below writes in the same transaction.
+            let id = Array(try #require(try log.tables.record(txn, at: Self.probed.position)).idBytes)
+            try id.withUnsafeBytes { key in
+                try PositionValue.with(Self.probed.position + 1) { try txn.put(log.tables.eventIDs, key: key, value: $0) }
+            }
+        }
+    }
+
+    /// Stream `s-5` starts at position 6 and is the sixth stream; the `streams` table says otherwise.
+    @Test func aWrongStreamNumberIsFoundWhereTheStreamStarts() throws {
+        try expectIndexProblem(at: 6, "stream \"s-5\" starts here but has stream number 999, not 6") { log, txn in
+            try StreamNumberValue.with(999) { try txn.put(log.tables.streams, key: UnsafeRawBufferPointer(staticBytes: "s-5"), value: $0) }
+        }
+    }
+
+    /// An entry no record has (version 9,999 of `s-0`, the first stream) is found where the stream
+    /// goes on after the watermark: its first event in the tail, at 963, follows no version 9,999.
+    @Test func anEntryNoRecordHasIsFoundWhereItsStreamGoesOn() throws {
+        try expectIndexProblem(at: 963, "it is version 27 of \"s-0\", but the version before it is 9999") { log, txn in
+            try withBigEndian(1) { key in
+                try StreamEntry.with(version: 9_999, position: 3) { try txn.put(log.tables.streamEvents, key: key, value: $0) }
+            }
+        }
+    }
+
+    /// An entry under a type no record has is seen by no record's check: the counts find it.
+    @Test func anEntryUnderATypeNoRecordHasIsFoundByTheCounts() throws {
+        try expectIndexProblem(at: 0, { "the type-events index has \($0 + 1) entries for the \($0) events up to the watermark" }) { log, txn in
+            try PositionValue.with(3) { try txn.put(log.tables.typeEvents, key: UnsafeRawBufferPointer(staticBytes: "U"), value: $0) }
+        }
+    }
+
     @Test func aSoundLogIsSoundWhateverTheSegmentSize() throws {
         let fixture = try makeLog()
         var done: [UInt64] = []
