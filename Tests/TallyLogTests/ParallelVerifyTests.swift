@@ -78,10 +78,14 @@ import TallyMerkle
         }
     }
 
-    /// Stream `s-5` starts at position 6 and is the sixth stream; the `streams` table says otherwise.
-    @Test func aWrongStreamNumberIsFoundWhereTheStreamStarts() throws {
-        try expectIndexProblem(at: 6, "stream \"s-5\" starts here but has stream number 999, not 6") { log, txn in
-            try StreamNumberValue.with(999) { try txn.put(log.tables.streams, key: UnsafeRawBufferPointer(staticBytes: "s-5"), value: $0) }
+    /// Stream `s-{n}` starts at position n + 1 and is stream n + 1; the `streams` table says otherwise.
+    /// `s-5` starts inside a segment of 16; `s-16` starts the second, so only the join of the segments
+    /// can tell its number wrong.
+    @Test(arguments: [5, 16]) func aWrongStreamNumberIsFoundWhereTheStreamStarts(stream: Int) throws {
+        try expectIndexProblem(at: UInt64(stream + 1), "stream \"s-\(stream)\" starts here but has stream number 999, not \(stream + 1)") { log, txn in
+            try Array("s-\(stream)".utf8).withUnsafeBytes { key in
+                try StreamNumberValue.with(999) { try txn.put(log.tables.streams, key: key, value: $0) }
+            }
         }
     }
 
