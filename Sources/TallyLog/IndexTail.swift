@@ -84,11 +84,10 @@ final class IndexTail: @unchecked Sendable {
         if let shared { return shared }
         // A snapshot older than the entries kept: built apart, outside the lock, so other readers go on.
         lock.withLock { privateBuilds += 1 }
-        var scratch = (streams: [StreamKey: [StreamVersionPosition]](), types: [String: [UInt64]](), order: [StreamKey]())
-        try Self.scan(txn, tables: tables, after: watermark, through: head, into: &scratch.streams, &scratch.types, &scratch.order)
-        let own = TailMaps()
-        own.streams = scratch.streams
-        own.types = scratch.types
+        let own = TailMaps()  // No view holds it yet: filled in place.
+        var ownOrder: [StreamKey] = []
+        try Self.scan(txn, tables: tables, after: watermark, through: head, into: &own.streams, &own.types, &ownOrder)
+        own.entries = Int(head - watermark)
         return TailView(watermark: watermark, head: head, main: own, recent: TailMaps.empty)
     }
 
