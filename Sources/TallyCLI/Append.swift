@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TallyDomain
 import TallyLog
 
 struct Append: ParsableCommand {
@@ -15,14 +16,18 @@ struct Append: ParsableCommand {
             "schemaVersion", "actor", "correlationId", "causationId", "metadata" (an object) and \
             "expectedVersion" ("any", "no-stream", "exists" or a number).
 
+            Event types of the commerce domain (VoucherIssued, CartCheckedOut, PaymentSucceeded…) are \
+            refused: they are recorded by commands through `tally exec`, which check the rules, pick \
+            the stream and seal personal data. The log holds events of your own types beside them.
+
             Examples:
-              tally append --stream voucher-7 --type VoucherIssued --data '{"amount":500}' --expected-version no-stream
-              printf '%s\\n' '{"stream":"cart-1","type":"CartOpened","data":{}}' | tally append
+              tally append --stream ticket-7 --type TicketScanned --data '{"gate":"north"}' --expected-version no-stream
+              printf '%s\\n' '{"stream":"survey-1","type":"AnswerGiven","data":{"score":4}}' | tally append
             """)
 
     @OptionGroup var store: StoreOptions
     @Option(help: "The stream to append to (without it, events are read from standard input).") var stream: String?
-    @Option(help: "The event type, e.g. VoucherIssued.") var type: String?
+    @Option(help: "The event type, e.g. TicketScanned (one of your own, not the commerce domain's).") var type: String?
     @Option(help: "The payload: a JSON value.") var data: String?
     @Option(help: "The event id (a UUID; default: a new time-ordered one).") var id: String?
     @Option(help: "Who caused it, e.g. admin:ana.") var actor: String?
@@ -38,6 +43,16 @@ struct Append: ParsableCommand {
             guard type != nil else { throw ValidationError("--stream needs --type") }
             guard data != nil else { throw ValidationError("--stream needs --data (a JSON value, e.g. '{}')") }
         }
+    }
+
+    /// `input`, unless its type is one of the commerce domain's (`DomainEvents`): those are written by
+    /// its commands only.
+    static func ownType(_ input: EventJSON.Input, place: String) throws -> EventJSON.Input {
+        let type = input.event.type
+        guard DomainEvents.isDomainType(type) else { return input }
+        throw CLIError("\(place)\"\(type)\" is an event type of the commerce domain: record it with its command through `tally exec`, "
+                       + "which checks the rules, picks the stream and seals personal data (`tally exec --catalog` shows every command). "
+                       + "`tally append` takes event types of your own.")
     }
 
     func run() throws {
@@ -57,13 +72,13 @@ struct Append: ParsableCommand {
             }
             if let expectedVersion { object["expectedVersion"] = expectedVersion }
             let line = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
-            inputs.append(try EventJSON.parse(line: line, number: nil, ids: ids))
+            inputs.append(try Self.ownType(EventJSON.parse(line: line, number: nil, ids: ids), place: ""))
         } else {
             var number = 0
             while let line = Swift.readLine(strippingNewline: true) {
                 number += 1
                 if line.allSatisfy(\.isWhitespace) { continue }
-                inputs.append(try EventJSON.parse(line: line, number: number, ids: ids))
+                inputs.append(try Self.ownType(EventJSON.parse(line: line, number: number, ids: ids), place: "line \(number): "))
             }
             guard !inputs.isEmpty else { throw CLIError("no events on standard input (give JSON Lines, or use --stream, --type and --data)") }
         }

@@ -13,7 +13,8 @@ public struct Tally: ParsableCommand {
 
             Example:
               tally init
-              tally append --stream voucher-1 --type VoucherIssued --data '{"amount":{"minor":500,"currency":"USD"}}'
+              echo '{"id":"00000000-0000-4000-8000-000000000001","actor":"admin:ana","command":{"issueVoucher":{"voucherID":"1","amount":{"minor":500,"currency":"USD"},"buyerEmail":"kim@example.org"}}}' | tally exec
+              tally append --stream ticket-1 --type TicketScanned --data '{"gate":"north"}'
               tally read --stream voucher-1
             """,
         subcommands: [Init.self, Append.self, Read.self, Follow.self, Info.self, Verify.self, Exec.self, Demo.self, Projections.self, Report.self, Audit.self, Forget.self, Backup.self, Upgrade.self]

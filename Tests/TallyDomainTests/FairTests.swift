@@ -247,3 +247,24 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         #expect(Set(CommandCatalog.examples.map(\.command.name)) == Set(Command.names))
     }
 }
+
+@Suite struct DomainEventsTests {
+    /// Every event the domain's commands write is of a type `DomainEvents` lists, so `tally append`
+    /// refuses it; and the list names each type once.
+    @Test func everyTypeTheCommandsWriteIsListed() throws {
+        let path = testPath("domain-events")
+        let commerce = CommerceService(log: try EventLog.create(at: path), vault: FileKeyVault(store: path))
+        for example in CommandCatalog.examples {
+            guard case .accepted = try commerce.execute(example) else { Issue.record("\(example.command.name) was not accepted"); continue }
+        }
+        var written: Set<String> = []
+        var reader = commerce.log.read()
+        try reader.forEach { written.insert($0.type) }
+        #expect(written.count >= 30, "\(written.sorted())")
+        for type in written.sorted() { #expect(DomainEvents.isDomainType(type), "\(type) is written by a command but not listed") }
+        let names = DomainEvents.types.map { $0.eventType }
+        #expect(Set(names).count == names.count)
+        #expect(!DomainEvents.isDomainType("TicketScanned"))
+        #expect(!DomainEvents.isDomainType("voucherissued"))
+    }
+}
