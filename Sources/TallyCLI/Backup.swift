@@ -11,7 +11,8 @@ struct Backup: ParsableCommand {
             copy), compacted and synced. The audit trail (signed checkpoints, origin, verifier key) is \
             copied first, so every checkpoint in the copy is within its log, and the copy is then checked \
             against its latest checkpoint from its own bytes. Read models are not copied: `tally \
-            projections rebuild` makes them from the log. The directory appears whole or not at all.
+            projections rebuild` makes them from the log, with the events an admin set aside for them \
+            (projections/set-aside.json, copied). The directory appears whole or not at all.
 
             Personal-data keys (<store>/keys) are copied only with --with-keys. Keep them apart from the \
             log and as private as the data they protect: without them the copy's personal values read \
@@ -49,6 +50,18 @@ struct Backup: ParsableCommand {
             }
             let audit = store.path + "/audit"
             if manager.fileExists(atPath: audit) { _ = try copyTree(audit, to: partial + "/audit") }
+            // Rebuilding the read models from the copy needs the events an admin set aside (not the read models).
+            let setAside = store.path + "/projections/set-aside.json"
+            var copiedSetAside = false
+            if let decisions = manager.contents(atPath: setAside) {
+                try manager.createDirectory(atPath: partial + "/projections", withIntermediateDirectories: true)
+                guard manager.createFile(atPath: partial + "/projections/set-aside.json", contents: decisions) else {
+                    throw CLIError("cannot write \(partial)/projections/set-aside.json")
+                }
+                try syncFile(partial + "/projections/set-aside.json")
+                try syncFile(partial + "/projections")
+                copiedSetAside = true
+            }
             let head = try log.backup(into: partial)
             var keys = 0
             let keyDirectory = store.vault.directory
@@ -74,7 +87,8 @@ struct Backup: ParsableCommand {
             } else {
                 print("note: personal-data keys not copied (--with-keys): back up \(keyDirectory) separately")
             }
-            print("note: read models are not copied; `tally projections rebuild --store \(out)` makes them from the log")
+            print("note: read models are not copied; `tally projections rebuild --store \(out)` makes them from the log"
+                  + (copiedSetAside ? " (the events set aside for them are copied: projections/set-aside.json)" : ""))
         } catch {
             try? manager.removeItem(atPath: partial)
             throw error

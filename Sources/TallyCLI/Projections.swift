@@ -46,8 +46,9 @@ struct Projections: ParsableCommand {
               tally projections                # status of each
               tally projections rebuild sales  # rebuild while the old one serves
               tally projections run            # catch up, then follow new events
+              tally projections set-aside sales 812 --reason "hand-written VoucherIssued of another shape"
             """,
-        subcommands: [ProjectionsStatus.self, ProjectionsRebuild.self, ProjectionsRun.self],
+        subcommands: [ProjectionsStatus.self, ProjectionsRebuild.self, ProjectionsRun.self, ProjectionsSetAside.self],
         defaultSubcommand: ProjectionsStatus.self
     )
 }
@@ -79,8 +80,10 @@ struct ProjectionsStatus: ParsableCommand {
         }
         let rows = statuses.map { status -> [String?] in
             [status.name, String(status.version), status.state.rawValue, status.servingVersion.map(String.init), status.checkpoint.map(String.init),
-             String(status.head), status.lag.map(String.init), status.file, status.failure
-                ?? status.buildCheckpoint.map { "build at \($0) in \(status.buildFile ?? "")" }]
+             String(status.head), status.lag.map(String.init), status.file, [status.failure
+                ?? status.buildCheckpoint.map { "build at \($0) in \(status.buildFile ?? "")" },
+              status.setAside.isEmpty ? nil : "set aside: \(status.setAside.map(String.init).joined(separator: ", "))"]
+                .compactMap { $0 }.joined(separator: "; ")]
         }
         TableWriter.write(columns: ["name", "version", "state", "serving", "checkpoint", "head", "lag", "file", "note"], rows: rows)
     }
@@ -185,6 +188,63 @@ struct ProjectionsRun: ParsableCommand {
             FileHandle.standardOutput.write(Data(line.utf8))
         })
         if failures > 0 { throw ExitCode(1) }
+    }
+}
+
+struct ProjectionsSetAside: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set-aside",
+        abstract: "Leave out of one read model the event it stopped at, then catch it up.",
+        discussion: """
+            The log never changes, so an event a projector cannot apply (a payload of another shape, \
+            written by a client that went around the domain's commands) stops its read model there for \
+            good. Once you have looked at it, set it aside: that read model's builds pass over it and \
+            list it in their tally_set_aside table, and `tally projections status` shows it. Only the \
+            event the read model stopped at can be set aside. The decisions are kept in \
+            <store>/projections/set-aside.json, beside the read models (`tally backup` copies it); \
+            a running `tally projections run` picks them up. --take-back undoes one: the next \
+            rebuild applies the event again.
+
+            Example:
+              tally projections status
+              tally projections set-aside sales 812 --reason "VoucherIssued written by hand, without voucherID"
+              tally projections set-aside sales 812 --take-back && tally projections rebuild sales
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "The read model.") var name: String
+    @Argument(help: "The log position of the event it stopped at.") var position: UInt64
+    @Option(help: "Why it is left out (kept with the decision and in the read model).") var reason: String?
+    @Option(help: ArgumentHelp("Who decides (an admin), e.g. admin:ana.", valueName: "role:id"), transform: { text in
+        guard let actor = Actor(text), actor.role == .admin else { throw ValidationError("--actor \"\(text)\" must be an admin, e.g. admin:ana") }
+        return actor
+    })
+    var actor = Actor(.admin, "operator")
+    @Flag(help: "Take back an event set aside earlier instead: rebuilds apply it again.") var takeBack = false
+
+    func validate() throws {
+        if takeBack {
+            guard reason == nil else { throw ValidationError("--take-back needs no --reason") }
+        } else {
+            guard let reason, !reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ValidationError("--reason is required: say why the event is left out")
+            }
+        }
+    }
+
+    func run() throws {
+        let log = try store.open(readOnly: true)
+        let runner = try ReadModels.runner(log)
+        let projector = try runner.projector(named: name)
+        if takeBack {
+            guard try runner.takeBack(name, position: position) else { throw CLIError("no event at position \(position) is set aside for \(name)") }
+            print("\(name): position \(position) taken back; `tally projections rebuild \(name)` applies it again")
+            return
+        }
+        let decision = try runner.setAside(name, position: position, reason: reason ?? "", actor: actor.description, at: SystemClock().now())
+        print("\(name): position \(position) (\(decision.type)) set aside by \(decision.actor)")
+        let outcome = try runner.catchUp(projector)
+        print("\(name): position \(outcome.checkpoint), \(outcome.applied) applied\(outcome.switched ? ", version \(outcome.version) switched in" : "")")
     }
 }
 

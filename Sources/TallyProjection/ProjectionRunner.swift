@@ -13,6 +13,7 @@ import TallyLog
 /// - `<name>.v<version>.<build>.sqlite`: a built (or being built) read model of one projector version.
 /// - `<name>.lock`: held (flock) by the one process applying events to that read model at a time.
 /// - `as-of/<name>.v<version>.at-<position>.sqlite`: a read model frozen at a past position.
+/// - `set-aside.json`: the events admins left out of a read model (`SetAsideEvent`).
 public final class ProjectionRunner: Sendable {
     public let log: EventLog
     public let projectors: [any Projector]
@@ -163,10 +164,19 @@ public final class ProjectionRunner: Sendable {
                     onProgress: ((Outcome) -> Void)? = nil) throws {
         var failed = Set<String>()
         var seen: UInt64?
+        var decisions = setAsideStamp()
         while !isStopped() {
             let head = try log.head().position
+            // An event set aside meanwhile (by another process) lets the failed ones try again.
+            let stamp = setAsideStamp()
+            if stamp != decisions {
+                decisions = stamp
+                failed = []
+                seen = nil
+            }
             if seen.map({ head > $0 }) ?? true {
-                // A failed projector stays at its last good event until restarted (with fixed code).
+                // A failed projector stays at its last good event until restarted (with fixed code), or
+                // until the event it stopped at is set aside.
                 for (name, result) in catchUpAll(skipping: failed) {
                     switch result {
                     case .success(let outcome): if outcome.applied > 0 || outcome.switched { onProgress?(outcome) }
@@ -277,6 +287,8 @@ public final class ProjectionRunner: Sendable {
     /// applied, the failure is recorded in the file, and `ProjectionError.failed` is thrown.
     func advance(_ file: ReadModelFile, _ projector: any Projector, to limit: UInt64, progress: Progress?) throws -> UInt64 {
         var reader = BatchReader(log: log, eventTypes: projector.eventTypes)
+        let setAside = Dictionary(try setAsideEvents().filter { $0.projection == projector.name }.map { ($0.position, $0.reason) },
+                                  uniquingKeysWith: { first, _ in first })
         while true {
             var failure: (position: UInt64, type: String, cause: String)?
             var reached: UInt64 = 0
@@ -287,7 +299,7 @@ public final class ProjectionRunner: Sendable {
                 guard checkpoint.position < limit else { return .rollback }
                 let end = min(limit, checkpoint.position + batchPositions)
                 let applied = try BatchStatements.$current.withValue(BatchStatements(db)) {
-                    try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: end)
+                    try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: end, setAside: setAside)
                 }
                 if let failed = applied.failure {
                     failure = failed
@@ -303,7 +315,7 @@ public final class ProjectionRunner: Sendable {
                     let checkpoint = try ReadModelFile.readCheckpoint(db)
                     if failure.position > checkpoint.position + 1 {
                         let applied = try BatchStatements.$current.withValue(BatchStatements(db)) {
-                            try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: failure.position - 1)
+                            try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: failure.position - 1, setAside: setAside)
                         }
                         if applied.failure == nil { try ReadModelFile.moveCheckpoint(db, to: applied.last, lastEventAt: applied.lastAt) }
                     }
@@ -323,12 +335,17 @@ public final class ProjectionRunner: Sendable {
         var failure: (position: UInt64, type: String, cause: String)?
     }
 
-    private func apply(_ projector: any Projector, reader: inout BatchReader, db: Database, after start: UInt64, through end: UInt64) throws -> Applied {
+    /// Applies the events after `start` through `end`, but those in `setAside` (position → reason),
+    /// which are noted in the read model instead.
+    private func apply(_ projector: any Projector, reader: inout BatchReader, db: Database, after start: UInt64, through end: UInt64,
+                       setAside: [UInt64: String]) throws -> Applied {
         var result = Applied(last: start)
         let batch = BatchApplication(projector)
         let times = TimeTexts()  // The events below hold it unowned: it lives as long as the closure that makes them.
         try reader.forEach(first: start + 1, last: end) { record, handling in
-            if handling.wanted {
+            if handling.wanted, !setAside.isEmpty, let reason = setAside[record.position] {
+                try ReadModelFile.recordSetAside(db, position: record.position, type: handling.name, reason: reason)
+            } else if handling.wanted {
                 let type = handling.name
                 do {
                     if handling.needsUpcast(record) || handling.personal {

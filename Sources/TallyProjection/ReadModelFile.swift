@@ -24,6 +24,11 @@ struct ReadModelFile {
         var failedPosition: UInt64?
         var failedType: String?
         var failedError: String?
+
+        /// Where it stopped, if it did.
+        var stop: ProjectionStatus.Stop? {
+            failedPosition.map { ProjectionStatus.Stop(position: $0, type: failedType ?? "?", error: failedError ?? "?") }
+        }
     }
 
     enum Mode {

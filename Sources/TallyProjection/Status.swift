@@ -36,6 +36,16 @@ public struct ProjectionStatus: Sendable, Codable, Equatable {
     public var buildCheckpoint: UInt64?
     /// The failure that stopped it: position, type, cause.
     public var failure: String?
+    /// The same, by field: what `setAside` takes.
+    public var stop: Stop?
+    /// Positions of the events an admin set aside for this read model (`SetAsideEvent`).
+    public var setAside: [UInt64] = []
+
+    public struct Stop: Sendable, Codable, Equatable {
+        public var position: UInt64
+        public var type: String
+        public var error: String
+    }
 }
 
 extension ProjectionRunner {
@@ -43,8 +53,10 @@ extension ProjectionRunner {
     public func status() throws -> [ProjectionStatus] {
         let head = try log.head().position
         let storeID = try log.storeID().uuidString
+        let setAside = try setAsideEvents()
         return projectors.map { projector in
             var status = ProjectionStatus(name: projector.name, version: projector.version, state: .missing, head: head)
+            status.setAside = setAside.filter { $0.projection == projector.name }.map(\.position).sorted()
             if let target = servingTarget(projector.name), FileManager.default.fileExists(atPath: target),
                let file = try? ReadModelFile.open(target, mode: .readOnly), let checkpoint = try? file.checkpoint() {
                 status.file = target
@@ -53,9 +65,10 @@ extension ProjectionRunner {
                 status.lag = head > checkpoint.position ? head - checkpoint.position : 0
                 if checkpoint.version != projector.version || checkpoint.storeID != storeID {
                     status.state = .stale
-                } else if let position = checkpoint.failedPosition {
+                } else if let stop = checkpoint.stop {
                     status.state = .failed
-                    status.failure = "position \(position) (\(checkpoint.failedType ?? "?")): \(checkpoint.failedError ?? "?")"
+                    status.stop = stop
+                    status.failure = "position \(stop.position) (\(stop.type)): \(stop.error)"
                 } else {
                     status.state = checkpoint.position >= head ? .current : .behind
                 }
@@ -64,9 +77,10 @@ extension ProjectionRunner {
                let checkpoint = try? file.checkpoint() {
                 status.buildFile = build
                 status.buildCheckpoint = checkpoint.position
-                if let position = checkpoint.failedPosition {
+                if let stop = checkpoint.stop {
                     status.state = .failed
-                    status.failure = "position \(position) (\(checkpoint.failedType ?? "?")): \(checkpoint.failedError ?? "?")"
+                    status.stop = stop
+                    status.failure = "position \(stop.position) (\(stop.type)): \(stop.error)"
                 } else if status.state == .missing || status.state == .stale {
                     status.state = .building
                 }
