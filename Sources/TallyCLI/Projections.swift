@@ -202,13 +202,14 @@ struct ProjectionsSetAside: ParsableCommand {
             list it in their tally_set_aside table, and `tally projections status` shows it. Only the \
             event the read model stopped at can be set aside. The decisions are kept in \
             <store>/projections/set-aside.json, beside the read models (`tally backup` copies it); \
-            a running `tally projections run` picks them up. --take-back undoes one: the next \
-            rebuild applies the event again.
+            a running `tally projections run` picks them up. --take-back undoes one and \
+            rebuilds the read model with the event, beside the serving file, which keeps answering \
+            (without it) if the rebuild stops there again.
 
             Example:
               tally projections status
               tally projections set-aside sales 812 --reason "VoucherIssued written by hand, without voucherID"
-              tally projections set-aside sales 812 --take-back && tally projections rebuild sales
+              tally projections set-aside sales 812 --take-back   # after fixing the projector instead
             """)
 
     @OptionGroup var store: StoreOptions
@@ -220,7 +221,7 @@ struct ProjectionsSetAside: ParsableCommand {
         return actor
     })
     var actor = Actor(.admin, "operator")
-    @Flag(help: "Take back an event set aside earlier instead: rebuilds apply it again.") var takeBack = false
+    @Flag(help: "Take back an event set aside earlier instead, and rebuild the read model with it.") var takeBack = false
 
     func validate() throws {
         if takeBack {
@@ -238,7 +239,10 @@ struct ProjectionsSetAside: ParsableCommand {
         let projector = try runner.projector(named: name)
         if takeBack {
             guard try runner.takeBack(name, position: position) else { throw CLIError("no event at position \(position) is set aside for \(name)") }
-            print("\(name): position \(position) taken back; `tally projections rebuild \(name)` applies it again")
+            print("\(name): position \(position) taken back; rebuilding")
+            // Beside the serving file, which keeps answering (without the event) if the rebuild stops at it again.
+            let outcome = try runner.rebuild(projector)
+            print("\(name): rebuilt to position \(outcome.checkpoint) and switched in")
             return
         }
         let decision = try runner.setAside(name, position: position, reason: reason ?? "", actor: actor.description, at: SystemClock().now())

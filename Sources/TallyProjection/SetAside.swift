@@ -70,17 +70,30 @@ extension ProjectionRunner {
         }
     }
 
-    /// Takes back an event set aside for `name`: rebuilds apply it again. False if it was not set aside.
+    /// Takes back an event set aside for `name`: rebuilds apply it again, and the as-of builds that
+    /// passed over it are deleted (they are caches). The serving file keeps leaving it out until it is
+    /// rebuilt. False if it was not set aside.
     @discardableResult
     public func takeBack(_ name: String, position: UInt64) throws -> Bool {
         let projector = try projector(named: name)
-        return try withLock(projector.name) {
+        let taken = try withLock(projector.name) {
             let events = try setAsideEvents()
             let kept = events.filter { !($0.projection == name && $0.position == position) }
             guard kept.count < events.count else { return false }
             try writeSetAside(kept)
             return true
         }
+        guard taken else { return false }
+        try withLock("\(projector.name).as-of") {
+            let asOf = (directory as NSString).appendingPathComponent("as-of")
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: asOf)) ?? [] where file.hasPrefix(projector.name + ".v") {
+                // `<name>.v<version>.at-<position>.sqlite`
+                guard let at = file.range(of: ".at-"), let end = file.range(of: ".sqlite", options: .backwards),
+                      let built = UInt64(file[at.upperBound..<end.lowerBound]), built >= position else { continue }
+                ReadModelFile.remove((asOf as NSString).appendingPathComponent(file))
+            }
+        }
+        return true
     }
 
     /// Replaces the file whole: written beside it, synced, then renamed over it.
