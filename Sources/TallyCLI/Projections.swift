@@ -148,7 +148,9 @@ struct ProjectionsRun: ParsableCommand {
         discussion: """
             Runs until interrupted (Ctrl-C, SIGTERM), or with --once until the read models reach the \
             head. Other processes may append meanwhile. A read model whose version changed is rebuilt \
-            beside the old one first. One that fails stops at its last good event; the others go on.
+            beside the old one first. One that fails stops at its last good event; the others go on, \
+            and so does it once that event is set aside (`tally projections set-aside`). The exit \
+            status is 1 if a read model is still stopped at an event when it ends.
 
             Example:
               tally projections run
@@ -179,15 +181,20 @@ struct ProjectionsRun: ParsableCommand {
             return
         }
         let stop = StopSignal()
-        var failures = 0
-        try runner.run(isStopped: { stop.isSet }, onError: { _, error in
+        // Read models stopped at an event and not gone on since (an event set aside lets one go on).
+        var stopped = Set<String>()
+        try runner.run(isStopped: { stop.isSet }, onError: { name, error in
             printError("\(error)")
-            failures += 1
+            stopped.insert(name)
         }, onProgress: { outcome in
+            stopped.remove(outcome.name)
             let line = "\(outcome.name): position \(outcome.checkpoint) (+\(outcome.applied))\(outcome.switched ? ", version \(outcome.version) switched in" : "")\n"
             FileHandle.standardOutput.write(Data(line.utf8))
         })
-        if failures > 0 { throw ExitCode(1) }
+        if !stopped.isEmpty {
+            printError("stopped at an event: \(stopped.sorted().joined(separator: ", ")) (see `tally projections status`)")
+            throw ExitCode(1)
+        }
     }
 }
 
