@@ -78,6 +78,10 @@ public enum DomainCoding {
             return "missing field \"\((context.codingPath.map(\.stringValue) + [key.stringValue]).filter { !$0.hasPrefix("_") }.joined(separator: "."))\""
         case .typeMismatch(let type, let context): return "field \(path(context)) must be \(describe(type))"
         case .valueNotFound(let type, let context): return "field \(path(context)) must be \(describe(type)), not null"
+        case .dataCorrupted(let context) where context.codingPath.isEmpty && context.debugDescription == "The given data was not valid JSON.":
+            // What Foundation's decoder also says of a number that a whole-number field cannot hold
+            // (a quantity of 1.5), without naming the field.
+            return "not valid JSON, or a number where a whole number is expected is not one (or is out of range)"
         case .dataCorrupted(let context): return "field \(path(context)): \(context.debugDescription)"
         @unknown default: return "\(error)"
         }

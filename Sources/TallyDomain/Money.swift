@@ -73,6 +73,25 @@ public struct Money: Hashable, Sendable, Codable, Comparable, CustomStringConver
         self.currency = currency
     }
 
+    private enum CodingKeys: String, CodingKey { case minor, currency }
+
+    /// As synthesized, but a `minor` of 5.5 is named as such: Foundation's decoder reports a number
+    /// that is not a whole `Int64` as "not valid JSON", without saying which field.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        do {
+            minor = try container.decode(Int64.self, forKey: .minor)
+        } catch {
+            // Foundation's error here is internal (`numberIsNotRepresentableInSwift`); a number it is.
+            guard let number = try? container.decode(Double.self, forKey: .minor) else { throw error }
+            let reason = number.rounded() == number
+                ? "must be a whole number of minor units from \(Int64.min) to \(Int64.max), not \(number)"
+                : "must be a whole number of minor units (550 for 5.50), not \(number)"
+            throw DecodingError.dataCorruptedError(forKey: .minor, in: container, debugDescription: reason)
+        }
+        currency = try container.decode(Currency.self, forKey: .currency)
+    }
+
     public static func zero(_ currency: Currency) -> Money { Money(minor: 0, currency: currency) }
 
     /// Parses a decimal string in major units ("12.50" USD → 1250 minor) exactly, refusing more

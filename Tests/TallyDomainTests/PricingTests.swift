@@ -32,6 +32,30 @@ func at(_ seconds: Int64) -> Timestamp { Timestamp(microsecondsSinceEpoch: secon
         #expect(try JSONDecoder().decode(Money.self, from: data) == cents(1999))
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(Money.self, from: Data(#"{"minor":1,"currency":"dollars"}"#.utf8)) }
     }
+
+    /// Money is never a float: an amount of 5.5 minor units is refused by name, where Foundation's
+    /// decoder alone would call the whole document "not valid JSON".
+    @Test func aFractionalOrHugeAmountIsNamedNotCalledInvalidJSON() throws {
+        struct Line: Decodable { var amount: Money }
+        func reason(_ json: String) -> String? {
+            do { _ = try JSONDecoder().decode(Line.self, from: Data(json.utf8)); return nil } catch let error as DecodingError {
+                return DomainCoding.describe(error)
+            } catch { return "\(error)" }
+        }
+        #expect(reason(#"{"amount":{"minor":5.5,"currency":"USD"}}"#) == #"field "amount.minor": must be a whole number of minor units (550 for 5.50), not 5.5"#)
+        #expect(reason(#"{"amount":{"minor":1e30,"currency":"USD"}}"#)?.contains("from -9223372036854775808 to 9223372036854775807, not 1e+30") == true)
+        #expect(reason(#"{"amount":{"minor":"5","currency":"USD"}}"#) == #"field "amount.minor" must be a whole number"#)
+        #expect(reason(#"{"amount":{"minor":1e3,"currency":"USD"}}"#) == nil)
+        #expect(reason(#"{"amount":{"minor":550}}"#) == #"missing field "amount.currency""#)
+        // Other whole-number fields keep Foundation's error, worded for what it may mean.
+        struct Count: Decodable { var quantity: Int }
+        do {
+            _ = try JSONDecoder().decode(Count.self, from: Data(#"{"quantity":1.5}"#.utf8))
+            Issue.record("1.5 decoded as an Int")
+        } catch let error as DecodingError {
+            #expect(DomainCoding.describe(error) == "not valid JSON, or a number where a whole number is expected is not one (or is out of range)")
+        }
+    }
 }
 
 @Suite struct SKUTests {
