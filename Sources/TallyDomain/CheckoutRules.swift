@@ -58,7 +58,7 @@ enum CheckoutRules {
             let member = try draft.load(CheckoutStreams.member(memberID), as: MemberState.self, from: &streams)
             guard member.registered == nil else { throw Rejection(.memberAlreadyRegistered, "member \(memberID) is already registered") }
             if let email {
-                try Require.field("email", email)
+                try Require.email("email", email)
                 try draft.claim(Claims.email(email, secret: streams.claimSecret), kind: "email", owner: memberID, from: &streams,
                                 taken: Rejection(.emailTaken, "that email address is already registered"))
             }

@@ -414,7 +414,7 @@ public enum Decide {
         case .issueVoucher(let voucherID, let amount, let buyerEmail):
             try Require.admin(actor, "issue a voucher")
             try Require.field("voucherID", voucherID)
-            try Require.field("buyerEmail", buyerEmail)
+            try Require.email("buyerEmail", buyerEmail)
             guard amount.minor > 0 else { throw Rejection(.nonPositiveAmount, "a voucher's amount must be positive, not \(amount)") }
             var draft = Draft()
             let voucher = try draft.load(FairStreams.voucher(voucherID), as: VoucherState.self, from: &streams)

@@ -84,6 +84,18 @@ enum Require {
         }
     }
 
+    /// An email address as people write one: a name, one "@", a domain, no spaces. The seeds' systems
+    /// let anything in and were left with data they could not send a receipt to. (A domain without a
+    /// dot is let through: intranets have them.)
+    static func email(_ name: String, _ value: String) throws {
+        try field(name, value)
+        let parts = value.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty, !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
+              !value.contains(where: \.isWhitespace) else {
+            throw Rejection(.invalidField, "\(name) \"\(value)\" is not an email address (name@example.org)")
+        }
+    }
+
     static func positive(_ amount: Money, _ what: String) throws {
         guard amount.minor > 0 else { throw Rejection(.nonPositiveAmount, "\(what) must be positive, not \(amount)") }
     }

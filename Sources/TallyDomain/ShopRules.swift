@@ -13,7 +13,7 @@ enum ShopRules {
         case .registerUser(let userID, let username, let email, let isAdmin):
             try Require.field("userID", userID)
             try Require.field("username", username)
-            try Require.field("email", email)
+            try Require.email("email", email)
             if isAdmin { try Require.admin(actor, "register an admin") } else { try Require.selfOrAdmin(actor, .customer, userID, "register user \(userID)") }
             let user = try draft.load(ShopStreams.user(userID), as: UserState.self, from: &streams)
             guard user.registered == nil else { throw Rejection(.userAlreadyRegistered, "user \(userID) is already registered") }
@@ -25,7 +25,7 @@ enum ShopRules {
 
         case .changeUserEmail(let userID, let email):
             try Require.selfOrAdmin(actor, .customer, userID, "change user \(userID)'s email")
-            try Require.field("email", email)
+            try Require.email("email", email)
             let user = try draft.load(ShopStreams.user(userID), as: UserState.self, from: &streams)
             guard user.registered != nil else { throw Rejection(.userNotFound, "user \(userID) is not registered") }
             guard user.active else { throw Rejection(.userInactive, "user \(userID) is deactivated") }

@@ -147,6 +147,7 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         var streams = try store()
         let other = Actor(.member, "m2")
         #expect(code(other, .registerMember(memberID: "m2", firstName: nil, lastName: nil, email: "ADA@example.org", phone: nil), &streams) == .emailTaken)
+        #expect(code(other, .registerMember(memberID: "m2", firstName: nil, lastName: nil, email: "555 0100", phone: nil), &streams) == .invalidField)
         #expect(code(other, .registerMember(memberID: "m2", firstName: "Bo", lastName: nil, email: nil, phone: "555"), &streams) == nil)
         #expect(code(member, .linkSocialAccount(memberID: "m1", provider: "facebook", accountID: "fb-1"), &streams) == nil)
         #expect(code(other, .linkSocialAccount(memberID: "m2", provider: "facebook", accountID: "fb-1"), &streams) == .socialAccountTaken)

@@ -68,6 +68,10 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         #expect(rejection(command(lee, .issueVoucher(voucherID: "1", amount: cents(100), buyerEmail: "a@b")), in: &streams) == .notAuthorized)
         #expect(rejection(command(admin, .issueVoucher(voucherID: "1", amount: cents(-5), buyerEmail: "a@b")), in: &streams) == .nonPositiveAmount)
         #expect(rejection(command(admin, .issueVoucher(voucherID: "", amount: cents(5), buyerEmail: "a@b")), in: &streams) == .invalidField)
+        // An email address is a name, one "@" and a domain: not a name or a phone number typed in its field.
+        for email in ["kim", "kim@", "@example.org", "kim@@example.org", "kim @example.org", "kim@example.org.", "+1 555 0100"] {
+            #expect(rejection(command(admin, .issueVoucher(voucherID: "1", amount: cents(5), buyerEmail: email)), in: &streams) == .invalidField, "\(email)")
+        }
         #expect(rejection(command(admin, .assignOperator(boothID: "1", operatorID: "lee", operatorName: "Lee")), in: &streams) == .boothNotFound)
         var fair = try fair()
         #expect(rejection(command(admin, .registerBooth(boothID: "3", name: "again", location: "y")), in: &fair) == .boothAlreadyRegistered)

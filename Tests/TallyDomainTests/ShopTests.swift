@@ -163,6 +163,7 @@ let customer = Actor(.customer, "u1")
         let other = Actor(.customer, "u2")
         #expect(code(command(other, .registerUser(userID: "u2", username: "wanjiru", email: "x@example.org", isAdmin: false)), &streams) == .usernameTaken)
         #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "W@example.org", isAdmin: false)), &streams) == .emailTaken)
+        #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "otieno at example.org", isAdmin: false)), &streams) == .invalidField)
         #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "o@example.org", isAdmin: true)), &streams) == .notAuthorized)
         #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "o@example.org", isAdmin: false)), &streams) == nil)
         // Claim streams never hold an email in clear.
