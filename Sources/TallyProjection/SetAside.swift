@@ -65,7 +65,7 @@ extension ProjectionRunner {
             }
             let decision = SetAsideEvent(projection: name, position: position, type: stop.type, reason: reason, actor: actor,
                                          decidedAt: time.iso8601, error: stop.error)
-            try writeSetAside(try setAsideEvents() + [decision])
+            try withLock(Self.setAsideLock) { try writeSetAside(try setAsideEvents() + [decision]) }
             return decision
         }
     }
@@ -77,11 +77,13 @@ extension ProjectionRunner {
     public func takeBack(_ name: String, position: UInt64) throws -> Bool {
         let projector = try projector(named: name)
         let taken = try withLock(projector.name) {
-            let events = try setAsideEvents()
-            let kept = events.filter { !($0.projection == name && $0.position == position) }
-            guard kept.count < events.count else { return false }
-            try writeSetAside(kept)
-            return true
+            try withLock(Self.setAsideLock) {
+                let events = try setAsideEvents()
+                let kept = events.filter { !($0.projection == name && $0.position == position) }
+                guard kept.count < events.count else { return false }
+                try writeSetAside(kept)
+                return true
+            }
         }
         guard taken else { return false }
         try withLock("\(projector.name).as-of") {
@@ -95,6 +97,10 @@ extension ProjectionRunner {
         }
         return true
     }
+
+    /// Held (after the read model's own lock) while the file is read and replaced: decisions for two
+    /// read models may be made at once, by two processes, and neither may lose the other's.
+    static let setAsideLock = "set-aside.json"  // `set-aside.json.lock`: no projector's name has a dot.
 
     /// Replaces the file whole: written beside it, synced, then renamed over it.
     private func writeSetAside(_ events: [SetAsideEvent]) throws {

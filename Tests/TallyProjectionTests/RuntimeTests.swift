@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRDB
 import MemberActivityProjection
 import SalesLogProjection
@@ -12,7 +13,7 @@ import TransactionsProjection
 /// Counts events per type: version 1 in one table; version 2 also records each event's stream, in a
 /// new table, and can be told to fail at a position (a broken new version).
 struct Counter: Projector {
-    let name = "counter"
+    var name = "counter"
     let version: Int
     var failAt: UInt64?
     let eventTypes: Set<String> = [VoucherIssued.eventType, VoucherRedeemed.eventType, SaleRecorded.eventType, BoothRegistered.eventType]
@@ -242,5 +243,26 @@ struct Counter: Projector {
         #expect(try runner.takeBack("sales", position: bad))
         #expect(try !runner.takeBack("sales", position: bad))
         #expect(throws: ProjectionError.self) { try runner.rebuild(SalesLog(), discardingUnfinished: true) }
+    }
+
+    /// Decisions for two read models made at the same moment both stay: the file is read and
+    /// replaced under its own lock, not only each read model's.
+    @Test func eventsSetAsideAtOnceForTwoReadModelsAreAllKept() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        let bad = try #require(try store.log.read(ReadQuery(.type(SaleRecorded.eventType))).map(\.position).first)
+        let names = (1...4).map { "counter-\($0)" }
+        let projectors = names.map { Counter(name: $0, version: 1, failAt: bad) }
+        let runner = try store.runner(projectors)
+        for result in runner.catchUpAll().values { #expect(throws: ProjectionError.self) { try result.get() } }
+        let errors = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: names.count) { index in
+            do { try runner.setAside(names[index], position: bad, reason: "test", actor: "admin:ana", at: store.clock.now()) } catch {
+                errors.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(errors.withLock { $0 }.isEmpty)
+        #expect(Set(try runner.setAsideEvents().map(\.projection)) == Set(names))
+        for result in runner.catchUpAll().values { #expect(try result.get().checkpoint == store.log.head().position) }
     }
 }
