@@ -223,11 +223,11 @@ struct ProjectionsSetAside: ParsableCommand {
     @Argument(help: "The read model.") var name: String
     @Argument(help: "The log position of the event it stopped at.") var position: UInt64
     @Option(help: "Why it is left out (kept with the decision and in the read model).") var reason: String?
-    @Option(help: ArgumentHelp("Who decides (an admin), e.g. admin:ana.", valueName: "role:id"), transform: { text in
+    @Option(help: ArgumentHelp("Who decides (an admin), e.g. admin:ana (default: admin:<login name>).", valueName: "role:id"), transform: { text in
         guard let actor = Actor(text), actor.role == .admin else { throw ValidationError("--actor \"\(text)\" must be an admin, e.g. admin:ana") }
         return actor
     })
-    var actor = Actor(.admin, "operator")
+    var actor: Actor?
     @Flag(help: "Take back an event set aside earlier instead, and rebuild the read model with it.") var takeBack = false
 
     func validate() throws {
@@ -252,10 +252,21 @@ struct ProjectionsSetAside: ParsableCommand {
             print("\(name): rebuilt to position \(outcome.checkpoint) and switched in")
             return
         }
-        let decision = try runner.setAside(name, position: position, reason: reason ?? "", actor: actor.description, at: SystemClock().now())
+        let decision = try runner.setAside(name, position: position, reason: reason ?? "", actor: (actor ?? Self.loginAdmin()).description,
+                                           at: SystemClock().now())
         print("\(name): position \(position) (\(decision.type)) set aside by \(decision.actor)")
-        let outcome = try runner.catchUp(projector)
+        // A rebuild that stopped there goes on (the old file serves meanwhile); else the serving file catches up.
+        let rebuilding = try runner.status().first { $0.name == name }?.buildFile != nil
+        let outcome = rebuilding ? try runner.rebuild(projector) : try runner.catchUp(projector)
         print("\(name): position \(outcome.checkpoint), \(outcome.applied) applied\(outcome.switched ? ", version \(outcome.version) switched in" : "")")
+    }
+
+    /// `admin:<the login name of this process's user>`.
+    static func loginAdmin() -> Actor {
+        guard let entry = getpwuid(getuid()), let name = entry.pointee.pw_name, let actor = Actor("admin:" + String(cString: name)) else {
+            return Actor(.admin, "unknown")
+        }
+        return actor
     }
 }
 

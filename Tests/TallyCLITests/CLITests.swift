@@ -347,5 +347,9 @@ func json(_ line: String) throws -> [String: Any] {
         #expect(try sales(store)["state"] as? String == "failed" && sales(store)["checkpoint"] as? Int == 3)
         let served = try tally(["report", "sales", "--view", "vouchers", "--format", "json", "--no-catch-up"], store: store)
         #expect(served.output.contains(#""issued":1,"issued_value":"25.00""#), "\(served.output)\(served.error)")
+        // Set aside again: the rebuild that stopped there goes on and is switched in; the default actor is the login's.
+        let resumed = try tally(["projections", "set-aside", "sales", "1", "--reason", "written by hand"], store: store)
+        #expect(resumed.status == 0 && resumed.output.contains("set aside by admin:") && resumed.output.contains("switched in"), "\(resumed.output)\(resumed.error)")
+        #expect(try sales(store)["state"] as? String == "current" && sales(store)["setAside"] as? [Int] == [1])
     }
 }
