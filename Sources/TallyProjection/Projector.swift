@@ -146,6 +146,8 @@ public enum ProjectionError: Error, Equatable, CustomStringConvertible {
     case unknownProjection(String, known: [String])
     case otherStore(path: String, expected: String, found: String)
     case notBuilt(String)
+    /// Never built: its first build stopped at an event.
+    case buildStopped(name: String, position: UInt64, type: String, cause: String)
     case failed(name: String, position: UInt64, type: String, cause: String)
     case positionBeyondHead(UInt64, head: UInt64)
 
@@ -157,7 +159,12 @@ public enum ProjectionError: Error, Equatable, CustomStringConvertible {
         case .otherStore(let path, let expected, let found):
             "\(path) was built from store \(found), not this store (\(expected)): rebuild it"
         case .notBuilt(let name): "projection \(name) has not been built: run `tally projections rebuild \(name)`"
-        case .failed(let name, let position, let type, let cause): "projection \(name) failed at position \(position) (\(type)): \(cause)"
+        case .buildStopped(let name, let position, let type, let cause):
+            "projection \(name) has not been built: its build stopped at position \(position) (\(type)): \(cause). "
+                + "Fix the projector, or, if the event is at fault, `tally projections set-aside \(name) \(position) --reason …`"
+        case .failed(let name, let position, let type, let cause):
+            "projection \(name) failed at position \(position) (\(type)): \(cause) "
+                + "(fix the projector, or, if the event is at fault, `tally projections set-aside \(name) \(position) --reason …`)"
         case .positionBeyondHead(let position, let head): "position \(position) is beyond the log's head (\(head))"
         }
     }

@@ -93,6 +93,10 @@ extension ProjectionRunner {
     public func openServing(_ name: String) throws -> DatabaseQueue {
         let projector = try projector(named: name)
         guard let target = servingTarget(projector.name), FileManager.default.fileExists(atPath: target) else {
+            if let build = pendingBuilds(projector).last, let checkpoint = try? ReadModelFile.open(build, mode: .readOnly).checkpoint(),
+               let stop = checkpoint.stop {
+                throw ProjectionError.buildStopped(name: name, position: stop.position, type: stop.type, cause: stop.error)
+            }
             throw ProjectionError.notBuilt(name)
         }
         return try ReadModelFile.open(target, mode: .readOnly).queue

@@ -303,6 +303,10 @@ func json(_ line: String) throws -> [String: Any] {
         #expect(try tally(["exec"], store: store, input: commands).status == 0)
         let failed = try tally(["projections", "rebuild", "sales"], store: store)
         #expect(failed.status != 0 && failed.error.contains("failed at position 1 (VoucherIssued)"), "\(failed.error)")
+        // A report names why there is nothing to read, and the way on.
+        let unbuilt = try tally(["report", "sales", "--no-catch-up"], store: store)
+        #expect(unbuilt.status != 0 && unbuilt.error.contains("has not been built: its build stopped at position 1 (VoucherIssued)")
+                && unbuilt.error.contains("tally projections set-aside sales 1 --reason"), "\(unbuilt.error)")
 
         let decisions = store + "/projections/set-aside.json"
         let wrong = try tally(["projections", "set-aside", "sales", "2", "--reason", "x"], store: store)
