@@ -19,17 +19,29 @@ public enum ReadModels {
 
     /// After an erasure, so the erased values leave every file: the read models that copied personal
     /// values are rebuilt (those never built are left alone), and their as-of builds, which are caches,
-    /// are deleted. `report` gets a line per rebuilt read model.
+    /// are deleted. `report` gets a line per rebuilt read model. One whose rebuild stops at an event
+    /// loses its serving file instead, which still holds the erased values, and the others go on; the
+    /// error thrown at the end names it.
     static func dropErasedValues(_ log: EventLog, report: (String) -> Void) throws {
         let runner = try runner(log)
         let asOf = (runner.directory as NSString).appendingPathComponent("as-of")
+        var stopped: [String] = []
         for projector in runner.projectors where projector.holdsPersonalData {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: asOf)) ?? [] where name.hasPrefix(projector.name + ".v") {
                 try? FileManager.default.removeItem(atPath: (asOf as NSString).appendingPathComponent(name))
             }
             guard FileManager.default.fileExists(atPath: runner.servingLink(projector.name)) else { continue }
-            let outcome = try runner.rebuild(projector, discardingUnfinished: true)
-            report("\(outcome.name): rebuilt to position \(outcome.checkpoint)")
+            do {
+                let outcome = try runner.rebuild(projector, discardingUnfinished: true)
+                report("\(outcome.name): rebuilt to position \(outcome.checkpoint)")
+            } catch {
+                try runner.removeServing(projector.name)
+                stopped.append("\(projector.name): \(error); its serving file, which still held the erased values, was removed")
+            }
+        }
+        if !stopped.isEmpty {
+            throw CLIError((stopped + ["the erasure itself is recorded and its key destroyed; rebuild those read models once they can go on"])
+                .joined(separator: "\n"))
         }
     }
 }

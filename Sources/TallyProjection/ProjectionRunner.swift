@@ -252,6 +252,22 @@ public final class ProjectionRunner: Sendable {
         }
     }
 
+    /// Removes the serving read model of `name` (the link and its file): for a file that must not be
+    /// kept, such as one holding erased values that could not be rebuilt. Open connections keep
+    /// reading it until they close; `status` then says it is missing.
+    public func removeServing(_ name: String) throws {
+        let projector = try projector(named: name)
+        try withLock(projector.name) {
+            let target = servingTarget(projector.name)
+            unlink(servingLink(projector.name))
+            if let target {
+                servingFiles.withLock { _ = $0.removeValue(forKey: target) }
+                ReadModelFile.remove(target)
+            }
+            try syncFile(directory)
+        }
+    }
+
     // MARK: Time travel
 
     /// The read model of `projector` as the log stood at `position` (0: empty), built into its own

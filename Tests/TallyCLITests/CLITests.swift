@@ -356,4 +356,32 @@ func json(_ line: String) throws -> [String: Any] {
         #expect(resumed.status == 0 && resumed.output.contains("set aside by admin:") && resumed.output.contains("switched in"), "\(resumed.output)\(resumed.error)")
         #expect(try sales(store)["state"] as? String == "current" && sales(store)["setAside"] as? [Int] == [1])
     }
+
+    /// An erasure rebuilds the read models that copied personal values; one that stops at an event
+    /// cannot be rebuilt, and its serving file, still holding the erased values, is removed instead.
+    @Test func anErasureRemovesAReadModelItCannotRebuild() throws {
+        let store = try newStore()
+        let issue = #"{"id":"00000000-0000-4000-8000-000000000001","actor":"admin:ana","command":{"issueVoucher":{"voucherID":"7","amount":{"minor":2500,"currency":"USD"},"buyerEmail":"k@example.org"}}}"#
+        #expect(try tally(["exec"], store: store, input: issue).status == 0)
+        #expect(try tally(["projections", "rebuild"], store: store).status == 0)
+        let sales = store + "/projections/sales.sqlite"
+        #expect(FileManager.default.fileExists(atPath: sales))
+        do {
+            let log = try EventLog.open(at: store)
+            try log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "voucher-1", type: "VoucherIssued",
+                                                                payload: Data(#"{"amount":{"currency":"USD","minor":500}}"#.utf8))]))
+            log.close()
+        }
+        let forget = try tally(["forget", "--email", "k@example.org", "--reason", "request 7"], store: store)
+        #expect(forget.status != 0 && forget.output.contains("erasure recorded"), "\(forget.output)\(forget.error)")
+        #expect(forget.error.contains("sales: projection sales failed at position")
+                && forget.error.contains("its serving file, which still held the erased values, was removed"), "\(forget.error)")
+        #expect(!FileManager.default.fileExists(atPath: sales))
+        let files = try FileManager.default.subpathsOfDirectory(atPath: store + "/projections")
+        for file in files {
+            guard let bytes = FileManager.default.contents(atPath: store + "/projections/" + file) else { continue }
+            #expect(bytes.range(of: Data("k@example.org".utf8)) == nil, "\(file) still holds the erased email")
+        }
+        #expect(try tally(["projections", "status"], store: store).output.contains("sales"))
+    }
 }
