@@ -265,7 +265,7 @@ struct ProjectionsSetAside: ParsableCommand {
             return
         }
         let decision = try runner.setAside(name, position: position, reason: reason ?? "", actor: (actor ?? Self.loginAdmin()).description,
-                                           at: SystemClock().now())
+                                           at: log.options.clock.now())
         print("\(name): position \(position) (\(decision.type)) set aside by \(decision.actor)")
         // A rebuild that stopped there goes on (the old file serves meanwhile); else the serving file catches up.
         let rebuilding = try runner.status().first { $0.name == name }?.buildFile != nil
