@@ -67,7 +67,7 @@ struct ReportOptions: ParsableArguments {
             let progress = SharedProgress(label: "as of \(position)", names: [name])
             let path = try runner.buildAsOf(projector, position: position, progress: progress.update)
             progress.finishLine()
-            return try runner.openFile(path)
+            return try noteSetAside(name, try runner.openFile(path))
         }
         if !noCatchUp {
             let progress = SharedProgress(label: "catch up", names: [name])
@@ -78,7 +78,22 @@ struct ReportOptions: ParsableArguments {
             }
             progress.finishLine()
         }
-        return try runner.openServing(name)
+        return try noteSetAside(name, try runner.openServing(name))
+    }
+
+    /// Says on standard error which events an admin left out of this read model, so a total is not
+    /// taken for the log's whole.
+    func noteSetAside(_ name: String, _ database: DatabaseQueue) throws -> DatabaseQueue {
+        let positions = try database.read { db -> [Int64] in
+            guard try db.tableExists("tally_set_aside") else { return [] }
+            return try Int64.fetchAll(db, sql: "SELECT position FROM tally_set_aside ORDER BY position")
+        }
+        if !positions.isEmpty {
+            let line = "note: \(positions.count) event\(positions.count == 1 ? " was" : "s were") set aside from \(name) (position\(positions.count == 1 ? "" : "s") "
+                + "\(positions.map(String.init).joined(separator: ", "))): not in these figures; see `tally projections status`\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+        return database
     }
 
     /// Runs `sql` and writes its rows. Columns named `*_minor` are shown as exact decimals of the
