@@ -108,6 +108,10 @@ public struct MemberActivity: BatchingProjector {
 
     public func makeBatch() -> MemberBatch { MemberBatch() }
 
+    /// Carries the owners of the carts still open and of the orders the last batch knew: a cart is
+    /// usually filled over more than one batch, and its owner was looked up in SQLite once per batch.
+    public func makeBatch(after previous: MemberBatch?) -> MemberBatch { MemberBatch(carrying: previous) }
+
     public func apply(_ event: ProjectedEvent, _ db: Database, batch: MemberBatch) throws {
         let json = try event.json()
         switch event.type {

@@ -65,6 +65,23 @@ public final class MemberBatch: ProjectionBatch {
     var cartMembers: [ExactText: String] = [:]
     var orderMembers: [ExactText: String] = [:]
 
+    /// At most this many owners of carts and of orders are carried from one batch to the next
+    /// (`MemberActivity.makeBatch(after:)`); past it, none are, and the next batch looks them up again.
+    static let carriedOwnersMax = 65_536
+
+    init() {}
+
+    /// A batch that knows the owners `previous` knew, but those of the carts it saw checked out
+    /// (nothing follows a checkout). An owner is a fact of the log (the cart's or order's first event),
+    /// so it holds whatever batch learned it.
+    init(carrying previous: MemberBatch?) {
+        guard let previous else { return }
+        var carts = previous.cartMembers
+        for (cart, change) in previous.carts where change.checkedOut == true { carts.removeValue(forKey: cart) }
+        if carts.count <= Self.carriedOwnersMax { cartMembers = carts }
+        if previous.orderMembers.count <= Self.carriedOwnersMax { orderMembers = previous.orderMembers }
+    }
+
     /// One row of `activity`.
     struct Action {
         var position: Int64

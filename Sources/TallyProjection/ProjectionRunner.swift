@@ -305,6 +305,8 @@ public final class ProjectionRunner: Sendable {
         var reader = BatchReader(log: log, eventTypes: projector.eventTypes)
         let setAside = Dictionary(try setAsideEvents().filter { $0.projection == projector.name }.map { ($0.position, $0.reason) },
                                   uniquingKeysWith: { first, _ in first })
+        // The last batch that finished in this file, for the next to carry from (`makeBatch(after:)`).
+        var carried: (any ProjectionBatch)?
         while true {
             var failure: (position: UInt64, type: String, cause: String)?
             var reached: UInt64 = 0
@@ -315,7 +317,7 @@ public final class ProjectionRunner: Sendable {
                 guard checkpoint.position < limit else { return .rollback }
                 let end = min(limit, checkpoint.position + batchPositions)
                 let applied = try BatchStatements.$current.withValue(BatchStatements(db)) {
-                    try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: end, setAside: setAside)
+                    try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: end, setAside: setAside, carried: &carried)
                 }
                 if let failed = applied.failure {
                     failure = failed
@@ -331,7 +333,8 @@ public final class ProjectionRunner: Sendable {
                     let checkpoint = try ReadModelFile.readCheckpoint(db)
                     if failure.position > checkpoint.position + 1 {
                         let applied = try BatchStatements.$current.withValue(BatchStatements(db)) {
-                            try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: failure.position - 1, setAside: setAside)
+                            try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: failure.position - 1, setAside: setAside,
+                                      carried: &carried)
                         }
                         if applied.failure == nil { try ReadModelFile.moveCheckpoint(db, to: applied.last, lastEventAt: applied.lastAt) }
                     }
@@ -354,9 +357,11 @@ public final class ProjectionRunner: Sendable {
     /// Applies the events after `start` through `end`, but those in `setAside` (position → reason),
     /// which are noted in the read model instead.
     private func apply(_ projector: any Projector, reader: inout BatchReader, db: Database, after start: UInt64, through end: UInt64,
-                       setAside: [UInt64: String]) throws -> Applied {
+                       setAside: [UInt64: String], carried: inout (any ProjectionBatch)?) throws -> Applied {
         var result = Applied(last: start)
-        let batch = BatchApplication(projector)
+        let batch = BatchApplication(projector, after: carried)
+        // Carried only from a batch that finished: one cut short is rolled back and made again.
+        carried = nil
         let times = TimeTexts()  // The events below hold it unowned: it lives as long as the closure that makes them.
         try reader.forEach(first: start + 1, last: end) { record, handling in
             if handling.wanted, !setAside.isEmpty, let reason = setAside[record.position] {
@@ -391,7 +396,10 @@ public final class ProjectionRunner: Sendable {
             throw ProjectionError.positionBeyondHead(end, head: result.last)
         }
         // A failed batch is rolled back (and applied again up to the failing event), so only a whole one is finished.
-        if result.failure == nil { try batch.finish(db) }
+        if result.failure == nil {
+            try batch.finish(db)
+            carried = batch.batch
+        }
         return result
     }
 
@@ -416,23 +424,29 @@ public final class ProjectionRunner: Sendable {
 private struct BatchApplication {
     let apply: (ProjectedEvent, Database) throws -> Void
     let finish: (Database) throws -> Void
+    /// The projector's batch, if it keeps one: the next batch of the same file may carry from it.
+    let batch: (any ProjectionBatch)?
 
-    init(_ projector: any Projector) {
+    /// `previous`: the batch applied just before to the same file, if it finished.
+    init(_ projector: any Projector, after previous: (any ProjectionBatch)?) {
         if let batching = projector as? any BatchingProjector {
-            self = Self.batched(batching)
+            self = Self.batched(batching, after: previous)
         } else {
             apply = { try projector.apply($0, $1) }
             finish = { _ in }
+            batch = nil
         }
     }
 
-    private init(apply: @escaping (ProjectedEvent, Database) throws -> Void, finish: @escaping (Database) throws -> Void) {
+    private init(apply: @escaping (ProjectedEvent, Database) throws -> Void, finish: @escaping (Database) throws -> Void,
+                 batch: (any ProjectionBatch)?) {
         self.apply = apply
         self.finish = finish
+        self.batch = batch
     }
 
-    private static func batched<P: BatchingProjector>(_ projector: P) -> Self {
-        let batch = projector.makeBatch()
-        return Self(apply: { try projector.apply($0, $1, batch: batch) }, finish: { try batch.finish($0) })
+    private static func batched<P: BatchingProjector>(_ projector: P, after previous: (any ProjectionBatch)?) -> Self {
+        let batch = projector.makeBatch(after: previous as? P.Batch)
+        return Self(apply: { try projector.apply($0, $1, batch: batch) }, finish: { try batch.finish($0) }, batch: batch)
     }
 }

@@ -43,11 +43,17 @@ extension Projector {
 public protocol BatchingProjector: Projector {
     associatedtype Batch: ProjectionBatch
     func makeBatch() -> Batch
+    /// The next batch of the same read model file, which may carry what `previous` (finished, its
+    /// transaction committed or about to) learned from the log, e.g. who owns a cart. Only facts
+    /// the log fixes may be carried: the file's rows are the truth. By default, `makeBatch()`.
+    func makeBatch(after previous: Batch?) -> Batch
     /// Applies one event of the batch `batch` began.
     func apply(_ event: ProjectedEvent, _ db: Database, batch: Batch) throws
 }
 
 extension BatchingProjector {
+    public func makeBatch(after previous: Batch?) -> Batch { makeBatch() }
+
     public func apply(_ event: ProjectedEvent, _ db: Database) throws {
         let batch = makeBatch()
         try apply(event, db, batch: batch)

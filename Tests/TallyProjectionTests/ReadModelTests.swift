@@ -212,6 +212,24 @@ struct HandScenario {
         #expect(tables[0] == tables[1])
     }
 
+    /// `members` carries the owners of open carts and of orders from one batch to the next: whatever
+    /// the batches' size, one catch-up writes the same tables (batches of 1 carry at every event).
+    @Test func membersWritesTheSameTablesWhateverItsBatchesCarry() throws {
+        let store = try TestStore(start: "2026-11-20T08:00:00Z")
+        var driver = DemoDriver(commerce: store.commerce, seed: 11, clock: store.clock)
+        try driver.run(untilEvents: 4000) { _ in }
+        var tables: [[String: [String]]] = []
+        for batch: UInt64 in [ProjectionRunner.batchPositionsDefault, 1, 7, 250] {
+            let runner = try store.runner([MemberActivity()], directory: testPath("members-carry-\(batch)"), batch: batch)
+            try runner.catchUp(MemberActivity())
+            tables.append(try dump(try runner.openServing("members")))
+        }
+        #expect(tables[0]["carts"]?.isEmpty == false && tables[0]["activity"]?.isEmpty == false)
+        for index in 1..<tables.count {
+            #expect(tables[index] == tables[0], "differs in \(tables[0].keys.filter { tables[0][$0] != tables[index][$0] }.sorted())")
+        }
+    }
+
     @Test func rebuildingFromZeroGivesTheTablesIncrementalApplicationGave() throws {
         let store = try TestStore(start: "2026-11-20T08:00:00Z")
         // Small batches, caught up after every window of commands: many checkpoints at arbitrary places.
