@@ -24,12 +24,9 @@ public enum ReadModels {
     /// error thrown at the end names it.
     static func dropErasedValues(_ log: EventLog, report: (String) -> Void) throws {
         let runner = try runner(log)
-        let asOf = (runner.directory as NSString).appendingPathComponent("as-of")
         var stopped: [String] = []
         for projector in runner.projectors where projector.holdsPersonalData {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: asOf)) ?? [] where name.hasPrefix(projector.name + ".v") {
-                try? FileManager.default.removeItem(atPath: (asOf as NSString).appendingPathComponent(name))
-            }
+            try runner.removeAsOfBuilds(projector.name)
             guard FileManager.default.fileExists(atPath: runner.servingLink(projector.name)) else { continue }
             do {
                 let outcome = try runner.rebuild(projector, discardingUnfinished: true)

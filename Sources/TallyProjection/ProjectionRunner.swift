@@ -296,6 +296,23 @@ public final class ProjectionRunner: Sendable {
         }
     }
 
+    /// Deletes the as-of builds of `name` at a position of `atOrAfter` or later (all of them by
+    /// default), with their WAL and shared-memory files: caches that no longer match what a build
+    /// would write (after an erasure, or an event set aside taken back).
+    public func removeAsOfBuilds(_ name: String, atOrAfter position: UInt64 = 0) throws {
+        let projector = try projector(named: name)
+        let asOf = (directory as NSString).appendingPathComponent("as-of")
+        try withLock("\(projector.name).as-of") {
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: asOf)) ?? []
+            where file.hasPrefix(projector.name + ".v") && file.hasSuffix(".sqlite") {
+                // `<name>.v<version>.at-<position>.sqlite`
+                guard let at = file.range(of: ".at-"), let end = file.range(of: ".sqlite", options: .backwards),
+                      let built = UInt64(file[at.upperBound..<end.lowerBound]), built >= position else { continue }
+                ReadModelFile.remove((asOf as NSString).appendingPathComponent(file))
+            }
+        }
+    }
+
     // MARK: Applying events
 
     /// Applies the events after the file's checkpoint through `limit`, one transaction per batch.

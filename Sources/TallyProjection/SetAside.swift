@@ -86,16 +86,7 @@ extension ProjectionRunner {
             }
         }
         guard taken else { return false }
-        try withLock("\(projector.name).as-of") {
-            let asOf = (directory as NSString).appendingPathComponent("as-of")
-            for file in (try? FileManager.default.contentsOfDirectory(atPath: asOf)) ?? []
-            where file.hasPrefix(projector.name + ".v") && file.hasSuffix(".sqlite") {
-                // `<name>.v<version>.at-<position>.sqlite`
-                guard let at = file.range(of: ".at-"), let end = file.range(of: ".sqlite", options: .backwards),
-                      let built = UInt64(file[at.upperBound..<end.lowerBound]), built >= position else { continue }
-                ReadModelFile.remove((asOf as NSString).appendingPathComponent(file))
-            }
-        }
+        try removeAsOfBuilds(projector.name, atOrAfter: position)
         return true
     }
 

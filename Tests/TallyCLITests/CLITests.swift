@@ -285,17 +285,21 @@ func json(_ line: String) throws -> [String: Any] {
     }
 }
 
+/// Appends, through the library and around the domain's commands (as `tally append` did before it
+/// refused domain types), a `VoucherIssued` without a voucher id: `sales` cannot apply it.
+func appendVoucherIssuedByHand(_ store: String) throws {
+    let log = try EventLog.open(at: store)
+    defer { log.close() }
+    try log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "voucher-1", type: "VoucherIssued",
+                                                        payload: Data(#"{"amount":{"currency":"USD","minor":500}}"#.utf8))]))
+}
+
 /// An event its projector cannot apply, written around the domain's commands (as `tally append` did
 /// before it refused domain types), stops a read model until an admin sets it aside.
 @Suite struct SetAsideCLITests {
     @Test func anAdminSetsAsideTheEventAReadModelStoppedAtAndBackupsKeepTheDecision() throws {
         let store = try newStore()
-        do {
-            let log = try EventLog.open(at: store)
-            try log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "voucher-1", type: "VoucherIssued",
-                                                                payload: Data(#"{"amount":{"currency":"USD","minor":500}}"#.utf8))]))
-            log.close()
-        }
+        try appendVoucherIssuedByHand(store)
         let commands = """
             {"id":"00000000-0000-4000-8000-000000000001","actor":"admin:ana","command":{"registerBooth":{"boothID":"3","name":"Lemonade","location":"North"}}}
             {"id":"00000000-0000-4000-8000-000000000002","actor":"admin:ana","command":{"issueVoucher":{"voucherID":"7","amount":{"minor":2500,"currency":"USD"},"buyerEmail":"k@example.org"}}}
@@ -367,12 +371,7 @@ func json(_ line: String) throws -> [String: Any] {
         #expect(try tally(["projections", "rebuild"], store: store).status == 0)
         let sales = store + "/projections/sales.sqlite"
         #expect(FileManager.default.fileExists(atPath: sales))
-        do {
-            let log = try EventLog.open(at: store)
-            try log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "voucher-1", type: "VoucherIssued",
-                                                                payload: Data(#"{"amount":{"currency":"USD","minor":500}}"#.utf8))]))
-            log.close()
-        }
+        try appendVoucherIssuedByHand(store)
         let forget = try tally(["forget", "--email", "k@example.org", "--reason", "request 7"], store: store)
         #expect(forget.status != 0 && forget.output.contains("erasure recorded"), "\(forget.output)\(forget.error)")
         #expect(forget.error.contains("sales: projection sales failed at position")
