@@ -157,6 +157,11 @@ public enum ProjectionError: Error, Equatable, CustomStringConvertible {
     case failed(name: String, position: UInt64, type: String, cause: String)
     case positionBeyondHead(UInt64, head: UInt64)
 
+    /// What an admin can do about a read model stopped at an event.
+    private static func wayOn(_ name: String, _ position: UInt64) -> String {
+        "fix the projector, or, if the event is at fault, `tally projections set-aside \(name) \(position) --reason …`"
+    }
+
     public var description: String {
         switch self {
         case .undecodable(let type, let reason): "cannot decode \(type): \(reason)"
@@ -166,11 +171,9 @@ public enum ProjectionError: Error, Equatable, CustomStringConvertible {
             "\(path) was built from store \(found), not this store (\(expected)): rebuild it"
         case .notBuilt(let name): "projection \(name) has not been built: run `tally projections rebuild \(name)`"
         case .buildStopped(let name, let position, let type, let cause):
-            "projection \(name) has not been built: its build stopped at position \(position) (\(type)): \(cause). "
-                + "Fix the projector, or, if the event is at fault, `tally projections set-aside \(name) \(position) --reason …`"
+            "projection \(name) has not been built: its build stopped at position \(position) (\(type)): \(cause) (\(Self.wayOn(name, position)))"
         case .failed(let name, let position, let type, let cause):
-            "projection \(name) failed at position \(position) (\(type)): \(cause) "
-                + "(fix the projector, or, if the event is at fault, `tally projections set-aside \(name) \(position) --reason …`)"
+            "projection \(name) failed at position \(position) (\(type)): \(cause) (\(Self.wayOn(name, position)))"
         case .positionBeyondHead(let position, let head): "position \(position) is beyond the log's head (\(head))"
         }
     }

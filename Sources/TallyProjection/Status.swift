@@ -46,6 +46,12 @@ public struct ProjectionStatus: Sendable, Codable, Equatable {
         public var type: String
         public var error: String
     }
+
+    mutating func stopped(at stop: Stop) {
+        state = .failed
+        self.stop = stop
+        failure = "position \(stop.position) (\(stop.type)): \(stop.error)"
+    }
 }
 
 extension ProjectionRunner {
@@ -66,9 +72,7 @@ extension ProjectionRunner {
                 if checkpoint.version != projector.version || checkpoint.storeID != storeID {
                     status.state = .stale
                 } else if let stop = checkpoint.stop {
-                    status.state = .failed
-                    status.stop = stop
-                    status.failure = "position \(stop.position) (\(stop.type)): \(stop.error)"
+                    status.stopped(at: stop)
                 } else {
                     status.state = checkpoint.position >= head ? .current : .behind
                 }
@@ -78,9 +82,7 @@ extension ProjectionRunner {
                 status.buildFile = build
                 status.buildCheckpoint = checkpoint.position
                 if let stop = checkpoint.stop {
-                    status.state = .failed
-                    status.stop = stop
-                    status.failure = "position \(stop.position) (\(stop.type)): \(stop.error)"
+                    status.stopped(at: stop)
                 } else if status.state == .missing || status.state == .stale {
                     status.state = .building
                 }
