@@ -106,6 +106,14 @@ public struct WriteTransaction: TransactionReading {
         return true
     }
 
+    /// Runs `body` with a cursor that writes to `table`; the cursor is closed when `body` returns. Puts
+    /// through one cursor in key order find the next key from the page the cursor is on, where each
+    /// `put` searches from the root.
+    @inlinable
+    public func withWriteCursor<Result>(_ table: Table, _ body: (WriteCursor) throws -> Result) throws -> Result {
+        try withCursor(table) { try body(WriteCursor(cursor: $0, mapFull: mapFull)) }
+    }
+
     /// Removes every entry of `table`, keeping the table.
     public func clear(_ table: Table) throws {
         let rc = mdb_drop(txn, table.dbi, 0)
@@ -170,6 +178,51 @@ public struct Cursor {
         let rc = mdb_cursor_count(cursor, &count)
         if rc != 0 { throw LMDBError(code: rc, operation: "count duplicates in table \(table.name)") }
         return count
+    }
+}
+
+/// A cursor of the write transaction. Only exists inside `withWriteCursor`.
+public struct WriteCursor {
+    public let reading: Cursor
+    @usableFromInline let mapFull: MapFullFlag
+
+    @usableFromInline
+    init(cursor: Cursor, mapFull: MapFullFlag) {
+        reading = cursor
+        self.mapFull = mapFull
+    }
+
+    /// Stores `value` under `key` and leaves the cursor on it.
+    @inlinable
+    public func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: PutFlags = []) throws {
+        var keyValue = MDBValue.make(key)
+        var dataValue = MDBValue.make(value)
+        let rc = mdb_cursor_put(reading.cursor, &keyValue, &dataValue, flags.rawValue)
+        if rc != 0 { throw failure(rc, "put into table \(reading.table.name)") }
+    }
+
+    /// For a table of fixed-size duplicates (`DUPFIXED`): stores the values laid end to end in
+    /// `values`, each `valueSize` bytes, as duplicates of `key`, in one call (`MDB_MULTIPLE`).
+    @inlinable
+    public func putDuplicates(key: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, valueSize: Int, flags: PutFlags = []) throws {
+        precondition(valueSize > 0 && values.count % valueSize == 0, "values must be whole multiples of valueSize")
+        let count = values.count / valueSize
+        guard count > 0 else { return }
+        var keyValue = MDBValue.make(key)
+        var data = (MDB_val(mv_size: valueSize, mv_data: UnsafeMutableRawPointer(mutating: values.baseAddress)),
+                    MDB_val(mv_size: count, mv_data: nil))
+        let rc = withUnsafeMutablePointer(to: &data) { pair in
+            pair.withMemoryRebound(to: MDB_val.self, capacity: 2) { mdb_cursor_put(reading.cursor, &keyValue, $0, flags.rawValue | UInt32(MDB_MULTIPLE)) }
+        }
+        if rc != 0 { throw failure(rc, "put \(count) duplicates into table \(reading.table.name)") }
+        // LMDB reports how many it stored in the second value's size: all of them when it succeeds.
+        precondition(data.1.mv_size == count, "LMDB stored \(data.1.mv_size) of \(count) duplicates and reported success")
+    }
+
+    @usableFromInline
+    func failure(_ rc: Int32, _ operation: String) -> LMDBError {
+        if rc == MDB_MAP_FULL { mapFull.isSet = true }
+        return LMDBError(code: rc, operation: operation)
     }
 }
 

@@ -438,13 +438,7 @@ struct AppendSession {
         // appends to its type's duplicates.
         var positionsByType = [[UInt64]](repeating: [], count: streams.typeNames.count)
         for entry in entries { positionsByType[entry.typeID].append(entry.position) }
-        for (typeID, positions) in positionsByType.enumerated() where !positions.isEmpty {
-            try streams.typeNames[typeID].withUnsafeBytes { key in
-                for position in positions {
-                    try PositionValue.with(position) { try txn.put(tables.typeEvents, key: key, value: $0, flags: .appendDuplicate) }
-                }
-            }
-        }
+        try tables.appendTypeEntries(txn, zip(streams.typeNames, positionsByType).map { (type: $0, positions: $1) })
         var indexed = sliceEnd.littleEndian
         try withUnsafeBytes(of: &indexed) { try txn.put(tables.meta, key: MetaKey.indexed, value: $0) }
         streams.mergedPrefix = entries.count

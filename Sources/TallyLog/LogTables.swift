@@ -150,16 +150,48 @@ public struct LogTables: Sendable {
                              numberMax: UInt64) throws -> UInt64 {
         entries.sort { ($0.number, $0.version) < ($1.number, $1.version) }
         var numberMax = numberMax
-        for entry in entries {
-            let isNewKey = entry.number > numberMax
-            numberMax = max(numberMax, entry.number)
-            try withBigEndian(entry.number) { key in
-                try StreamEntry.with(version: entry.version, position: entry.position) { value in
-                    try txn.put(streamEvents, key: key, value: value, flags: isNewKey ? .append : .appendDuplicate)
+        // One cursor walks the keys in order, so most puts find their key on the page it is on; each
+        // stream's entries go in one call (`MDB_MULTIPLE`), a new stream's at the end of the table.
+        var values = [UInt8](repeating: 0, count: entries.count * StreamEntry.byteCount)
+        try values.withUnsafeMutableBytes { values in
+            try txn.withWriteCursor(streamEvents) { cursor in
+                var start = 0
+                while start < entries.count {
+                    let number = entries[start].number
+                    var end = start
+                    while end < entries.count && entries[end].number == number {
+                        StreamEntry.store(version: entries[end].version, position: entries[end].position, into: values,
+                                          at: (end - start) * StreamEntry.byteCount)
+                        end += 1
+                    }
+                    let flags: PutFlags = number > numberMax ? [.append, .appendDuplicate] : .appendDuplicate
+                    numberMax = max(numberMax, number)
+                    try withBigEndian(number) { key in
+                        try cursor.putDuplicates(key: key, values: UnsafeRawBufferPointer(rebasing: values[..<((end - start) * StreamEntry.byteCount)]),
+                                                 valueSize: StreamEntry.byteCount, flags: flags)
+                    }
+                    start = end
                 }
             }
         }
         return numberMax
+    }
+
+    /// Appends each type's positions (ascending, and after every position the table holds for that
+    /// type) to its duplicates in `type-events`: one call per type, through one cursor.
+    func appendTypeEntries(_ txn: WriteTransaction, _ positionsByType: [(type: ContiguousArray<UInt8>, positions: [UInt64])]) throws {
+        var values = [UInt8](repeating: 0, count: (positionsByType.map(\.positions.count).max() ?? 0) * PositionValue.byteCount)
+        try values.withUnsafeMutableBytes { values in
+            try txn.withWriteCursor(typeEvents) { cursor in
+                for (type, positions) in positionsByType where !positions.isEmpty {
+                    for (index, position) in positions.enumerated() { PositionValue.store(position, into: values, at: index * PositionValue.byteCount) }
+                    try type.withUnsafeBytes { key in
+                        try cursor.putDuplicates(key: key, values: UnsafeRawBufferPointer(rebasing: values[..<(positions.count * PositionValue.byteCount)]),
+                                                 valueSize: PositionValue.byteCount, flags: .appendDuplicate)
+                    }
+                }
+            }
+        }
     }
 
     func position(_ txn: some TransactionReading, ofEventID id: UUID) throws -> UInt64? {
@@ -225,12 +257,17 @@ enum StreamEntry {
         (UInt64(UInt32(bigEndian: value.loadUnaligned(fromByteOffset: 0, as: UInt32.self))), PositionValue.decode(value, at: 4))
     }
 
+    @inline(__always)
+    static func store(version: UInt64, position: UInt64, into raw: UnsafeMutableRawBufferPointer, at offset: Int) {
+        raw.storeBytes(of: UInt32(min(version, Limits.streamVersionMax)).bigEndian, toByteOffset: offset, as: UInt32.self)
+        PositionValue.store(min(position, Limits.positionMax), into: raw, at: offset + 4)
+    }
+
     /// The entry for (version, position); a `version` over `Limits.streamVersionMax` (a seek past every
     /// entry) is clamped to it.
     static func with<R>(version: UInt64, position: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 1) { raw in
-            raw.storeBytes(of: UInt32(min(version, Limits.streamVersionMax)).bigEndian, toByteOffset: 0, as: UInt32.self)
-            PositionValue.store(min(position, Limits.positionMax), into: raw, at: 4)
+            store(version: version, position: position, into: raw, at: 0)
             return try body(UnsafeRawBufferPointer(raw))
         }
     }

@@ -104,6 +104,71 @@ extension String {
         }
     }
 
+    /// The index merge's way of writing: one cursor, keys in order, each key's new duplicates in one
+    /// call, new keys at the end. In a map small enough to grow under it, and with a duplicate out of
+    /// order refused whole.
+    @Test func duplicatesPutManyAtOnceThroughOneCursorLandInOrder() throws {
+        var options = EnvironmentOptions()
+        options.mapSizeInitialBytes = 64 << 10
+        let environment = try Environment.open(path: temporaryDirectory(), options: options)
+        let table = try environment.openTable("d", flags: [.duplicateSort, .duplicateFixed])
+        func value(_ key: UInt64, _ n: UInt64) -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: 10)
+            withUnsafeBytes(of: (key << 16 | n).bigEndian) { bytes.replaceSubrange(2..<10, with: $0) }
+            return bytes
+        }
+        var expected: [UInt64: [[UInt8]]] = [:]
+        // Two rounds: new keys appended with 1–5 duplicates each, then more duplicates for every third key.
+        // (The map fills and the transaction runs again, so its body only writes what was planned.)
+        for round in 0..<2 {
+            var planned: [(key: UInt64, values: [UInt8])] = []
+            for key in UInt64(1)...3_000 where round == 0 || key % 3 == 0 {
+                let first = UInt64(expected[key]?.count ?? 0)
+                let values = (first..<first + 1 + key % 5).map { value(key, $0) }
+                expected[key, default: []] += values
+                planned.append((key, values.flatMap { $0 }))
+            }
+            try environment.write { txn in
+                try txn.withWriteCursor(table) { cursor in
+                    for (key, flat) in planned {
+                        var bigKey = key.bigEndian
+                        try withUnsafeBytes(of: &bigKey) { k in
+                            try flat.withUnsafeBytes {
+                                try cursor.putDuplicates(key: k, values: $0, valueSize: 10, flags: round == 0 ? [.append, .appendDuplicate] : .appendDuplicate)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(environment.info().mapSizeBytes > 64 << 10)
+        try environment.read { txn in
+            try txn.withCursor(table) { cursor in
+                var found: [UInt64: [[UInt8]]] = [:]
+                var entry = try cursor.first()
+                while let current = entry {
+                    found[UInt64(bigEndian: current.key.loadUnaligned(as: UInt64.self)), default: []].append(Array(current.value))
+                    entry = try cursor.next()
+                }
+                let wrongKeys = expected.keys.filter { found[$0] != expected[$0] }.sorted()
+                #expect(found.count == expected.count)
+                #expect(wrongKeys.isEmpty, "keys whose duplicates differ: \(wrongKeys.prefix(10))")
+            }
+        }
+        let refused = #expect(throws: LMDBError.self) {
+            try environment.write { txn in
+                try txn.withWriteCursor(table) { cursor in
+                    var key = UInt64(3).bigEndian
+                    let flat = value(3, 100) + value(3, 0)  // the second is below the key's last duplicate
+                    try withUnsafeBytes(of: &key) { k in try flat.withUnsafeBytes { try cursor.putDuplicates(key: k, values: $0, valueSize: 10, flags: .appendDuplicate) } }
+                }
+            }
+        }
+        #expect(refused?.isKeyExists == true)
+        let count = try environment.read { txn in try txn.count(table) }
+        #expect(count == expected.values.reduce(0) { $0 + $1.count })
+    }
+
     @Test func appendRefusesAKeyThatIsNotGreatest() throws {
         let environment = try Environment.open(path: temporaryDirectory())
         let table = try environment.openTable("t")
