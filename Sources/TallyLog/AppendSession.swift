@@ -164,6 +164,21 @@ final class StreamCache: @unchecked Sendable {
         return state
     }
 
+    /// Counts one more event of a cached stream, finding it once: its state before, or nil (changing
+    /// nothing) when it is not cached.
+    func advance(_ stream: StreamKey) -> StreamState? {
+        if let index = states.index(forKey: stream) {
+            let previous = states.values[index]
+            undo.append((stream, previous))
+            states.values[index].version += 1
+            return previous
+        }
+        guard let previous = olderStates.removeValue(forKey: stream) else { return nil }
+        undo.append((stream, previous))
+        states[stream] = StreamState(number: previous.number, version: previous.version + 1)
+        return previous
+    }
+
     func set(_ stream: StreamKey, _ state: StreamState, previous: StreamState?) {
         undo.append((stream, previous))
         states[stream] = state
@@ -265,12 +280,17 @@ struct AppendSession {
     /// only needs the committed log: the B-tree and the tail.
     mutating func streamState(_ stream: StreamKey) throws -> StreamState? {
         if let state = streams.state(stream) { return state }
+        guard let state = try committedStreamState(stream) else { return nil }
+        streams.set(stream, state, previous: nil)
+        return state
+    }
+
+    /// The state of a stream the cache does not hold, from the B-tree and the tail (not cached).
+    private mutating func committedStreamState(_ stream: StreamKey) throws -> StreamState? {
         var key = stream.text
         guard let number = try key.withUTF8({ try tables.streamNumber(txn, streamUTF8: UnsafeRawBufferPointer($0)) }) else { return nil }
         if committedTail == nil { committedTail = try tail.view(txn, tables: tables) }
-        let state = StreamState(number: number, version: try tables.lastVersion(txn, stream: stream.text, streamNumber: number, tail: committedTail!))
-        streams.set(stream, state, previous: nil)
-        return state
+        return StreamState(number: number, version: try tables.lastVersion(txn, stream: stream.text, streamNumber: number, tail: committedTail!))
     }
 
     /// The view of the committed tail this transaction uses.
@@ -349,20 +369,25 @@ struct AppendSession {
         let event = prepared.event
         let position = head.position + 1
         var state: StreamState
-        let previousState = try streamState(prepared.stream)
-        if let existing = previousState {
-            state = existing
+        if let cached = streams.advance(prepared.stream) {
+            // The usual case, a stream the writer has seen: one look-up, the cache already counts this event.
+            state = StreamState(number: cached.number, version: cached.version + 1)
         } else {
-            head.streamCount += 1
-            state = StreamState(number: head.streamCount, version: 0)
-            var stream = event.stream
-            let inserted = try stream.withUTF8 { key in
-                try StreamNumberValue.with(state.number) { try txn.insert(tables.streams, key: UnsafeRawBufferPointer(key), value: $0) }
+            let previousState = try committedStreamState(prepared.stream)
+            if let existing = previousState {
+                state = existing
+            } else {
+                head.streamCount += 1
+                state = StreamState(number: head.streamCount, version: 0)
+                var stream = event.stream
+                let inserted = try stream.withUTF8 { key in
+                    try StreamNumberValue.with(state.number) { try txn.insert(tables.streams, key: UnsafeRawBufferPointer(key), value: $0) }
+                }
+                if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.stream)) is in the streams table but was not found") }
             }
-            if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.stream)) is in the streams table but was not found") }
+            state.version += 1
+            streams.set(prepared.stream, state, previous: previousState)
         }
-        state.version += 1
-        streams.set(prepared.stream, state, previous: previousState)
         if ownStreamPositions != nil { ownStreamPositions![prepared.stream, default: []].append(position) }
 
         let size = RecordCodec.headerSize(schemaVersion: event.schemaVersion, version: state.version) + prepared.body.count + Hash.byteCount
