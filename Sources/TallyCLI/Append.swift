@@ -60,15 +60,11 @@ struct Append: ParsableCommand {
         var inputs: [EventJSON.Input] = []
         if let stream, let type, let data {
             var object: [String: Any] = ["stream": stream, "type": type]
-            guard let payload = try? JSONSerialization.jsonObject(with: Data(data.utf8), options: [.fragmentsAllowed]) else {
-                throw CLIError("--data is not valid JSON: \(data)")
-            }
-            object["data"] = payload
+            object["data"] = try EventJSON.value(data, place: "--data: ")
             if let id { object["id"] = id }
             if let actor { object["actor"] = actor }
             if let metadata {
-                guard let parsed = try? JSONSerialization.jsonObject(with: Data(metadata.utf8)) else { throw CLIError("--metadata is not valid JSON") }
-                object["metadata"] = parsed
+                object["metadata"] = try EventJSON.value(metadata, place: "--metadata: ")
             }
             if let expectedVersion { object["expectedVersion"] = expectedVersion }
             let line = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)

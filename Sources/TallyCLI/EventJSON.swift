@@ -16,11 +16,29 @@ enum EventJSON {
         var expected: ExpectedVersion?
     }
 
-    static func parse(line: String, number: Int?, ids: EventIDGenerator) throws -> Input {
-        let place = number.map { "line \($0): " } ?? ""
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed]) else {
+    /// JSON given on the command line or standard input, checked as RFC 8259 writes it before
+    /// Foundation reads it: Foundation also takes what other readers of the same file (jq, DuckDB)
+    /// refuse, such as a comma before a closing brace. A mistake is named by its byte and what comes
+    /// before it, so a long line can be mended.
+    static func value(_ text: String, place: String) throws -> Any {
+        var bytes = text
+        do {
+            _ = try bytes.withUTF8 { try JSONView(document: UnsafeRawBufferPointer($0)) }
+        } catch JSONViewError.malformed(_, let offset) {
+            let utf8 = Array(text.utf8)
+            let before = String(decoding: utf8[max(0, offset - 24)..<min(offset, utf8.count)], as: UTF8.self)
+            let at = offset >= utf8.count ? "the end" : "byte \(offset + 1) of \(utf8.count)"
+            throw CLIError("\(place)malformed JSON at \(at)\(offset == 0 ? "" : ", after \"\(offset > 24 ? "…" : "")\(before)\"")")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
             throw CLIError("\(place)malformed JSON")
         }
+        return object
+    }
+
+    static func parse(line: String, number: Int?, ids: EventIDGenerator) throws -> Input {
+        let place = number.map { "line \($0): " } ?? ""
+        let object = try value(line, place: place)
         guard let fields = object as? [String: Any] else { throw CLIError("\(place)an event must be a JSON object") }
         let known: Set<String> = ["stream", "type", "data", "id", "schemaVersion", "actor", "correlationId", "causationId", "metadata", "expectedVersion"]
         if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {

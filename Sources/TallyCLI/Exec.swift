@@ -76,8 +76,7 @@ struct Exec: ParsableCommand {
 /// Command lines: decoded with the domain's Codable types, with errors that name what is wrong.
 enum CommandJSON {
     static func parse(_ line: String) throws -> CommandEnvelope {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) else { throw CLIError("malformed JSON") }
-        guard let fields = object as? [String: Any] else { throw CLIError("a command must be a JSON object") }
+        guard let fields = try EventJSON.value(line, place: "") as? [String: Any] else { throw CLIError("a command must be a JSON object") }
         for key in ["id", "actor", "command"] where fields[key] == nil { throw CLIError("missing field \"\(key)\"") }
         if let unknown = fields.keys.sorted().first(where: { !["id", "actor", "command"].contains($0) }) {
             throw CLIError("unknown field \"\(unknown)\" (a command line has id, actor and command)")

@@ -133,8 +133,10 @@ func json(_ line: String) throws -> [String: Any] {
     }
 
     static let badInputs: [(String, [String], String?, String)] = [
-        ("malformed JSON", ["append"], "{\"stream\":\"a\"\n{oops\n", "line 1: malformed JSON"),
-        ("malformed line", ["append"], "{\"stream\":\"a\",\"type\":\"T\",\"data\":{}}\n{oops\n", "line 2: malformed JSON"),
+        ("malformed JSON", ["append"], "{\"stream\":\"a\"\n{oops\n", #"line 1: malformed JSON at the end, after "{"stream":"a"""#),
+        ("malformed line", ["append"], "{\"stream\":\"a\",\"type\":\"T\",\"data\":{}}\n{oops\n", #"line 2: malformed JSON at byte 2 of 5, after "{""#),
+        // Foundation would take a comma before a closing brace; jq and DuckDB, reading the same file, would not.
+        ("trailing comma", ["append"], #"{"stream":"s","type":"T","data":{"a":1,}}"#, #"line 1: malformed JSON at byte 40 of 41, after "…type":"T","data":{"a":1,""#),
         ("mistyped field", ["append"], #"{"stream":7,"type":"T","data":{}}"#, #"field "stream" must be a string"#),
         ("unknown field", ["append"], #"{"stream":"s","type":"T","data":{},"colour":1}"#, #"unknown field "colour""#),
         ("bad uuid", ["append"], #"{"stream":"s","type":"T","data":{},"id":"nope"}"#, "must be a UUID"),
@@ -145,7 +147,8 @@ func json(_ line: String) throws -> [String: Any] {
         ("wrong version", ["append", "--stream", "s", "--type", "T", "--data", "{}", "--expected-version", "3"], nil, "is at version 0, but the append expected 3"),
         ("no input", ["append"], "", "no events on standard input"),
         ("two expectations", ["append"], #"{"stream":"s","type":"T","data":{},"expectedVersion":0}"# + "\n" + #"{"stream":"s","type":"T","data":{},"expectedVersion":1}"#, "two different expected versions"),
-        ("bad data", ["append", "--stream", "s", "--type", "T", "--data", "{nope"], nil, "--data is not valid JSON"),
+        ("bad data", ["append", "--stream", "s", "--type", "T", "--data", "{nope"], nil, "--data: malformed JSON at byte 2 of 5"),
+        ("bad metadata", ["append", "--stream", "s", "--type", "T", "--data", "{}", "--metadata", #"{"a":01}"#], nil, #"--metadata: malformed JSON at byte 7 of 8, after "{"a":0""#),
         // The commerce domain's own types are written by its commands only (`DomainEvents`): a payload
         // that is not its type's shape would stop the read models at it for good.
         ("domain type", ["append", "--stream", "voucher-1", "--type", "VoucherIssued", "--data", #"{"amount":{"minor":500,"currency":"USD"}}"#], nil,
