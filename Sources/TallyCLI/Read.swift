@@ -19,6 +19,9 @@ struct SelectionOptions: ParsableArguments {
         if untilPosition != nil && asOf != nil { throw ValidationError("give --until-position or --as-of, not both") }
         if let asOf, Timestamp(iso8601: asOf) == nil { throw ValidationError("--as-of \"\(asOf)\" is not an RFC 3339 time or a date") }
         if let since, Timestamp(iso8601: since) == nil { throw ValidationError("--since \"\(since)\" is not an RFC 3339 time or a date") }
+        if let since, let asOf, let start = Timestamp(iso8601: since), let end = Timestamp(iso8601: asOf), start > end {
+            throw ValidationError("--since \"\(since)\" is after --as-of \"\(asOf)\": no event was recorded in that window")
+        }
     }
 
     func query(_ log: EventLog, backward: Bool) throws -> ReadQuery {

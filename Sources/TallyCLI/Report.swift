@@ -41,6 +41,9 @@ struct ReportOptions: ParsableArguments {
     func validate() throws {
         if let from, Timestamp(iso8601: from) == nil { throw ValidationError("--from \"\(from)\" is not an RFC 3339 time or a date") }
         if let to, Timestamp(iso8601: to) == nil { throw ValidationError("--to \"\(to)\" is not an RFC 3339 time or a date") }
+        if let from, let to, let start = Timestamp(iso8601: from), let end = Timestamp(iso8601: to), start >= end {
+            throw ValidationError("--from \"\(from)\" is not before --to \"\(to)\": rows from --from up to (not including) --to would be none")
+        }
         if let asOf, UInt64(asOf) == nil, Timestamp(iso8601: asOf) == nil {
             throw ValidationError("--as-of \"\(asOf)\" is neither a log position nor an RFC 3339 time or date")
         }

@@ -158,6 +158,8 @@ func json(_ line: String) throws -> [String: Any] {
         ("bad erasure actor", ["forget", "member:m1", "--actor", "bogus"], nil, #"--actor "bogus" must be role:id, e.g. admin:privacy"#),
         ("erasure by a non-admin", ["forget", "member:m1", "--actor", "member:m1"], nil, "refused: notAuthorized: only an admin may erase personal data"),
         ("bad since", ["read", "--since", "2026-11-22T09:30"], nil, #"--since "2026-11-22T09:30" is not an RFC 3339 time or a date"#),
+        ("window backward", ["read", "--since", "2026-11-22T10:00:00Z", "--as-of", "2026-11-22"], nil, #"--since "2026-11-22T10:00:00Z" is after --as-of "2026-11-22""#),
+        ("report window backward", ["report", "sales", "--from", "2026-11-23", "--to", "2026-11-22"], nil, #"--from "2026-11-23" is not before --to "2026-11-22""#),
     ]
 
     @Test(arguments: 0..<badInputs.count)
