@@ -297,8 +297,22 @@ func write(_ text: String, _ name: String) throws -> String {
         }
         let after = try tally(["read", "--stream", "member-m900"], store: store.path)
         #expect(!after.output.contains("Zelda") && after.output.contains("[erased]"))
+        // Asked again, the erasure is recorded again and names the one that destroyed the key; the read
+        // models are rebuilt again (finishing an erasure cut short before them). A subject nothing was
+        // sealed for leaves them as they are.
+        let servingBefore = try FileManager.default.destinationOfSymbolicLink(atPath: store.path + "/projections/sales.sqlite")
+        let again = try tally(["forget", "member:m900"], store: store.path)
+        #expect(again.status == 0 && again.lines.first?.contains("its key was destroyed by the erasure at position") == true, "\(again.output)")
+        #expect(again.output.contains("sales: rebuilt to position"))
+        let servingAgain = try FileManager.default.destinationOfSymbolicLink(atPath: store.path + "/projections/sales.sqlite")
+        #expect(servingAgain != servingBefore)
+        let stranger = try tally(["forget", "member:never-registered"], store: store.path)
+        #expect(stranger.status == 0 && stranger.lines.first?.hasSuffix("no key was held for it: nothing of theirs is sealed in this store") == true,
+                "\(stranger.output)")
+        #expect(stranger.lines.last == "read models unchanged: they held nothing of it")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: store.path + "/projections/sales.sqlite") == servingAgain)
         let erasures = try tally(["read", "--type", "PersonalDataErased"], store: store.path)
-        #expect(erasures.lines.count == 3 && erasures.output.contains("request 17"))
+        #expect(erasures.lines.count == 5 && erasures.output.contains("request 17"))
 
         // Verify, the checkpoint kept before, and proofs still pass: the log did not change.
         let verify = try tally(["verify", "--against", checkpoint, "--key", keyTrail.verifier.encoded], store: store.path)
