@@ -40,7 +40,7 @@ struct PreparedBatch: Sendable {
 
     init(_ request: AppendRequest) throws {
         guard !request.events.isEmpty else { throw LogError.emptyBatch }
-        guard request.events.count <= Limits.batchEventsMax else { throw LogError.batchTooLarge(events: request.events.count, bytes: 0) }
+        guard request.events.count <= Limits.batchEventsMax else { throw LogError.batchTooLarge(events: request.events.count, bytes: nil) }
         var ids = Set<UUID>(minimumCapacity: request.events.count)
         for event in request.events {
             guard ids.insert(event.id).inserted else { throw LogError.duplicateEventIDInBatch(event.id) }

@@ -11,7 +11,8 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidMetadata(reason: String)
     case payloadTooLarge(eventID: UUID, bytes: Int, bytesMax: Int)
     case emptyBatch
-    case batchTooLarge(events: Int, bytes: Int)
+    /// `bytes` is nil when the number of events alone is over the limit (the bytes were not counted).
+    case batchTooLarge(events: Int, bytes: Int?)
     case duplicateEventIDInBatch(UUID)
     // Refused against the log's state, in the writer's transaction.
     case wrongExpectedVersion(stream: String, expected: ExpectedVersion, actual: UInt64)
@@ -38,7 +39,13 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
         case .payloadTooLarge(let id, let bytes, let max): "the payload of event \(id) is \(bytes) bytes; the limit is \(max)"
         case .emptyBatch: "an append needs at least one event"
         case .batchTooLarge(let events, let bytes):
-            "the batch has \(events) events and \(bytes) bytes; one append takes at most \(Limits.batchEventsMax) events and \(Limits.batchBytesMax) bytes"
+            if let bytes {
+                "the batch's \(events) events come to \(bytes) bytes as records; one append takes at most \(Limits.batchBytesMax) bytes "
+                    + "(split it into several appends: each is all or nothing on its own)"
+            } else {
+                "the batch has \(events) events; one append takes at most \(Limits.batchEventsMax) "
+                    + "(split it into several appends: each is all or nothing on its own)"
+            }
         case .duplicateEventIDInBatch(let id): "event id \(id) appears twice in the batch"
         case .wrongExpectedVersion(let stream, let expected, let actual):
             "stream \(quoted(stream)) is at version \(actual), but the append expected \(expected)"

@@ -225,6 +225,24 @@ import TallyMerkle
         #expect(try fixture.log.head().position == 0)
     }
 
+    /// A batch over either limit is refused whole, before any event of it is written, and the message
+    /// says which limit and what to do.
+    @Test func aBatchOverItsLimitsIsRefusedWhole() throws {
+        let fixture = try Fixture()
+        let tooMany = (0...Limits.batchEventsMax).map { _ in fixture.event("s") }
+        let counted = #expect(throws: LogError.self) { try fixture.log.append(AppendRequest(events: tooMany)) }
+        #expect(counted == .batchTooLarge(events: Limits.batchEventsMax + 1, bytes: nil))
+        #expect(counted?.description == "the batch has 100001 events; one append takes at most 100000 (split it into several appends: each is all or nothing on its own)")
+        // 65 payloads of 1 MiB: each within its own limit, 65 MiB together.
+        let payload = Data(repeating: UInt8(ascii: "x"), count: Limits.payloadBytesMax)
+        let tooBig = (0..<65).map { _ in ProposedEvent(id: fixture.ids.next(), stream: "s", type: "Blob", payload: payload) }
+        let weighed = #expect(throws: LogError.self) { try fixture.log.append(AppendRequest(events: tooBig)) }
+        guard case .batchTooLarge(65, let bytes?) = weighed else { Issue.record("\(String(describing: weighed))"); return }
+        #expect(bytes > Limits.batchBytesMax)
+        #expect(weighed?.description.contains("the batch's 65 events come to \(bytes) bytes as records; one append takes at most 67108864 bytes") == true)
+        #expect(try fixture.log.head().position == 0)
+    }
+
     @Test func storesAreCheckedOnOpen() throws {
         let missing = temporaryStorePath()
         #expect(throws: LogError.self) { try EventLog.open(at: missing) }
