@@ -74,7 +74,9 @@ struct Follow: ParsableCommand {
         abstract: "Print events as JSON Lines, then keep printing new ones as they are appended.",
         discussion: """
             Like read, then waits for new events, also those appended by other processes, until \
-            interrupted or --limit events were printed.
+            interrupted or --limit events were printed. With --until-position (or --as-of a past \
+            moment) it ends once it has printed the log up to there, waiting for a position the log \
+            has not reached yet.
 
             Example:
               tally follow --type PaymentSucceeded --from 1000
@@ -82,6 +84,13 @@ struct Follow: ParsableCommand {
 
     @OptionGroup var store: StoreOptions
     @OptionGroup var selection: SelectionOptions
+
+    func validate() throws {
+        // The log as it stood at a moment still to come is not known yet: it would be taken as it stands now.
+        if let asOf = selection.asOf, let time = Timestamp(iso8601: asOf), time > SystemClock().now() {
+            throw ValidationError("--as-of \"\(asOf)\" is in the future: follow without it, or up to a position with --until-position")
+        }
+    }
 
     func run() throws {
         let log = try store.open(readOnly: true)

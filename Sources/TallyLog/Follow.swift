@@ -3,7 +3,9 @@ import Foundation
 extension EventLog {
     /// Delivers every event `query` selects from its start, then each new one as it commits, in order
     /// and once each, until `body` returns false. New events appended by this process wake the follower
-    /// at once; those appended by other processes are seen within `options.followPollInterval`.
+    /// at once; those appended by other processes are seen within `options.followPollInterval`. With
+    /// `query.untilPosition`, it returns once everything up to that position was delivered (waiting
+    /// for the log to reach it, if it has not yet).
     public func follow(_ query: ReadQuery, _ body: (RecordedEvent) throws -> Bool) throws {
         try follow(query, isStopped: { Task.isCancelled }, body)
     }
@@ -36,6 +38,8 @@ extension EventLog {
             }
             if stop { return }
             if delivered == 0 {
+                // Everything up to the bound was in that snapshot: nothing selected can come any more.
+                if let until = query.untilPosition, seenHead >= until { return }
                 if isStopped() { return }
                 signal.wait(after: seenHead, timeout: options.followPollInterval)
             }

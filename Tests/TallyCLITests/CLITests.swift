@@ -159,6 +159,7 @@ func json(_ line: String) throws -> [String: Any] {
         ("erasure by a non-admin", ["forget", "member:m1", "--actor", "member:m1"], nil, "refused: notAuthorized: only an admin may erase personal data"),
         ("bad since", ["read", "--since", "2026-11-22T09:30"], nil, #"--since "2026-11-22T09:30" is not an RFC 3339 time or a date"#),
         ("window backward", ["read", "--since", "2026-11-22T10:00:00Z", "--as-of", "2026-11-22"], nil, #"--since "2026-11-22T10:00:00Z" is after --as-of "2026-11-22""#),
+        ("follow into the future", ["follow", "--as-of", "2999-01-01"], nil, #"--as-of "2999-01-01" is in the future: follow without it, or up to a position with --until-position"#),
         ("report window backward", ["report", "sales", "--from", "2026-11-23", "--to", "2026-11-22"], nil, #"--from "2026-11-23" is not before --to "2026-11-22""#),
     ]
 

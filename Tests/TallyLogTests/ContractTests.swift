@@ -463,6 +463,32 @@ import TallyMerkle
         for _ in 0..<5 { try await fixture.log.append(AppendRequest(events: [fixture.event("s")])) }
         #expect(try await received.value == Array(3...10))
     }
+
+    /// A follow up to a position ends there: at once when the log is past it, else once it gets there.
+    /// (Each follow would also end at a deadline, so a follow that never ends fails instead of hanging.)
+    @Test func followUpToAPositionEndsThere() throws {
+        let fixture = try Fixture()
+        for index in 0..<5 { try fixture.append(index % 2 == 0 ? "even" : "odd") }
+        let log = fixture.log
+        let deadline = ContinuousClock.now + .seconds(20)
+        @Sendable func follow(_ query: ReadQuery) throws -> (positions: [UInt64], endedByDeadline: Bool) {
+            var positions: [UInt64] = [], late = false
+            try log.follow(query, isStopped: { late = ContinuousClock.now > deadline; return late }) { positions.append($0.position); return true }
+            return (positions, late)
+        }
+        let past = try follow(ReadQuery(.stream("even"), untilPosition: 4))
+        #expect(past.positions == [1, 3] && !past.endedByDeadline)
+        let ahead = ParallelSlots<Result<(positions: [UInt64], endedByDeadline: Bool), any Error>>(count: 1, initial: .success(([], false)))
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            ahead[0] = Result { try follow(ReadQuery(.stream("odd"), untilPosition: 9)) }
+            done.signal()
+        }
+        for index in 5..<12 { try fixture.log.append(AppendRequest(events: [fixture.event(index % 2 == 0 ? "even" : "odd")])) }
+        done.wait()
+        let followed = try ahead[0].get()
+        #expect(followed.positions == [2, 4, 6, 8] && !followed.endedByDeadline)
+    }
 }
 
 @Suite struct MerkleAndVerifyContract {
