@@ -149,14 +149,19 @@ extension EventLog {
                 if let storedNodeProblem { return (storedNodeProblem, chain, MerkleFrontier()) }
             } else {
                 // The last segment, partial: its subtrees follow the full segments' in the frontier.
-                let hashes = top.subtrees.map(\.hash) + segment.frontier.subtrees.map(\.hash)
-                guard let whole = MerkleFrontier(size: head.position, subtreeHashes: hashes) else {
-                    preconditionFailure("verify: \(hashes.count) subtrees cannot make a frontier of size \(head.position)")
-                }
-                return (nil, chain, whole)
+                return (nil, chain, Self.frontier(size: head.position, top.subtrees.map(\.hash) + segment.frontier.subtrees.map(\.hash)))
             }
         }
-        return (nil, chain, top)
+        // Every segment full: `top` counts segments, a leaf each; the log's frontier has their subtrees
+        // at the log's size.
+        return (nil, chain, Self.frontier(size: head.position, top.subtrees.map(\.hash)))
+    }
+
+    private static func frontier(size: UInt64, _ hashes: [Hash]) -> MerkleFrontier {
+        guard let frontier = MerkleFrontier(size: size, subtreeHashes: hashes) else {
+            preconditionFailure("verify: \(hashes.count) subtrees cannot make a frontier of size \(size)")
+        }
+        return frontier
     }
 
     private func storedNodeMismatch(level: Int, index: UInt64, hash: Hash) throws -> String? {
