@@ -37,9 +37,17 @@ extension EventLog {
 
     /// `verify` with segments of `2^segmentLevel` records (tests use small ones to cross many boundaries).
     func verify(checkIndexes: Bool, segmentLevel: Int, progress: ((UInt64, UInt64) -> Void)?) throws -> VerifyReport {
-        let (head, watermark) = try withSnapshot { snapshot in
+        // The head, the watermark and every table's count come from one snapshot; the checks after it
+        // read in snapshots of their own (in parallel, a chunk at a time), which may hold later appends
+        // and merges. Each of those judges a record against its own watermark (the log only grows, so a
+        // record's bytes and entries never change once written), and the counts are compared to this head.
+        let (head, watermark, counts) = try withSnapshot { snapshot in
             let head = try snapshot.head()
-            return (head, try tables.indexedWatermark(snapshot.txn, head: head.position))
+            let txn = snapshot.txn
+            let counts = TableCounts(events: try txn.count(tables.events), eventIDs: try txn.count(tables.eventIDs),
+                                     streamEvents: try txn.count(tables.streamEvents), typeEvents: try txn.count(tables.typeEvents),
+                                     streams: try txn.count(tables.streams), merkle: try txn.count(tables.merkle))
+            return (head, try tables.indexedWatermark(txn, head: head.position), counts)
         }
         var report = VerifyReport(head: head)
         func fail(_ position: UInt64, _ reason: String) -> VerifyReport {
@@ -56,7 +64,7 @@ extension EventLog {
         if records.chain != head.chainHash { return fail(head.position, "the hash of the last record differs from the head's") }
         if records.frontier != head.frontier { return fail(head.position, "the Merkle tree recomputed from the records differs from the head's") }
         guard checkIndexes else { return report }
-        if let problem = try checkIndexEntries(head: head, watermark: watermark, segmentLevel: segmentLevel,
+        if let problem = try checkIndexEntries(head: head, watermark: watermark, counts: counts, segmentLevel: segmentLevel,
                                                progress: SerialProgress { done in progress?(head.position + done, total) }) {
             report.problem = problem
         }
@@ -272,12 +280,13 @@ extension EventLog {
     /// streams started before it, and the first problem by position is the one a reading in order
     /// would have met first. The records after the watermark, at most a tail's worth, follow one by
     /// one: their versions run on from the B-tree's. (One core did all of it: 0.35–0.52 M events/s.)
-    private func checkIndexEntries(head: LogHead, watermark: UInt64, segmentLevel: Int, progress: SerialProgress) throws -> VerifyProblem? {
+    private func checkIndexEntries(head: LogHead, watermark: UInt64, counts: TableCounts, segmentLevel: Int,
+                                   progress: SerialProgress) throws -> VerifyProblem? {
         var streamsSeen: UInt64 = 0
         if watermark > 0 {
             let segments = try checkInSegments(through: watermark, size: UInt64(1) << UInt64(segmentLevel), progress: progress,
                                                problem: \.problem) { first, last, report in
-                try self.checkIndexSegment(first: first, last: last, watermark: watermark, progress: report)
+                try self.checkIndexSegment(first: first, last: last, progress: report)
             }
             var firstProblem = segments.compactMap { $0?.problem }.min { $0.position < $1.position }
             for segment in segments {
@@ -298,25 +307,23 @@ extension EventLog {
         var next = watermark + 1
         while next <= head.position {
             let chunkEnd = min(head.position, next + 16 * UInt64(Limits.readChunkEvents) - 1)
-            let found = try checkIndexEntries(from: next, through: chunkEnd, watermark: watermark, streamsSeen: &streamsSeen,
-                                              tailVersions: &tailVersions) { _, _ in nil }
+            let found = try checkIndexEntries(from: next, through: chunkEnd, streamsSeen: &streamsSeen, tailVersions: &tailVersions) { _, _ in nil }
             if let found { return found }
             progress.report(chunkEnd)
             next = chunkEnd + 1
         }
-        return try countProblem(head: head, watermark: watermark, streamsSeen: streamsSeen).map { VerifyProblem(position: 0, reason: $0) }
+        return countProblem(head: head, watermark: watermark, counts: counts, streamsSeen: streamsSeen).map { VerifyProblem(position: 0, reason: $0) }
     }
 
     /// One segment of the index pass, all of it at or before the watermark.
-    private func checkIndexSegment(first: UInt64, last: UInt64, watermark: UInt64, progress: (UInt64) -> Void) throws -> IndexSegment {
+    private func checkIndexSegment(first: UInt64, last: UInt64, progress: (UInt64) -> Void) throws -> IndexSegment {
         var segment = IndexSegment()
         var streamsSeen: UInt64 = 0
         var tailVersions: [UInt64: UInt64] = [:]  // Stays empty: no record here is after the watermark.
         var next = first
         while next <= last {
             let chunkEnd = min(last, next + 16 * UInt64(Limits.readChunkEvents) - 1)
-            let found = try checkIndexEntries(from: next, through: chunkEnd, watermark: watermark, streamsSeen: &streamsSeen,
-                                              tailVersions: &tailVersions) { txn, record in
+            let found = try checkIndexEntries(from: next, through: chunkEnd, streamsSeen: &streamsSeen, tailVersions: &tailVersions) { txn, record in
                 guard record.version == 1 else { return nil }
                 segment.starts += 1
                 guard segment.firstStart == nil, let number = try tables.streamNumber(txn, streamUTF8: record.streamBytes) else { return nil }
@@ -331,13 +338,15 @@ extension EventLog {
         return segment
     }
 
-    /// Checks the entries of the records in first...last in one snapshot, in order; the first problem,
-    /// or nil. `before` sees each record first, and may return how many streams started before it.
-    private func checkIndexEntries(from first: UInt64, through last: UInt64, watermark: UInt64, streamsSeen: inout UInt64,
+    /// Checks the entries of the records in first...last in one snapshot, in order, against that
+    /// snapshot's watermark; the first problem, or nil. `before` sees each record first, and may return
+    /// how many streams started before it.
+    private func checkIndexEntries(from first: UInt64, through last: UInt64, streamsSeen: inout UInt64,
                                    tailVersions: inout [UInt64: UInt64],
                                    before: (ReadTransaction, RecordView) throws -> UInt64?) throws -> VerifyProblem? {
         try withSnapshot { snapshot in
             let txn = snapshot.txn
+            let watermark = try tables.indexedWatermark(txn, head: try snapshot.head().position)
             var problem: VerifyProblem?
             try txn.withCursor(tables.events) { cursor in
                 var entry = try withBigEndian(first) { try cursor.seek($0) }
@@ -400,10 +409,13 @@ extension EventLog {
         }
         if let streamProblem { return streamProblem }
         if !indexed {
-            if tailVersions[number] == nil, let last = try tables.lastIndexed(txn, streamNumber: number), last.position > watermark {
+            let last = try tables.lastIndexed(txn, streamNumber: number)
+            if let last, last.position > watermark {
                 return "the stream-events index holds position \(last.position) of \(quoted(record.stream)), after the indexed watermark \(watermark)"
             }
-            let previous = try tailVersions[number] ?? tables.lastIndexed(txn, streamNumber: number)?.version ?? 0
+            // The stream's last version before this record: in the B-tree, or among the tail records
+            // checked before (in an earlier snapshot, perhaps merged since: then the B-tree's is later).
+            let previous = max(tailVersions[number] ?? 0, last?.version ?? 0)
             guard record.version == previous + 1 else {
                 return "it is version \(record.version) of \(quoted(record.stream)), but the version before it is \(previous)"
             }
@@ -419,26 +431,28 @@ extension EventLog {
         return nil
     }
 
-    private func countProblem(head: LogHead, watermark: UInt64, streamsSeen: UInt64) throws -> String? {
-        try withSnapshot { snapshot in
-            let txn = snapshot.txn
-            let n = Int(head.position)
-            if try txn.count(tables.events) != n { return "the events table holds \(try txn.count(tables.events)) records; the head says \(n)" }
-            if try txn.count(tables.eventIDs) != n { return "the event-ids index has \(try txn.count(tables.eventIDs)) entries for \(n) events" }
-            let indexed = Int(watermark)
-            if try txn.count(tables.streamEvents) != indexed {
-                return "the stream-events index has \(try txn.count(tables.streamEvents)) entries for the \(indexed) events up to the watermark"
-            }
-            if try txn.count(tables.typeEvents) != indexed {
-                return "the type-events index has \(try txn.count(tables.typeEvents)) entries for the \(indexed) events up to the watermark"
-            }
-            if try txn.count(tables.streams) != Int(head.streamCount) || streamsSeen != head.streamCount {
-                return "the streams table has \(try txn.count(tables.streams)) streams, the records start \(streamsSeen), and the head says \(head.streamCount)"
-            }
-            var nodes = 0
-            for level in LogTables.merkleStoredLevelMin..<64 { nodes += Int(head.position >> UInt64(level)) }
-            if try txn.count(tables.merkle) != nodes { return "the merkle table has \(try txn.count(tables.merkle)) nodes; \(n) events make \(nodes)" }
-            return nil
+    /// The tables' entry counts, taken in the snapshot the head came from.
+    struct TableCounts {
+        var events, eventIDs, streamEvents, typeEvents, streams, merkle: Int
+    }
+
+    private func countProblem(head: LogHead, watermark: UInt64, counts: TableCounts, streamsSeen: UInt64) -> String? {
+        let n = Int(head.position)
+        if counts.events != n { return "the events table holds \(counts.events) records; the head says \(n)" }
+        if counts.eventIDs != n { return "the event-ids index has \(counts.eventIDs) entries for \(n) events" }
+        let indexed = Int(watermark)
+        if counts.streamEvents != indexed {
+            return "the stream-events index has \(counts.streamEvents) entries for the \(indexed) events up to the watermark"
         }
+        if counts.typeEvents != indexed {
+            return "the type-events index has \(counts.typeEvents) entries for the \(indexed) events up to the watermark"
+        }
+        if counts.streams != Int(head.streamCount) || streamsSeen != head.streamCount {
+            return "the streams table has \(counts.streams) streams, the records start \(streamsSeen), and the head says \(head.streamCount)"
+        }
+        var nodes = 0
+        for level in LogTables.merkleStoredLevelMin..<64 { nodes += Int(head.position >> UInt64(level)) }
+        if counts.merkle != nodes { return "the merkle table has \(counts.merkle) nodes; \(n) events make \(nodes)" }
+        return nil
     }
 }

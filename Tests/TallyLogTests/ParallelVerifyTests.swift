@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TallyLMDB
 import TallyMerkle
@@ -60,6 +61,45 @@ import TallyMerkle
                 #expect(report.isSound, "level \(level): \(String(describing: report.problem))")
             }
         }
+    }
+
+    /// An operator verifies a store while it is in use: every check must judge the log as it stood when
+    /// the check began, though its parallel segments and chunks read in later snapshots, where more
+    /// events were appended and the index tail merged (here every 32 events). New streams and old ones
+    /// both grow meanwhile.
+    @Test func aStoreBeingAppendedToVerifiesAsItStoodWhenTheCheckBegan() throws {
+        let fixture = try makeLog()
+        let log = fixture.log
+        let stop = Atomic<Bool>(false)
+        let appended = DispatchSemaphore(value: 0)
+        let ids = fixture.ids
+        startNamedThread("test-appender") {  // Its own thread: verify's workers may fill the global queue.
+            var round = 0
+            while !stop.load(ordering: .relaxed) {
+                round += 1
+                let events = (0..<7).map { index in
+                    let stream = index % 2 == 0 ? "s-\(index % 37)" : "new-\(round)-\(index)"
+                    return ProposedEvent(id: ids.next(), stream: stream, type: "T", payload: Data("{\"round\":\(round)}".utf8))
+                }
+                _ = try? log.append(AppendRequest(events: events))
+            }
+            appended.signal()
+        }
+        var heads: [UInt64] = []
+        for pass in 0..<12 {
+            // Each pass begins after more was appended, so the passes see different logs.
+            let waitedFrom = ContinuousClock.now
+            while try log.head().position <= heads.last ?? UInt64(Self.events), ContinuousClock.now - waitedFrom < .seconds(10) {
+                Thread.sleep(forTimeInterval: 0.001)
+            }
+            let report = try log.verify(checkIndexes: true, segmentLevel: pass % 2 == 0 ? 4 : 6, progress: nil)
+            #expect(report.isSound, "pass \(pass): \(String(describing: report.problem))")
+            heads.append(report.head.position)
+        }
+        stop.store(true, ordering: .relaxed)
+        appended.wait()
+        #expect(Set(heads).count == heads.count, "the log must have grown between the checks: \(heads)")
+        #expect(try log.verify().isSound)
     }
 
     /// The record at 500: stream `s-{499 % 37}` (`s-18`), its 14th event (versions count from 1).
