@@ -19,7 +19,8 @@ import TallyProjection
 public struct MemberActivity: BatchingProjector {
     public let name = "members"
     /// 2: `activity_by_member` leads with `member_id` (see `createQueryIndexes`).
-    public let version = 2
+    /// 3: `member_spending.spent_minor` must stay an integer: SQLite turns a sum past 2^63 into a float.
+    public let version = 3
     public let eventTypes: Set<String> = [
         MemberRegistered.eventType, MemberProfileChanged.eventType, SocialAccountLinked.eventType, MemberDeactivated.eventType,
         CartOpened.eventType, CartItemAdded.eventType, CartItemRemoved.eventType, RestrictedItemsApproved.eventType, CartCheckedOut.eventType,
@@ -69,7 +70,7 @@ public struct MemberActivity: BatchingProjector {
                 kind TEXT NOT NULL,
                 member_id TEXT NOT NULL,
                 currency TEXT NOT NULL,
-                spent_minor INTEGER NOT NULL,
+                spent_minor INTEGER NOT NULL CHECK (typeof(spent_minor) = 'integer'),
                 PRIMARY KEY (kind, member_id, currency)
             ) WITHOUT ROWID;
 
@@ -238,8 +239,8 @@ public struct MemberActivity: BatchingProjector {
                         amount: Money? = nil, counter: MemberBatch.Counter? = nil, spent: Money? = nil) throws {
         let at = event.recordedAtISO
         let atMicroseconds = event.recordedAt.microsecondsSinceEpoch
+        try batch.count(kind, member, at: at, atMicroseconds, counter: counter, spent: spent)
         try batch.add(MemberBatch.Action(position: Int64(event.position), kind: kind, member: member, action: event.type, subject: subject,
                                          detail: detail, amount: amount, at: at, atMicroseconds: atMicroseconds), db)
-        batch.count(kind, member, at: at, atMicroseconds, counter: counter, spent: spent)
     }
 }

@@ -107,13 +107,19 @@ public final class MemberBatch: ProjectionBatch {
     func add(_ action: Action, _ db: Database) throws { try actions.add(action, db) }
 
     /// One action of a person: their summary, and their spending if it `spent` anything.
-    func count(_ kind: MemberActivity.Kind, _ member: String, at: String, _ microseconds: Int64, counter: Counter?, spent: Money?) {
+    func count(_ kind: MemberActivity.Kind, _ member: String, at: String, _ microseconds: Int64, counter: Counter?, spent: Money?) throws {
         let person = Person(kind: kind, member: ExactText(member))
+        if let spent {
+            // Checked first, so an action whose spending does not fit is counted nowhere.
+            let key = Spending(person: person, currency: spent.currency.code)
+            let (total, overflow) = (spending[key] ?? 0).addingReportingOverflow(spent.minor)
+            guard !overflow else { throw ProjectionError.amountOverflow("the spending of \(kind.rawValue) \(JSONView.quoted(member)) in \(spent.currency.code)") }
+            spending[key] = total
+        }
         // Entries keep the order their keys were first touched in, so a rebuild writes the same rows
         // in the same order every time.
         let first = Summary(firstSeen: at, lastSeen: at, lastSeenMicroseconds: microseconds)
         summaries[person, default: first].count(at: at, microseconds, counter: counter)
-        if let spent { spending[Spending(person: person, currency: spent.currency.code), default: 0] += spent.minor }
     }
 
     /// A cart opened (or opened again: its row is replaced, as `INSERT OR REPLACE` would).

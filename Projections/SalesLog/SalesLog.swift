@@ -18,7 +18,8 @@ import TallyProjection
 public struct SalesLog: BatchingProjector {
     public let name = "sales"
     /// 2: the `sales.channel` check written as comparisons (the same rule), see `createSchema`.
-    public let version = 2
+    /// 3: `revenue_daily.revenue_minor` must stay an integer: SQLite turns a sum past 2^63 into a float.
+    public let version = 3
     /// The buyer's email of each voucher sale.
     public let holdsPersonalData = true
     public let eventTypes: Set<String> = [
@@ -61,7 +62,7 @@ public struct SalesLog: BatchingProjector {
                 location TEXT NOT NULL,
                 currency TEXT NOT NULL,
                 sales INTEGER NOT NULL,
-                revenue_minor INTEGER NOT NULL,
+                revenue_minor INTEGER NOT NULL CHECK (typeof(revenue_minor) = 'integer'),
                 PRIMARY KEY (day, channel, location, currency)
             ) WITHOUT ROWID;
 
@@ -192,11 +193,11 @@ public struct SalesLog: BatchingProjector {
                             boothID: String?, storeID: String?, operatorID: String?, memberID: String?, paymentTransactionID: String?,
                             amount: Money, location: String) throws {
         let day = event.day
+        try batch.addRevenue(day: day, channel: channel, location: location, amount: amount)
         try batch.add(SalesBatch.Sale(position: Int64(event.position), channel: channel, saleID: saleID, voucherID: voucherID, buyerEmail: buyerEmail,
                                       boothID: boothID, storeID: storeID, operatorID: operatorID, memberID: memberID,
                                       paymentTransactionID: paymentTransactionID, amount: amount, soldAt: event.recordedAtISO,
                                       soldAtMicroseconds: event.recordedAt.microsecondsSinceEpoch, day: day), db)
-        batch.addRevenue(day: day, channel: channel, location: location, amount: amount)
     }
 }
 
@@ -240,10 +241,16 @@ public final class SalesBatch: ProjectionBatch {
     /// In the order each key was first touched, so a rebuild writes the same rows in the same order.
     private var revenue: OrderedDictionary<RevenueKey, (sales: Int64, minor: Int64)> = [:]
 
-    func addRevenue(day: String, channel: String, location: String, amount: Money) {
+    /// Adds a sale to its day's revenue; a total past what 64 bits hold stops the read model at the
+    /// sale that made it (where a plain `+` would stop the process).
+    func addRevenue(day: String, channel: String, location: String, amount: Money) throws {
         let key = RevenueKey(day: day, channel: channel, location: ExactText(location), currency: amount.currency.code)
-        revenue[key, default: (0, 0)].sales += 1
-        revenue[key, default: (0, 0)].minor += amount.minor
+        var total = revenue[key] ?? (0, 0)
+        let (minor, overflow) = total.minor.addingReportingOverflow(amount.minor)
+        guard !overflow else { throw ProjectionError.amountOverflow("the revenue of \(JSONView.quoted(location)) (\(channel)) on \(day) in \(amount.currency.code)") }
+        total.sales += 1
+        total.minor = minor
+        revenue[key] = total
     }
 
     public func finish(_ db: Database) throws {

@@ -324,25 +324,34 @@ public final class ProjectionRunner: Sendable {
                                   uniquingKeysWith: { first, _ in first })
         // The last batch that finished in this file, for the next to carry from (`makeBatch(after:)`).
         var carried: (any ProjectionBatch)?
+        // Up to here, batches of one position: a batch whose end-of-batch writes failed on its data is
+        // applied again an event at a time, so the failure lands on the event that caused it.
+        var onePositionUntil: UInt64 = 0
         while true {
             var failure: (position: UInt64, type: String, cause: String)?
             var reached: UInt64 = 0
-            try file.queue.inTransaction(.immediate) { db in
-                // Read inside the write transaction: another process may have moved it.
-                let checkpoint = try ReadModelFile.readCheckpoint(db)
-                reached = checkpoint.position
-                guard checkpoint.position < limit else { return .rollback }
-                let end = min(limit, checkpoint.position + batchPositions)
-                let applied = try BatchStatements.$current.withValue(BatchStatements(db)) {
-                    try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: end, setAside: setAside, carried: &carried)
+            do {
+                try file.queue.inTransaction(.immediate) { db in
+                    // Read inside the write transaction: another process may have moved it.
+                    let checkpoint = try ReadModelFile.readCheckpoint(db)
+                    reached = checkpoint.position
+                    guard checkpoint.position < limit else { return .rollback }
+                    let end = min(limit, checkpoint.position + (checkpoint.position < onePositionUntil ? 1 : batchPositions))
+                    let applied = try BatchStatements.$current.withValue(BatchStatements(db)) {
+                        try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: end, setAside: setAside, carried: &carried)
+                    }
+                    if let failed = applied.failure {
+                        failure = failed
+                        return .rollback
+                    }
+                    try ReadModelFile.moveCheckpoint(db, to: applied.last, lastEventAt: applied.lastAt)
+                    reached = applied.last
+                    return .commit
                 }
-                if let failed = applied.failure {
-                    failure = failed
-                    return .rollback
-                }
-                try ReadModelFile.moveCheckpoint(db, to: applied.last, lastEventAt: applied.lastAt)
-                reached = applied.last
-                return .commit
+            } catch let failed as BatchEndFailed {
+                onePositionUntil = failed.through
+                carried = nil
+                continue
             }
             if let failure {
                 // Keep everything before the failing event, and say where it stopped.
@@ -369,6 +378,20 @@ public final class ProjectionRunner: Sendable {
         var last: UInt64
         var lastAt: Int64?
         var failure: (position: UInt64, type: String, cause: String)?
+        /// The last event the projector applied (not one it skips or one set aside).
+        var lastApplied: (position: UInt64, type: String)?
+    }
+
+    /// The writes at a batch's end failed on what the batch's events hold (a constraint, a projector's
+    /// own check): `advance` applies the batch again an event at a time to find which.
+    private struct BatchEndFailed: Error {
+        let through: UInt64
+    }
+
+    /// An error that comes from the events applied, not from the disk or the database's state: a
+    /// constraint of the read model's schema, or a projector's own refusal.
+    private static func isCausedByEvents(_ error: any Error) -> Bool {
+        error is ProjectionError || (error as? DatabaseError)?.resultCode == .SQLITE_CONSTRAINT
     }
 
     /// Applies the events after `start` through `end`, but those in `setAside` (position → reason),
@@ -403,6 +426,7 @@ public final class ProjectionRunner: Sendable {
                     result.failure = (record.position, type, "\(error)")
                     return false
                 }
+                result.lastApplied = (record.position, type)
             }
             result.last = record.position
             result.lastAt = record.recordedAt.microsecondsSinceEpoch
@@ -414,8 +438,15 @@ public final class ProjectionRunner: Sendable {
         }
         // A failed batch is rolled back (and applied again up to the failing event), so only a whole one is finished.
         if result.failure == nil {
-            try batch.finish(db)
-            carried = batch.batch
+            do {
+                try batch.finish(db)
+                carried = batch.batch
+            } catch where Self.isCausedByEvents(error) {
+                if end - start > 1 { throw BatchEndFailed(through: result.last) }
+                // A batch of one position: its event is the one (with none applied, nothing to blame).
+                guard let applied = result.lastApplied else { throw error }
+                result.failure = (applied.position, applied.type, "\(error)")
+            }
         }
         return result
     }

@@ -156,6 +156,8 @@ public enum ProjectionError: Error, Equatable, CustomStringConvertible {
     case buildStopped(name: String, position: UInt64, type: String, cause: String)
     case failed(name: String, position: UInt64, type: String, cause: String)
     case positionBeyondHead(UInt64, head: UInt64)
+    /// A total of minor units past what a 64-bit integer holds (about 9.2 × 10^18).
+    case amountOverflow(String)
 
     /// What an admin can do about a read model stopped at an event.
     private static func wayOn(_ name: String, _ position: UInt64) -> String {
@@ -175,6 +177,7 @@ public enum ProjectionError: Error, Equatable, CustomStringConvertible {
         case .failed(let name, let position, let type, let cause):
             "projection \(name) failed at position \(position) (\(type)): \(cause) (\(Self.wayOn(name, position)))"
         case .positionBeyondHead(let position, let head): "position \(position) is beyond the log's head (\(head))"
+        case .amountOverflow(let total): "\(total) passes \(Int64.max) minor units, the most a 64-bit integer holds"
         }
     }
 }

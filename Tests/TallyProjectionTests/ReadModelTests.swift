@@ -314,6 +314,54 @@ struct HandScenario {
         #expect(sales.state == .current)
     }
 
+    /// Totals past 2^63 − 1 minor units, from amounts the rules accept one by one: in one batch (the
+    /// projector's own sum) or over several (the read model's column, which SQLite would turn into a
+    /// float). Either way the read model stops at the sale or payment that passed it, and the process
+    /// goes on (a plain `+` stopped it with a trap). Batches of 2 put the two sales, and the two
+    /// payments, in different batches of two events each: the failing batch is applied again an event
+    /// at a time to find its event.
+    @Test(arguments: [ProjectionRunner.batchPositionsDefault, 2])
+    func aTotalPastSixtyFourBitsStopsTheReadModelAtItsEvent(batch: UInt64) throws {
+        let store = try TestStore()
+        let huge = cents(Int64.max / 2 + 1)
+        try store.run(admin, .registerBooth(boothID: "b1", name: "Gold", location: "Vault"))
+        try store.run(admin, .assignOperator(boothID: "b1", operatorID: "lee", operatorName: "Lee Kim"))
+        let customer = Actor(.customer, "u1")
+        try store.run(admin, .createCategory(categoryID: "c1", name: "Bullion", slug: "bullion"))
+        try store.run(admin, .createProduct(productID: "p1", name: "Bar", slug: "bar", description: "1 t", price: huge, categoryID: "c1"))
+        try store.run(admin, .receiveStock(productID: "p1", quantity: 5))
+        try store.run(customer, .registerUser(userID: "u1", username: "una", email: "una@example.org", isAdmin: false))
+        var payments: [UInt64] = []
+        for index in 1...2 {
+            try store.run(admin, .issueVoucher(voucherID: "v\(index)", amount: huge, buyerEmail: "ann@example.org"))
+            try store.run(customer, .placeOrder(orderID: "o\(index)", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1)]))
+            try store.run(customer, .initiatePayment(paymentID: "pay\(index)", orderID: "o\(index)", amount: huge, method: .mpesa))
+            payments.append(try #require(store.run(system, .recordPaymentSucceeded(paymentID: "pay\(index)", transactionID: "MP\(index)")).last))
+        }
+        let sales = try (1...2).map { index in try #require(store.run(lee, .redeemVoucher(voucherID: "v\(index)", boothID: "b1", saleID: "s\(index)", saleAmount: huge)).last) }
+        let runner = try store.runner([SalesLog(), MemberActivity(), Transactions()], batch: batch)
+        let results = runner.catchUpAll()
+        func stopped(_ name: String) -> ProjectionError? {
+            if case .failure(let error) = results[name] { error as? ProjectionError } else { nil }
+        }
+        guard case .failed(_, let salePosition, let saleType, let saleCause) = stopped("sales") else { Issue.record("sales: \(String(describing: results["sales"]))"); return }
+        #expect(salePosition == sales[1] && saleType == SaleRecorded.eventType, "\(saleCause)")
+        guard case .failed(_, let paymentPosition, _, let paymentCause) = stopped("members") else { Issue.record("members: \(String(describing: results["members"]))"); return }
+        #expect(paymentPosition == payments[1], "\(paymentCause)")
+        if batch == ProjectionRunner.batchPositionsDefault {
+            #expect(saleCause == #"the revenue of "b1" (booth) on 2026-11-20 in USD passes 9223372036854775807 minor units, the most a 64-bit integer holds"#)
+            #expect(paymentCause == #"the spending of customer "u1" in USD passes 9223372036854775807 minor units, the most a 64-bit integer holds"#)
+        } else {
+            #expect(saleCause.contains("CHECK constraint failed") && paymentCause.contains("CHECK constraint failed"), "\(saleCause) / \(paymentCause)")
+        }
+        #expect(throws: Never.self) { _ = try results["transactions"]?.get() }
+        // What was kept is everything before the event, in integers.
+        let statuses = try Dictionary(uniqueKeysWithValues: runner.status().map { ($0.name, $0) })
+        #expect(statuses["sales"]?.buildCheckpoint == sales[1] - 1 && statuses["members"]?.buildCheckpoint == payments[1] - 1)
+        let build = try runner.openFile(try #require(statuses["sales"]?.buildFile))
+        #expect(try build.read { try String.fetchOne($0, sql: "SELECT group_concat(typeof(revenue_minor)) FROM revenue_daily") } == "integer")
+    }
+
     @Test func rebuildingAllAtOnceSwitchesInEveryOneThatSucceeds() throws {
         let store = try TestStore()
         try HandScenario.record(store)
