@@ -80,20 +80,22 @@ public enum Invariants {
                         violation("voucher-redeemed-once", "voucher \(event.voucherID) redeemed but never issued")
                     }
                     redeemed[event.voucherID] = redeemed[event.voucherID] ?? position
-                case StockReceived.eventType:
-                    if let event = try decode(StockReceived.self) { stock[event.productID, default: 0] += Int64(event.quantity) }
-                case StockReleased.eventType:
-                    if let event = try decode(StockReleased.self) { stock[event.productID, default: 0] += Int64(event.quantity) }
-                case StockAdjusted.eventType, StockReserved.eventType:
-                    let (product, change): (String, Int64)
-                    if type == StockAdjusted.eventType {
-                        guard let event = try decode(StockAdjusted.self) else { break }
-                        (product, change) = (event.productID, Int64(event.delta))
-                    } else {
-                        guard let event = try decode(StockReserved.self) else { break }
-                        (product, change) = (event.productID, -Int64(event.quantity))
+                case StockReceived.eventType, StockReleased.eventType, StockAdjusted.eventType, StockReserved.eventType:
+                    // (product, units, whether they are taken away)
+                    let movement: (String, Int64, Bool)? = switch type {
+                    case StockReceived.eventType: try decode(StockReceived.self).map { ($0.productID, Int64($0.quantity), false) }
+                    case StockReleased.eventType: try decode(StockReleased.self).map { ($0.productID, Int64($0.quantity), false) }
+                    case StockAdjusted.eventType: try decode(StockAdjusted.self).map { ($0.productID, Int64($0.delta), false) }
+                    default: try decode(StockReserved.self).map { ($0.productID, Int64($0.quantity), true) }
                     }
-                    let level = stock[product, default: 0] + change
+                    guard let (product, units, taken) = movement else { break }
+                    // Checked: the log is the auditor's evidence, and may hold counts that do not add up in 64 bits.
+                    let previous = stock[product, default: 0]
+                    let (level, overflow) = taken ? previous.subtractingReportingOverflow(units) : previous.addingReportingOverflow(units)
+                    if overflow {
+                        violation("stock-never-negative", "product \(product)'s stock of \(previous) \(taken ? "minus" : "plus") \(units) passes the range of a 64-bit count")
+                        break
+                    }
                     stock[product] = level
                     if level < 0 { violation("stock-never-negative", "product \(product)'s stock falls to \(level)") }
                 case OrderPlaced.eventType:

@@ -218,7 +218,10 @@ public struct CartState: Foldable {
     public var approved = false
     public var checkedOut = false
 
-    public func quantity(of sku: SKU) -> Int { lines.filter { $0.sku == sku }.reduce(0) { $0 + $1.quantity } }
+    /// The units of `sku` in the cart (checked: a cart written behind the rules' back may not add up).
+    public func quantity(of sku: SKU) throws -> Int {
+        try lines.filter { $0.sku == sku }.reduce(0) { try Quantities.sum($0, $1.quantity, "the units of \(sku) in the cart") }
+    }
 
     public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
         switch type {

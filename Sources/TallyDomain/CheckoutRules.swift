@@ -93,7 +93,7 @@ enum CheckoutRules {
             draft.emit(CheckoutStreams.cart(cartID), CartOpened(cartID: cartID, storeID: storeID, memberID: memberID))
 
         case .scanItem(let cartID, let scannedInput, let quantity):
-            try Require.positive(quantity, "a scanned quantity")
+            try Require.quantity(quantity, max: Quantities.perItemMax, "a scanned quantity")
             let cart = try loadOpenCart(cartID, actor, &draft, &streams)
             let store = try loadStore(cart.opened!.storeID, &draft, &streams)
             let storeID = cart.opened!.storeID
@@ -114,6 +114,11 @@ enum CheckoutRules {
                 details = replacementDetails
                 hops += 1
             }
+            // Checkout prices each unit: a cart holds at most `perItemMax` of one item (its linked item follows it).
+            let held = try cart.quantity(of: sku)
+            guard held <= Quantities.perItemMax - quantity else {
+                throw Rejection(.quantityTooLarge, "cart \(cartID) holds \(held) of \(sku); \(quantity) more would pass \(Quantities.perItemMax), the most of one item a cart holds")
+            }
             draft.emit(CheckoutStreams.cart(cartID), CartItemAdded(cartID: cartID, scannedInput: scannedInput, sku: sku, quantity: quantity,
                                                                    embeddedPrice: variable?.price, linkedFrom: nil))
             // Rule 7: a linked item (a bottle deposit) comes with it.
@@ -126,10 +131,11 @@ enum CheckoutRules {
             }
 
         case .removeItem(let cartID, let sku, let quantity):
-            try Require.positive(quantity, "a removed quantity")
+            try Require.quantity(quantity, max: Quantities.perItemMax, "a removed quantity")
             let cart = try loadOpenCart(cartID, actor, &draft, &streams)
-            guard cart.quantity(of: sku) >= quantity else {
-                throw Rejection(.itemNotInCart, "cart \(cartID) holds \(cart.quantity(of: sku)) of \(sku), fewer than \(quantity)")
+            let held = try cart.quantity(of: sku)
+            guard held >= quantity else {
+                throw Rejection(.itemNotInCart, "cart \(cartID) holds \(held) of \(sku), fewer than \(quantity)")
             }
             draft.emit(CheckoutStreams.cart(cartID), CartItemRemoved(cartID: cartID, sku: sku, quantity: quantity))
 
@@ -186,7 +192,13 @@ enum CheckoutRules {
                 continue
             }
             if quantities[line.sku] == nil { order.append(line.sku); quantities[line.sku] = (0, line.scannedInput) }
-            quantities[line.sku]!.quantity += line.quantity
+            // Scans kept each item to `perItemMax`; a cart written behind the rules' back is refused here
+            // rather than priced unit by unit.
+            let units = try Quantities.sum(quantities[line.sku]!.quantity, line.quantity, "the units of \(line.sku) in the cart")
+            guard units <= Quantities.perItemMax else {
+                throw Rejection(.quantityTooLarge, "the cart holds \(units) of \(line.sku), more than \(Quantities.perItemMax)")
+            }
+            quantities[line.sku]!.quantity = units
         }
         for sku in order {
             let item = items[sku]!

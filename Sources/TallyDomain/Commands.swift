@@ -53,6 +53,8 @@ public enum RejectionCode: String, Codable, Sendable, CaseIterable {
     case cartEmpty
     case itemNotInCart
     case restrictedItemNeedsApproval
+    /// More units than one command, a cart's line of an item or a count of stock may hold (`Quantities`).
+    case quantityTooLarge
 }
 
 /// A refused command: nothing was appended.

@@ -100,7 +100,33 @@ enum Require {
         guard amount.minor > 0 else { throw Rejection(.nonPositiveAmount, "\(what) must be positive, not \(amount)") }
     }
 
-    static func positive(_ quantity: Int, _ what: String) throws {
+    /// Units a command names (scanned, removed, ordered, received): a whole number from 1 to `max`.
+    static func quantity(_ quantity: Int, max: Int, _ what: String) throws {
         guard quantity > 0 else { throw Rejection(.invalidField, "\(what) must be a positive whole number, not \(quantity)") }
+        guard quantity <= max else { throw Rejection(.quantityTooLarge, "\(what) must be at most \(max), not \(quantity)") }
+    }
+}
+
+/// How many units a command may name. Checkout prices each unit of a cart ("3 for $1" splits a group's
+/// price over its units), so the units of one item in a cart, like those of an order line, are kept to
+/// what a shop sells in one go; a delivery or a stock correction may be larger. Counts past these,
+/// or past what 64 bits hold in a log written behind the rules' back, are refused with
+/// `quantityTooLarge`, never added up past the integer's range.
+public enum Quantities {
+    public static let perItemMax = 10_000
+    public static let stockChangeMax = 1_000_000_000
+
+    /// `a + b`, or a refusal naming `what` when it passes what an `Int` holds.
+    static func sum(_ a: Int, _ b: Int, _ what: @autoclosure () -> String) throws -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        guard !overflow else { throw Rejection(.quantityTooLarge, "\(what()) passes \(Int.max), the most a 64-bit count holds") }
+        return sum
+    }
+
+    /// `a − b`, checked the same way.
+    static func difference(_ a: Int, _ b: Int, _ what: @autoclosure () -> String) throws -> Int {
+        let (difference, overflow) = a.subtractingReportingOverflow(b)
+        guard !overflow else { throw Rejection(.quantityTooLarge, "\(what()) passes the range of a 64-bit count") }
+        return difference
     }
 }

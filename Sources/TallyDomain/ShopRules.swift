@@ -85,18 +85,24 @@ enum ShopRules {
 
         case .receiveStock(let productID, let quantity):
             try Require.admin(actor, "receive stock")
-            try Require.positive(quantity, "a received quantity")
+            try Require.quantity(quantity, max: Quantities.stockChangeMax, "a received quantity")
             try requireProduct(productID, &draft, &streams)
-            _ = try draft.load(ShopStreams.stock(productID), as: StockState.self, from: &streams)
+            let stock = try draft.load(ShopStreams.stock(productID), as: StockState.self, from: &streams)
+            _ = try Quantities.sum(stock.available, quantity, "the stock of product \(productID)")
             draft.emit(ShopStreams.stock(productID), StockReceived(productID: productID, quantity: quantity))
 
         case .adjustStock(let productID, let delta, let reason):
             try Require.admin(actor, "adjust stock")
             try Require.field("reason", reason)
             try requireProduct(productID, &draft, &streams)
+            guard delta != 0, delta.magnitude <= Quantities.stockChangeMax else {
+                throw Rejection(delta == 0 ? .invalidField : .quantityTooLarge,
+                                "a stock adjustment must be a nonzero whole number of at most \(Quantities.stockChangeMax) units either way, not \(delta)")
+            }
             let stock = try draft.load(ShopStreams.stock(productID), as: StockState.self, from: &streams)
-            guard stock.available + delta >= 0 else {
-                throw Rejection(.stockWouldGoNegative, "product \(productID) has \(stock.available) available; adjusting by \(delta) would leave \(stock.available + delta)")
+            let after = try Quantities.sum(stock.available, delta, "the stock of product \(productID)")
+            guard after >= 0 else {
+                throw Rejection(.stockWouldGoNegative, "product \(productID) has \(stock.available) available; adjusting by \(delta) would leave \(after)")
             }
             draft.emit(ShopStreams.stock(productID), StockAdjusted(productID: productID, delta: delta, reason: reason))
 
@@ -112,7 +118,7 @@ enum ShopRules {
             var lines: [OrderLine] = []
             var total: Money?
             for line in requested {
-                try Require.positive(line.quantity, "the quantity of \(line.productID)")
+                try Require.quantity(line.quantity, max: Quantities.perItemMax, "the quantity of \(line.productID)")
                 let product = try draft.load(ShopStreams.product(line.productID), as: ProductState.self, from: &streams)
                 guard let price = product.price, let created = product.created else { throw Rejection(.productNotFound, "product \(line.productID) does not exist") }
                 guard let lineTotal = price.times(Int64(line.quantity)), let sum = (total ?? .zero(price.currency)).adding(lineTotal) else {

@@ -473,6 +473,24 @@ func write(_ text: String, _ name: String) throws -> String {
         #expect(cli.status == 1 && cli.lines.count == 4 && cli.lines[0].hasPrefix("position \(second): voucher-redeemed-once"))
     }
 
+    /// Counts that do not add up in 64 bits (written behind the rules' back) are a violation at the
+    /// event that passed the range, and the check goes on: the auditor's tool stopped with a trap.
+    @Test func aStockPastSixtyFourBitsIsReportedNotATrap() throws {
+        let store = try AuditStore(events: 10)
+        var positions: [UInt64] = []
+        for event in [StockReceived(productID: "pz", quantity: 9_000_000_000_000_000_000), StockReceived(productID: "pz", quantity: 9_000_000_000_000_000_000)] {
+            positions.append(try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "stock-pz", type: StockReceived.eventType,
+                                                                                     payload: DomainCoding.encode(event))])).positions[0])
+        }
+        let negative = try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "stock-pz", type: StockReserved.eventType,
+                                                                                payload: DomainCoding.encode(StockReserved(productID: "pz", orderID: "oz", quantity: Int.max)))])).positions[0]
+        let result = try Invariants.check(store.log)
+        #expect(result.violations.map(\.position) == [positions[1], negative], "\(result.violations)")
+        #expect(result.violations.first?.message == "product pz's stock of 9000000000000000000 plus 9000000000000000000 passes the range of a 64-bit count")
+        // The level stays at the last count that fitted, which the reservation then takes below zero.
+        #expect(result.violations.last?.message == "product pz's stock falls to \(9_000_000_000_000_000_000 - Int64.max)")
+    }
+
     /// An event whose payload does not decode as its type is reported where it is, and the rules go
     /// on with the events after it.
     @Test func anUndecodablePayloadIsReportedAtItsPosition() throws {

@@ -91,7 +91,7 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         var cart = CartState()
         _ = try streams.fold("cart-k1") { try cart.apply($0, $1) }
         #expect(cart.lines.map(\.sku) == [Self.beer, Self.deposit])
-        #expect(cart.quantity(of: Self.deposit) == 2)
+        #expect(try cart.quantity(of: Self.deposit) == 2)
     }
 
     @Test func restrictedItemsNeedAStaffApproval() throws {
@@ -117,6 +117,33 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         let afternoon = try Decide.decide(command(member, .checkout(cartID: "k2", paymentTransactionID: "bt-2")), streams: &streams)
         let receipt = try DomainCoding.decode(CartCheckedOut.self, from: afternoon.events.last!.payload)
         #expect(receipt.total == cents(199))
+    }
+
+    /// Checkout prices each unit, so a cart holds at most `perItemMax` of one item; a cart whose lines
+    /// were written behind the rules' back, past that or past 64 bits, is refused at checkout, neither
+    /// priced unit by unit (a scan of 9 × 10^18 limes made checkout loop that many times) nor added up
+    /// with a trap.
+    @Test func aCartHoldsAtMostTenThousandOfAnItem() throws {
+        var streams = try store()
+        #expect(code(member, .scanItem(cartID: "k1", scannedInput: Self.lime.value, quantity: Quantities.perItemMax + 1), &streams) == .quantityTooLarge)
+        #expect(code(member, .scanItem(cartID: "k1", scannedInput: Self.lime.value, quantity: 9_000_000_000_000_000_000), &streams) == .quantityTooLarge)
+        try scan(Self.lime.value, Quantities.perItemMax - 1, &streams)
+        #expect(code(member, .scanItem(cartID: "k1", scannedInput: Self.lime.value, quantity: 2), &streams) == .quantityTooLarge)
+        try scan(Self.lime.value, 1, &streams)
+        #expect(code(member, .removeItem(cartID: "k1", sku: Self.lime, quantity: Quantities.perItemMax + 1), &streams) == .quantityTooLarge)
+        // 10,000 limes at 3 for $1.00: 3,333 groups of three and one lime at 34 cents.
+        #expect(try checkedOut(&streams).total == cents(333_334))
+
+        for (index, quantities) in [[Quantities.perItemMax, 1], [Int.max, 1]].enumerated() {
+            let cart = "x\(index)"
+            streams.append(try Decide.decide(command(member, .openCart(cartID: cart, storeID: "s1", memberID: "m1")), streams: &streams))
+            for quantity in quantities {
+                streams.append(stream: "cart-\(cart)", type: CartItemAdded.eventType, schemaVersion: 1, payload: DomainCoding.encode(
+                    CartItemAdded(cartID: cart, scannedInput: Self.lime.value, sku: Self.lime, quantity: quantity, embeddedPrice: nil, linkedFrom: nil)))
+            }
+            #expect(code(member, .checkout(cartID: cart, paymentTransactionID: "bt-x\(index)"), &streams) == .quantityTooLarge)
+            #expect(code(member, .removeItem(cartID: cart, sku: Self.lime, quantity: 1), &streams) == (index == 0 ? nil : .quantityTooLarge))
+        }
     }
 
     @Test func removalsAndBadScansAreChecked() throws {

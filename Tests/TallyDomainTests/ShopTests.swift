@@ -80,6 +80,26 @@ let customer = Actor(.customer, "u1")
         #expect(code(command(admin, .receiveStock(productID: "p1", quantity: 0)), &streams) == .invalidField)
     }
 
+    /// A delivery or a correction names at most a billion units, and an order line at most 10,000; a
+    /// stock whose events, written behind the rules' back, do not add up in 64 bits refuses every
+    /// command that reads it (it stopped the process with a trap).
+    @Test func stockCountsStayWithinTheirRange() throws {
+        var streams = try shop()
+        #expect(code(command(admin, .receiveStock(productID: "p1", quantity: Quantities.stockChangeMax + 1)), &streams) == .quantityTooLarge)
+        #expect(code(command(admin, .receiveStock(productID: "p1", quantity: Quantities.stockChangeMax)), &streams) == nil)
+        #expect(code(command(admin, .adjustStock(productID: "p1", delta: -Quantities.stockChangeMax - 1, reason: "count")), &streams) == .quantityTooLarge)
+        #expect(code(command(admin, .adjustStock(productID: "p1", delta: Int.min, reason: "count")), &streams) == .quantityTooLarge)
+        #expect(code(command(admin, .adjustStock(productID: "p1", delta: 0, reason: "count")), &streams) == .invalidField)
+        #expect(code(command(customer, .placeOrder(orderID: "o9", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: Quantities.perItemMax + 1)])),
+                     &streams) == .quantityTooLarge)
+        for _ in 0..<2 {
+            streams.append(stream: "stock-p2", type: StockReceived.eventType, schemaVersion: 1,
+                           payload: DomainCoding.encode(StockReceived(productID: "p2", quantity: 9_000_000_000_000_000_000)))
+        }
+        let refused = #expect(throws: Rejection.self) { try Decide.decide(command(admin, .receiveStock(productID: "p2", quantity: 1)), streams: &streams) }
+        #expect(refused == Rejection(.quantityTooLarge, "the stock of product p2 passes 9223372036854775807, the most a 64-bit count holds"))
+    }
+
     @Test func aProviderTransactionIDIsAcceptedOnceAcrossOrders() throws {
         var streams = try shop()
         try paidOrder(&streams)
