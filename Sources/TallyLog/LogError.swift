@@ -67,7 +67,22 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// `text` in double quotes for a message, cut at 60 characters, with control characters, quotes and
+/// backslashes escaped (`\n`, `\u{0}`, `\"`), so a name that holds them cannot break the message's line
+/// or hide what it holds.
 func quoted(_ text: String) -> String {
     let shown = text.count > 60 ? String(text.prefix(60)) + "…" : text
-    return "\"\(shown)\""
+    var escaped = ""
+    for scalar in shown.unicodeScalars {
+        switch scalar {
+        case "\n": escaped += "\\n"
+        case "\t": escaped += "\\t"
+        case "\r": escaped += "\\r"
+        case "\"": escaped += "\\\""
+        case "\\": escaped += "\\\\"
+        case _ where scalar.value < 0x20 || scalar.value == 0x7f: escaped += "\\u{\(String(scalar.value, radix: 16))}"
+        default: escaped.unicodeScalars.append(scalar)
+        }
+    }
+    return "\"\(escaped)\""
 }

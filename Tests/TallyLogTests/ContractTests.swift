@@ -196,7 +196,9 @@ import TallyMerkle
     static let cases: [(String, @Sendable (inout ProposedEvent) -> Void, String)] = [
         ("empty stream", { $0.stream = "" }, "invalid stream id \"\": it is empty"),
         ("long stream", { $0.stream = String(repeating: "s", count: 201) }, "it is 201 bytes; the limit is 200"),
-        ("control character", { $0.stream = "a\nb" }, "it contains a control character"),
+        // The message shows the name with its control characters escaped, on one line.
+        ("control character", { $0.stream = "a\nb" }, #"invalid stream id "a\nb": it contains a control character"#),
+        ("nul and quote", { $0.actor = "a\u{0}\"" }, #"invalid actor "a\u{0}\"": it contains a control character"#),
         ("empty type", { $0.type = "" }, "invalid event type \"\": it is empty"),
         ("long type", { $0.type = "T" + String(repeating: "t", count: 100) }, "it is 101 bytes; the limit is 100"),
         ("bad type", { $0.type = "9lives" }, "it must start with a letter"),
