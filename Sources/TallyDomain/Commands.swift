@@ -55,6 +55,8 @@ public enum RejectionCode: String, Codable, Sendable, CaseIterable {
     case restrictedItemNeedsApproval
     /// More units than one command, a cart's line of an item or a count of stock may hold (`Quantities`).
     case quantityTooLarge
+    /// A command id already used for a different command (`CommandDigest`).
+    case commandIDReused
 }
 
 /// A refused command: nothing was appended.

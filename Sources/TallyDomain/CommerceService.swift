@@ -1,5 +1,6 @@
 import Foundation
 import TallyLog
+import Crypto
 
 /// What executing a command did.
 public enum CommandOutcome: Sendable, Equatable {
@@ -38,12 +39,13 @@ public final class CommerceService: Sendable {
     /// thing (see `CommandEnvelope.normalized`).
     public func execute(_ envelope: CommandEnvelope) async throws -> CommandOutcome {
         let envelope = envelope.normalized
+        let digest = try CommandDigest.of(envelope, secret: vault?.claimSecret())
         try prepareKeys(envelope)
-        let ahead = decideAhead(envelope)
+        let ahead = decideAhead(envelope, digest: digest)
         let result: Result<AppendResult?, any Error>
         do {
             result = .success(try await log.appendDecided { [states, vault] view in
-                try Self.confirm(ahead, for: envelope, view: &view, states: states, vault: vault)
+                try Self.confirm(ahead, for: envelope, digest: digest, view: &view, states: states, vault: vault)
             })
         } catch {
             result = .failure(error)
@@ -53,10 +55,13 @@ public final class CommerceService: Sendable {
 
     public func execute(_ envelope: CommandEnvelope) throws -> CommandOutcome {
         let envelope = envelope.normalized
+        let digest = try CommandDigest.of(envelope, secret: vault?.claimSecret())
         try prepareKeys(envelope)
-        let ahead = decideAhead(envelope)
+        let ahead = decideAhead(envelope, digest: digest)
         return try finish(envelope, Self.outcome(Result {
-            try log.appendDecided { [states, vault] view in try Self.confirm(ahead, for: envelope, view: &view, states: states, vault: vault) }
+            try log.appendDecided { [states, vault] view in
+                try Self.confirm(ahead, for: envelope, digest: digest, view: &view, states: states, vault: vault)
+            }
         }))
     }
 
@@ -65,8 +70,12 @@ public final class CommerceService: Sendable {
     /// may depend on an earlier one still in flight, so deciding it ahead would mostly be wasted).
     public func submit(_ envelope: CommandEnvelope, completion: @escaping @Sendable (Result<CommandOutcome, any Error>) -> Void) {
         let envelope = envelope.normalized
-        do { try prepareKeys(envelope) } catch { completion(.failure(error)); return }
-        log.appendDecided({ [states, vault] view in try Self.request(for: envelope, view: &view, states: states, vault: vault) }) { [self] result in
+        let digest: String
+        do {
+            digest = try CommandDigest.of(envelope, secret: vault?.claimSecret())
+            try prepareKeys(envelope)
+        } catch { completion(.failure(error)); return }
+        log.appendDecided({ [states, vault] view in try Self.request(for: envelope, digest: digest, view: &view, states: states, vault: vault) }) { [self] result in
             completion(Result { try finish(envelope, Self.outcome(result)) })
         }
     }
@@ -145,7 +154,7 @@ public final class CommerceService: Sendable {
     /// The command decided against a snapshot, on the caller's thread: nil if it was executed before, read
     /// the clock (a price is taken as of the moment the writer decides), or failed other than by a
     /// refusal; the writer then decides it.
-    func decideAhead(_ envelope: CommandEnvelope) -> DecidedAhead? {
+    func decideAhead(_ envelope: CommandEnvelope, digest: String) -> DecidedAhead? {
         do {
             return try log.withSnapshot { snapshot -> DecidedAhead? in
                 guard try snapshot.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: 0)) == nil else { return nil }
@@ -153,7 +162,7 @@ public final class CommerceService: Sendable {
                                               clock: log.options.clock)
                 let outcome: Result<AppendRequest, Rejection>
                 do {
-                    outcome = .success(try Self.batch(for: envelope, try Decide.decide(envelope, streams: &streams), vault: vault))
+                    outcome = .success(try Self.batch(for: envelope, digest: digest, try Decide.decide(envelope, streams: &streams), vault: vault))
                 } catch let rejection as Rejection {
                     outcome = .failure(rejection)
                 }
@@ -168,18 +177,28 @@ public final class CommerceService: Sendable {
     /// In the writer: the outcome decided ahead (its batch, or its refusal) if what the decision read is
     /// unchanged (the command has not been executed meanwhile, and every stream it read is still at the
     /// version it read), otherwise the command decided here.
-    static func confirm(_ ahead: DecidedAhead?, for envelope: CommandEnvelope, view: inout WriterView, states: StateCache?,
+    static func confirm(_ ahead: DecidedAhead?, for envelope: CommandEnvelope, digest: String, view: inout WriterView, states: StateCache?,
                         vault: (any PersonalDataVault)?) throws -> AppendRequest {
         if let ahead, try view.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: 0)) == nil,
            try ahead.reads.allSatisfy({ stream, version in try view.version(of: stream) == version }) {
             return try ahead.outcome.get()
         }
-        return try request(for: envelope, view: &view, states: states, vault: vault)
+        return try request(for: envelope, digest: digest, view: &view, states: states, vault: vault)
     }
 
     /// Decides `envelope` against the log as the writer sees it and turns the decision into a batch.
-    static func request(for envelope: CommandEnvelope, view: inout WriterView, states: StateCache?, vault: (any PersonalDataVault)?) throws -> AppendRequest {
+    static func request(for envelope: CommandEnvelope, digest: String, view: inout WriterView, states: StateCache?,
+                        vault: (any PersonalDataVault)?) throws -> AppendRequest {
         if let first = try view.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: 0)) {
+            // A retry asks what the first call asked; an id used again for another command is refused, not
+            // answered with the first one's positions as if it had run.
+            guard let record = try view.record(at: first) else {
+                throw LogError.corruptRecord(position: first, reason: "the event-ids index points at a missing record")
+            }
+            if let reused = CommandDigest.difference(envelope, digest: digest, firstEvent: record) {
+                throw Rejection(.commandIDReused, "command id \(envelope.id.uuidString.lowercased()) was used at position \(first) for \(reused): "
+                                + "a retry must repeat the command exactly, and another command needs an id of its own")
+            }
             var positions = [first]
             while let next = try view.position(ofEventID: CommandEventIDs.id(command: envelope.id, index: positions.count)) {
                 positions.append(next)
@@ -189,19 +208,22 @@ public final class CommerceService: Sendable {
         var streams = LogStreams(view: view, states: states, vault: vault, claimSecret: try vault?.claimSecret())
         let decision = try Decide.decide(envelope, streams: &streams)
         view = streams.view
-        return try batch(for: envelope, decision, vault: vault)
+        return try batch(for: envelope, digest: digest, decision, vault: vault)
     }
 
     /// A decision as a batch: ids derived from the command id, the actor, the command id as
-    /// correlation id, and the command's name in the metadata; personal fields sealed.
-    static func batch(for envelope: CommandEnvelope, _ decision: Decision, vault: (any PersonalDataVault)?) throws -> AppendRequest {
-        let metadata = Data("{\"command\":\"\(envelope.command.name)\",\"commandId\":\"\(envelope.id.uuidString.lowercased())\"}".utf8)
+    /// correlation id, and the command's name in the metadata, with the digest of what it asked in the
+    /// first event's (`CommandDigest`); personal fields sealed.
+    static func batch(for envelope: CommandEnvelope, digest: String, _ decision: Decision, vault: (any PersonalDataVault)?) throws -> AppendRequest {
+        let name = envelope.command.name, id = envelope.id.uuidString.lowercased()
+        let metadata = Data("{\"command\":\"\(name)\",\"commandId\":\"\(id)\"}".utf8)
+        let firstMetadata = Data("{\"command\":\"\(name)\",\"commandDigest\":\"\(digest)\",\"commandId\":\"\(id)\"}".utf8)
         let events = try decision.events.enumerated().map { index, emitted in
             // Personal fields are sealed here, after the rules saw them in clear and before any byte is hashed.
             let payload = try vault.map { try PersonalData.seal(type: emitted.type, payload: emitted.payload, vault: $0) } ?? emitted.payload
             return ProposedEvent(id: CommandEventIDs.id(command: envelope.id, index: index), stream: emitted.stream, type: emitted.type,
                                  schemaVersion: emitted.schemaVersion, actor: envelope.actor.description, correlationID: envelope.id,
-                                 metadata: metadata, payload: payload)
+                                 metadata: index == 0 ? firstMetadata : metadata, payload: payload)
         }
         return AppendRequest(events: events, expectations: decision.expectations)
     }
@@ -212,4 +234,37 @@ private final class OutcomeSlots: @unchecked Sendable {
     var values: [Result<CommandOutcome, any Error>]
     init(count: Int) { values = Array(repeating: .failure(LogError.closed), count: count) }
     func set(_ index: Int, _ value: Result<CommandOutcome, any Error>) { values[index] = value }
+}
+
+/// What a command asks, in a few bytes: its actor and its command with every field, encoded as JSON
+/// with sorted keys and hashed as claim names are (HMAC-SHA-256 under the vault's claim secret, so the
+/// digest of a command that holds an email tells nothing to whoever guesses emails without the store's
+/// keys; plain SHA-256 without a vault, whose commands store their values in clear anyway), after a
+/// version tag. The first event of a command carries it in its metadata (`commandDigest`), so using the
+/// command's id again for another command is told from a retry.
+enum CommandDigest {
+    static let version = "v1:"
+
+    static func of(_ envelope: CommandEnvelope, secret: SymmetricKey?) throws -> String {
+        struct Asked: Encodable {
+            let actor: Actor
+            let command: Command
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json = try encoder.encode(Asked(actor: envelope.actor, command: envelope.command))
+        return version + Claims.keyedDigest("command", String(decoding: json, as: UTF8.self), secret: secret)
+    }
+
+    /// How the command that wrote `firstEvent` differs from `envelope` ("issueVoucher by admin:ana"), or
+    /// nil if it asked the same. Events from before the digest are compared by command name and actor.
+    static func difference(_ envelope: CommandEnvelope, digest: String, firstEvent: RecordView) -> String? {
+        let metadata = try? JSONView(document: firstEvent.metadataBytes)
+        let storedName = (try? metadata?.optionalString("command")) ?? nil
+        let described = "\(storedName ?? "another command") by \(firstEvent.actor)"
+        if let stored = (try? metadata?.optionalString("commandDigest")) ?? nil, stored.hasPrefix(version) {
+            return stored == digest ? nil : described
+        }
+        return storedName == envelope.command.name && firstEvent.actor == envelope.actor.description ? nil : described
+    }
 }

@@ -209,9 +209,6 @@ public enum ShopStreams {
     public static func payment(_ id: String) -> String { "payment-\(id)" }
 }
 
-/// Claim streams. Values that are personal data (emails, social ids) are named by a digest, never in
-/// clear, because stream ids are not encrypted. The digest is domain-separated SHA-256; the audit issue's
-/// per-store key will turn it into a keyed hash.
 /// Claim streams: one per unique value (a username, an email, a social account, a payment
 /// transaction id). Personal values are named by a keyed digest (HMAC-SHA-256 with the vault's claim
 /// secret), so a stream name reveals nothing to a dictionary; without a vault (tests in memory) by a

@@ -276,6 +276,9 @@ public struct WriterView {
     /// The position of the event with this id, if it is in the log.
     public func position(ofEventID id: UUID) throws -> UInt64? { try session.tables.position(session.txn, ofEventID: id) }
 
+    /// The record at `position` (committed, or appended earlier in this transaction).
+    public func record(at position: UInt64) throws -> RecordView? { try session.tables.record(session.txn, at: position) }
+
     public var headPosition: UInt64 { session.head.position }
     /// The head when the writer's transaction began: events after it are this transaction's, not yet committed.
     public var committedPosition: UInt64 { session.committedPosition }

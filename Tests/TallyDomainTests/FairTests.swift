@@ -154,13 +154,13 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         func confirm(_ ahead: CommerceService.DecidedAhead?, _ envelope: CommandEnvelope) throws -> CommandOutcome {
             try CommerceService.outcome(Result {
                 try commerce.log.appendDecided { [states = commerce.states] view in
-                    try CommerceService.confirm(ahead, for: envelope, view: &view, states: states, vault: nil)
+                    try CommerceService.confirm(ahead, for: envelope, digest: try CommandDigest.of(envelope, secret: nil), view: &view, states: states, vault: nil)
                 }
             })
         }
         // Decided ahead, unchanged since: taken as decided.
         let fresh = command(lee, .redeemVoucher(voucherID: "8", boothID: "3", saleID: "s8", saleAmount: cents(100)))
-        let freshAhead = try #require(commerce.decideAhead(fresh))
+        let freshAhead = try #require(commerce.decideAhead(fresh, digest: try CommandDigest.of(fresh, secret: nil)))
         #expect(freshAhead.reads == ["booth-3": 2, "voucher-8": 1, "sale-s8": 0])
         let freshBatch = try freshAhead.outcome.get()
         guard case .accepted(let positions, false) = try confirm(freshAhead, fresh) else { Issue.record("not accepted"); return }
@@ -169,7 +169,7 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
 
         // Decided ahead, then another booth's redemption of the same voucher commits first.
         let late = command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s1", saleAmount: cents(900)))
-        let lateAhead = try #require(commerce.decideAhead(late))
+        let lateAhead = try #require(commerce.decideAhead(late, digest: try CommandDigest.of(late, secret: nil)))
         guard case .accepted = try commerce.execute(command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s2", saleAmount: cents(500)))) else {
             Issue.record("the first redemption was refused"); return
         }
@@ -177,19 +177,19 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         #expect(rejection.code == .voucherAlreadyRedeemed)
         // A refusal decided ahead stands while what it read is unchanged...
         let again = command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s3", saleAmount: cents(100)))
-        let refusedAhead = try #require(commerce.decideAhead(again))
+        let refusedAhead = try #require(commerce.decideAhead(again, digest: try CommandDigest.of(again, secret: nil)))
         #expect(refusedAhead.outcome.map { _ in "accepted" } == .failure(rejection))
         guard case .rejected(let refusal) = try confirm(refusedAhead, again) else { Issue.record("the refusal was not kept"); return }
         #expect(refusal.code == .voucherAlreadyRedeemed)
         // ...and is decided again once it is not: an operator not yet assigned, then assigned.
         let newcomer = command(Actor(.operator, "max"), .redeemVoucher(voucherID: "9", boothID: "3", saleID: "s9", saleAmount: cents(100)))
         _ = try commerce.execute(command(admin, .issueVoucher(voucherID: "9", amount: cents(500), buyerEmail: "x@example.org")))
-        let notYet = try #require(commerce.decideAhead(newcomer))
+        let notYet = try #require(commerce.decideAhead(newcomer, digest: try CommandDigest.of(newcomer, secret: nil)))
         guard case .failure(let early) = notYet.outcome, early.code == .operatorNotAssigned else { Issue.record("expected a refusal ahead"); return }
         _ = try commerce.execute(command(admin, .assignOperator(boothID: "3", operatorID: "max", operatorName: "Max")))
         guard case .accepted = try confirm(notYet, newcomer) else { Issue.record("a stale refusal was kept"); return }
         // A command already executed is not decided ahead: the writer returns its first result.
-        #expect(commerce.decideAhead(fresh) == nil)
+        #expect(commerce.decideAhead(fresh, digest: try CommandDigest.of(fresh, secret: nil)) == nil)
         #expect(try redemptions(commerce) == 3)
         #expect(try commerce.log.verify().isSound)
     }
@@ -209,10 +209,10 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
             guard case .accepted = try commerce.execute(command(actor, item)) else { Issue.record("setup refused: \(item.name)"); return }
         }
         let scan = command(member, .scanItem(cartID: "k1", scannedInput: lime.value, quantity: 3))
-        #expect(commerce.decideAhead(scan) != nil)
+        #expect(commerce.decideAhead(scan, digest: try CommandDigest.of(scan, secret: nil)) != nil)
         guard case .accepted = try commerce.execute(scan) else { Issue.record("scan refused"); return }
         let checkout = command(member, .checkout(cartID: "k1", paymentTransactionID: "bt-1"))
-        #expect(commerce.decideAhead(checkout) == nil)
+        #expect(commerce.decideAhead(checkout, digest: try CommandDigest.of(checkout, secret: nil)) == nil)
         guard case .accepted = try commerce.execute(checkout) else { Issue.record("checkout refused"); return }
     }
 
@@ -237,6 +237,42 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         let events = try { var reader = commerce.log.read(ReadQuery(from: 4)); var all: [RecordedEvent] = []; try reader.forEach { all.append($0) }; return all }()
         #expect(events.allSatisfy { $0.actor == "operator:lee" && $0.correlationID == redeem.id })
         #expect(String(decoding: events[0].metadata, as: UTF8.self).contains("\"command\":\"redeemVoucher\""))
+    }
+
+    /// A command id is a retry key: used again for a command that asks anything else (another field,
+    /// another actor, another command), it is refused, where it was answered with the first command's
+    /// positions as if it had run. Events from before the digest are told apart by name and actor.
+    @Test func aCommandIDUsedAgainForAnotherCommandIsRefused() throws {
+        let commerce = try service()
+        let issue = command(admin, .issueVoucher(voucherID: "7", amount: cents(2500), buyerEmail: "kim@example.org"))
+        #expect(try commerce.execute(issue) == .accepted(positions: [1], wasRetry: false))
+        #expect(try commerce.execute(issue) == .accepted(positions: [1], wasRetry: true))
+        for other in [CommandEnvelope(id: issue.id, actor: admin, command: .issueVoucher(voucherID: "7", amount: cents(2501), buyerEmail: "kim@example.org")),
+                      CommandEnvelope(id: issue.id, actor: Actor(.admin, "bo"), command: issue.command),
+                      CommandEnvelope(id: issue.id, actor: admin, command: .registerBooth(boothID: "3", name: "Lemonade", location: "North"))] {
+            guard case .rejected(let rejection) = try commerce.execute(other) else { Issue.record("\(other) was not refused"); continue }
+            #expect(rejection == Rejection(.commandIDReused, "command id \(issue.id.uuidString.lowercased()) was used at position 1 for issueVoucher by admin:ana: "
+                                           + "a retry must repeat the command exactly, and another command needs an id of its own"))
+        }
+        // Submitted without waiting, the same.
+        let submitted = try commerce.executeInOrder([issue, CommandEnvelope(id: issue.id, actor: lee, command: issue.command)])
+        #expect(submitted.first == .accepted(positions: [1], wasRetry: true))
+        guard case .rejected(let late) = submitted.last else { Issue.record("\(submitted)"); return }
+        #expect(late.code == .commandIDReused)
+        #expect(try commerce.log.head().position == 1)
+
+        // A command's first event written before its digest was kept: only its name and actor to go by.
+        let old = UUID()
+        let metadata = Data("{\"command\":\"registerBooth\",\"commandId\":\"\(old.uuidString.lowercased())\"}".utf8)
+        _ = try commerce.log.append(AppendRequest(events: [ProposedEvent(
+            id: CommandEventIDs.id(command: old, index: 0), stream: "booth-3", type: BoothRegistered.eventType, actor: admin.description,
+            correlationID: old, metadata: metadata, payload: DomainCoding.encode(BoothRegistered(boothID: "3", name: "Lemonade", location: "North")))]))
+        let retried = CommandEnvelope(id: old, actor: admin, command: .registerBooth(boothID: "3", name: "Lemonade", location: "North"))
+        #expect(try commerce.execute(retried) == .accepted(positions: [2], wasRetry: true))
+        guard case .rejected(let reused) = try commerce.execute(CommandEnvelope(id: old, actor: admin, command: issue.command)) else {
+            Issue.record("a command unlike the old one was taken as its retry"); return
+        }
+        #expect(reused.code == .commandIDReused)
     }
 }
 
