@@ -33,7 +33,16 @@ func keyText(_ argument: String) throws -> String {
     return argument
 }
 
+/// The bytes of a file the user named; if it cannot be read, an error that says why (no such file,
+/// a directory, permission denied).
 func readFile(_ path: String, _ what: String) throws -> Data {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw CLIError("cannot read \(what) \(path): it is a directory")
+    }
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { throw CLIError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+    close(descriptor)
     guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(what) \(path)") }
     return data
 }
@@ -165,10 +174,10 @@ struct AuditConsistency: ParsableCommand {
         let trail = AuditTrail(log: try store.open(readOnly: true))
         guard let key = try trail.verifierKey() else { throw CLIError("the store has no verifier key: it has signed no checkpoint") }
         let origin = try trail.origin()
-        let old = try SignedCheckpoint(parsing: try readFile(from, "checkpoint"), key: key, origin: origin).checkpoint
+        let old = try SignedCheckpoint(parsing: try readFile(from, "the checkpoint file given to --from"), key: key, origin: origin).checkpoint
         let new: Checkpoint
         if let to {
-            new = try SignedCheckpoint(parsing: try readFile(to, "checkpoint"), key: key, origin: origin).checkpoint
+            new = try SignedCheckpoint(parsing: try readFile(to, "the checkpoint file given to --to"), key: key, origin: origin).checkpoint
         } else {
             guard let latest = try trail.history().last else { throw CLIError("the store has no checkpoint") }
             new = latest.checkpoint

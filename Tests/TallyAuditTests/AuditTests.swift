@@ -568,6 +568,12 @@ func write(_ text: String, _ name: String) throws -> String {
         #expect(ok.status == 0 && ok.output.contains("position 123"), "\(ok.error)")
         let consistency = try tally(["audit", "consistency", "--from", checkpoint], store: store.path)
         #expect(consistency.status == 0, "\(consistency.error)")
+        // A file that cannot be read is named with the reason.
+        for (path, reason) in [("no-such.checkpoint", "No such file or directory"), (testPath("a-directory"), "it is a directory")] {
+            if reason.hasPrefix("it is") { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+            let missing = try tally(["audit", "consistency", "--from", path], store: store.path)
+            #expect(missing.status != 0 && missing.error.contains("cannot read the checkpoint file given to --from \(path): \(reason)"), "\(missing.error)")
+        }
 
         let other = try NoteSignerKey.generate(name: "other.example")
         let bad: [(String, [String], String)] = [
