@@ -183,7 +183,8 @@ enum CheckoutRules {
         var order: [SKU] = []
         var quantities: [SKU: (quantity: Int, scanned: String)] = [:]
         for line in cart.lines {
-            let details = items[line.sku]!.details!
+            // Scans add only items that exist; a cart written behind the rules' back may name one that does not.
+            guard let details = items[line.sku]?.details else { throw Rejection(.itemNotFound, "item \(line.sku) in the cart does not exist in its store") }
             if let embedded = line.embeddedPrice {
                 guard let total = embedded.times(Int64(line.quantity)) else { throw Rejection(.invalidPrice, "the amount is too large") }
                 lines.append(TransactionLine(scannedInput: line.scannedInput, sku: line.sku, description: details.description, size: details.size,
@@ -201,8 +202,7 @@ enum CheckoutRules {
             quantities[line.sku]!.quantity = units
         }
         for sku in order {
-            let item = items[sku]!
-            let details = item.details!
+            guard let item = items[sku], let details = item.details else { throw Rejection(.itemNotFound, "item \(sku) in the cart does not exist in its store") }
             guard let record = Pricing.activePrice(item.prices, at: moment) else {
                 throw Rejection(.noActivePrice, "item \(sku) has no active price at \(moment)")
             }

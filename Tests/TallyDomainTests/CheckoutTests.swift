@@ -144,6 +144,11 @@ func sku(_ value: String) -> SKU { SKU(value)! }
             #expect(code(member, .checkout(cartID: cart, paymentTransactionID: "bt-x\(index)"), &streams) == .quantityTooLarge)
             #expect(code(member, .removeItem(cartID: cart, sku: Self.lime, quantity: 1), &streams) == (index == 0 ? nil : .quantityTooLarge))
         }
+        // And an item that does not exist in the store (checkout unwrapped it with a trap).
+        streams.append(try Decide.decide(command(member, .openCart(cartID: "x2", storeID: "s1", memberID: "m1")), streams: &streams))
+        streams.append(stream: "cart-x2", type: CartItemAdded.eventType, schemaVersion: 1, payload: DomainCoding.encode(
+            CartItemAdded(cartID: "x2", scannedInput: "000000000999", sku: sku("000000000999"), quantity: 1, embeddedPrice: nil, linkedFrom: nil)))
+        #expect(code(member, .checkout(cartID: "x2", paymentTransactionID: "bt-x2"), &streams) == .itemNotFound)
     }
 
     @Test func removalsAndBadScansAreChecked() throws {
