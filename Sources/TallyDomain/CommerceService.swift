@@ -39,8 +39,7 @@ public final class CommerceService: Sendable {
     /// thing (see `CommandEnvelope.normalized`).
     public func execute(_ envelope: CommandEnvelope) async throws -> CommandOutcome {
         let envelope = envelope.normalized
-        let digest = try CommandDigest.of(envelope, secret: vault?.claimSecret())
-        try prepareKeys(envelope)
+        let digest = try CommandDigest.of(envelope, secret: prepareKeys(envelope) ?? vault?.claimSecret())
         let ahead = decideAhead(envelope, digest: digest)
         let result: Result<AppendResult?, any Error>
         do {
@@ -55,8 +54,7 @@ public final class CommerceService: Sendable {
 
     public func execute(_ envelope: CommandEnvelope) throws -> CommandOutcome {
         let envelope = envelope.normalized
-        let digest = try CommandDigest.of(envelope, secret: vault?.claimSecret())
-        try prepareKeys(envelope)
+        let digest = try CommandDigest.of(envelope, secret: prepareKeys(envelope) ?? vault?.claimSecret())
         let ahead = decideAhead(envelope, digest: digest)
         return try finish(envelope, Self.outcome(Result {
             try log.appendDecided { [states, vault] view in
@@ -72,8 +70,7 @@ public final class CommerceService: Sendable {
         let envelope = envelope.normalized
         let digest: String
         do {
-            digest = try CommandDigest.of(envelope, secret: vault?.claimSecret())
-            try prepareKeys(envelope)
+            digest = try CommandDigest.of(envelope, secret: prepareKeys(envelope) ?? vault?.claimSecret())
         } catch { completion(.failure(error)); return }
         log.appendDecided({ [states, vault] view in try Self.request(for: envelope, digest: digest, view: &view, states: states, vault: vault) }) { [self] result in
             completion(Result { try finish(envelope, Self.outcome(result)) })
@@ -81,12 +78,14 @@ public final class CommerceService: Sendable {
     }
 
     /// Makes the key of the data subject a command may write about, on the caller's thread: creating
-    /// a key (and syncing it) inside the writer would stall every other command.
-    func prepareKeys(_ envelope: CommandEnvelope) throws {
+    /// a key (and syncing it) inside the writer would stall every other command. Returns it, if the
+    /// command has a subject.
+    @discardableResult
+    func prepareKeys(_ envelope: CommandEnvelope) throws -> SymmetricKey? {
         guard let vault else {
             // Without a vault personal fields were stored as given: there is no key whose loss erases them.
             if case .erasePersonalData = envelope.command { throw VaultError("erasing personal data needs the store's key vault") }
-            return
+            return nil
         }
         let subject: String?
         switch envelope.command {
@@ -96,7 +95,8 @@ public final class CommerceService: Sendable {
         case .issueVoucher(_, _, let email): subject = try PersonalData.emailSubject(email, vault: vault)
         default: subject = nil
         }
-        if let subject { _ = try vault.key(for: subject, create: true) }
+        guard let subject else { return nil }
+        return try vault.key(for: subject, create: true)
     }
 
     /// What a command does outside the log once its events are durable. An erasure destroys the
@@ -237,11 +237,12 @@ private final class OutcomeSlots: @unchecked Sendable {
 }
 
 /// What a command asks, in a few bytes: its actor and its command with every field, encoded as JSON
-/// with sorted keys and hashed as claim names are (HMAC-SHA-256 under the vault's claim secret, so the
-/// digest of a command that holds an email tells nothing to whoever guesses emails without the store's
-/// keys; plain SHA-256 without a vault, whose commands store their values in clear anyway), after a
-/// version tag. The first event of a command carries it in its metadata (`commandDigest`), so using the
-/// command's id again for another command is told from a retry.
+/// with sorted keys and hashed with HMAC-SHA-256 (after a version tag). The key is the data subject's
+/// own, for a command about one (its names, email, phone): once the subject is forgotten, no one can
+/// test a guess of them against the digest, as no one can open their sealed fields. Other commands use
+/// the vault's claim secret, as claim names do; without a vault, whose commands store their values in
+/// clear anyway, plain SHA-256. The first event of a command carries it in its metadata
+/// (`commandDigest`), so using the command's id again for another command is told from a retry.
 enum CommandDigest {
     static let version = "v1:"
 
