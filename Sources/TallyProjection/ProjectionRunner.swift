@@ -355,17 +355,25 @@ public final class ProjectionRunner: Sendable {
             }
             if let failure {
                 // Keep everything before the failing event, and say where it stopped.
-                try file.queue.inTransaction(.immediate) { db in
-                    let checkpoint = try ReadModelFile.readCheckpoint(db)
-                    if failure.position > checkpoint.position + 1 {
-                        let applied = try BatchStatements.$current.withValue(BatchStatements(db)) {
-                            try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: failure.position - 1, setAside: setAside,
-                                      carried: &carried)
+                do {
+                    try file.queue.inTransaction(.immediate) { db in
+                        let checkpoint = try ReadModelFile.readCheckpoint(db)
+                        if failure.position > checkpoint.position + 1 {
+                            let applied = try BatchStatements.$current.withValue(BatchStatements(db)) {
+                                try apply(projector, reader: &reader, db: db, after: checkpoint.position, through: failure.position - 1,
+                                          setAside: setAside, carried: &carried)
+                            }
+                            if applied.failure == nil { try ReadModelFile.moveCheckpoint(db, to: applied.last, lastEventAt: applied.lastAt) }
                         }
-                        if applied.failure == nil { try ReadModelFile.moveCheckpoint(db, to: applied.last, lastEventAt: applied.lastAt) }
+                        try ReadModelFile.recordFailure(db, position: failure.position, type: failure.type, error: failure.cause)
+                        return .commit
                     }
-                    try ReadModelFile.recordFailure(db, position: failure.position, type: failure.type, error: failure.cause)
-                    return .commit
+                } catch let failed as BatchEndFailed {
+                    // The events before the failing one fail together at their batch's end: an earlier
+                    // event is at fault. Find it an event at a time.
+                    onePositionUntil = failed.through
+                    carried = nil
+                    continue
                 }
                 throw ProjectionError.failed(name: projector.name, position: failure.position, type: failure.type, cause: failure.cause)
             }

@@ -362,6 +362,30 @@ struct HandScenario {
         #expect(try build.read { try String.fetchOne($0, sql: "SELECT group_concat(typeof(revenue_minor)) FROM revenue_daily") } == "integer")
     }
 
+    /// A batch that fails at an event (here one that does not decode) keeps the events before it; if
+    /// those fail together at their batch's end (a total past 64 bits with the rows already written),
+    /// the one that did is found an event at a time and the read model stops there instead.
+    @Test func eventsBeforeAFailureThatFailAtTheirBatchsEndAreFoundOneByOne() throws {
+        let store = try TestStore()
+        let huge = cents(Int64.max / 2 + 1)
+        try store.run(admin, .registerBooth(boothID: "b1", name: "Gold", location: "Vault"))
+        try store.run(admin, .assignOperator(boothID: "b1", operatorID: "lee", operatorName: "Lee Kim"))
+        for index in 1...2 { try store.run(admin, .issueVoucher(voucherID: "v\(index)", amount: huge, buyerEmail: "ann@example.org")) }
+        try store.run(lee, .redeemVoucher(voucherID: "v1", boothID: "b1", saleID: "s1", saleAmount: huge))
+        let runner = try store.runner([SalesLog()])
+        _ = try runner.catchUp(SalesLog())
+        let second = try #require(store.run(lee, .redeemVoucher(voucherID: "v2", boothID: "b1", saleID: "s2", saleAmount: huge)).last)
+        _ = try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "sale-x", type: SaleRecorded.eventType, payload: Data("{}".utf8))]))
+        #expect {
+            _ = try runner.catchUp(SalesLog())
+        } throws: { error in
+            guard case .failed(_, let position, let type, let cause) = error as? ProjectionError else { return false }
+            return position == second && type == SaleRecorded.eventType && cause.contains("CHECK constraint failed")
+        }
+        let status = try #require(try runner.status().first)
+        #expect(status.checkpoint == second - 1)
+    }
+
     @Test func rebuildingAllAtOnceSwitchesInEveryOneThatSucceeds() throws {
         let store = try TestStore()
         try HandScenario.record(store)
