@@ -81,6 +81,10 @@ enum CommandJSON {
         if let unknown = fields.keys.sorted().first(where: { !["id", "actor", "command"].contains($0) }) {
             throw CLIError("unknown field \"\(unknown)\" (a command line has id, actor and command)")
         }
+        guard let id = fields["id"] as? String, UUID(uuidString: id) != nil else {
+            let given = (fields["id"] as? String).map { "\"\($0)\"" } ?? "\(fields["id"] ?? "null")"
+            throw CLIError("field \"id\" must be a UUID (32 hex digits as 8-4-4-4-12, e.g. \"123e4567-e89b-12d3-a456-426614174000\"), not \(given)")
+        }
         guard let command = fields["command"] as? [String: Any], command.count == 1, let name = command.keys.first else {
             throw CLIError("field \"command\" must be an object with one key, the command's name")
         }

@@ -155,6 +155,8 @@ func json(_ line: String) throws -> [String: Any] {
          #""VoucherIssued" is an event type of the commerce domain: record it with its command through `tally exec`"#),
         ("domain type in a batch", ["append"], #"{"stream":"s","type":"T","data":{}}"# + "\n" + #"{"stream":"cart-1","type":"CartOpened","data":{}}"#,
          #"line 2: "CartOpened" is an event type of the commerce domain"#),
+        ("bad command id", ["exec"], #"{"id":"00000000-0000-4000-8000-0000000000111","actor":"admin:ana","command":{"registerBooth":{}}}"#,
+         #"line 1: field "id" must be a UUID (32 hex digits as 8-4-4-4-12, e.g. "123e4567-e89b-12d3-a456-426614174000"), not "00000000-0000-4000-8000-0000000000111""#),
         ("bad erasure actor", ["forget", "member:m1", "--actor", "bogus"], nil, #"--actor "bogus" must be role:id, e.g. admin:privacy"#),
         ("erasure by a non-admin", ["forget", "member:m1", "--actor", "member:m1"], nil, "refused: notAuthorized: only an admin may erase personal data"),
         ("bad since", ["read", "--since", "2026-11-22T09:30"], nil, #"--since "2026-11-22T09:30" is not an RFC 3339 time or a date"#),
