@@ -74,6 +74,11 @@ struct Append: ParsableCommand {
             while let line = Swift.readLine(strippingNewline: true) {
                 number += 1
                 if line.allSatisfy(\.isWhitespace) { continue }
+                // One append is one batch: refuse at the first event past its limit rather than read the rest.
+                guard inputs.count < Limits.batchEventsMax else {
+                    throw CLIError("line \(number): more than \(Limits.batchEventsMax) events on standard input; one append takes at most "
+                                   + "\(Limits.batchEventsMax) (split the input into several appends: each is all or nothing on its own)")
+                }
                 inputs.append(try Self.ownType(EventJSON.parse(line: line, number: number, ids: ids), place: "line \(number): "))
             }
             guard !inputs.isEmpty else { throw CLIError("no events on standard input (give JSON Lines, or use --stream, --type and --data)") }

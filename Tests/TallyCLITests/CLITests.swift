@@ -155,6 +155,8 @@ func json(_ line: String) throws -> [String: Any] {
          #""VoucherIssued" is an event type of the commerce domain: record it with its command through `tally exec`"#),
         ("domain type in a batch", ["append"], #"{"stream":"s","type":"T","data":{}}"# + "\n" + #"{"stream":"cart-1","type":"CartOpened","data":{}}"#,
          #"line 2: "CartOpened" is an event type of the commerce domain"#),
+        ("too many lines", ["append"], String(repeating: #"{"stream":"s","type":"T","data":{}}"# + "\n", count: Limits.batchEventsMax + 1),
+         "line 100001: more than 100000 events on standard input; one append takes at most 100000"),
         ("bad command id", ["exec"], #"{"id":"00000000-0000-4000-8000-0000000000111","actor":"admin:ana","command":{"registerBooth":{}}}"#,
          #"line 1: field "id" must be a UUID (32 hex digits as 8-4-4-4-12, e.g. "123e4567-e89b-12d3-a456-426614174000"), not "00000000-0000-4000-8000-0000000000111""#),
         ("bad erasure actor", ["forget", "member:m1", "--actor", "bogus"], nil, #"--actor "bogus" must be role:id, e.g. admin:privacy"#),
