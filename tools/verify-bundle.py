@@ -348,7 +348,7 @@ def main(arguments):
     except (Failure, ValueError, KeyError, TypeError, IndexError, OSError, UnicodeDecodeError) as error:
         print("error: bundle does not verify: %s" % error, file=sys.stderr)
         return 1
-    print("verified: %d events, %d signed checkpoints, every proof" % (count, checkpoints))
+    print("verified: %d event%s, %d signed checkpoint%s, every proof" % (count, "" if count == 1 else "s", checkpoints, "" if checkpoints == 1 else "s"))
     return 0
 
 

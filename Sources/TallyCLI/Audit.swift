@@ -211,7 +211,7 @@ struct AuditVerify: ParsableCommand {
         var isDirectory: ObjCBool = false
         if files.count == 1, FileManager.default.fileExists(atPath: files[0], isDirectory: &isDirectory), isDirectory.boolValue {
             let summary = try AuditBundle.verify(files[0], trustedKey: verifier)
-            print("verified: bundle of \(summary.events) events of \(summary.origin), \(summary.checkpoints) signed checkpoints, every proof")
+            print("verified: bundle of \(summary.events) event\(summary.events == 1 ? "" : "s") of \(summary.origin), \(summary.checkpoints) signed checkpoint\(summary.checkpoints == 1 ? "" : "s"), every proof")
             return
         }
         var checkpoints: [Checkpoint] = []
@@ -266,7 +266,7 @@ struct AuditExport: ParsableCommand {
 
     func run() throws {
         let summary = try AuditBundle.export(AuditTrail(log: try store.open(readOnly: true)), to: out)
-        print("exported \(summary.events) events and \(summary.checkpoints) checkpoints of \(summary.origin) to \(out)")
+        print("exported \(summary.events) event\(summary.events == 1 ? "" : "s") and \(summary.checkpoints) checkpoint\(summary.checkpoints == 1 ? "" : "s") of \(summary.origin) to \(out)")
     }
 }
 
