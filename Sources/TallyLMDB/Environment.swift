@@ -252,9 +252,31 @@ public final class Environment: @unchecked Sendable {
                 try grow()
                 continue
             }
-            try check(commit, readOnly ? "end a read transaction" : "commit a write transaction")
+            if commit != 0 && !readOnly {
+                throw LMDBError(code: commit, operation: Self.commitFailure(commit, freeBytes: freeBytes(), path: path))
+            }
+            try check(commit, "end a read transaction")
             return result
         }
+    }
+
+    /// What a failed commit says. LMDB reports a short write as `EIO`, which is what a full disk gives:
+    /// with little space left the message says so. Either way the store stays as it was before the
+    /// transaction (LMDB writes the meta page that makes a transaction visible only after its pages).
+    static func commitFailure(_ code: Int32, freeBytes: UInt64?, path: String) -> String {
+        var text = "commit a write transaction"
+        if code == EIO || code == ENOSPC, let freeBytes, freeBytes < 64 << 20 {
+            text += " (the file system holding \(path) has \(freeBytes) bytes free: it is probably full; "
+                + "the store stays as it was before this transaction, and appends go on once there is room)"
+        }
+        return text
+    }
+
+    /// Bytes free to this process on the file system holding the environment, if it can tell.
+    private func freeBytes() -> UInt64? {
+        var stats = statvfs()
+        guard statvfs(path, &stats) == 0 else { return nil }
+        return UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
     }
 
     /// Takes `resizeLock` shared for a transaction. A thread's first transaction waits while a resize

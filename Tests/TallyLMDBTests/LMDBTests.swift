@@ -39,6 +39,19 @@ extension String {
         #expect(error.isMapFull)
     }
 
+    /// LMDB reports a short write as EIO: with little space left on the file system the message says
+    /// the disk is probably full (checked by hand on a 6 MB tmpfs: the store stayed at its last
+    /// commit, and appends went on once a file was removed), otherwise it is LMDB's word alone.
+    @Test func aCommitThatFailsOnAFullDiskSaysSo() {
+        let full = Environment.commitFailure(EIO, freeBytes: 0, path: "/s/log")
+        #expect(full == "commit a write transaction (the file system holding /s/log has 0 bytes free: it is probably full; "
+                + "the store stays as it was before this transaction, and appends go on once there is room)")
+        #expect(Environment.commitFailure(ENOSPC, freeBytes: 4096, path: "/s/log").contains("probably full"))
+        #expect(Environment.commitFailure(EIO, freeBytes: 10 << 30, path: "/s/log") == "commit a write transaction")
+        #expect(Environment.commitFailure(EIO, freeBytes: nil, path: "/s/log") == "commit a write transaction")
+        #expect(LMDBError(code: EIO, operation: full).description.hasSuffix("failed: Input/output error (code 5)"))
+    }
+
     @Test func writeCommitsOnReturnAndAbortsOnThrow() throws {
         let environment = try Environment.open(path: temporaryDirectory())
         let table = try environment.openTable("t")
