@@ -1,4 +1,5 @@
 import CLMDB
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -147,6 +148,7 @@ public final class Environment: @unchecked Sendable {
             }
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
             try check(mdb_env_open(env, path, flags, options.fileMode), "open the LMDB environment at \(path)")
+            try Self.checkNotTruncated(env, path: path)
             var dead: Int32 = 0
             try check(mdb_reader_check(env, &dead), "mdb_reader_check")
         } catch {
@@ -158,6 +160,19 @@ public final class Environment: @unchecked Sendable {
         self.options = options
         self.resizeLock = .allocate(capacity: 1)
         pthread_rwlock_init(resizeLock, nil)
+    }
+
+    /// A data file shorter than the pages its meta page says are used (a copy cut short, a transfer
+    /// that stopped) would be read past its end through the map, and the process killed by SIGBUS:
+    /// it is refused on open instead, naming both sizes.
+    private static func checkNotTruncated(_ env: OpaquePointer, path: String) throws {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        guard mdb_env_info(env, &info) == 0, mdb_env_stat(env, &stat) == 0 else { return }
+        let needed = UInt64(info.me_last_pgno + 1) * UInt64(stat.ms_psize)
+        let dataPath = (path as NSString).appendingPathComponent("data.mdb")
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: dataPath))?[.size] as? UInt64 else { return }
+        if size < needed { throw LMDBTruncatedFileError(path: dataPath, bytes: size, bytesNeeded: needed) }
     }
 
     deinit {

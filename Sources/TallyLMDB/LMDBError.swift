@@ -35,6 +35,17 @@ public struct LMDBError: Error, Equatable, Sendable, CustomStringConvertible {
     public var isNotAnEnvironment: Bool { code == MDB_INVALID || code == MDB_VERSION_MISMATCH }
 }
 
+/// The data file ends before the last page its meta page says is in use: it was cut short.
+public struct LMDBTruncatedFileError: Error, Sendable, CustomStringConvertible {
+    public let path: String
+    public let bytes: UInt64
+    public let bytesNeeded: UInt64
+    public var description: String {
+        "\(path) is \(bytes) bytes, but the pages it says are in use end at byte \(bytesNeeded): the file was cut short "
+            + "(a copy or transfer that stopped, or a full disk while copying); restore the store from a whole copy (`tally backup` makes one)"
+    }
+}
+
 /// The map reached the configured maximum size: the store cannot grow any further.
 public struct LMDBMapFullError: Error, Sendable, CustomStringConvertible {
     public let mapSizeBytes: Int

@@ -177,6 +177,22 @@ func json(_ line: String) throws -> [String: Any] {
         #expect(try tally(["info", "--json"], store: store).lines.first.map(json)?["events"] as? Int == 0)
     }
 
+    /// A data file cut short (a copy that stopped on a full disk) was read past its end through the
+    /// map, and `tally` died of SIGBUS; it is refused on open, naming both sizes. (A process of its own:
+    /// one that has the store open keeps its map.)
+    @Test func aTruncatedDataFileIsRefusedOnOpen() throws {
+        let store = try newStore()
+        let lines = (0..<2_000).map { #"{"stream":"s-\#($0 % 50)","type":"T","data":{"pad":"\#(String(repeating: "x", count: 200))"}}"# }
+        #expect(try tally(["append"], store: store, input: lines.joined(separator: "\n")).status == 0)
+        let data = store + "/log/data.mdb"
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: data)[.size] as? UInt64)
+        #expect(truncate(data, off_t(size / 2)) == 0)
+        for arguments in [["info"], ["read"], ["verify"]] {
+            let run = try tally(arguments, store: store)
+            #expect(run.status == 1 && run.error.contains("log/data.mdb is \(size / 2) bytes, but the pages it says are in use end at byte"), "\(run.error)")
+        }
+    }
+
     @Test func aPathThatIsNotAStoreIsNamed() throws {
         let directory = testPath("not-a-store")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
