@@ -275,22 +275,19 @@ public struct StockState: Foldable {
     /// Units on hand and not reserved by a confirmed order.
     public var available = 0
     public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
-        // Checked: a log written behind the rules' back may hold counts that do not add up in 64 bits.
+        // (product, units, whether they are taken away)
+        let movement: (String, Int, Bool)
         switch type {
-        case StockReceived.eventType:
-            let received = try DomainCoding.decode(StockReceived.self, from: payload)
-            available = try Quantities.sum(available, received.quantity, "the stock of product \(received.productID)")
-        case StockAdjusted.eventType:
-            let adjusted = try DomainCoding.decode(StockAdjusted.self, from: payload)
-            available = try Quantities.sum(available, adjusted.delta, "the stock of product \(adjusted.productID)")
-        case StockReserved.eventType:
-            let reserved = try DomainCoding.decode(StockReserved.self, from: payload)
-            available = try Quantities.difference(available, reserved.quantity, "the stock of product \(reserved.productID)")
-        case StockReleased.eventType:
-            let released = try DomainCoding.decode(StockReleased.self, from: payload)
-            available = try Quantities.sum(available, released.quantity, "the stock of product \(released.productID)")
-        default: break
+        case StockReceived.eventType: let event = try DomainCoding.decode(StockReceived.self, from: payload); movement = (event.productID, event.quantity, false)
+        case StockAdjusted.eventType: let event = try DomainCoding.decode(StockAdjusted.self, from: payload); movement = (event.productID, event.delta, false)
+        case StockReserved.eventType: let event = try DomainCoding.decode(StockReserved.self, from: payload); movement = (event.productID, event.quantity, true)
+        case StockReleased.eventType: let event = try DomainCoding.decode(StockReleased.self, from: payload); movement = (event.productID, event.quantity, false)
+        default: return
         }
+        // Checked: a log written behind the rules' back may hold counts that do not add up in 64 bits.
+        let (product, units, taken) = movement
+        available = taken ? try Quantities.difference(available, units, "the stock of product \(product)")
+                          : try Quantities.sum(available, units, "the stock of product \(product)")
     }
 }
 
