@@ -151,6 +151,12 @@ enum ShopRules {
             try Require.positive(amount, "a payment")
             let order = try loadOrder(orderID, &draft, &streams)
             try Require.selfOrAdmin(actor, .customer, order.placed!.userID, "pay order \(orderID)")
+            // A payment is for an order still waiting for one: paying a paid, shipped, delivered or
+            // cancelled order would charge the customer for nothing (a second payment of a paid order is
+            // the double charge the shop's seed warns of).
+            guard order.status == .pending || order.status == .confirmed else {
+                throw Rejection(.invalidOrderTransition, "order \(orderID) is \(order.status.rawValue); it takes no payment")
+            }
             let payment = try draft.load(ShopStreams.payment(paymentID), as: PaymentState.self, from: &streams)
             guard payment.initiated == nil else { throw Rejection(.paymentAlreadyExists, "payment \(paymentID) already exists") }
             draft.emit(ShopStreams.payment(paymentID), PaymentInitiated(paymentID: paymentID, orderID: orderID, userID: order.placed!.userID,

@@ -100,6 +100,22 @@ let customer = Actor(.customer, "u1")
         #expect(refused == Rejection(.quantityTooLarge, "the stock of product p2 passes 9223372036854775807, the most a 64-bit count holds"))
     }
 
+    /// A payment is initiated only for an order still waiting for one: not for one paid (a second
+    /// charge), shipped, delivered or cancelled.
+    @Test func onlyAnOrderWaitingForPaymentTakesOne() throws {
+        var streams = try shop()
+        try paidOrder(&streams)
+        #expect(code(command(customer, .initiatePayment(paymentID: "pay8", orderID: "o1", amount: cents(250), method: .card)), &streams) == .invalidOrderTransition)
+        try run(&streams, [command(customer, .placeOrder(orderID: "o4", userID: "u1", lines: [OrderRequestLine(productID: "p2", quantity: 1)])),
+                           command(customer, .cancelOrder(orderID: "o4", reason: "changed my mind"))])
+        let refused = #expect(throws: Rejection.self) {
+            try Decide.decide(command(customer, .initiatePayment(paymentID: "pay9", orderID: "o4", amount: cents(250), method: .card)), streams: &streams)
+        }
+        #expect(refused == Rejection(.invalidOrderTransition, "order o4 is cancelled; it takes no payment"))
+        try run(&streams, [command(customer, .placeOrder(orderID: "o5", userID: "u1", lines: [OrderRequestLine(productID: "p2", quantity: 1)]))])
+        #expect(code(command(customer, .initiatePayment(paymentID: "pay10", orderID: "o5", amount: cents(250), method: .card)), &streams) == nil)
+    }
+
     @Test func aProviderTransactionIDIsAcceptedOnceAcrossOrders() throws {
         var streams = try shop()
         try paidOrder(&streams)
