@@ -92,6 +92,7 @@ public enum DomainCoding {
         case is String.Type: "a string"
         case is Int.Type, is Int64.Type, is UInt64.Type: "a whole number"
         case is Bool.Type: "true or false"
+        case is Timestamp.Type: "an RFC 3339 time (2026-11-22T09:00:00Z) or whole microseconds since 1970"
         default: "\(type)"
         }
     }

@@ -145,9 +145,23 @@ public final class ManualClock: TallyClock {
 }
 
 /// On the wire a timestamp is its whole microseconds since the epoch: exact, unlike a float of seconds.
+/// Decoding also takes an RFC 3339 time or a date as text (`"2026-11-22T09:00:00Z"`), so people can
+/// write the times of a command as they read them; it is encoded as microseconds either way.
 extension Timestamp: Codable {
     public init(from decoder: any Decoder) throws {
-        microsecondsSinceEpoch = try decoder.singleValueContainer().decode(Int64.self)
+        let container = try decoder.singleValueContainer()
+        if let microseconds = try? container.decode(Int64.self) {
+            microsecondsSinceEpoch = microseconds
+        } else if let text = try? container.decode(String.self) {
+            guard let time = Timestamp(iso8601: text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription:
+                    "\"\(text)\" is not an RFC 3339 time (2026-11-22T09:00:00Z) or a date (2026-11-22)")
+            }
+            self = time
+        } else {
+            throw DecodingError.typeMismatch(Timestamp.self, DecodingError.Context(codingPath: decoder.codingPath, debugDescription:
+                "an RFC 3339 time or whole microseconds since 1970"))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {

@@ -33,6 +33,21 @@ func at(_ seconds: Int64) -> Timestamp { Timestamp(microsecondsSinceEpoch: secon
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(Money.self, from: Data(#"{"minor":1,"currency":"dollars"}"#.utf8)) }
     }
 
+    /// A command's times may be written as people read them (RFC 3339 or a date) or as microseconds;
+    /// either decodes to the same moment, and is encoded as microseconds.
+    @Test func aTimeInACommandIsRFC3339TextOrMicroseconds() throws {
+        struct Window: Codable, Equatable { var start: Timestamp }
+        func decode(_ json: String) throws -> Window { try JSONDecoder().decode(Window.self, from: Data(json.utf8)) }
+        #expect(try decode(#"{"start":"2026-01-01T00:00:00Z"}"#) == decode(#"{"start":1767225600000000}"#))
+        #expect(try decode(#"{"start":"2026-01-01"}"#).start.microsecondsSinceEpoch == 1_767_225_600_000_000)
+        #expect(String(decoding: try JSONEncoder().encode(decode(#"{"start":"2026-01-01T00:00:00.5Z"}"#)), as: UTF8.self) == #"{"start":1767225600500000}"#)
+        func reason(_ json: String) -> String? {
+            do { _ = try decode(json); return nil } catch let error as DecodingError { return DomainCoding.describe(error) } catch { return "\(error)" }
+        }
+        #expect(reason(#"{"start":"2026-13-01"}"#) == #"field "start": "2026-13-01" is not an RFC 3339 time (2026-11-22T09:00:00Z) or a date (2026-11-22)"#)
+        #expect(reason(#"{"start":true}"#) == #"field "start" must be an RFC 3339 time (2026-11-22T09:00:00Z) or whole microseconds since 1970"#)
+    }
+
     /// Money is never a float: an amount of 5.5 minor units is refused by name, where Foundation's
     /// decoder alone would call the whole document "not valid JSON".
     @Test func aFractionalOrHugeAmountIsNamedNotCalledInvalidJSON() throws {
