@@ -91,10 +91,36 @@ enum CommandJSON {
         guard Command.names.contains(name) else {
             throw CLIError("unknown command \"\(name)\" (commands: \(Command.names.joined(separator: ", ")))")
         }
+        let envelope: CommandEnvelope
         do {
-            return try JSONDecoder().decode(CommandEnvelope.self, from: Data(line.utf8))
+            envelope = try JSONDecoder().decode(CommandEnvelope.self, from: Data(line.utf8))
         } catch let error as DecodingError {
             throw CLIError(DomainCoding.describe(error))
         }
+        // The decoder passes over fields the command does not have: a misspelt optional field
+        // ("linkedSku" for "linkedSKU") would be lost without a word. Every field given must be one
+        // the command, encoded again, has.
+        let known = try JSONSerialization.jsonObject(with: JSONEncoder().encode(envelope))
+        if let unknown = unknownField(fields, known: known, path: []) { throw CLIError(unknown) }
+        return envelope
+    }
+
+    /// The first field of `given` (nulls aside) that `known` does not have at the same place, named
+    /// by its path.
+    static func unknownField(_ given: Any, known: Any, path: [String]) -> String? {
+        if let given = given as? [String: Any], let known = known as? [String: Any] {
+            for key in given.keys.sorted() where !(given[key] is NSNull) {
+                let here = path + [key]
+                guard let value = known[key] else {
+                    return "unknown field \"\(here.joined(separator: "."))\" (the fields of each command are in `tally exec --catalog` and Sources/TallyDomain/Commands.swift)"
+                }
+                if let found = unknownField(given[key]!, known: value, path: here) { return found }
+            }
+        } else if let given = given as? [Any], let known = known as? [Any] {
+            for (index, (element, knownElement)) in zip(given, known).enumerated() {
+                if let found = unknownField(element, known: knownElement, path: path.dropLast() + ["\(path.last ?? "")[\(index)]"]) { return found }
+            }
+        }
+        return nil
     }
 }

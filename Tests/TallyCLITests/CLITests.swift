@@ -157,6 +157,9 @@ func json(_ line: String) throws -> [String: Any] {
          #"line 2: "CartOpened" is an event type of the commerce domain"#),
         ("too many lines", ["append"], String(repeating: #"{"stream":"s","type":"T","data":{}}"# + "\n", count: Limits.batchEventsMax + 1),
          "line 100001: more than 100000 events on standard input; one append takes at most 100000"),
+        // A misspelt optional field was passed over by the decoder: the beer lost its bottle deposit without a word.
+        ("unknown command field", ["exec"], #"{"id":"00000000-0000-4000-8000-0000000000c3","actor":"admin:ana","command":{"createItem":{"details":{"departmentCode":"BEER","description":"Lager","restricted":true,"taxable":true,"linkedSku":"000000000010"},"sku":"000012345678","storeID":"s1"}}}"#,
+         #"line 1: unknown field "command.createItem.details.linkedSku""#),
         ("bad command id", ["exec"], #"{"id":"00000000-0000-4000-8000-0000000000111","actor":"admin:ana","command":{"registerBooth":{}}}"#,
          #"line 1: field "id" must be a UUID (32 hex digits as 8-4-4-4-12, e.g. "123e4567-e89b-12d3-a456-426614174000"), not "00000000-0000-4000-8000-0000000000111""#),
         ("bad erasure actor", ["forget", "member:m1", "--actor", "bogus"], nil, #"--actor "bogus" must be role:id, e.g. admin:privacy"#),
