@@ -29,11 +29,15 @@ enum ShopRules {
             let user = try draft.load(ShopStreams.user(userID), as: UserState.self, from: &streams)
             guard user.registered != nil else { throw Rejection(.userNotFound, "user \(userID) is not registered") }
             guard user.active else { throw Rejection(.userInactive, "user \(userID) is deactivated") }
-            try draft.claim(Claims.email(email, secret: streams.claimSecret), kind: "email", owner: userID, from: &streams,
-                            taken: Rejection(.emailTaken, "that email address is already registered"))
             // The old address is sealed in the log: open it to name its claim (erased: its claim stays).
-            if let sealed = user.email, case let old = try streams.open(sealed, field: "email"), old != PersonalData.erased {
-                try draft.release(Claims.email(old, secret: streams.claimSecret), kind: "email", owner: userID, from: &streams)
+            let old = try user.email.map { try streams.open($0, field: "email") }.flatMap { $0 == PersonalData.erased ? nil : $0 }
+            if let old, old.lowercased() == email.lowercased() {
+                // Their own address (claims are case-blind): no claim to take, another spelling at most.
+                guard old != email else { throw Rejection(.invalidField, "that is already user \(userID)'s email address: nothing to change") }
+            } else {
+                try draft.claim(Claims.email(email, secret: streams.claimSecret), kind: "email", owner: userID, from: &streams,
+                                taken: Rejection(.emailTaken, "that email address is already registered"))
+                if let old { try draft.release(Claims.email(old, secret: streams.claimSecret), kind: "email", owner: userID, from: &streams) }
             }
             draft.emit(ShopStreams.user(userID), UserEmailChanged(userID: userID, email: email))
 

@@ -181,6 +181,19 @@ let customer = Actor(.customer, "u1")
         #expect(order.placed?.total == cents(1200))
     }
 
+    /// A user's own address is not "already registered" to them: the same address again changes
+    /// nothing (said so), another spelling of it keeps its claim, and the claim goes with the next change.
+    @Test func aUsersOwnEmailIsNotTakenFromThem() throws {
+        var streams = try shop()
+        let same = #expect(throws: Rejection.self) { try Decide.decide(command(customer, .changeUserEmail(userID: "u1", email: "w@example.org")), streams: &streams) }
+        #expect(same == Rejection(.invalidField, "that is already user u1's email address: nothing to change"))
+        #expect(code(command(customer, .changeUserEmail(userID: "u1", email: "W@Example.org")), &streams) == nil)
+        let other = Actor(.customer, "u2")
+        #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "w@example.org", isAdmin: false)), &streams) == .emailTaken)
+        #expect(code(command(customer, .changeUserEmail(userID: "u1", email: "new@example.org")), &streams) == nil)
+        #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "w@example.org", isAdmin: false)), &streams) == nil)
+    }
+
     @Test func aUserChangesEmailAndTheOldAddressIsFreed() throws {
         var streams = try shop()
         #expect(code(command(customer, .changeUserEmail(userID: "u1", email: "new@example.org")), &streams) == nil)
