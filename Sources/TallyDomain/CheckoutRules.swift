@@ -70,11 +70,15 @@ enum CheckoutRules {
             try Require.field("accountID", accountID)
             _ = try loadMember(memberID, &draft, &streams)
             try draft.claim(Claims.social(provider, accountID, secret: streams.claimSecret), kind: "social/\(provider)", owner: memberID, from: &streams,
-                            taken: Rejection(.socialAccountTaken, "that \(provider) account is linked to another member"))
+                            taken: Rejection(.socialAccountTaken, "that \(provider) account is linked to another member"),
+                            theirs: Rejection(.invalidField, "that \(provider) account is already linked to member \(memberID): nothing to change"))
             draft.emit(CheckoutStreams.member(memberID), SocialAccountLinked(memberID: memberID, provider: provider, accountID: accountID))
 
         case .changeMemberProfile(let memberID, let firstName, let lastName, let phone):
             try Require.selfOrAdmin(actor, .member, memberID, "change member \(memberID)")
+            guard firstName != nil || lastName != nil || phone != nil else {
+                throw Rejection(.invalidField, "a profile change needs at least one of firstName, lastName and phone")
+            }
             _ = try loadMember(memberID, &draft, &streams)
             draft.emit(CheckoutStreams.member(memberID), MemberProfileChanged(memberID: memberID, firstName: firstName, lastName: lastName, phone: phone))
 

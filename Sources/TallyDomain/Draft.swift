@@ -41,8 +41,11 @@ struct Draft {
     }
 
     /// Takes a unique value: nobody may hold its claim stream.
-    mutating func claim(_ stream: String, kind: String, owner: String, from streams: inout some StreamReading, taken: Rejection) throws {
-        guard try load(stream, as: ClaimState.self, from: &streams).owner == nil else { throw taken }
+    /// Takes a unique value for `owner`: refused with `taken` if someone holds it, or with `theirs`
+    /// (when given) if `owner` already does.
+    mutating func claim(_ stream: String, kind: String, owner: String, from streams: inout some StreamReading, taken: Rejection,
+                        theirs: Rejection? = nil) throws {
+        if let holder = try load(stream, as: ClaimState.self, from: &streams).owner { throw holder == owner ? theirs ?? taken : taken }
         emit(stream, ValueClaimed(kind: kind, owner: owner))
     }
 

@@ -183,6 +183,12 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         #expect(code(other, .registerMember(memberID: "m2", firstName: "Bo", lastName: nil, email: nil, phone: "555"), &streams) == nil)
         #expect(code(member, .linkSocialAccount(memberID: "m1", provider: "facebook", accountID: "fb-1"), &streams) == nil)
         #expect(code(other, .linkSocialAccount(memberID: "m2", provider: "facebook", accountID: "fb-1"), &streams) == .socialAccountTaken)
+        // Linked again by its own member: not "linked to another member", but nothing to change.
+        let again = #expect(throws: Rejection.self) {
+            try Decide.decide(command(member, .linkSocialAccount(memberID: "m1", provider: "facebook", accountID: "fb-1")), streams: &streams)
+        }
+        #expect(again == Rejection(.invalidField, "that facebook account is already linked to member m1: nothing to change"))
+        #expect(code(member, .changeMemberProfile(memberID: "m1", firstName: nil, lastName: nil, phone: nil), &streams) == .invalidField)
         #expect(code(other, .linkSocialAccount(memberID: "m2", provider: "google", accountID: "fb-1"), &streams) == nil)
         #expect(code(other, .changeMemberProfile(memberID: "m1", firstName: "X", lastName: nil, phone: nil), &streams) == .notAuthorized)
         #expect(code(other, .deactivateMember(memberID: "m2"), &streams) == nil)
