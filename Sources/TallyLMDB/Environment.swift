@@ -1,5 +1,4 @@
 import CLMDB
-import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -167,11 +166,13 @@ public final class Environment: @unchecked Sendable {
     /// it is refused on open instead, naming both sizes.
     private static func checkNotTruncated(_ env: OpaquePointer, path: String) throws {
         var info = MDB_envinfo()
-        var stat = MDB_stat()
-        guard mdb_env_info(env, &info) == 0, mdb_env_stat(env, &stat) == 0 else { return }
-        let needed = UInt64(info.me_last_pgno + 1) * UInt64(stat.ms_psize)
-        let dataPath = (path as NSString).appendingPathComponent("data.mdb")
-        guard let size = (try? FileManager.default.attributesOfItem(atPath: dataPath))?[.size] as? UInt64 else { return }
+        var pages = MDB_stat()
+        guard mdb_env_info(env, &info) == 0, mdb_env_stat(env, &pages) == 0 else { return }
+        let needed = UInt64(info.me_last_pgno + 1) * UInt64(pages.ms_psize)
+        let dataPath = path.hasSuffix("/") ? path + "data.mdb" : path + "/data.mdb"
+        var file = stat()
+        guard stat(dataPath, &file) == 0 else { return }
+        let size = UInt64(file.st_size)
         if size < needed { throw LMDBTruncatedFileError(path: dataPath, bytes: size, bytesNeeded: needed) }
     }
 
