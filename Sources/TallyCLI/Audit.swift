@@ -36,6 +36,8 @@ func keyText(_ argument: String) throws -> String {
 /// The bytes of a file the user named; if it cannot be read, an error that says why (no such file,
 /// a directory, permission denied).
 func readFile(_ path: String, _ what: String) throws -> Data {
+    if let data = FileManager.default.contents(atPath: path) { return data }
+    // Why not: asked only once reading failed.
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
         throw CLIError("cannot read \(what) \(path): it is a directory")
@@ -43,8 +45,7 @@ func readFile(_ path: String, _ what: String) throws -> Data {
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else { throw CLIError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
     close(descriptor)
-    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(what) \(path)") }
-    return data
+    throw CLIError("cannot read \(what) \(path)")
 }
 
 func writeOutput(_ text: String, to path: String?) throws {
