@@ -185,10 +185,10 @@ enum CheckoutRules {
     static func transactionLines(_ cart: CartState, items: [SKU: ItemState], at moment: Timestamp) throws -> [TransactionLine] {
         var lines: [TransactionLine] = []
         var order: [SKU] = []
-        var quantities: [SKU: (quantity: Int, scanned: String)] = [:]
+        var quantities: [SKU: (quantity: Int, scanned: String, item: ItemState, details: ItemDetails)] = [:]
         for line in cart.lines {
             // Scans add only items that exist; a cart written behind the rules' back may name one that does not.
-            guard let details = items[line.sku]?.details else { throw Rejection(.itemNotFound, "item \(line.sku) in the cart does not exist in its store") }
+            guard let item = items[line.sku], let details = item.details else { throw Rejection(.itemNotFound, "item \(line.sku) in the cart does not exist in its store") }
             if let embedded = line.embeddedPrice {
                 guard let total = embedded.times(Int64(line.quantity)) else { throw Rejection(.invalidPrice, "the amount is too large") }
                 lines.append(TransactionLine(scannedInput: line.scannedInput, sku: line.sku, description: details.description, size: details.size,
@@ -196,7 +196,7 @@ enum CheckoutRules {
                                              preTaxTotal: total, taxable: details.taxable, departmentCode: details.departmentCode, bogo: false))
                 continue
             }
-            if quantities[line.sku] == nil { order.append(line.sku); quantities[line.sku] = (0, line.scannedInput) }
+            if quantities[line.sku] == nil { order.append(line.sku); quantities[line.sku] = (0, line.scannedInput, item, details) }
             // Scans kept each item to `perItemMax`; a cart written behind the rules' back is refused here
             // rather than priced unit by unit.
             let units = try Quantities.sum(quantities[line.sku]!.quantity, line.quantity, "the units of \(line.sku) in the cart")
@@ -206,11 +206,10 @@ enum CheckoutRules {
             quantities[line.sku]!.quantity = units
         }
         for sku in order {
-            guard let item = items[sku], let details = item.details else { throw Rejection(.itemNotFound, "item \(sku) in the cart does not exist in its store") }
+            let (quantity, scanned, item, details) = quantities[sku]!
             guard let record = Pricing.activePrice(item.prices, at: moment) else {
                 throw Rejection(.noActivePrice, "item \(sku) has no active price at \(moment)")
             }
-            let (quantity, scanned) = quantities[sku]!
             let charge: LineCharge
             do { charge = try Pricing.charge(record, quantity: quantity) } catch let error as PricingError { throw Rejection(.invalidPrice, error.description) }
             lines.append(TransactionLine(scannedInput: scanned, sku: sku, description: details.posDescription ?? details.description, size: details.size,

@@ -40,7 +40,6 @@ struct Draft {
         return state
     }
 
-    /// Takes a unique value: nobody may hold its claim stream.
     /// Takes a unique value for `owner`: refused with `taken` if someone holds it, or with `theirs`
     /// (when given) if `owner` already does.
     mutating func claim(_ stream: String, kind: String, owner: String, from streams: inout some StreamReading, taken: Rejection,
