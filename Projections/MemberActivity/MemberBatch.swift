@@ -112,9 +112,8 @@ public final class MemberBatch: ProjectionBatch {
         if let spent {
             // Checked first, so an action whose spending does not fit is counted nowhere.
             let key = Spending(person: person, currency: spent.currency.code)
-            let (total, overflow) = (spending[key] ?? 0).addingReportingOverflow(spent.minor)
-            guard !overflow else { throw ProjectionError.amountOverflow("the spending of \(kind.rawValue) \(JSONView.quoted(member)) in \(spent.currency.code)") }
-            spending[key] = total
+            spending[key] = try ProjectionError.adding(spent.minor, to: spending[key] ?? 0,
+                                                       "the spending of \(kind.rawValue) \(JSONView.quoted(member)) in \(spent.currency.code)")
         }
         // Entries keep the order their keys were first touched in, so a rebuild writes the same rows
         // in the same order every time.

@@ -246,10 +246,9 @@ public final class SalesBatch: ProjectionBatch {
     func addRevenue(day: String, channel: String, location: String, amount: Money) throws {
         let key = RevenueKey(day: day, channel: channel, location: ExactText(location), currency: amount.currency.code)
         var total = revenue[key] ?? (0, 0)
-        let (minor, overflow) = total.minor.addingReportingOverflow(amount.minor)
-        guard !overflow else { throw ProjectionError.amountOverflow("the revenue of \(JSONView.quoted(location)) (\(channel)) on \(day) in \(amount.currency.code)") }
+        total.minor = try ProjectionError.adding(amount.minor, to: total.minor,
+                                                 "the revenue of \(JSONView.quoted(location)) (\(channel)) on \(day) in \(amount.currency.code)")
         total.sales += 1
-        total.minor = minor
         revenue[key] = total
     }
 

@@ -159,6 +159,14 @@ public enum ProjectionError: Error, Equatable, CustomStringConvertible {
     /// A total of minor units past what a 64-bit integer holds (about 9.2 × 10^18).
     case amountOverflow(String)
 
+    /// `total + amount`, or `amountOverflow` naming `what`: a read model's sums stop it at the event
+    /// that passes the range, where a plain `+` would stop the process.
+    public static func adding(_ amount: Int64, to total: Int64, _ what: @autoclosure () -> String) throws -> Int64 {
+        let (sum, overflow) = total.addingReportingOverflow(amount)
+        guard !overflow else { throw amountOverflow(what()) }
+        return sum
+    }
+
     /// What an admin can do about a read model stopped at an event.
     private static func wayOn(_ name: String, _ position: UInt64) -> String {
         "fix the projector, or, if the event is at fault, `tally projections set-aside \(name) \(position) --reason …`"
