@@ -59,21 +59,22 @@ struct Append: ParsableCommand {
         let ids = EventIDGenerator()
         var inputs: [EventJSON.Input] = []
         if let stream, let type, let data {
-            var object: [String: Any] = ["stream": stream, "type": type]
-            object["data"] = try EventJSON.value(data, place: "--data: ")
-            if let id { object["id"] = id }
-            if let actor { object["actor"] = actor }
-            if let metadata {
-                object["metadata"] = try EventJSON.value(metadata, place: "--metadata: ")
-            }
-            if let expectedVersion { object["expectedVersion"] = expectedVersion }
-            let line = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
-            inputs.append(try Self.ownType(EventJSON.parse(line: line, number: nil, ids: ids), place: ""))
+            var line = JSONWriter()
+            line.raw("{\"stream\":"); line.string(stream)
+            line.raw(",\"type\":"); line.string(type)
+            line.raw(",\"data\":"); line.raw(try EventJSON.canonical(Array(data.utf8), place: "--data: "))
+            if let id { line.raw(",\"id\":"); line.string(id) }
+            if let actor { line.raw(",\"actor\":"); line.string(actor) }
+            if let metadata { line.raw(",\"metadata\":"); line.raw(try EventJSON.canonical(Array(metadata.utf8), place: "--metadata: ")) }
+            if let expectedVersion { line.raw(",\"expectedVersion\":"); line.string(expectedVersion) }
+            line.raw("}")
+            inputs.append(try Self.ownType(EventJSON.parse(line: line.bytes, number: nil, ids: ids), place: ""))
         } else {
             var number = 0
-            while let line = Swift.readLine(strippingNewline: true) {
+            var lines = InputLines()
+            while let line = try lines.next() {
                 number += 1
-                if line.allSatisfy(\.isWhitespace) { continue }
+                if InputLines.isBlank(line) { continue }
                 // One append is one batch: refuse at the first event past its limit rather than read the rest.
                 guard inputs.count < Limits.batchEventsMax else {
                     throw CLIError("line \(number): more than \(Limits.batchEventsMax) events on standard input; one append takes at most "

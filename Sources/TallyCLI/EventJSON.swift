@@ -16,41 +16,55 @@ enum EventJSON {
         var expected: ExpectedVersion?
     }
 
-    /// JSON given on the command line or standard input, checked as RFC 8259 writes it before
-    /// Foundation reads it: Foundation also takes what other readers of the same file (jq, DuckDB)
-    /// refuse, such as a comma before a closing brace. A mistake is named by its byte and what comes
+    /// JSON given on the command line or standard input, in its canonical form (`CanonicalJSON`: keys
+    /// sorted, no spaces, numbers and text exactly as given). It is checked as RFC 8259 writes it:
+    /// Foundation would also take what other readers of the same file (jq, DuckDB) refuse, such as a
+    /// comma before a closing brace, and it would quietly keep one of a key given twice, put U+FFFD for
+    /// a byte that is not UTF-8 and round a long number. A mistake is named by its byte and what comes
     /// before it, so a long line can be mended.
-    static func value(_ text: String, place: String) throws -> Any {
-        var bytes = text
+    static func canonical(_ bytes: [UInt8], place: String) throws -> [UInt8] {
         do {
-            _ = try bytes.withUTF8 { try JSONView(document: UnsafeRawBufferPointer($0)) }
-        } catch JSONViewError.malformed(_, let offset) {
-            let utf8 = Array(text.utf8)
-            let before = String(decoding: utf8[max(0, offset - 24)..<min(offset, utf8.count)], as: UTF8.self)
-            let at = offset >= utf8.count ? "the end" : "byte \(offset + 1) of \(utf8.count)"
-            throw CLIError("\(place)malformed JSON at \(at)\(offset == 0 ? "" : ", after \"\(offset > 24 ? "…" : "")\(before)\"")")
+            return try CanonicalJSON.canonical(bytes)
+        } catch {
+            let offset = error.offset
+            let before = String(decoding: bytes[max(0, offset - 24)..<min(offset, bytes.count)], as: UTF8.self)
+            let at = offset >= bytes.count ? "the end" : "byte \(offset + 1) of \(bytes.count)"
+            throw CLIError("\(place)\(error.reason) at \(at)\(offset == 0 ? "" : ", after \"\(offset > 24 ? "…" : "")\(before)\"")")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
-            throw CLIError("\(place)malformed JSON")
-        }
-        return object
     }
 
-    static func parse(line: String, number: Int?, ids: EventIDGenerator) throws -> Input {
+    static let fields: Set<String> = ["stream", "type", "data", "id", "schemaVersion", "actor", "correlationId", "causationId", "metadata", "expectedVersion"]
+
+    static func parse(line: [UInt8], number: Int?, ids: EventIDGenerator) throws -> Input {
         let place = number.map { "line \($0): " } ?? ""
-        let object = try value(line, place: place)
-        guard let fields = object as? [String: Any] else { throw CLIError("\(place)an event must be a JSON object") }
-        let known: Set<String> = ["stream", "type", "data", "id", "schemaVersion", "actor", "correlationId", "causationId", "metadata", "expectedVersion"]
-        if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
-            throw CLIError("\(place)unknown field \"\(unknown)\" (fields: \(known.sorted().joined(separator: ", ")))")
+        // Read from the canonical form: keys with escapes are spelt out, and `data` is already the payload's bytes.
+        let canonicalLine = try canonical(line, place: place)
+        return try canonicalLine.withUnsafeBytes { bytes in
+            do {
+                return try input(JSONView(document: bytes), place: place, ids: ids)
+            } catch let error as JSONViewError {
+                throw CLIError(place + error.description)
+            }
+        }
+    }
+
+    private static func input(_ object: JSONView, place: String, ids: EventIDGenerator) throws -> Input {
+        guard object.isObject else { throw CLIError("\(place)an event must be a JSON object") }
+        if let unknown = try object.keys().sorted().first(where: { !fields.contains($0) }) {
+            throw CLIError("\(place)unknown field \"\(unknown)\" (fields: \(fields.sorted().joined(separator: ", ")))")
+        }
+        /// The field `name`, unless it is absent or null.
+        func present(_ name: String) throws -> JSONView? {
+            guard let value = try object.member(name), !value.isNull else { return nil }
+            return value
         }
         func string(_ name: String, required: Bool) throws -> String? {
-            guard let value = fields[name], !(value is NSNull) else {
+            guard let value = try present(name) else {
                 if required { throw CLIError("\(place)missing field \"\(name)\"") }
                 return nil
             }
-            guard let text = value as? String else { throw CLIError("\(place)field \"\(name)\" must be a string") }
-            return text
+            guard value.isString else { throw CLIError("\(place)field \"\(name)\" must be a string") }
+            return try value.string()
         }
         func uuid(_ name: String) throws -> UUID? {
             guard let text = try string(name, required: false) else { return nil }
@@ -59,28 +73,27 @@ enum EventJSON {
         }
         let stream = try string("stream", required: true)!
         let type = try string("type", required: true)!
-        guard let data = fields["data"] else { throw CLIError("\(place)missing field \"data\"") }
-        var event = ProposedEvent(id: try uuid("id") ?? ids.next(), stream: stream, type: type,
-                                  payload: try canonical(data, place: place, field: "data"))
+        guard let data = try object.member("data") else { throw CLIError("\(place)missing field \"data\"") }
+        var event = ProposedEvent(id: try uuid("id") ?? ids.next(), stream: stream, type: type, payload: Data(data.rawBytes))
         event.actor = try string("actor", required: false) ?? ""
         event.correlationID = try uuid("correlationId")
         event.causationID = try uuid("causationId")
-        if let metadata = fields["metadata"], !(metadata is NSNull) {
-            guard metadata is [String: Any] else { throw CLIError("\(place)field \"metadata\" must be a JSON object") }
-            event.metadata = try canonical(metadata, place: place, field: "metadata")
+        if let metadata = try present("metadata") {
+            guard metadata.isObject else { throw CLIError("\(place)field \"metadata\" must be a JSON object") }
+            event.metadata = Data(metadata.rawBytes)
         }
-        if let version = fields["schemaVersion"] {
-            guard let number = version as? NSNumber, let value = UInt16(exactly: number.doubleValue), value >= 1, !(version is Bool) else {
+        if let version = try present("schemaVersion") {
+            guard let value = try? version.int64(), let schemaVersion = UInt16(exactly: value), schemaVersion >= 1 else {
                 throw CLIError("\(place)field \"schemaVersion\" must be a whole number from 1 to \(UInt16.max)")
             }
-            event.schemaVersion = value
+            event.schemaVersion = schemaVersion
         }
         var expected: ExpectedVersion?
-        if let value = fields["expectedVersion"] {
-            if let text = value as? String {
-                expected = try parseExpectedVersion(text, place: place)
-            } else if let number = value as? NSNumber, let version = UInt64(exactly: number.doubleValue) {
-                expected = .exact(version)
+        if let value = try present("expectedVersion") {
+            if value.isString {
+                expected = try parseExpectedVersion(value.string(), place: place)
+            } else if let number = try? value.int64(), number >= 0 {
+                expected = .exact(UInt64(number))
             } else {
                 throw CLIError("\(place)field \"expectedVersion\" must be \"any\", \"no-stream\", \"exists\" or a whole number")
             }
@@ -101,10 +114,6 @@ enum EventJSON {
         }
     }
 
-    static func canonical(_ value: Any, place: String, field: String) throws -> Data {
-        guard JSONSerialization.isValidJSONObject([value]) else { throw CLIError("\(place)field \"\(field)\" is not valid JSON") }
-        return try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
-    }
 
     /// One event as a JSON line: envelope fields in a fixed order, then the payload. A payload that is
     /// not JSON is given as base64 in "dataBase64". With a vault, sealed personal fields are opened

@@ -44,9 +44,10 @@ struct Exec: ParsableCommand {
         var number = 0
         var malformed = 0
         var erased = false
-        while let line = Swift.readLine(strippingNewline: true) {
+        var lines = InputLines()
+        while let line = try lines.next() {
             number += 1
-            if line.allSatisfy(\.isWhitespace) { continue }
+            if InputLines.isBlank(line) { continue }
             let envelope: CommandEnvelope
             do {
                 envelope = try CommandJSON.parse(line)
@@ -75,8 +76,15 @@ struct Exec: ParsableCommand {
 
 /// Command lines: decoded with the domain's Codable types, with errors that name what is wrong.
 enum CommandJSON {
-    static func parse(_ line: String) throws -> CommandEnvelope {
-        guard let fields = try EventJSON.value(line, place: "") as? [String: Any] else { throw CLIError("a command must be a JSON object") }
+    static func parse(_ line: [UInt8]) throws -> CommandEnvelope {
+        // Checked and canonical first: a key given twice (which would the decoder take?), a byte that
+        // is not UTF-8 and a half surrogate pair are refused by their byte.
+        let line = try EventJSON.canonical(line, place: "")
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed]) else {
+            // The grammar held: only a number past Double's range makes Foundation give up.
+            throw CLIError("a number in it is beyond the range of a 64-bit float (±1.8e308)")
+        }
+        guard let fields = parsed as? [String: Any] else { throw CLIError("a command must be a JSON object") }
         for key in ["id", "actor", "command"] where fields[key] == nil { throw CLIError("missing field \"\(key)\"") }
         if let unknown = fields.keys.sorted().first(where: { !["id", "actor", "command"].contains($0) }) {
             throw CLIError("unknown field \"\(unknown)\" (a command line has id, actor and command)")
@@ -93,7 +101,7 @@ enum CommandJSON {
         }
         let envelope: CommandEnvelope
         do {
-            envelope = try JSONDecoder().decode(CommandEnvelope.self, from: Data(line.utf8))
+            envelope = try JSONDecoder().decode(CommandEnvelope.self, from: Data(line))
         } catch let error as DecodingError {
             throw CLIError(DomainCoding.describe(error))
         }

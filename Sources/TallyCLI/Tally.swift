@@ -77,6 +77,58 @@ final class OutputBuffer {
     deinit { flush() }
 }
 
+/// Standard input's lines as bytes, without their line break ("\n" or "\r\n"). Taken as they are, so
+/// a byte that is not UTF-8 is named where it stands: `readLine` would have put U+FFFD in its place
+/// and the event would have recorded something other than what was sent.
+struct InputLines {
+    private var buffer: [UInt8] = []
+    /// Where the next line starts, and how far a line break has been looked for.
+    private var start = 0
+    private var searched = 0
+    private var atEnd = false
+
+    /// The next line; nil at the end of the input. A read error is thrown, never taken for the end.
+    mutating func next() throws -> [UInt8]? {
+        while true {
+            if let newline = buffer[searched...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Self.withoutCarriageReturn(buffer[start..<newline])
+                start = newline + 1
+                searched = start
+                return line
+            }
+            searched = buffer.count
+            if atEnd {
+                guard start < buffer.count else { return nil }
+                let line = Self.withoutCarriageReturn(buffer[start...])
+                start = buffer.count
+                return line
+            }
+            buffer.removeFirst(start)
+            searched -= start
+            start = 0
+            let count = buffer.count
+            buffer.append(contentsOf: repeatElement(0, count: 1 << 16))
+            let read = buffer.withUnsafeMutableBytes { Foundation.read(0, $0.baseAddress! + count, 1 << 16) }
+            if read < 0 && errno == EINTR { buffer.removeLast(1 << 16); continue }
+            guard read >= 0 else {
+                let reason = String(cString: strerror(errno))
+                throw CLIError("could not read standard input: \(reason)")
+            }
+            buffer.removeLast((1 << 16) - read)
+            if read == 0 { atEnd = true }
+        }
+    }
+
+    private static func withoutCarriageReturn(_ line: ArraySlice<UInt8>) -> [UInt8] {
+        line.last == UInt8(ascii: "\r") ? Array(line.dropLast()) : Array(line)
+    }
+
+    /// Whether `line` holds nothing but spaces and tabs: skipped, as blank lines.
+    static func isBlank(_ line: [UInt8]) -> Bool {
+        line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
+    }
+}
+
 func printError(_ message: String) {
     FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
 }

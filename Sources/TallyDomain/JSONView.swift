@@ -49,6 +49,7 @@ public struct JSONView {
     public var isNull: Bool { first == UInt8(ascii: "n") }
     public var isObject: Bool { first == UInt8(ascii: "{") }
     public var isArray: Bool { first == UInt8(ascii: "[") }
+    public var isString: Bool { first == UInt8(ascii: "\"") }
 
     private func child(_ name: String) -> String {
         let path = self.path
@@ -107,6 +108,15 @@ public struct JSONView {
         var scanner = Scanner(bytes: bytes, offset: start)
         let members = try scanner.skipValueIndexingObject()
         return JSONView(bytes: bytes, start: start, end: end, location: location, members: members)
+    }
+
+    /// The keys of this object's members in the order given, escapes decoded.
+    public func keys() throws -> [String] {
+        guard isObject else { throw JSONViewError.wrongType(path: path, expected: "an object") }
+        guard let members = try indexed().members else { return [] }
+        return try members.map { member in
+            try JSONView(bytes: bytes, start: member.keyStart - 1, end: member.keyEnd + 1, location: location).string()
+        }
     }
 
     /// The member `key`, which must be present.
@@ -256,6 +266,8 @@ public struct JSONView {
     }
 
     /// The value's exact bytes as text (for storing a nested value as it was written).
+    /// The value's bytes as they stand in the document.
+    public var rawBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[start..<end]) }
     public var rawText: String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self) }
 }
 

@@ -137,6 +137,14 @@ func json(_ line: String) throws -> [String: Any] {
         ("malformed line", ["append"], "{\"stream\":\"a\",\"type\":\"T\",\"data\":{}}\n{oops\n", #"line 2: malformed JSON at byte 2 of 5, after "{""#),
         // Foundation would take a comma before a closing brace; jq and DuckDB, reading the same file, would not.
         ("trailing comma", ["append"], #"{"stream":"s","type":"T","data":{"a":1,}}"#, #"line 1: malformed JSON at byte 40 of 41, after "…type":"T","data":{"a":1,""#),
+        // Foundation kept the last of a key given twice, without a word; which one did the sender mean?
+        ("key given twice", ["append"], #"{"stream":"s","type":"T","data":{"sku":"0042","qty":1,"sku":"42"}}"#,
+         #"line 1: a second key "sku" in one object (the first is at byte 34) at byte 55 of 66, after "…":{"sku":"0042","qty":1,""#),
+        ("envelope key given twice", ["append"], #"{"stream":"s","type":"T","data":{},"stream":"t"}"#, #"line 1: a second key "stream" in one object (the first is at byte 2)"#),
+        ("half a surrogate pair", ["append"], #"{"stream":"s","type":"T","data":"\ud800"}"#,
+         #"line 1: a \u escape of half a surrogate pair (\ud800 without the low half after it) at byte 34"#),
+        ("command key given twice", ["exec"], #"{"id":"00000000-0000-4000-8000-0000000000c4","actor":"admin:ana","command":{"registerBooth":{"boothID":"3","location":"N","name":"L","boothID":"4"}}}"#,
+         #"line 1: a second key "boothID" in one object (the first is at byte 94) at byte 134 of 149"#),
         ("mistyped field", ["append"], #"{"stream":7,"type":"T","data":{}}"#, #"field "stream" must be a string"#),
         ("unknown field", ["append"], #"{"stream":"s","type":"T","data":{},"colour":1}"#, #"unknown field "colour""#),
         ("bad uuid", ["append"], #"{"stream":"s","type":"T","data":{},"id":"nope"}"#, "must be a UUID"),
@@ -178,6 +186,51 @@ func json(_ line: String) throws -> [String: Any] {
         #expect(run.status != 0)
         #expect(run.error.contains(message), "\(run.error)")
         #expect(try tally(["info", "--json"], store: store).lines.first.map(json)?["events"] as? Int == 0)
+    }
+
+    /// Payloads went through Foundation on their way in: a 42-digit number came back with 39, "1.0" as
+    /// "1", and of two keys NFC and NFD "é" one was dropped. They are stored as sent, in canonical form.
+    @Test func aPayloadIsStoredAsSentDigitForDigit() throws {
+        let store = try newStore()
+        let id = "0190a000-0000-7000-8000-000000000001"
+        let line = #"{"stream":"s","type":"Measured","id":"\#(id)","data":{ "total": 123456789012345678901234567890123456789012, "#
+            + #""rate": 1.0, "b": 1, "B": 2, "\#u{E9}": "composed", "e\#u{301}": "decomposed", "note": "caf\u00e9 \/ \ud83d\ude00" }}"#
+        let first = try tally(["append"], store: store, input: line)
+        #expect(first.status == 0, "\(first.error)")
+        let read = try tally(["read"], store: store)
+        let data = try #require(read.lines.first.flatMap { line in line.range(of: #","data":"#).map { line[$0.upperBound...] } })
+        let expected = #"{"B":2,"b":1,"e\#u{301}":"decomposed","note":"caf\#u{E9} / \#u{1F600}","rate":1.0,"#
+            + #""total":123456789012345678901234567890123456789012,"\#u{E9}":"composed"},"hash""#
+        // By bytes: Swift's == would take NFC and NFD "é" as one.
+        #expect(Array(data.utf8.prefix(expected.utf8.count)) == Array(expected.utf8), "\(data)")
+        // The same content written another way has the same canonical bytes: a retry, not a conflict.
+        let reordered = #"{"id":"\#(id)","type":"Measured","stream":"s","data":{"\#u{E9}":"composed","note":"caf\#u{E9} / \#u{1F600}","#
+            + #""rate":1.0,"total":123456789012345678901234567890123456789012,"B":2,"b":1,"e\#u{301}":"decomposed"}}"#
+        let retry = try tally(["append"], store: store, input: reordered)
+        #expect(retry.status == 0 && retry.output.contains(#""alreadyAppended":true"#), "\(retry.error)")
+        // A number written otherwise is other content.
+        let other = try tally(["append"], store: store, input: reordered.replacingOccurrences(of: "1.0", with: "1"))
+        #expect(other.status != 0 && other.error.contains("with another payload"), "\(other.error)")
+    }
+
+    /// `readLine` put U+FFFD in place of a byte that is not UTF-8, and the event recorded that.
+    @Test func aByteThatIsNotUTF8IsNamedNotReplaced() throws {
+        let store = try newStore()
+        let good = Data(#"{"stream":"s","type":"T","data":{}}"#.utf8) + Data([0x0D, 0x0A])
+        let bad = Data(#"{"stream":"s","type":"T","data":{"name":"Zo"#.utf8) + Data([0xEB]) + Data(#""}}"#.utf8)
+        let append = try tally(["append"], store: store, bytes: good + bad)
+        #expect(append.status != 0)
+        #expect(append.error.contains(#"line 2: a string that is not UTF-8 (byte 0xEB) at byte 44 of 47, after "…":"T","data":{"name":"Zo""#), "\(append.error)")
+        #expect(try tally(["info", "--json"], store: store).lines.first.map(json)?["events"] as? Int == 0)
+        let command = Data(#"{"id":"00000000-0000-4000-8000-0000000000c5","actor":"admin:ana","command":{"registerBooth":{"boothID":"3","location":"N"#.utf8)
+            + Data([0xFF]) + Data(#"","name":"L"}}}"#.utf8)
+        let exec = try tally(["exec"], store: store, bytes: command)
+        #expect(exec.status != 0)
+        #expect(exec.output.contains(#""code":"malformedCommand""#) && exec.error.contains("a string that is not UTF-8 (byte 0xFF)"), "\(exec.error)")
+        #expect(try tally(["info", "--json"], store: store).lines.first.map(json)?["events"] as? Int == 0)
+        // CRLF line ends and a last line without one are taken as before.
+        let crlf = try tally(["append"], store: store, bytes: good + good + Data(#"{"stream":"s","type":"T","data":{}}"#.utf8))
+        #expect(crlf.status == 0 && crlf.lines.count == 3, "\(crlf.error)")
     }
 
     /// A data file cut short (a copy that stopped on a full disk) was read past its end through the

@@ -42,6 +42,11 @@ public func tallyPath() -> String { productPath("tally") ?? "tally" }
 
 @discardableResult
 public func tally(_ arguments: [String], store: String?, input: String? = nil, environment: [String: String] = [:]) throws -> TallyRun {
+    try tally(arguments, store: store, bytes: input.map { Data($0.utf8) }, environment: environment)
+}
+
+/// `tally` given `bytes` on standard input, which need not be UTF-8.
+public func tally(_ arguments: [String], store: String?, bytes input: Data?, environment: [String: String] = [:]) throws -> TallyRun {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: tallyPath())
     process.arguments = arguments + (store.map { ["--store", $0] } ?? [])
@@ -54,7 +59,7 @@ public func tally(_ arguments: [String], store: String?, input: String? = nil, e
     process.standardError = error
     process.standardInput = stdin
     try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+    if let input { stdin.fileHandleForWriting.write(input) }
     try stdin.fileHandleForWriting.close()
     let out = output.fileHandleForReading.readDataToEndOfFile()
     let err = error.fileHandleForReading.readDataToEndOfFile()
