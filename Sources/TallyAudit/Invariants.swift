@@ -21,18 +21,20 @@ public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
 ///   a checkout's payment transaction id is used once;
 /// - `paid-order-has-payment`: an order marked paid has an earlier successful payment for that order,
 ///   with that transaction id, of exactly the order's total;
+/// - `order-charged-once`: an order has at most one successful payment (a second charged the customer twice);
 /// - `cart-checked-out-by-its-member`: a cart is opened once, and checked out at most once, after it
 ///   was opened, in the name of the member and at the store that opened it (a member's spending
 ///   is added up from its checkouts).
 public enum Invariants {
     public static let rules = ["voucher-redeemed-once", "stock-never-negative", "payment-transaction-once", "paid-order-has-payment",
-                               "cart-checked-out-by-its-member"]
+                               "order-charged-once", "cart-checked-out-by-its-member"]
 
     public static func check(_ log: EventLog, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> (checked: UInt64, violations: [InvariantViolation]) {
         var issued = Set<String>(), redeemed = [String: UInt64]()
         var stock = [String: Int64]()
         var webTransactions = [String: UInt64](), checkoutTransactions = [String: UInt64]()
         var payments = [String: (order: String, transaction: String, amount: Money)]()
+        var charged = [String: (payment: String, position: UInt64)]()
         var orderTotals = [String: Money]()
         var carts = [String: (opened: UInt64, member: String, store: String, checkedOut: UInt64?)]()
         var violations: [InvariantViolation] = []
@@ -109,6 +111,11 @@ public enum Invariants {
                     }
                     webTransactions[reference] = webTransactions[reference] ?? position
                     payments[event.paymentID] = (event.orderID, event.transactionID, event.amount)
+                    if let first = charged[event.orderID], first.payment != event.paymentID {
+                        violation("order-charged-once", "order \(event.orderID) charged again by payment \(event.paymentID) "
+                                  + "(payment \(first.payment) succeeded at position \(first.position))")
+                    }
+                    if charged[event.orderID] == nil { charged[event.orderID] = (event.paymentID, position) }
                 case CartOpened.eventType:
                     guard let event = try decode(CartOpened.self) else { break }
                     if let cart = carts[event.cartID] {

@@ -38,6 +38,8 @@ public enum RejectionCode: String, Codable, Sendable, CaseIterable {
     case duplicatePaymentTransaction
     case paymentNotSuccessful
     case paymentAmountMismatch
+    /// An order whose earlier payment is in progress or went through (one payment at a time).
+    case orderHasPayment
     case storeAlreadyExists
     case storeNotFound
     case itemAlreadyExists

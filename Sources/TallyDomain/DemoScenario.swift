@@ -278,8 +278,18 @@ public struct DemoScenario {
 
     /// Learns what happened to a command, so later ones refer to what exists.
     public mutating func observe(_ envelope: CommandEnvelope, accepted: Bool) {
-        guard accepted else { return }
         func bounded<T>(_ list: inout [T]) { if list.count > Self.pendingMax { list.removeFirst(list.count - Self.pendingMax) } }
+        /// The customer pays the order again (after a refused or failed payment).
+        func payAgain(_ order: String) {
+            if let known = orderTotals[order] { confirmed.append((order, known.user, known.total)); bounded(&confirmed) }
+        }
+        guard accepted else {
+            // A payment of the wrong amount is refused at its start: the customer pays the right one.
+            if case .initiatePayment(_, let order, let amount, _) = envelope.command, let known = orderTotals[order], amount.minor != known.total {
+                payAgain(order)
+            }
+            return
+        }
         switch envelope.command {
         case .issueVoucher(let id, let amount, _): unredeemed.append((id, amount.minor)); bounded(&unredeemed)
         case .registerUser(let user, _, _, _): registeredUsers.append(user); bounded(&registeredUsers)
@@ -296,6 +306,8 @@ public struct DemoScenario {
             awaitingResult.append((payment, order)); bounded(&awaitingResult)
             paymentOrders[payment] = order
             if paymentOrders.count > Self.pendingMax * 2 { paymentOrders.removeAll() }
+        case .recordPaymentFailed(let payment, _):
+            if let order = paymentOrders.removeValue(forKey: payment) { payAgain(order) }
         case .recordPaymentSucceeded(let payment, let transaction):
             if let order = paymentOrders.removeValue(forKey: payment) { succeeded.append((payment, order)); bounded(&succeeded) }
             transactionIDs.append(transaction); bounded(&transactionIDs)

@@ -224,6 +224,8 @@ public enum Claims {
         "claim-social-\(keyedDigest("social/\(provider)", id, secret: secret))"
     }
     public static func paymentTransaction(_ method: PaymentMethod, _ id: String) -> String { "claim-payment-\(method.rawValue)-\(id)" }
+    /// Held by an order's payment from its start until it fails; kept once it succeeds.
+    public static func orderPayment(_ orderID: String) -> String { "claim-order-payment-\(orderID)" }
 
     static func keyedDigest(_ kind: String, _ value: String, secret: SymmetricKey?) -> String {
         let input = Data("tally/claim/\(kind)\u{0}\(value)".utf8)

@@ -3,8 +3,9 @@ import TallyLog
 
 /// The web shop's rules (the seed's "security rules"): admins alone change the catalogue; stock covers
 /// every line when an order is confirmed and never goes negative; a provider's transaction id is
-/// accepted once; an order is paid only by a successful payment of exactly its total; its status only
-/// moves forward, and it can be cancelled only before it ships.
+/// accepted once; an order is paid only by a successful payment of exactly its total, and has one
+/// payment at a time (another only once the last failed); its status only moves forward, and it can
+/// be cancelled only before it ships.
 enum ShopRules {
     static func decide(_ envelope: CommandEnvelope, streams: inout some StreamReading) throws -> Decision {
         let actor = envelope.actor
@@ -161,8 +162,24 @@ enum ShopRules {
             guard order.status == .pending || order.status == .confirmed else {
                 throw Rejection(.invalidOrderTransition, "order \(orderID) is \(order.status.rawValue); it takes no payment")
             }
+            // Rule 4 from the start: a payment of another amount could never pay the order, only charge the customer.
+            let total = order.placed!.total
+            guard amount == total else {
+                throw Rejection(.paymentAmountMismatch, "a payment of \(amount) cannot pay order \(orderID), which totals \(total)")
+            }
             let payment = try draft.load(ShopStreams.payment(paymentID), as: PaymentState.self, from: &streams)
             guard payment.initiated == nil else { throw Rejection(.paymentAlreadyExists, "payment \(paymentID) already exists") }
+            // One payment of an order at a time: two in flight would both charge the customer if both
+            // went through. A payment that fails gives the order back for another.
+            let open = Claims.orderPayment(orderID)
+            if let holder = try draft.load(open, as: ClaimState.self, from: &streams).owner {
+                let held = try draft.load(ShopStreams.payment(holder), as: PaymentState.self, from: &streams)
+                throw Rejection(.orderHasPayment, held.succeeded != nil
+                    ? "order \(orderID) was already paid by payment \(holder); another would charge the customer twice"
+                    : "order \(orderID) has payment \(holder) in progress; record its result first (another could charge the customer twice)")
+            }
+            try draft.claim(open, kind: "order-payment", owner: paymentID, from: &streams,
+                            taken: Rejection(.orderHasPayment, "order \(orderID) has another payment in progress"))
             draft.emit(ShopStreams.payment(paymentID), PaymentInitiated(paymentID: paymentID, orderID: orderID, userID: order.placed!.userID,
                                                                           amount: amount, method: method))
 
@@ -184,6 +201,7 @@ enum ShopRules {
             guard let initiated = payment.initiated else { throw Rejection(.paymentNotFound, "payment \(paymentID) was never initiated") }
             guard payment.succeeded == nil && payment.failed == nil else { throw Rejection(.paymentAlreadySettled, "payment \(paymentID) is already settled") }
             draft.emit(ShopStreams.payment(paymentID), PaymentFailed(paymentID: paymentID, orderID: initiated.orderID, reason: reason))
+            try draft.release(Claims.orderPayment(initiated.orderID), kind: "order-payment", owner: paymentID, from: &streams)
 
         case .markOrderPaid(let orderID, let paymentID):
             try Require.role(actor, [.admin, .system], "mark an order paid")

@@ -133,17 +133,52 @@ let customer = Actor(.customer, "u1")
         try run(&streams, [
             command(customer, .placeOrder(orderID: "o1", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 2)])),
             command(system, .confirmOrder(orderID: "o1")),
-            command(customer, .initiatePayment(paymentID: "short", orderID: "o1", amount: cents(1999), method: .card)),
+        ])
+        // A payment of another amount could never pay the order: refused at its start.
+        let short = #expect(throws: Rejection.self) {
+            try Decide.decide(command(customer, .initiatePayment(paymentID: "short", orderID: "o1", amount: cents(1999), method: .card)), streams: &streams)
+        }
+        #expect(short == Rejection(.paymentAmountMismatch, "a payment of 19.99 USD cannot pay order o1, which totals 20.00 USD"))
+        try run(&streams, [
             command(customer, .initiatePayment(paymentID: "failed", orderID: "o1", amount: cents(2000), method: .paypal)),
-            command(customer, .initiatePayment(paymentID: "good", orderID: "o1", amount: cents(2000), method: .card)),
-            command(system, .recordPaymentSucceeded(paymentID: "short", transactionID: "C-1")),
             command(system, .recordPaymentFailed(paymentID: "failed", reason: "declined")),
+            command(customer, .initiatePayment(paymentID: "good", orderID: "o1", amount: cents(2000), method: .card)),
         ])
         #expect(code(command(system, .markOrderPaid(orderID: "o1", paymentID: "good")), &streams) == .paymentNotSuccessful)
         #expect(code(command(system, .markOrderPaid(orderID: "o1", paymentID: "failed")), &streams) == .paymentNotSuccessful)
-        #expect(code(command(system, .markOrderPaid(orderID: "o1", paymentID: "short")), &streams) == .paymentAmountMismatch)
         try run(&streams, [command(system, .recordPaymentSucceeded(paymentID: "good", transactionID: "C-2"))])
         #expect(code(command(system, .markOrderPaid(orderID: "o1", paymentID: "good")), &streams) == nil)
+        // A payment of the wrong amount written behind the rules' back does not pay an order either.
+        try run(&streams, [command(customer, .placeOrder(orderID: "o2", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1)])),
+                           command(system, .confirmOrder(orderID: "o2"))])
+        streams.append(stream: "payment-raw", type: PaymentSucceeded.eventType, schemaVersion: 1,
+                       payload: DomainCoding.encode(PaymentSucceeded(paymentID: "raw", orderID: "o2", transactionID: "C-3", method: .card, amount: cents(1))))
+        #expect(code(command(system, .markOrderPaid(orderID: "o2", paymentID: "raw")), &streams) == .paymentAmountMismatch)
+    }
+
+    /// One payment of an order at a time: two in flight both charged the customer when both went
+    /// through (the shop seed's double payment). Another may start once the last one failed.
+    @Test func anOrderTakesOnePaymentAtATime() throws {
+        var streams = try shop()
+        try run(&streams, [
+            command(customer, .placeOrder(orderID: "o1", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1)])),
+            command(customer, .initiatePayment(paymentID: "pay1", orderID: "o1", amount: cents(1000), method: .card)),
+        ])
+        let second = #expect(throws: Rejection.self) {
+            try Decide.decide(command(customer, .initiatePayment(paymentID: "pay2", orderID: "o1", amount: cents(1000), method: .mpesa)), streams: &streams)
+        }
+        #expect(second == Rejection(.orderHasPayment, "order o1 has payment pay1 in progress; record its result first (another could charge the customer twice)"))
+        try run(&streams, [command(system, .recordPaymentFailed(paymentID: "pay1", reason: "declined"))])
+        #expect(code(command(customer, .initiatePayment(paymentID: "pay2", orderID: "o1", amount: cents(1000), method: .mpesa)), &streams) == nil)
+        try run(&streams, [command(system, .recordPaymentSucceeded(paymentID: "pay2", transactionID: "MP-9"))])
+        // Succeeded but not yet marked paid: the order is still pending, and a third payment would charge twice.
+        let third = #expect(throws: Rejection.self) {
+            try Decide.decide(command(customer, .initiatePayment(paymentID: "pay3", orderID: "o1", amount: cents(1000), method: .card)), streams: &streams)
+        }
+        #expect(third == Rejection(.orderHasPayment, "order o1 was already paid by payment pay2; another would charge the customer twice"))
+        // Another order is not held by this one's payment.
+        try run(&streams, [command(customer, .placeOrder(orderID: "o2", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1)]))])
+        #expect(code(command(customer, .initiatePayment(paymentID: "pay3", orderID: "o2", amount: cents(1000), method: .card)), &streams) == nil)
     }
 
     @Test func orderStatusOnlyMovesForwardAndCancellingStopsAtShipping() throws {
