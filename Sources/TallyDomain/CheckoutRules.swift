@@ -45,6 +45,16 @@ enum CheckoutRules {
             try Require.admin(actor, "schedule a price")
             let store = try loadStore(storeID, &draft, &streams)
             do { try Pricing.validate(price) } catch let error as PricingError { throw Rejection(.invalidPrice, error.description) }
+            // Checked here, not by `Pricing.validate`, so records already in a log still price.
+            // A negative type: the seed's column is unsigned.
+            guard price.priceType >= 0 else {
+                throw Rejection(.invalidPrice, "invalid price record: price type \(price.priceType) is negative (0 is the regular price, higher types override it)")
+            }
+            // "Every second unit free" of a group price ("3 for $1") has no one reading: which unit is
+            // free, and what does the group's last unit take?
+            guard !price.bogo || price.quantity == 1 else {
+                throw Rejection(.invalidPrice, "invalid price record: a buy-one-get-one price is for one unit, not a group of \(price.quantity)")
+            }
             guard price.price.currency == store.currency else {
                 throw Rejection(.currencyMismatch, "store \(storeID) sells in \(store.currency), not \(price.price.currency)")
             }

@@ -170,6 +170,9 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         #expect(code(member, .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.lime, price: cents(1))), &streams) == .notAuthorized)
         #expect(code(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.lime, price: Money(minor: 1, currency: .kes))), &streams) == .currencyMismatch)
         #expect(code(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.lime, price: cents(100), quantity: 0)), &streams) == .invalidPrice)
+        // BOGO of a group ("3 for $1, buy one get one") was accepted: 0.34, free, 0.32.
+        #expect(code(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.lime, price: cents(100), quantity: 3, bogo: true)), &streams) == .invalidPrice)
+        #expect(code(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: Self.lime, priceType: -1, price: cents(100))), &streams) == .invalidPrice)
         #expect(code(admin, .createItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: "again")), &streams) == .itemAlreadyExists)
         #expect(code(admin, .createItem(storeID: "s1", sku: sku("9"), details: ItemDetails(description: "x", supersededBy: sku("8"))), &streams) == .itemNotFound)
         #expect(code(admin, .changeItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: "Key lime")), &streams) == nil)
