@@ -402,6 +402,7 @@ public enum Decide {
             try Require.admin(actor, "register a booth")
             try Require.field("boothID", boothID)
             try Require.field("name", name)
+            try Require.field("location", location)
             var draft = Draft()
             let booth = try draft.load(FairStreams.booth(boothID), as: BoothState.self, from: &streams)
             guard booth.registered == nil else { throw Rejection(.boothAlreadyRegistered, "booth \(boothID) is already registered") }

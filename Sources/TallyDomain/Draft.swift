@@ -79,8 +79,14 @@ enum Require {
         }
     }
 
+    /// A name or an id: not empty, not beginning or ending with a space (a voucher "7 " would be
+    /// another voucher than the "7" printed on it, and a name of spaces is none), at most 100 bytes,
+    /// no control characters.
     static func field(_ name: String, _ value: String) throws {
-        guard !value.isEmpty else { throw Rejection(.invalidField, "\(name) must not be empty") }
+        guard let first = value.first, let last = value.last else { throw Rejection(.invalidField, "\(name) must not be empty") }
+        guard !first.isWhitespace, !last.isWhitespace else {
+            throw Rejection(.invalidField, "\(name) \(JSONView.quoted(value)) must not begin or end with a space")
+        }
         guard value.utf8.count <= 100, !value.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
             throw Rejection(.invalidField, "\(name) must be at most 100 bytes without control characters")
         }

@@ -68,6 +68,15 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         #expect(rejection(command(lee, .issueVoucher(voucherID: "1", amount: cents(100), buyerEmail: "a@b")), in: &streams) == .notAuthorized)
         #expect(rejection(command(admin, .issueVoucher(voucherID: "1", amount: cents(-5), buyerEmail: "a@b")), in: &streams) == .nonPositiveAmount)
         #expect(rejection(command(admin, .issueVoucher(voucherID: "", amount: cents(5), buyerEmail: "a@b")), in: &streams) == .invalidField)
+        // A voucher "7 " would be another voucher than the "7" printed on it; a booth named by spaces has no name.
+        let spaced = #expect(throws: Rejection.self) {
+            try Decide.decide(command(admin, .issueVoucher(voucherID: "7 ", amount: cents(5), buyerEmail: "a@b")), streams: &streams)
+        }
+        #expect(spaced == Rejection(.invalidField, #"voucherID "7 " must not begin or end with a space"#))
+        #expect(rejection(command(admin, .registerBooth(boothID: "1", name: "  ", location: "y")), in: &streams) == .invalidField)
+        #expect(rejection(command(admin, .registerBooth(boothID: "1", name: "Lemonade", location: "")), in: &streams) == .invalidField)
+        #expect(rejection(command(admin, .registerBooth(boothID: "\u{A0}1", name: "Lemonade", location: "y")), in: &streams) == .invalidField)
+        #expect(rejection(command(admin, .registerBooth(boothID: "1", name: "Lemonade stand", location: "North gate")), in: &streams) == nil)
         // An email address is a name, one "@" and a domain: not a name or a phone number typed in its field.
         for email in ["kim", "kim@", "@example.org", "kim@@example.org", "kim @example.org", "kim@example.org.", "+1 555 0100"] {
             #expect(rejection(command(admin, .issueVoucher(voucherID: "1", amount: cents(5), buyerEmail: email)), in: &streams) == .invalidField, "\(email)")
