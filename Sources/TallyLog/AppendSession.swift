@@ -90,6 +90,10 @@ enum Validation {
         guard !id.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
             throw LogError.invalidStreamID(id, reason: "it contains a control character")
         }
+        // "cart-1 " would be another stream than the "cart-1" everyone reads; " " would name none.
+        guard id.unicodeScalars.first?.properties.isWhitespace == false, id.unicodeScalars.last?.properties.isWhitespace == false else {
+            throw LogError.invalidStreamID(id, reason: "it begins or ends with a space")
+        }
     }
 
     static func eventType(_ type: String) throws {

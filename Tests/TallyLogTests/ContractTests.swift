@@ -198,6 +198,8 @@ import TallyMerkle
         ("long stream", { $0.stream = String(repeating: "s", count: 201) }, "it is 201 bytes; the limit is 200"),
         // The message shows the name with its control characters escaped, on one line.
         ("control character", { $0.stream = "a\nb" }, #"invalid stream id "a\nb": it contains a control character"#),
+        ("spaced stream", { $0.stream = "cart-1 " }, #"invalid stream id "cart-1 ": it begins or ends with a space"#),
+        ("blank stream", { $0.stream = "\u{3000}" }, "it begins or ends with a space"),
         ("nul and quote", { $0.actor = "a\u{0}\"" }, #"invalid actor "a\u{0}\"": it contains a control character"#),
         ("empty type", { $0.type = "" }, "invalid event type \"\": it is empty"),
         ("long type", { $0.type = "T" + String(repeating: "t", count: 100) }, "it is 101 bytes; the limit is 100"),
