@@ -124,6 +124,8 @@ public struct CartItemRemoved: DomainEvent {
     public var cartID: String
     public var sku: SKU
     public var quantity: Int
+    /// Set when these units went because the item they came with was removed (a deposit with its bottles).
+    public var linkedFrom: SKU?
 }
 
 public struct RestrictedItemsApproved: DomainEvent {
@@ -208,12 +210,15 @@ public struct CartLine: Sendable, Equatable {
     public var sku: SKU
     public var quantity: Int
     public var embeddedPrice: Money?
+    /// The item whose scan added this line (a deposit's bottles), or nil for a line scanned itself.
+    public var linkedFrom: SKU?
 }
 
 public struct CartState: Foldable {
     public init() {}
     public var opened: CartOpened?
-    /// Lines in scan order; removals take from the last lines of a SKU.
+    /// Lines in scan order; removals take from the last lines of a SKU: a removal of the item itself
+    /// from its own lines first, one that follows its item from the lines that item added.
     public var lines: [CartLine] = []
     public var approved = false
     public var checkedOut = false
@@ -223,20 +228,33 @@ public struct CartState: Foldable {
         try lines.filter { $0.sku == sku }.reduce(0) { try Quantities.sum($0, $1.quantity, "the units of \(sku) in the cart") }
     }
 
+    /// The units of `sku` that `linkedFrom`'s scans added (nil: the units scanned themselves).
+    public func quantity(of sku: SKU, linkedFrom: SKU?) throws -> Int {
+        try lines.filter { $0.sku == sku && $0.linkedFrom == linkedFrom }
+            .reduce(0) { try Quantities.sum($0, $1.quantity, "the units of \(sku) in the cart") }
+    }
+
     public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
         switch type {
         case CartOpened.eventType: opened = try DomainCoding.decode(CartOpened.self, from: payload)
         case CartItemAdded.eventType:
             let added = try DomainCoding.decode(CartItemAdded.self, from: payload)
-            lines.append(CartLine(scannedInput: added.scannedInput, sku: added.sku, quantity: added.quantity, embeddedPrice: added.embeddedPrice))
+            lines.append(CartLine(scannedInput: added.scannedInput, sku: added.sku, quantity: added.quantity, embeddedPrice: added.embeddedPrice,
+                                  linkedFrom: added.linkedFrom))
         case CartItemRemoved.eventType:
             let removed = try DomainCoding.decode(CartItemRemoved.self, from: payload)
             var remaining = removed.quantity
-            for index in lines.indices.reversed() where lines[index].sku == removed.sku && remaining > 0 {
-                let taken = min(remaining, lines[index].quantity)
-                lines[index].quantity -= taken
-                remaining -= taken
+            func take(where matches: (CartLine) -> Bool) {
+                for index in lines.indices.reversed() where remaining > 0 && lines[index].sku == removed.sku && matches(lines[index]) {
+                    let taken = min(remaining, lines[index].quantity)
+                    lines[index].quantity -= taken
+                    remaining -= taken
+                }
             }
+            take { $0.linkedFrom == removed.linkedFrom }
+            // Before linked removals were told apart (2026-12-02) a deposit could be removed on its own
+            // from the lines its bottles added: such a removal of an older log still takes them.
+            if removed.linkedFrom == nil { take { _ in true } }
             lines.removeAll { $0.quantity == 0 }
         case RestrictedItemsApproved.eventType: approved = true
         case CartCheckedOut.eventType: checkedOut = true

@@ -147,11 +147,24 @@ enum CheckoutRules {
         case .removeItem(let cartID, let sku, let quantity):
             try Require.quantity(quantity, max: Quantities.perItemMax, "a removed quantity")
             let cart = try loadOpenCart(cartID, actor, &draft, &streams)
-            let held = try cart.quantity(of: sku)
-            guard held >= quantity else {
+            // Rule 7 both ways: a linked item (a bottle deposit) goes with the item that brought it, and
+            // only with it. Removing the deposit alone charged two six-packs one deposit.
+            let own = try cart.quantity(of: sku, linkedFrom: nil)
+            guard own >= quantity else {
+                let held = try cart.quantity(of: sku)
+                if held >= quantity, let item = cart.lines.first(where: { $0.sku == sku && $0.linkedFrom != nil })?.linkedFrom {
+                    throw Rejection(.linkedItemStaysWithItsItem, "\(held - own) of \(sku) in cart \(cartID) came with \(item) and go only with it: remove \(item)")
+                }
                 throw Rejection(.itemNotInCart, "cart \(cartID) holds \(held) of \(sku), fewer than \(quantity)")
             }
             draft.emit(CheckoutStreams.cart(cartID), CartItemRemoved(cartID: cartID, sku: sku, quantity: quantity))
+            // The units this item brought leave with it (removing bottles left their deposit charged).
+            var brought: [SKU] = []
+            for line in cart.lines where line.linkedFrom == sku && !brought.contains(line.sku) { brought.append(line.sku) }
+            for linked in brought {
+                let units = min(quantity, try cart.quantity(of: linked, linkedFrom: sku))
+                draft.emit(CheckoutStreams.cart(cartID), CartItemRemoved(cartID: cartID, sku: linked, quantity: units, linkedFrom: sku))
+            }
 
         case .approveRestrictedItems(let cartID):
             try Require.role(actor, [.staff], "approve restricted items")

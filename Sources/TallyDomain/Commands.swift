@@ -54,6 +54,8 @@ public enum RejectionCode: String, Codable, Sendable, CaseIterable {
     case cartAlreadyCheckedOut
     case cartEmpty
     case itemNotInCart
+    /// A linked item's units (a deposit) removed without the item that brought them.
+    case linkedItemStaysWithItsItem
     case restrictedItemNeedsApproval
     /// More units than one command, a cart's line of an item or a count of stock may hold (`Quantities`).
     case quantityTooLarge

@@ -164,6 +164,42 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         #expect(code(member, .scanItem(cartID: "nope", scannedInput: Self.lime.value, quantity: 1), &streams) == .cartNotFound)
     }
 
+    /// A deposit comes with its bottles and goes with them. Removing the deposit alone charged two
+    /// six-packs one deposit; removing a six-pack left its deposit charged.
+    @Test func aLinkedItemGoesWithTheItemThatBroughtIt() throws {
+        var streams = try store()
+        try scan(Self.beer.value, 2, &streams)
+        try scan(Self.deposit.value, 1, &streams)  // a deposit bought on its own (a crate's)
+        let alone = #expect(throws: Rejection.self) {
+            try Decide.decide(command(member, .removeItem(cartID: "k1", sku: Self.deposit, quantity: 2)), streams: &streams)
+        }
+        #expect(alone == Rejection(.linkedItemStaysWithItsItem, "2 of 000000000010 in cart k1 came with 000012345678 and go only with it: remove 000012345678"))
+        // The deposit scanned on its own may go; then one six-pack takes its deposit with it.
+        #expect(code(member, .removeItem(cartID: "k1", sku: Self.deposit, quantity: 1), &streams) == nil)
+        let removal = try Decide.decide(command(member, .removeItem(cartID: "k1", sku: Self.beer, quantity: 1)), streams: &streams)
+        #expect(removal.events.count == 2)
+        #expect(try DomainCoding.decode(CartItemRemoved.self, from: removal.events[1].payload)
+                    == CartItemRemoved(cartID: "k1", sku: Self.deposit, quantity: 1, linkedFrom: Self.beer))
+        streams.append(removal)
+        #expect(code(member, .removeItem(cartID: "k1", sku: Self.deposit, quantity: 1), &streams) == .linkedItemStaysWithItsItem)
+        #expect(code(staff, .approveRestrictedItems(cartID: "k1"), &streams) == nil)
+        let receipt = try checkedOut(&streams)
+        #expect(receipt.lines.map { [$0.sku.value: $0.quantity] } == [[Self.beer.value: 1], [Self.deposit.value: 1]])
+        #expect(receipt.total == cents(909))
+    }
+
+    /// A log written before linked removals were told apart may hold a deposit removed on its own from
+    /// the lines its bottles added: the fold still takes those units.
+    @Test func anOlderRemovalOfALinkedItemStillFolds() throws {
+        var streams = try store()
+        try scan(Self.beer.value, 2, &streams)
+        streams.append(stream: "cart-k1", type: CartItemRemoved.eventType, schemaVersion: 1,
+                       payload: DomainCoding.encode(CartItemRemoved(cartID: "k1", sku: Self.deposit, quantity: 1)))
+        var cart = CartState()
+        _ = try streams.fold("cart-k1") { try cart.apply($0, $1) }
+        #expect(try cart.quantity(of: Self.deposit) == 1 && cart.quantity(of: Self.beer) == 2)
+    }
+
     @Test func onlyAdminsChangeItemsAndPrices() throws {
         var streams = try store()
         #expect(code(member, .createItem(storeID: "s1", sku: sku("1"), details: ItemDetails(description: "x")), &streams) == .notAuthorized)
