@@ -35,6 +35,18 @@ enum CheckoutRules {
                     throw Rejection(.itemNotFound, "the \(what) \(other) does not exist in store \(storeID)")
                 }
             }
+            // Rule 8's replacements form chains a scan follows to their end: no loop, or a scan of either
+            // item would be sold as whichever the walk stopped at. (A walk stops at an older loop too.)
+            if let first = details.supersededBy {
+                var chain = [sku, first]
+                while chain.count <= Self.replacementHopsMax,
+                      let next = try draft.load(CheckoutStreams.item(storeID, chain.last!), as: ItemState.self, from: &streams).details?.supersededBy {
+                    guard next != sku else {
+                        throw Rejection(.invalidField, "replacing \(sku) by \(first) makes a loop: \((chain + [next]).map(\.value).joined(separator: " → "))")
+                    }
+                    chain.append(next)
+                }
+            }
             if creating {
                 draft.emit(CheckoutStreams.item(storeID, sku), ItemCreated(storeID: storeID, sku: sku, details: details))
             } else {
@@ -109,6 +121,9 @@ enum CheckoutRules {
         case .scanItem(let cartID, let scannedInput, let quantity):
             try Require.quantity(quantity, max: Quantities.perItemMax, "a scanned quantity")
             let cart = try loadOpenCart(cartID, actor, &draft, &streams)
+            // A deactivated member's cart takes nothing more (its checkout is still recorded: the payment
+            // may already be taken).
+            _ = try loadMember(cart.opened!.memberID, &draft, &streams)
             let store = try loadStore(cart.opened!.storeID, &draft, &streams)
             let storeID = cart.opened!.storeID
             // A variable-price code carries its price; anything else is a SKU, kept as a string.
@@ -117,11 +132,16 @@ enum CheckoutRules {
                 throw Rejection(.invalidField, "\"\(scannedInput)\" is not a SKU or a variable-price code")
             }
             var item = try draft.load(CheckoutStreams.item(storeID, scannedSKU), as: ItemState.self, from: &streams)
-            guard var details = item.details else { throw Rejection(.itemNotFound, "item \(scannedSKU) does not exist in store \(storeID)") }
+            guard let scannedDetails = item.details else { throw Rejection(.itemNotFound, "item \(scannedSKU) does not exist in store \(storeID)") }
+            var details = scannedDetails
             // Rule 8: a superseded SKU resolves to its replacement for pricing and reporting.
             var sku = scannedSKU
             var hops = 0
-            while let replacement = details.supersededBy, hops < 8 {
+            while let replacement = details.supersededBy {
+                guard hops < Self.replacementHopsMax else {
+                    throw Rejection(.invalidField, "item \(scannedSKU) is replaced by \(scannedDetails.supersededBy!), and so on past \(Self.replacementHopsMax) "
+                                    + "replacements: give the items a shorter chain")
+                }
                 item = try draft.load(CheckoutStreams.item(storeID, replacement), as: ItemState.self, from: &streams)
                 guard let replacementDetails = item.details else { throw Rejection(.itemNotFound, "replacement \(replacement) does not exist") }
                 sku = replacement
@@ -249,6 +269,9 @@ enum CheckoutRules {
         }
         return opened
     }
+
+    /// The longest chain of replacements (an item superseded by one superseded by another…).
+    static let replacementHopsMax = 8
 
     static func loadMember(_ memberID: String, _ draft: inout Draft, _ streams: inout some StreamReading) throws -> MemberState {
         let member = try draft.load(CheckoutStreams.member(memberID), as: MemberState.self, from: &streams)

@@ -188,6 +188,44 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         #expect(receipt.total == cents(909))
     }
 
+    /// Soap superseded by its new look, and the new look by the old: a loop was accepted, and a scan of
+    /// either was sold as whichever SKU the walk stopped at.
+    @Test func replacementsMakeNoLoop() throws {
+        var streams = try store()
+        let loop = #expect(throws: Rejection.self) {
+            try Decide.decide(command(admin, .changeItem(storeID: "s1", sku: Self.newSoap, details: ItemDetails(description: "Soap", supersededBy: Self.oldSoap))),
+                              streams: &streams)
+        }
+        #expect(loop == Rejection(.invalidField, "replacing 000777000002 by 000777000001 makes a loop: 000777000002 → 000777000001 → 000777000002"))
+        // A scan follows the chain to its end, up to eight replacements; past them it is refused, not
+        // sold as the item the walk stopped at. (Old soap → new soap → 1 → … → 7 is eight.)
+        var previous = Self.newSoap
+        for index in 1...8 {
+            let next = sku("00077700010\(index)")
+            #expect(code(admin, .createItem(storeID: "s1", sku: next, details: ItemDetails(description: "Soap \(index)")), &streams) == nil)
+            #expect(code(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: next, price: cents(200 + Int64(index)))), &streams) == nil)
+            #expect(code(admin, .changeItem(storeID: "s1", sku: previous, details: ItemDetails(description: "Soap", supersededBy: next)), &streams) == nil)
+            previous = next
+            let scanned = Result { try Decide.decide(command(member, .scanItem(cartID: "k1", scannedInput: Self.oldSoap.value, quantity: 1)), streams: &streams) }
+            if index < 8 {
+                let added = try DomainCoding.decode(CartItemAdded.self, from: try scanned.get().events[0].payload)
+                #expect(added.sku == next && added.scannedInput == Self.oldSoap.value)
+            } else {
+                #expect(throws: Rejection(.invalidField, "item 000777000001 is replaced by 000777000002, and so on past 8 replacements: "
+                                          + "give the items a shorter chain")) { try scanned.get() }
+            }
+        }
+    }
+
+    /// A deactivated member's open cart took more items; its checkout is still recorded (the payment may be taken).
+    @Test func aDeactivatedMembersCartTakesNothingMore() throws {
+        var streams = try store()
+        try scan(Self.lime.value, 1, &streams)
+        #expect(code(admin, .deactivateMember(memberID: "m1"), &streams) == nil)
+        #expect(code(member, .scanItem(cartID: "k1", scannedInput: Self.lime.value, quantity: 1), &streams) == .memberInactive)
+        #expect(try checkedOut(&streams).lines.map(\.quantity) == [1])
+    }
+
     /// A log written before linked removals were told apart may hold a deposit removed on its own from
     /// the lines its bottles added: the fold still takes those units.
     @Test func anOlderRemovalOfALinkedItemStillFolds() throws {
