@@ -36,22 +36,39 @@ struct ReportOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Only rows at or after this RFC 3339 time or date.", valueName: "time")) var from: String?
     @Option(help: ArgumentHelp("Only rows before this RFC 3339 time or date.", valueName: "time")) var to: String?
     @Option(help: "At most this many rows.") var limit: Int?
+    @Option(name: .customLong("time-zone"),
+            help: ArgumentHelp("Read the dates of --from, --to and --as-of, and add up revenue per day, in this IANA time zone "
+                               + "(Africa/Nairobi, Europe/Berlin) instead of UTC.", valueName: "zone"))
+    var timeZoneName: String?
     @Flag(help: "Read the read model as it is, without bringing it up to the log's head first.") var noCatchUp = false
 
     func validate() throws {
-        if let from, Timestamp(iso8601: from) == nil { throw ValidationError("--from \"\(from)\" is not an RFC 3339 time or a date") }
-        if let to, Timestamp(iso8601: to) == nil { throw ValidationError("--to \"\(to)\" is not an RFC 3339 time or a date") }
-        if let from, let to, let start = Timestamp(iso8601: from), let end = Timestamp(iso8601: to), start >= end {
+        if let timeZoneName, TimeZone(identifier: timeZoneName) == nil {
+            throw ValidationError("--time-zone \"\(timeZoneName)\" is not a time zone: give an IANA name such as Africa/Nairobi or Europe/Berlin, or UTC")
+        }
+        if let from, instant(from) == nil { throw ValidationError("--from \"\(from)\" is not an RFC 3339 time or a date") }
+        if let to, instant(to) == nil { throw ValidationError("--to \"\(to)\" is not an RFC 3339 time or a date") }
+        if let from, let to, let start = instant(from), let end = instant(to), start >= end {
             throw ValidationError("--from \"\(from)\" is not before --to \"\(to)\": rows from --from up to (not including) --to would be none")
         }
-        if let asOf, UInt64(asOf) == nil, Timestamp(iso8601: asOf) == nil {
+        if let asOf, UInt64(asOf) == nil, instant(asOf) == nil {
             throw ValidationError("--as-of \"\(asOf)\" is neither a log position nor an RFC 3339 time or date")
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
-    var fromMicroseconds: Int64? { from.flatMap { Timestamp(iso8601: $0)?.microsecondsSinceEpoch } }
-    var toMicroseconds: Int64? { to.flatMap { Timestamp(iso8601: $0)?.microsecondsSinceEpoch } }
+    var fromMicroseconds: Int64? { from.flatMap { instant($0)?.microsecondsSinceEpoch } }
+    var toMicroseconds: Int64? { to.flatMap { instant($0)?.microsecondsSinceEpoch } }
+
+    /// The days of --time-zone; UTC's without it.
+    var days: LocalDays { LocalDays(zone: timeZoneName.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!) }
+
+    /// An RFC 3339 time as it says; a date, the first moment of that day in --time-zone (UTC without it).
+    func instant(_ text: String) -> Timestamp? {
+        guard let utc = Timestamp(iso8601: text) else { return nil }
+        guard timeZoneName != nil, !text.contains(where: { $0 == "T" || $0 == "t" || $0 == " " }) else { return utc }
+        return days.start(ofDay: text)
+    }
 
     /// The database to report from: the serving read model brought up to date, or one as of a moment.
     func database(_ name: String) throws -> DatabaseQueue {
@@ -64,7 +81,7 @@ struct ReportOptions: ParsableArguments {
             if let number = UInt64(asOf) {
                 position = number
             } else {
-                guard let time = Timestamp(iso8601: asOf) else { throw CLIError("--as-of \"\(asOf)\" is not a position or a time") }
+                guard let time = instant(asOf) else { throw CLIError("--as-of \"\(asOf)\" is not a position or a time") }
                 position = try log.withSnapshot { try $0.position(atOrBefore: time) }
             }
             let progress = SharedProgress(label: "as of \(position)", names: [name])
@@ -133,6 +150,39 @@ struct ReportOptions: ParsableArguments {
             writer.finish()
         }
     }
+}
+
+/// Days as a time zone has them: which day a moment falls on, and when a day starts (a clock change
+/// moves the offset with it).
+struct LocalDays {
+    let calendar: Calendar
+
+    init(zone: TimeZone) {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        self.calendar = calendar
+    }
+
+    /// The day (YYYY-MM-DD) `time` falls on.
+    func day(of time: Timestamp) -> String {
+        let offset = Int64(calendar.timeZone.secondsFromGMT(for: date(time)))
+        return String(Timestamp(microsecondsSinceEpoch: time.microsecondsSinceEpoch + offset * 1_000_000).iso8601.prefix(10))
+    }
+
+    /// Whether `time` is the first moment of its day.
+    func isStartOfDay(_ time: Timestamp) -> Bool {
+        time.microsecondsSinceEpoch % 1_000_000 == 0 && calendar.startOfDay(for: date(time)) == date(time)
+    }
+
+    /// The first moment of `text`, a date (YYYY-MM-DD).
+    func start(ofDay text: String) -> Timestamp? {
+        let parts = text.split(separator: "-").compactMap { Int($0) }
+        // Noon of that day, then back to its start: a day whose midnight a clock change skips still has a first moment.
+        guard parts.count == 3, let noon = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2], hour: 12)) else { return nil }
+        return Timestamp(microsecondsSinceEpoch: Int64(calendar.startOfDay(for: noon).timeIntervalSince1970) * 1_000_000)
+    }
+
+    private func date(_ time: Timestamp) -> Date { Date(timeIntervalSince1970: Double(time.microsecondsSinceEpoch) / 1_000_000) }
 }
 
 /// Writes rows as a table (buffered, for the widths), CSV (RFC 4180) or JSON (an array of objects).
@@ -264,12 +314,13 @@ struct SalesReport: ParsableCommand {
         if view == .vouchers, booth != nil || storeID != nil || channel != nil || options.from != nil || options.to != nil {
             throw ValidationError("--view vouchers takes no filters: the liability is fair-wide")
         }
-        // Revenue is added up per day (UTC): a time within a day cannot be honoured, so it is refused
-        // rather than widened or narrowed to the whole day.
+        // Revenue is added up per day (UTC, or --time-zone's): a time within a day cannot be honoured,
+        // so it is refused rather than widened or narrowed to the whole day.
         if view == .revenue {
+            let (zone, midnight) = options.timeZoneName.map { ($0, "a midnight there") } ?? ("UTC", "a UTC midnight")
             for (name, value) in [("--from", options.from), ("--to", options.to)] {
-                if let value, let time = Timestamp(iso8601: value), !time.iso8601.hasSuffix("T00:00:00.000000Z") {
-                    throw ValidationError("--view revenue adds up whole days (UTC): \(name) must be a date or a UTC midnight, not \"\(value)\"")
+                if let value, let time = options.instant(value), !options.days.isStartOfDay(time) {
+                    throw ValidationError("--view revenue adds up whole days (\(zone)): \(name) must be a date or \(midnight), not \"\(value)\"")
                 }
             }
         }
@@ -288,6 +339,8 @@ struct SalesReport: ParsableCommand {
                 SELECT position, channel, sale_id, voucher_id, buyer_email, booth_id, store_id, operator_id, member_id,
                        payment_transaction_id, amount_minor, currency, sold_at FROM sales\(filters.sql) ORDER BY position
                 """, arguments: filters.arguments)
+        case .revenue where options.timeZoneName != nil:
+            try revenueInTimeZone(database)
         case .revenue:
             filters.addText("location", booth ?? storeID)
             filters.add("channel = ?", channel)
@@ -302,6 +355,46 @@ struct SalesReport: ParsableCommand {
                 FROM voucher_liability ORDER BY currency
                 """, arguments: [])
         }
+    }
+}
+
+extension SalesReport {
+    /// Revenue per day of --time-zone: `revenue_daily` holds UTC days, so the sales are added up again
+    /// from `sales`, each on the day its time falls on there (a clock change moves the offset with it).
+    func revenueInTimeZone(_ database: DatabaseQueue) throws {
+        struct Key: Hashable { var day: String; var channel: String; var location: [UInt8]; var currency: String }
+        var filters = Filters()
+        let location = "COALESCE(booth_id, store_id, 'web')"
+        filters.addText(location, booth ?? storeID)
+        filters.add("channel = ?", channel)
+        filters.addTimeRange("sold_at_us", options)
+        var totals: [Key: (sales: Int64, revenue: Int64)] = [:]
+        let days = options.days
+        try database.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT channel, \(location), currency, sold_at_us, amount_minor FROM sales\(filters.sql)",
+                                           arguments: StatementArguments(filters.arguments))
+            while let row = try rows.next() {
+                // Location by its bytes, as SQLite keeps it: NFC and NFD "café" are two booths.
+                let key = Key(day: days.day(of: Timestamp(microsecondsSinceEpoch: row[3])), channel: row[0],
+                              location: Array((row[1] as String).utf8), currency: row[2])
+                var total = totals[key] ?? (0, 0)
+                let (revenue, overflow) = total.revenue.addingReportingOverflow(row[4])
+                guard !overflow else { throw CLIError("the revenue of \(JSONView.quoted(String(decoding: key.location, as: UTF8.self))) on \(key.day) passes 64 bits") }
+                total = (total.sales + 1, revenue)
+                totals[key] = total
+            }
+        }
+        let ordered = totals.sorted { a, b in
+            (a.key.day, a.key.channel) != (b.key.day, b.key.channel) ? (a.key.day, a.key.channel) < (b.key.day, b.key.channel)
+                : a.key.location != b.key.location ? a.key.location.lexicographicallyPrecedes(b.key.location) : a.key.currency < b.key.currency
+        }
+        let writer = RowWriter(format: options.format, columns: ["day", "channel", "location", "currency", "sales", "revenue"])
+        for (key, total) in ordered.prefix(options.limit ?? .max) {
+            let amount = Currency(code: key.currency).map { Money(minor: total.revenue, currency: $0).decimalText } ?? String(total.revenue)
+            writer.add([.text(key.day), .text(key.channel), .text(String(decoding: key.location, as: UTF8.self)), .text(key.currency),
+                        .integer(total.sales), .decimal(amount)])
+        }
+        writer.finish()
     }
 }
 
