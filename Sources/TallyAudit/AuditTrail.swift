@@ -87,7 +87,7 @@ public struct AuditTrail: Sendable {
         return try log.withSnapshot { snapshot in
             let head = try snapshot.head().position
             guard treeSize <= head else { throw AuditError.mismatch("the log holds \(head) events, fewer than the tree size \(treeSize)") }
-            guard position >= 1, position <= treeSize else { throw AuditError.mismatch("position \(position) is not in a log of \(treeSize) events") }
+            guard position >= 1, position <= treeSize else { throw AuditError.mismatch("position \(position) is not in a log of \(treeSize) event\(treeSize == 1 ? "" : "s")") }
             guard let record = try snapshot.record(at: position) else { throw AuditError.mismatch("no event at position \(position)") }
             let previous = position == 1 ? Hash.zero : try snapshot.record(at: position - 1)?.hash ?? Hash.zero
             return InclusionProof(origin: origin, treeSize: treeSize, position: position, previousHash: previous, record: Data(record.bytes),

@@ -81,7 +81,13 @@ final class OutputBuffer {
 /// a byte that is not UTF-8 is named where it stands: `readLine` would have put U+FFFD in its place
 /// and the event would have recorded something other than what was sent.
 struct InputLines {
+    /// A line may hold an event of the largest payload (1 MiB) written with every byte escaped, and
+    /// more; past this it is refused before it fills the memory.
+    static let lineBytesMax = 16 << 20
+
     private var buffer: [UInt8] = []
+    /// Lines handed out so far.
+    private var number = 0
     /// Where the next line starts, and how far a line break has been looked for.
     private var start = 0
     private var searched = 0
@@ -94,13 +100,19 @@ struct InputLines {
                 let line = Self.withoutCarriageReturn(buffer[start..<newline])
                 start = newline + 1
                 searched = start
+                number += 1
                 return line
             }
             searched = buffer.count
+            guard buffer.count - start <= Self.lineBytesMax else {
+                throw CLIError("line \(number + 1) is longer than \(Self.lineBytesMax >> 20) MiB without a line break: "
+                               + "give one JSON value per line (an event's payload is at most \(Limits.payloadBytesMax >> 20) MiB)")
+            }
             if atEnd {
                 guard start < buffer.count else { return nil }
                 let line = Self.withoutCarriageReturn(buffer[start...])
                 start = buffer.count
+                number += 1
                 return line
             }
             buffer.removeFirst(start)

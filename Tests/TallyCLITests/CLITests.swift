@@ -163,6 +163,8 @@ func json(_ line: String) throws -> [String: Any] {
          #""VoucherIssued" is an event type of the commerce domain: record it with its command through `tally exec`"#),
         ("domain type in a batch", ["append"], #"{"stream":"s","type":"T","data":{}}"# + "\n" + #"{"stream":"cart-1","type":"CartOpened","data":{}}"#,
          #"line 2: "CartOpened" is an event type of the commerce domain"#),
+        // A line without end was read whole into memory before anything was said.
+        ("line too long", ["append"], String(repeating: "x", count: (16 << 20) + 100), "line 1 is longer than 16 MiB without a line break"),
         ("too many lines", ["append"], String(repeating: #"{"stream":"s","type":"T","data":{}}"# + "\n", count: Limits.batchEventsMax + 1),
          "line 100001: more than 100000 events on standard input; one append takes at most 100000"),
         // A misspelt optional field was passed over by the decoder: the beer lost its bottle deposit without a word.
