@@ -82,7 +82,14 @@ public enum DomainCoding {
             // What Foundation's decoder also says of a number that a whole-number field cannot hold
             // (a quantity of 1.5), without naming the field.
             return "not valid JSON, or a number where a whole number is expected is not one (or is out of range)"
-        case .dataCorrupted(let context): return "field \(path(context)): \(context.debugDescription)"
+        case .dataCorrupted(let context):
+            // Foundation's words for an enum's unknown value name the Swift type: name the choices.
+            let words = context.debugDescription
+            if words.hasPrefix("Cannot initialize PaymentMethod from invalid String value "),
+               let value = words.split(separator: " ", omittingEmptySubsequences: false).last {
+                return "field \(path(context)) must be one of \(PaymentMethod.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(value)\""
+            }
+            return "field \(path(context)): \(words)"
         @unknown default: return "\(error)"
         }
     }
@@ -93,6 +100,9 @@ public enum DomainCoding {
         case is Int.Type, is Int64.Type, is UInt64.Type: "a whole number"
         case is Bool.Type: "true or false"
         case is Timestamp.Type: "an RFC 3339 time (2026-11-22T09:00:00Z) or whole microseconds since 1970"
+        // What Foundation's decoder reports for an object or an array found as something else.
+        case is [String: Any].Type: "an object"
+        case is [Any].Type: "an array"
         default: "\(type)"
         }
     }

@@ -170,6 +170,13 @@ func json(_ line: String) throws -> [String: Any] {
         // A misspelt optional field was passed over by the decoder: the beer lost its bottle deposit without a word.
         ("unknown command field", ["exec"], #"{"id":"00000000-0000-4000-8000-0000000000c3","actor":"admin:ana","command":{"createItem":{"details":{"departmentCode":"BEER","description":"Lager","restricted":true,"taxable":true,"linkedSku":"000000000010"},"sku":"000012345678","storeID":"s1"}}}"#,
          #"line 1: unknown field "command.createItem.details.linkedSku""#),
+        // Foundation's words named Swift types: "must be Dictionary<String, Any>", "Cannot initialize PaymentMethod".
+        ("amount not an object", ["exec"], #"{"id":"00000000-0000-4000-8000-0000000000c6","actor":"customer:u1","command":{"initiatePayment":{"paymentID":"p","orderID":"o","amount":5,"method":"card"}}}"#,
+         #"line 1: field "command.initiatePayment.amount" must be an object"#),
+        ("unknown payment method", ["exec"], #"{"id":"00000000-0000-4000-8000-0000000000c7","actor":"customer:u1","command":{"initiatePayment":{"paymentID":"p","orderID":"o","amount":{"minor":5,"currency":"USD"},"method":"cash"}}}"#,
+         #"line 1: field "command.initiatePayment.method" must be one of mpesa, card, paypal, not "cash""#),
+        ("lines not an array", ["exec"], #"{"id":"00000000-0000-4000-8000-0000000000c8","actor":"customer:u1","command":{"placeOrder":{"orderID":"o","userID":"u1","lines":{"productID":"p"}}}}"#,
+         #"line 1: field "command.placeOrder.lines" must be an array"#),
         ("bad command id", ["exec"], #"{"id":"00000000-0000-4000-8000-0000000000111","actor":"admin:ana","command":{"registerBooth":{}}}"#,
          #"line 1: field "id" must be a UUID (32 hex digits as 8-4-4-4-12, e.g. "123e4567-e89b-12d3-a456-426614174000"), not "00000000-0000-4000-8000-0000000000111""#),
         ("bad erasure actor", ["forget", "member:m1", "--actor", "bogus"], nil, #"--actor "bogus" must be role:id, e.g. admin:privacy"#),
