@@ -21,6 +21,8 @@ public enum RejectionCode: String, Codable, Sendable, CaseIterable {
     case userNotFound
     case userInactive
     case usernameTaken
+    /// A category name, or a category's or product's slug, that another one has.
+    case nameTaken
     case emailTaken
     case socialAccountTaken
     case categoryAlreadyExists

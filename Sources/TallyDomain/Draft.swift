@@ -92,6 +92,15 @@ enum Require {
         }
     }
 
+    /// A slug, the last part of a URL: lowercase letters and digits in words joined by "-" ("world-atlas").
+    static func slug(_ name: String, _ value: String) throws {
+        try field(name, value)
+        let words = value.split(separator: "-", omittingEmptySubsequences: false)
+        guard words.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) } }) else {
+            throw Rejection(.invalidField, "\(name) \(JSONView.quoted(value)) is not a slug: lowercase letters and digits in words joined by \"-\" (world-atlas)")
+        }
+    }
+
     /// An email address as people write one: a name, one "@", a domain, no spaces. The seeds' systems
     /// let anything in and were left with data they could not send a receipt to. (A domain without a
     /// dot is let through: intranets have them.)

@@ -30,6 +30,25 @@ public struct CategoryChanged: DomainEvent {
     public var slug: String
 }
 
+/// A category's name and slug as they stand.
+public struct CategoryState: Foldable {
+    public var exists = false
+    public var name = ""
+    public var slug = ""
+    public init() {}
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
+        switch type {
+        case CategoryCreated.eventType:
+            let created = try DomainCoding.decode(CategoryCreated.self, from: payload)
+            (exists, name, slug) = (true, created.name, created.slug)
+        case CategoryChanged.eventType:
+            let changed = try DomainCoding.decode(CategoryChanged.self, from: payload)
+            (name, slug) = (changed.name, changed.slug)
+        default: break
+        }
+    }
+}
+
 public struct UserEmailChanged: DomainEvent {
     public static let eventType = "UserEmailChanged"
     public static let personalFields: Set<String> = ["email"]
@@ -224,6 +243,10 @@ public enum Claims {
         "claim-social-\(keyedDigest("social/\(provider)", id, secret: secret))"
     }
     public static func paymentTransaction(_ method: PaymentMethod, _ id: String) -> String { "claim-payment-\(method.rawValue)-\(id)" }
+    /// A category's name, whatever its capitals ("Books" and "BOOKS" are one name on a shop's menu).
+    public static func categoryName(_ name: String) -> String { "claim-category-name-\(name.lowercased())" }
+    /// A category's or a product's slug: the last part of its URL.
+    public static func slug(_ kind: String, _ slug: String) -> String { "claim-\(kind)-slug-\(slug)" }
     /// Held by an order's payment from its start until it fails; kept once it succeeds.
     public static func orderPayment(_ orderID: String) -> String { "claim-order-payment-\(orderID)" }
 

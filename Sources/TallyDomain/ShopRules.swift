@@ -52,8 +52,22 @@ enum ShopRules {
         case .changeCategory(let categoryID, let name, let slug):
             try Require.admin(actor, "change a category")
             try Require.field("name", name)
-            guard try draft.load(ShopStreams.category(categoryID), as: Existence.self, from: &streams).exists else {
-                throw Rejection(.categoryNotFound, "category \(categoryID) does not exist")
+            try Require.slug("slug", slug)
+            let category = try draft.load(ShopStreams.category(categoryID), as: CategoryState.self, from: &streams)
+            guard category.exists else { throw Rejection(.categoryNotFound, "category \(categoryID) does not exist") }
+            guard name != category.name || slug != category.slug else {
+                throw Rejection(.invalidField, "category \(categoryID) is already named \(JSONView.quoted(name)) at \(JSONView.quoted(slug)): nothing to change")
+            }
+            // A name and a slug are each one category's: the new ones are taken, the old ones given up.
+            if Claims.categoryName(name) != Claims.categoryName(category.name) {
+                try draft.claim(Claims.categoryName(name), kind: "category-name", owner: categoryID, from: &streams,
+                                taken: Rejection(.nameTaken, "another category is named \(JSONView.quoted(name))"))
+                try draft.release(Claims.categoryName(category.name), kind: "category-name", owner: categoryID, from: &streams)
+            }
+            if slug != category.slug {
+                try draft.claim(Claims.slug("category", slug), kind: "category-slug", owner: categoryID, from: &streams,
+                                taken: Rejection(.nameTaken, "another category has the slug \(JSONView.quoted(slug))"))
+                try draft.release(Claims.slug("category", category.slug), kind: "category-slug", owner: categoryID, from: &streams)
             }
             draft.emit(ShopStreams.category(categoryID), CategoryChanged(categoryID: categoryID, name: name, slug: slug))
 
@@ -61,22 +75,30 @@ enum ShopRules {
             try Require.admin(actor, "create a category")
             try Require.field("categoryID", categoryID)
             try Require.field("name", name)
+            try Require.slug("slug", slug)
             let stream = ShopStreams.category(categoryID)
             guard !(try draft.load(stream, as: Existence.self, from: &streams).exists) else {
                 throw Rejection(.categoryAlreadyExists, "category \(categoryID) already exists")
             }
+            try draft.claim(Claims.categoryName(name), kind: "category-name", owner: categoryID, from: &streams,
+                            taken: Rejection(.nameTaken, "another category is named \(JSONView.quoted(name))"))
+            try draft.claim(Claims.slug("category", slug), kind: "category-slug", owner: categoryID, from: &streams,
+                            taken: Rejection(.nameTaken, "another category has the slug \(JSONView.quoted(slug))"))
             draft.emit(stream, CategoryCreated(categoryID: categoryID, name: name, slug: slug))
 
         case .createProduct(let productID, let name, let slug, let description, let price, let categoryID):
             try Require.admin(actor, "create a product")
             try Require.field("productID", productID)
             try Require.field("name", name)
+            try Require.slug("slug", slug)
             try Require.positive(price, "a product's price")
             let product = try draft.load(ShopStreams.product(productID), as: ProductState.self, from: &streams)
             guard product.created == nil else { throw Rejection(.productAlreadyExists, "product \(productID) already exists") }
             guard try draft.load(ShopStreams.category(categoryID), as: Existence.self, from: &streams).exists else {
                 throw Rejection(.categoryNotFound, "category \(categoryID) does not exist")
             }
+            try draft.claim(Claims.slug("product", slug), kind: "product-slug", owner: productID, from: &streams,
+                            taken: Rejection(.nameTaken, "another product has the slug \(JSONView.quoted(slug))"))
             draft.emit(ShopStreams.product(productID), ProductCreated(productID: productID, name: name, slug: slug, description: description,
                                                                       price: price, categoryID: categoryID))
 

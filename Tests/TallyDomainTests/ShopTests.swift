@@ -242,6 +242,34 @@ let customer = Actor(.customer, "u1")
         #expect(code(command(admin, .changeCategory(categoryID: "c9", name: "x", slug: "x")), &streams) == .categoryNotFound)
     }
 
+    /// The seed's categories have unique names and URL-friendly slugs, and a product's slug is its URL:
+    /// two categories "Books", a slug "Books Atlases!" and two products at "world-atlas" were accepted.
+    @Test func categoryNamesAndSlugsAreOnesAndURLFriendly() throws {
+        var streams = try shop()
+        let sameName = #expect(throws: Rejection.self) {
+            try Decide.decide(command(admin, .createCategory(categoryID: "c2", name: "BOOKS", slug: "more-books")), streams: &streams)
+        }
+        #expect(sameName == Rejection(.nameTaken, #"another category is named "BOOKS""#))
+        #expect(code(command(admin, .createCategory(categoryID: "c2", name: "Maps", slug: "books")), &streams) == .nameTaken)
+        let notASlug = #expect(throws: Rejection.self) {
+            try Decide.decide(command(admin, .createCategory(categoryID: "c2", name: "Maps", slug: "Maps & Atlases!")), streams: &streams)
+        }
+        #expect(notASlug == Rejection(.invalidField, #"slug "Maps & Atlases!" is not a slug: lowercase letters and digits in words joined by "-" (world-atlas)"#))
+        for slug in ["-maps", "maps-", "ma--ps", "mäps", ""] {
+            #expect(code(command(admin, .createCategory(categoryID: "c2", name: "Maps", slug: slug)), &streams) == .invalidField, "\(slug)")
+        }
+        #expect(code(command(admin, .createProduct(productID: "p3", name: "Atlas 2", slug: "atlas", description: "", price: cents(1), categoryID: "c1")),
+                     &streams) == .nameTaken)
+        #expect(code(command(admin, .createProduct(productID: "p3", name: "Atlas 2", slug: "atlas-2", description: "", price: cents(1), categoryID: "c1")),
+                     &streams) == nil)
+        // A renamed category gives its old name and slug up, and keeps them when only the capitals change.
+        #expect(code(command(admin, .changeCategory(categoryID: "c1", name: "Books", slug: "books")), &streams) == .invalidField)
+        #expect(code(command(admin, .changeCategory(categoryID: "c1", name: "Atlases", slug: "atlases")), &streams) == nil)
+        #expect(code(command(admin, .createCategory(categoryID: "c2", name: "books", slug: "books")), &streams) == nil)
+        #expect(code(command(admin, .changeCategory(categoryID: "c1", name: "ATLASES", slug: "atlases")), &streams) == nil)
+        #expect(code(command(admin, .changeCategory(categoryID: "c2", name: "Atlases", slug: "books")), &streams) == .nameTaken)
+    }
+
     @Test func usernamesAndEmailsAreUnique() throws {
         var streams = try shop()
         let other = Actor(.customer, "u2")
