@@ -114,7 +114,6 @@ enum EventJSON {
         }
     }
 
-
     /// One event as a JSON line: envelope fields in a fixed order, then the payload. A payload that is
     /// not JSON is given as base64 in "dataBase64". With a vault, sealed personal fields are opened
     /// (or read "[erased]"); the hash is always the stored record's.

@@ -77,6 +77,9 @@ enum CheckoutRules {
         case .registerMember(let memberID, let firstName, let lastName, let email, let phone):
             try Require.selfOrAdmin(actor, .member, memberID, "register member \(memberID)")
             try Require.field("memberID", memberID)
+            try Require.name("firstName", firstName)
+            try Require.name("lastName", lastName)
+            try Require.phone("phone", phone)
             let member = try draft.load(CheckoutStreams.member(memberID), as: MemberState.self, from: &streams)
             guard member.registered == nil else { throw Rejection(.memberAlreadyRegistered, "member \(memberID) is already registered") }
             if let email {
@@ -101,6 +104,9 @@ enum CheckoutRules {
             guard firstName != nil || lastName != nil || phone != nil else {
                 throw Rejection(.invalidField, "a profile change needs at least one of firstName, lastName and phone")
             }
+            try Require.name("firstName", firstName)
+            try Require.name("lastName", lastName)
+            try Require.phone("phone", phone)
             _ = try loadMember(memberID, &draft, &streams)
             draft.emit(CheckoutStreams.member(memberID), MemberProfileChanged(memberID: memberID, firstName: firstName, lastName: lastName, phone: phone))
 

@@ -92,6 +92,32 @@ enum Require {
         }
     }
 
+    /// A person's name as the seed's `Member` table holds one (120 characters): `field`'s rules, by
+    /// characters rather than bytes, so a name in any script fits.
+    static func name(_ name: String, _ value: String?) throws {
+        guard let value else { return }
+        guard let first = value.first, let last = value.last else { throw Rejection(.invalidField, "\(name) must not be empty (leave it out instead)") }
+        guard !first.isWhitespace, !last.isWhitespace else {
+            throw Rejection(.invalidField, "\(name) \(JSONView.quoted(value)) must not begin or end with a space")
+        }
+        guard value.count <= 120, !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            throw Rejection(.invalidField, "\(name) must be at most 120 characters without control characters")
+        }
+    }
+
+    /// A phone number as people write one: digits, with a leading "+" and spaces, hyphens, dots or
+    /// parentheses between them, 5 to 15 digits (E.164's most).
+    static func phone(_ name: String, _ value: String?) throws {
+        guard let value else { return }
+        let digits = value.filter(\.isASCII).filter(\.isNumber).count
+        let allowed = value.enumerated().allSatisfy { index, character in
+            (character.isASCII && character.isNumber) || " -.()".contains(character) || (character == "+" && index == 0)
+        }
+        guard allowed, (5...15).contains(digits), value.count <= 20 else {
+            throw Rejection(.invalidField, "\(name) \(JSONView.quoted(value)) is not a phone number (+1 555 0100)")
+        }
+    }
+
     /// A slug, the last part of a URL: lowercase letters and digits in words joined by "-" ("world-atlas").
     static func slug(_ name: String, _ value: String) throws {
         try field(name, value)

@@ -257,7 +257,23 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         let other = Actor(.member, "m2")
         #expect(code(other, .registerMember(memberID: "m2", firstName: nil, lastName: nil, email: "ADA@example.org", phone: nil), &streams) == .emailTaken)
         #expect(code(other, .registerMember(memberID: "m2", firstName: nil, lastName: nil, email: "555 0100", phone: nil), &streams) == .invalidField)
-        #expect(code(other, .registerMember(memberID: "m2", firstName: "Bo", lastName: nil, email: nil, phone: "555"), &streams) == nil)
+        // A name of spaces, a control character, a "phone number" of words: refused, as the seed's dirty data warns.
+        let reasons: [(String?, String?, String?, String)] = [
+            ("  ", nil, nil, #"firstName "  " must not begin or end with a space"#),
+            ("Bo", "Ro\u{1}e", nil, "lastName must be at most 120 characters without control characters"),
+            (String(repeating: "Å", count: 121), nil, nil, "firstName must be at most 120 characters without control characters"),
+            ("Bo", nil, "call me maybe", #"phone "call me maybe" is not a phone number (+1 555 0100)"#),
+            ("Bo", nil, "555", #"phone "555" is not a phone number (+1 555 0100)"#),
+            ("Bo", nil, "1+555 0100", #"phone "1+555 0100" is not a phone number (+1 555 0100)"#),
+        ]
+        for (first, last, phone, reason) in reasons {
+            let refused = #expect(throws: Rejection.self) {
+                try Decide.decide(command(other, .registerMember(memberID: "m2", firstName: first, lastName: last, email: nil, phone: phone)), streams: &streams)
+            }
+            #expect(refused == Rejection(.invalidField, reason))
+        }
+        #expect(code(member, .changeMemberProfile(memberID: "m1", firstName: nil, lastName: nil, phone: "0800-FLOWERS"), &streams) == .invalidField)
+        #expect(code(other, .registerMember(memberID: "m2", firstName: "Bo", lastName: "Åström", email: nil, phone: "+254 (0) 700-000.000"), &streams) == nil)
         #expect(code(member, .linkSocialAccount(memberID: "m1", provider: "facebook", accountID: "fb-1"), &streams) == nil)
         #expect(code(other, .linkSocialAccount(memberID: "m2", provider: "facebook", accountID: "fb-1"), &streams) == .socialAccountTaken)
         // Linked again by its own member: not "linked to another member", but nothing to change.
