@@ -141,7 +141,9 @@ public struct MemberActivity: BatchingProjector {
         case CartItemRemoved.eventType:
             let cartID = try json.string("cartID")
             let member = try cartMember(db, batch, cartID, event)
-            try record(db, batch, event, .member, member, subject: cartID, detail: "removed \(try json.int("quantity")) × \(try json.string("sku"))")
+            // Units that left with the item that brought them (a deposit with its bottles) say so.
+            let with = try json.optionalString("linkedFrom").map { " (with \($0))" } ?? ""
+            try record(db, batch, event, .member, member, subject: cartID, detail: "removed \(try json.int("quantity")) × \(try json.string("sku"))\(with)")
         case RestrictedItemsApproved.eventType:
             let cartID = try json.string("cartID")
             let member = try cartMember(db, batch, cartID, event)
