@@ -416,9 +416,13 @@ public enum Decide {
         case .assignOperator(let boothID, let operatorID, let operatorName):
             try Require.admin(actor, "assign an operator")
             try Require.field("operatorID", operatorID)
+            try Require.name("operatorName", operatorName)
             var draft = Draft()
             let booth = try draft.load(FairStreams.booth(boothID), as: BoothState.self, from: &streams)
             guard booth.registered != nil else { throw Rejection(.boothNotFound, "booth \(boothID) is not registered") }
+            guard !booth.operators.contains(operatorID) else {
+                throw Rejection(.invalidField, "operator \(operatorID) already serves booth \(boothID): nothing to change")
+            }
             draft.emit(FairStreams.booth(boothID), OperatorAssigned(boothID: boothID, operatorID: operatorID, operatorName: operatorName))
             return draft.decision
 

@@ -84,6 +84,13 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         #expect(rejection(command(admin, .assignOperator(boothID: "1", operatorID: "lee", operatorName: "Lee")), in: &streams) == .boothNotFound)
         var fair = try fair()
         #expect(rejection(command(admin, .registerBooth(boothID: "3", name: "again", location: "y")), in: &fair) == .boothAlreadyRegistered)
+        // Lee already serves booth 3: a second OperatorAssigned would record nothing new.
+        let again = #expect(throws: Rejection.self) {
+            try Decide.decide(command(admin, .assignOperator(boothID: "3", operatorID: "lee", operatorName: "Lee Kim")), streams: &fair)
+        }
+        #expect(again == Rejection(.invalidField, "operator lee already serves booth 3: nothing to change"))
+        #expect(rejection(command(admin, .assignOperator(boothID: "3", operatorID: "max", operatorName: " ")), in: &fair) == .invalidField)
+        #expect(rejection(command(admin, .assignOperator(boothID: "3", operatorID: "max", operatorName: "Max Roe")), in: &fair) == nil)
         #expect(rejection(command(admin, .issueVoucher(voucherID: "7", amount: cents(100), buyerEmail: "a@b")), in: &fair) == .voucherAlreadyIssued)
     }
 
