@@ -13,6 +13,7 @@ enum CheckoutRules {
         case .openStore(let storeID, let name, let currency):
             try Require.admin(actor, "open a store")
             try Require.field("storeID", storeID)
+            try Require.text("name", name)
             let store = try draft.load(CheckoutStreams.store(storeID), as: StoreState.self, from: &streams)
             guard store.opened == nil else { throw Rejection(.storeAlreadyExists, "store \(storeID) already exists") }
             draft.emit(CheckoutStreams.store(storeID), StoreOpened(storeID: storeID, name: name, currency: currency))
@@ -20,7 +21,14 @@ enum CheckoutRules {
         case .createItem(let storeID, let sku, let details), .changeItem(let storeID, let sku, let details):
             let creating = if case .createItem = envelope.command { true } else { false }
             try Require.admin(actor, creating ? "create an item" : "change an item")
-            try Require.field("description", details.description)
+            // The seed's Item table: description, size and POS description 255 characters, aisle and
+            // shelf 10, department 15.
+            try Require.text("description", details.description, charactersMax: 255)
+            try Require.text("size", details.size, charactersMax: 255)
+            try Require.text("posDescription", details.posDescription, charactersMax: 255)
+            try Require.text("aisle", details.aisle, charactersMax: 10)
+            try Require.text("shelf", details.shelf, charactersMax: 10)
+            try Require.text("departmentCode", details.departmentCode, charactersMax: 15)
             _ = try loadStore(storeID, &draft, &streams)
             let item = try draft.load(CheckoutStreams.item(storeID, sku), as: ItemState.self, from: &streams)
             if creating {
@@ -77,8 +85,8 @@ enum CheckoutRules {
         case .registerMember(let memberID, let firstName, let lastName, let email, let phone):
             try Require.selfOrAdmin(actor, .member, memberID, "register member \(memberID)")
             try Require.field("memberID", memberID)
-            try Require.name("firstName", firstName)
-            try Require.name("lastName", lastName)
+            try Require.text("firstName", firstName)
+            try Require.text("lastName", lastName)
             try Require.phone("phone", phone)
             let member = try draft.load(CheckoutStreams.member(memberID), as: MemberState.self, from: &streams)
             guard member.registered == nil else { throw Rejection(.memberAlreadyRegistered, "member \(memberID) is already registered") }
@@ -104,8 +112,8 @@ enum CheckoutRules {
             guard firstName != nil || lastName != nil || phone != nil else {
                 throw Rejection(.invalidField, "a profile change needs at least one of firstName, lastName and phone")
             }
-            try Require.name("firstName", firstName)
-            try Require.name("lastName", lastName)
+            try Require.text("firstName", firstName)
+            try Require.text("lastName", lastName)
             try Require.phone("phone", phone)
             _ = try loadMember(memberID, &draft, &streams)
             draft.emit(CheckoutStreams.member(memberID), MemberProfileChanged(memberID: memberID, firstName: firstName, lastName: lastName, phone: phone))

@@ -416,7 +416,7 @@ public enum Decide {
         case .assignOperator(let boothID, let operatorID, let operatorName):
             try Require.admin(actor, "assign an operator")
             try Require.field("operatorID", operatorID)
-            try Require.name("operatorName", operatorName)
+            try Require.text("operatorName", operatorName)
             var draft = Draft()
             let booth = try draft.load(FairStreams.booth(boothID), as: BoothState.self, from: &streams)
             guard booth.registered != nil else { throw Rejection(.boothNotFound, "booth \(boothID) is not registered") }

@@ -92,16 +92,17 @@ enum Require {
         }
     }
 
-    /// A person's name as the seed's `Member` table holds one (120 characters): `field`'s rules, by
-    /// characters rather than bytes, so a name in any script fits.
-    static func name(_ name: String, _ value: String?) throws {
+    /// A text of a given length, as the seeds' tables hold them (a member's name 120 characters, an
+    /// item's description 255, its aisle 10): `field`'s rules, counted in characters rather than bytes
+    /// so a text in any script fits. nil (left out) passes.
+    static func text(_ name: String, _ value: String?, charactersMax: Int = 120) throws {
         guard let value else { return }
         guard let first = value.first, let last = value.last else { throw Rejection(.invalidField, "\(name) must not be empty (leave it out instead)") }
         guard !first.isWhitespace, !last.isWhitespace else {
             throw Rejection(.invalidField, "\(name) \(JSONView.quoted(value)) must not begin or end with a space")
         }
-        guard value.count <= 120, !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
-            throw Rejection(.invalidField, "\(name) must be at most 120 characters without control characters")
+        guard value.count <= charactersMax, !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+            throw Rejection(.invalidField, "\(name) must be at most \(charactersMax) characters without control characters")
         }
     }
 

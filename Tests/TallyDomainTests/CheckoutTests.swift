@@ -250,6 +250,17 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         #expect(code(admin, .createItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: "again")), &streams) == .itemAlreadyExists)
         #expect(code(admin, .createItem(storeID: "s1", sku: sku("9"), details: ItemDetails(description: "x", supersededBy: sku("8"))), &streams) == .itemNotFound)
         #expect(code(admin, .changeItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: "Key lime")), &streams) == nil)
+        // As long as the seed's Item table holds them, without control characters or blanks.
+        let aisle = #expect(throws: Rejection.self) {
+            try Decide.decide(command(admin, .changeItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: "Lime", aisle: "Aisle 12 left"))),
+                              streams: &streams)
+        }
+        #expect(aisle == Rejection(.invalidField, "aisle must be at most 10 characters without control characters"))
+        #expect(code(admin, .changeItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: "Lime", size: "each\n")), &streams) == .invalidField)
+        #expect(code(admin, .changeItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: "Lime", departmentCode: "")), &streams) == .invalidField)
+        #expect(code(admin, .openStore(storeID: "s2", name: "  ", currency: .usd), &streams) == .invalidField)
+        let long = String(repeating: "Persian lime, ", count: 14) + "sold each"
+        #expect(code(admin, .changeItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: long)), &streams) == nil)
     }
 
     @Test func membersSocialAccountsAndEmailsBelongToOneMember() throws {
