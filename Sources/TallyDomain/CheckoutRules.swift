@@ -21,14 +21,12 @@ enum CheckoutRules {
         case .createItem(let storeID, let sku, let details), .changeItem(let storeID, let sku, let details):
             let creating = if case .createItem = envelope.command { true } else { false }
             try Require.admin(actor, creating ? "create an item" : "change an item")
-            // The seed's Item table: description, size and POS description 255 characters, aisle and
-            // shelf 10, department 15.
-            try Require.text("description", details.description, charactersMax: 255)
-            try Require.text("size", details.size, charactersMax: 255)
-            try Require.text("posDescription", details.posDescription, charactersMax: 255)
-            try Require.text("aisle", details.aisle, charactersMax: 10)
-            try Require.text("shelf", details.shelf, charactersMax: 10)
-            try Require.text("departmentCode", details.departmentCode, charactersMax: 15)
+            try Require.text("description", details.description, charactersMax: TextLimits.descriptionCharactersMax)
+            try Require.text("size", details.size, charactersMax: TextLimits.descriptionCharactersMax)
+            try Require.text("posDescription", details.posDescription, charactersMax: TextLimits.descriptionCharactersMax)
+            try Require.text("aisle", details.aisle, charactersMax: TextLimits.shelfCharactersMax)
+            try Require.text("shelf", details.shelf, charactersMax: TextLimits.shelfCharactersMax)
+            try Require.text("departmentCode", details.departmentCode, charactersMax: TextLimits.departmentCodeCharactersMax)
             _ = try loadStore(storeID, &draft, &streams)
             let item = try draft.load(CheckoutStreams.item(storeID, sku), as: ItemState.self, from: &streams)
             if creating {

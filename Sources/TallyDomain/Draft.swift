@@ -95,7 +95,7 @@ enum Require {
     /// A text of a given length, as the seeds' tables hold them (a member's name 120 characters, an
     /// item's description 255, its aisle 10): `field`'s rules, counted in characters rather than bytes
     /// so a text in any script fits. nil (left out) passes.
-    static func text(_ name: String, _ value: String?, charactersMax: Int = 120) throws {
+    static func text(_ name: String, _ value: String?, charactersMax: Int = TextLimits.nameCharactersMax) throws {
         guard let value else { return }
         guard let first = value.first, let last = value.last else { throw Rejection(.invalidField, "\(name) must not be empty (leave it out instead)") }
         guard !first.isWhitespace, !last.isWhitespace else {
@@ -149,6 +149,21 @@ enum Require {
         guard quantity > 0 else { throw Rejection(.invalidField, "\(what) must be a positive whole number, not \(quantity)") }
         guard quantity <= max else { throw Rejection(.quantityTooLarge, "\(what) must be at most \(max), not \(quantity)") }
     }
+}
+
+/// How long a command's texts may be: as long as the seeds' tables hold them, so nothing recorded is
+/// longer than the systems it came from could keep. Ids, emails and other keys are `Require.field`'s
+/// 100 bytes.
+public enum TextLimits {
+    /// A member's first or last name, an operator's or a store's name: the self-checkout seed's `Member`
+    /// table, varchar(120).
+    public static let nameCharactersMax = 120
+    /// An item's description, size and POS description: its `Item` table, varchar(255).
+    public static let descriptionCharactersMax = 255
+    /// An item's aisle and shelf: varchar(10).
+    public static let shelfCharactersMax = 10
+    /// An item's department code: varchar(15).
+    public static let departmentCodeCharactersMax = 15
 }
 
 /// How many units a command may name. Checkout prices each unit of a cart ("3 for $1" splits a group's
