@@ -43,6 +43,7 @@ struct Exec: ParsableCommand {
         let output = OutputBuffer()
         var number = 0
         var malformed = 0
+        var failed = 0
         var erased = false
         var lines = InputLines()
         while let line = try lines.next() {
@@ -58,7 +59,19 @@ struct Exec: ParsableCommand {
                 continue
             }
             let head = "{\"line\":\(number),\"id\":\"\(envelope.id.uuidString.lowercased())\",\"command\":\"\(envelope.command.name)\""
-            switch try commerce.execute(envelope) {
+            let outcome: CommandOutcome
+            do {
+                outcome = try commerce.execute(envelope)
+            } catch let error as LogError where error.refusesTheAppendOnly {
+                // The log refused this command's events (one too large to record): nothing was appended,
+                // and the lines after it still run. A failure of the store itself stops here.
+                failed += 1
+                printError("line \(number): \(error)")
+                output.line(head + ",\"result\":\"error\",\"code\":\"refusedByTheLog\",\"message\":\(EventJSON.quote(error.description))}")
+                output.flush()
+                continue
+            }
+            switch outcome {
             case .accepted(let positions, let wasRetry):
                 if case .erasePersonalData = envelope.command { erased = true }
                 output.line(head + ",\"result\":\"accepted\",\"positions\":[\(positions.map(String.init).joined(separator: ","))]" + (wasRetry ? ",\"retry\":true}" : "}"))
@@ -70,7 +83,7 @@ struct Exec: ParsableCommand {
         output.flush()
         // Standard output is the results' JSON Lines: the rebuilds are reported on standard error.
         if erased { try ReadModels.dropErasedValues(log) { FileHandle.standardError.write(Data("note: \($0) after the erasure\n".utf8)) } }
-        if malformed > 0 { throw ExitCode(1) }
+        if malformed > 0 || failed > 0 { throw ExitCode(1) }
     }
 }
 

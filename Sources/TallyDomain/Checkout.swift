@@ -228,6 +228,17 @@ public struct CartState: Foldable {
         try lines.filter { $0.sku == sku }.reduce(0) { try Quantities.sum($0, $1.quantity, "the units of \(sku) in the cart") }
     }
 
+    /// The lines its checkout would record: one per item, and one per scan of a variable-price code
+    /// (each carries its own price).
+    public var checkoutLineCount: Int {
+        var items = Set<SKU>()
+        var priced = 0
+        for line in lines {
+            if line.embeddedPrice != nil { priced += 1 } else { items.insert(line.sku) }
+        }
+        return items.count + priced
+    }
+
     /// The units of `sku` that `linkedFrom`'s scans added (nil: the units scanned themselves).
     public func quantity(of sku: SKU, linkedFrom: SKU?) throws -> Int {
         try lines.filter { $0.sku == sku && $0.linkedFrom == linkedFrom }

@@ -165,6 +165,13 @@ enum CheckoutRules {
             guard held <= Quantities.perItemMax - quantity else {
                 throw Rejection(.quantityTooLarge, "cart \(cartID) holds \(held) of \(sku); \(quantity) more would pass \(Quantities.perItemMax), the most of one item a cart holds")
             }
+            // The checkout records every line in one event: a cart holds at most `linesMax` of them.
+            let newLines = (variable != nil || !cart.lines.contains { $0.sku == sku && $0.embeddedPrice == nil } ? 1 : 0)
+                + (details.linkedSKU.map { linked in cart.lines.contains { $0.sku == linked && $0.embeddedPrice == nil } ? 0 : 1 } ?? 0)
+            guard cart.checkoutLineCount + newLines <= Quantities.linesMax else {
+                throw Rejection(.quantityTooLarge, "cart \(cartID) has \(cart.checkoutLineCount) lines, the most a cart holds is \(Quantities.linesMax): "
+                                + "check it out and open another")
+            }
             draft.emit(CheckoutStreams.cart(cartID), CartItemAdded(cartID: cartID, scannedInput: scannedInput, sku: sku, quantity: quantity,
                                                                    embeddedPrice: variable?.price, linkedFrom: nil))
             // Rule 7: a linked item (a bottle deposit) comes with it.

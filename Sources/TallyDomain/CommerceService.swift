@@ -262,7 +262,8 @@ enum CommandDigest {
     static func difference(_ envelope: CommandEnvelope, digest: String, firstEvent: RecordView) -> String? {
         let metadata = try? JSONView(document: firstEvent.metadataBytes)
         let storedName = (try? metadata?.optionalString("command")) ?? nil
-        let described = "\(storedName ?? "another command") by \(firstEvent.actor)"
+        // An event no command wrote (appended with that id by hand) has no command name, and may have no actor.
+        let described = (storedName ?? "an event of type \(firstEvent.type)") + (firstEvent.actor.isEmpty ? "" : " by \(firstEvent.actor)")
         if let stored = (try? metadata?.optionalString("commandDigest")) ?? nil, stored.hasPrefix(version) {
             return stored == digest ? nil : described
         }

@@ -173,6 +173,11 @@ public enum TextLimits {
 /// `quantityTooLarge`, never added up past the integer's range.
 public enum Quantities {
     public static let perItemMax = 10_000
+    /// An order's lines, a cart's lines at checkout (its items, and each scan of a variable-price
+    /// code): the placing or checkout event records every line with its texts, up to about 3 KiB with
+    /// the longest `TextLimits` allow, and one event's payload is at most 1 MiB (`Limits`). A bigger
+    /// cart could never be checked out.
+    public static let linesMax = 250
     public static let stockChangeMax = 1_000_000_000
 
     /// `a + b`, or a refusal naming `what` when it passes what an `Int` holds.

@@ -137,6 +137,9 @@ enum ShopRules {
             try Require.selfOrAdmin(actor, .customer, userID, "place an order for user \(userID)")
             try Require.field("orderID", orderID)
             guard !requested.isEmpty else { throw Rejection(.invalidField, "an order needs at least one line") }
+            guard requested.count <= Quantities.linesMax else {
+                throw Rejection(.quantityTooLarge, "an order holds at most \(Quantities.linesMax) lines, not \(requested.count)")
+            }
             let order = try draft.load(ShopStreams.order(orderID), as: OrderState.self, from: &streams)
             guard order.placed == nil else { throw Rejection(.orderAlreadyExists, "order \(orderID) already exists") }
             let user = try draft.load(ShopStreams.user(userID), as: UserState.self, from: &streams)

@@ -29,6 +29,18 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
     case corruptRecord(position: UInt64, reason: String)
     case closed
 
+    /// Whether the log refused one append for what it held (an event too large, a batch too big, a
+    /// stream full), and will take others: the store itself is sound and open.
+    public var refusesTheAppendOnly: Bool {
+        switch self {
+        case .invalidStreamID, .invalidEventType, .invalidActor, .invalidSchemaVersion, .invalidMetadata, .payloadTooLarge, .emptyBatch,
+             .batchTooLarge, .duplicateEventIDInBatch, .wrongExpectedVersion, .eventIDConflict, .streamFull:
+            true
+        case .logFull, .notAStore, .newerFormat, .olderFormat, .storeExists, .permissionDenied, .readOnlyStore, .corruptRecord, .closed:
+            false
+        }
+    }
+
     public var description: String {
         switch self {
         case .invalidStreamID(let id, let reason): "invalid stream id \(quoted(id)): \(reason)"

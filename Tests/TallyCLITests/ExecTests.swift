@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TallyDomain
 import TallyTestSupport
 
 @Suite struct ExecTests {
@@ -20,6 +21,24 @@ import TallyTestSupport
         #expect(run.lines.count == catalog.lines.count)
         for line in run.lines { #expect(try json(line)["result"] as? String == "accepted", "\(line)") }
         #expect(try tally(["verify"], store: store).status == 0)
+    }
+
+    /// A command whose events the log refuses (here the id of its second event was taken by hand) got
+    /// no result line and stopped `exec`: the lines after it never ran. It is answered and they run.
+    @Test func aCommandTheLogRefusesIsAnsweredAndTheRestRun() throws {
+        let store = try newStore()
+        let command = UUID(uuidString: "00000000-0000-4000-8000-0000000000e1")!
+        let taken = CommandEventIDs.id(command: command, index: 1)
+        let append = try tally(["append", "--stream", "mine", "--type", "Mine", "--data", "{}", "--id", taken.uuidString], store: store)
+        #expect(append.status == 0, "\(append.error)")
+        let lines = [#"{"id":"00000000-0000-4000-8000-0000000000e1","actor":"customer:u1","command":{"registerUser":{"userID":"u1","username":"una","email":"una@example.org","isAdmin":false}}}"#,
+                     #"{"id":"00000000-0000-4000-8000-0000000000e2","actor":"admin:ana","command":{"registerBooth":{"boothID":"1","name":"Pies","location":"Hall A"}}}"#]
+        let run = try tally(["exec"], store: store, input: lines.joined(separator: "\n"))
+        #expect(run.status == 1 && run.lines.count == 2, "\(run.output)\(run.error)")
+        #expect(run.lines[0].contains(#""result":"error","code":"refusedByTheLog""#) && run.lines[0].contains("already in the log at position 1"), "\(run.lines[0])")
+        #expect(run.lines[1].contains(#""command":"registerBooth","result":"accepted""#), "\(run.lines[1])")
+        // Nothing of the refused command was appended: the log holds the event by hand and the booth.
+        #expect(try tally(["read"], store: store).lines.count == 2)
     }
 
     @Test func aScriptedScenarioGetsOneResultPerLine() throws {

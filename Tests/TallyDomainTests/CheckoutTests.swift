@@ -217,6 +217,29 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         }
     }
 
+    /// A checkout records every line in one event, which must fit the log's payload limit: a cart of
+    /// more lines could never have been checked out (the log refused the event, and `exec` stopped).
+    @Test func aCartHoldsAtMostLinesMaxLines() throws {
+        var streams = try store()
+        let skus = (0..<Quantities.linesMax).map { sku(String(format: "000888%06d", $0)) }
+        for item in skus {
+            #expect(code(admin, .createItem(storeID: "s1", sku: item, details: ItemDetails(description: "Item \(item.value)")), &streams) == nil)
+            #expect(code(admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: item, price: cents(100))), &streams) == nil)
+        }
+        for item in skus.dropLast() { try scan(item.value, 1, &streams) }
+        // The last line: a beer would bring its deposit too, two lines; a lime is one.
+        #expect(code(member, .scanItem(cartID: "k1", scannedInput: Self.beer.value, quantity: 1), &streams) == .quantityTooLarge)
+        try scan(skus.last!.value, 1, &streams)
+        let full = #expect(throws: Rejection.self) {
+            try Decide.decide(command(member, .scanItem(cartID: "k1", scannedInput: Self.lime.value, quantity: 1)), streams: &streams)
+        }
+        #expect(full == Rejection(.quantityTooLarge, "cart k1 has 250 lines, the most a cart holds is 250: check it out and open another"))
+        // More of an item already in it adds no line; a variable-price scan is a line of its own.
+        try scan(skus[0].value, 2, &streams)
+        #expect(code(member, .scanItem(cartID: "k1", scannedInput: "201234005995", quantity: 1), &streams) == .quantityTooLarge)
+        #expect(try checkedOut(&streams).lines.count == Quantities.linesMax)
+    }
+
     /// A deactivated member's open cart took more items; its checkout is still recorded (the payment may be taken).
     @Test func aDeactivatedMembersCartTakesNothingMore() throws {
         var streams = try store()

@@ -156,6 +156,16 @@ let customer = Actor(.customer, "u1")
         #expect(code(command(system, .markOrderPaid(orderID: "o2", paymentID: "raw")), &streams) == .paymentAmountMismatch)
     }
 
+    /// An order's placing event records every line: more than `linesMax` are refused before the log would refuse the event.
+    @Test func anOrderHoldsAtMostLinesMaxLines() throws {
+        var streams = try shop()
+        let lines = (0...Quantities.linesMax).map { _ in OrderRequestLine(productID: "p1", quantity: 1) }
+        let refused = #expect(throws: Rejection.self) {
+            try Decide.decide(command(customer, .placeOrder(orderID: "o9", userID: "u1", lines: lines)), streams: &streams)
+        }
+        #expect(refused == Rejection(.quantityTooLarge, "an order holds at most 250 lines, not 251"))
+    }
+
     /// One payment of an order at a time: two in flight both charged the customer when both went
     /// through (the shop seed's double payment). Another may start once the last one failed.
     @Test func anOrderTakesOnePaymentAtATime() throws {
