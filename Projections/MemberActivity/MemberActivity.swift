@@ -12,7 +12,8 @@ import TallyProjection
 ///
 /// - `activity`: one row per action, keyed by log position; `action` is the event type.
 /// - `members`: first and last seen, counts of actions, carts, checkouts, orders and payments, active.
-/// - `member_spending`: total spent per person and currency (checkouts and successful payments).
+/// - `member_spending`: total spent per person and currency (checkouts and successful payments, less
+///   the refunds of paid orders cancelled).
 /// - `carts`, `orders`: which person a cart or an order belongs to, and a cart's last activity.
 /// - view `member_summary`: `members` with `abandoned_carts`, carts never checked out whose last
 ///   activity is more than 24 hours before the last event applied.
@@ -182,7 +183,15 @@ public struct MemberActivity: BatchingProjector {
             try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order confirmed")
         case OrderCancelled.eventType:
             let orderID = try json.string("orderID")
-            try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order cancelled: \(try json.string("reason"))")
+            // A paid order cancelled owes its payment back: the customer's spending is net of it.
+            if let refund = try json.member("refundDue"), !refund.isNull {
+                let amount = try refund.money("amount")
+                try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID,
+                           detail: "order cancelled: \(try json.string("reason")); payment \(try refund.string("paymentID")) to be refunded",
+                           amount: amount, spent: Money(minor: -amount.minor, currency: amount.currency))
+            } else {
+                try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order cancelled: \(try json.string("reason"))")
+            }
         case OrderPaid.eventType:
             let orderID = try json.string("orderID")
             try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order paid (payment \(try json.string("paymentID")))")

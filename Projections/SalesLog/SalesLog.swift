@@ -9,8 +9,10 @@ import TallyProjection
 ///
 /// Tables (amounts in integer minor units with their currency; times as ISO 8601 UTC text and as
 /// microseconds since the epoch):
-/// - `sales`: one row per sale, keyed by the log position of the event that made it a sale.
-/// - `revenue_daily`: sales count and revenue per day, channel, location (booth, store or "web") and currency.
+/// - `sales`: one row per sale, keyed by the log position of the event that made it a sale; a paid web
+///   order cancelled adds a `refund` row of the amount owed back, negative, so sums are net.
+/// - `revenue_daily`: sales and refunds counted, and revenue net of refunds, per day, channel, location
+///   (booth, store or "web") and currency.
 /// - `vouchers`: every voucher issued, and its redemption.
 /// - `booths`, `web_orders`: what sales refer to.
 /// - views `booth_sales_log` (the seed's per-booth sales-log query) and `voucher_liability`
@@ -19,12 +21,13 @@ public struct SalesLog: BatchingProjector {
     public let name = "sales"
     /// 2: the `sales.channel` check written as comparisons (the same rule), see `createSchema`.
     /// 3: `revenue_daily.revenue_minor` must stay an integer: SQLite turns a sum past 2^63 into a float.
-    public let version = 3
+    /// 4: refunds of paid web orders cancelled: `sales.kind`, `revenue_daily.refunds`, revenue net of them.
+    public let version = 4
     /// The buyer's email of each voucher sale.
     public let holdsPersonalData = true
     public let eventTypes: Set<String> = [
         BoothRegistered.eventType, VoucherIssued.eventType, VoucherRedeemed.eventType, SaleRecorded.eventType,
-        OrderPlaced.eventType, OrderPaid.eventType, CartCheckedOut.eventType,
+        OrderPlaced.eventType, OrderPaid.eventType, OrderCancelled.eventType, CartCheckedOut.eventType,
     ]
 
     public init() {}
@@ -36,6 +39,7 @@ public struct SalesLog: BatchingProjector {
             CREATE TABLE sales (
                 position INTEGER PRIMARY KEY,
                 channel TEXT NOT NULL CHECK (channel = 'booth' OR channel = 'web' OR channel = 'checkout'),
+                kind TEXT NOT NULL CHECK (kind = 'sale' OR kind = 'refund'),
                 sale_id TEXT NOT NULL,
                 voucher_id TEXT,
                 buyer_email TEXT,
@@ -62,6 +66,7 @@ public struct SalesLog: BatchingProjector {
                 location TEXT NOT NULL,
                 currency TEXT NOT NULL,
                 sales INTEGER NOT NULL,
+                refunds INTEGER NOT NULL,
                 revenue_minor INTEGER NOT NULL CHECK (typeof(revenue_minor) = 'integer'),
                 PRIMARY KEY (day, channel, location, currency)
             ) WITHOUT ROWID;
@@ -178,6 +183,17 @@ public struct SalesLog: BatchingProjector {
                            operatorID: nil, memberID: member, paymentTransactionID: try json.string("transactionID"),
                            amount: Money(minor: minor, currency: currency), location: "web")
 
+        case OrderCancelled.eventType:
+            // A paid order cancelled: its sale is reversed by a refund row of what is owed back.
+            guard let refund = try json.member("refundDue"), !refund.isNull else { break }
+            let orderID = try json.string("orderID"), amount = try refund.money("amount")
+            guard let member = try db.text("SELECT member_id FROM web_orders WHERE order_id = ?", { $0.bind(orderID) }) else {
+                throw ProjectionError.inconsistent("order \(orderID) was refunded but never placed")
+            }
+            try insertSale(db, batch, event, channel: "web", kind: "refund", saleID: orderID, voucherID: nil, buyerEmail: nil, boothID: nil, storeID: nil,
+                           operatorID: nil, memberID: member, paymentTransactionID: try refund.string("transactionID"),
+                           amount: Money(minor: -amount.minor, currency: amount.currency), location: "web")
+
         case CartCheckedOut.eventType:
             let storeID = try json.string("storeID")
             try insertSale(db, batch, event, channel: "checkout", saleID: try json.string("cartID"), voucherID: nil, buyerEmail: nil, boothID: nil,
@@ -189,12 +205,12 @@ public struct SalesLog: BatchingProjector {
         }
     }
 
-    private func insertSale(_ db: Database, _ batch: SalesBatch, _ event: ProjectedEvent, channel: String, saleID: String, voucherID: String?, buyerEmail: String?,
-                            boothID: String?, storeID: String?, operatorID: String?, memberID: String?, paymentTransactionID: String?,
-                            amount: Money, location: String) throws {
+    private func insertSale(_ db: Database, _ batch: SalesBatch, _ event: ProjectedEvent, channel: String, kind: String = "sale", saleID: String,
+                            voucherID: String?, buyerEmail: String?, boothID: String?, storeID: String?, operatorID: String?, memberID: String?,
+                            paymentTransactionID: String?, amount: Money, location: String) throws {
         let day = event.day
-        try batch.addRevenue(day: day, channel: channel, location: location, amount: amount)
-        try batch.add(SalesBatch.Sale(position: Int64(event.position), channel: channel, saleID: saleID, voucherID: voucherID, buyerEmail: buyerEmail,
+        try batch.addRevenue(day: day, channel: channel, location: location, amount: amount, refund: kind == "refund")
+        try batch.add(SalesBatch.Sale(position: Int64(event.position), channel: channel, kind: kind, saleID: saleID, voucherID: voucherID, buyerEmail: buyerEmail,
                                       boothID: boothID, storeID: storeID, operatorID: operatorID, memberID: memberID,
                                       paymentTransactionID: paymentTransactionID, amount: amount, soldAt: event.recordedAtISO,
                                       soldAtMicroseconds: event.recordedAt.microsecondsSinceEpoch, day: day), db)
@@ -209,6 +225,7 @@ public final class SalesBatch: ProjectionBatch {
     struct Sale {
         var position: Int64
         var channel: String
+        var kind: String
         var saleID: String
         var voucherID: String?, buyerEmail: String?, boothID: String?, storeID: String?, operatorID: String?, memberID: String?
         var paymentTransactionID: String?
@@ -219,10 +236,10 @@ public final class SalesBatch: ProjectionBatch {
     }
 
     static let saleInserts = RowInserter<Sale>.Statements(
-        table: "sales", columns: ["position", "channel", "sale_id", "voucher_id", "buyer_email", "booth_id", "store_id", "operator_id", "member_id",
+        table: "sales", columns: ["position", "channel", "kind", "sale_id", "voucher_id", "buyer_email", "booth_id", "store_id", "operator_id", "member_id",
                                   "payment_transaction_id", "amount_minor", "currency", "sold_at", "sold_at_us", "day"])
     private var sales = RowInserter<Sale>(SalesBatch.saleInserts) { sale, bindings in
-        bindings.bind(sale.position); bindings.bind(sale.channel); bindings.bind(sale.saleID); bindings.bind(sale.voucherID)
+        bindings.bind(sale.position); bindings.bind(sale.channel); bindings.bind(sale.kind); bindings.bind(sale.saleID); bindings.bind(sale.voucherID)
         bindings.bind(sale.buyerEmail); bindings.bind(sale.boothID); bindings.bind(sale.storeID); bindings.bind(sale.operatorID)
         bindings.bind(sale.memberID); bindings.bind(sale.paymentTransactionID); bindings.bind(sale.amount.minor)
         bindings.bind(sale.amount.currency.code); bindings.bind(sale.soldAt); bindings.bind(sale.soldAtMicroseconds); bindings.bind(sale.day)
@@ -239,16 +256,16 @@ public final class SalesBatch: ProjectionBatch {
     }
 
     /// In the order each key was first touched, so a rebuild writes the same rows in the same order.
-    private var revenue: OrderedDictionary<RevenueKey, (sales: Int64, minor: Int64)> = [:]
+    private var revenue: OrderedDictionary<RevenueKey, (sales: Int64, refunds: Int64, minor: Int64)> = [:]
 
-    /// Adds a sale to its day's revenue; a total past what 64 bits hold stops the read model at the
-    /// sale that made it (where a plain `+` would stop the process).
-    func addRevenue(day: String, channel: String, location: String, amount: Money) throws {
+    /// Adds a sale (or a refund, negative) to its day's revenue; a total past what 64 bits hold stops
+    /// the read model at the sale that made it (where a plain `+` would stop the process).
+    func addRevenue(day: String, channel: String, location: String, amount: Money, refund: Bool) throws {
         let key = RevenueKey(day: day, channel: channel, location: ExactText(location), currency: amount.currency.code)
-        var total = revenue[key] ?? (0, 0)
+        var total = revenue[key] ?? (0, 0, 0)
         total.minor = try ProjectionError.adding(amount.minor, to: total.minor,
                                                  "the revenue of \(JSONView.quoted(location)) (\(channel)) on \(day) in \(amount.currency.code)")
-        total.sales += 1
+        if refund { total.refunds += 1 } else { total.sales += 1 }
         revenue[key] = total
     }
 
@@ -256,11 +273,12 @@ public final class SalesBatch: ProjectionBatch {
         try sales.flush(db)
         for (key, total) in revenue {
             try db.run("""
-                INSERT INTO revenue_daily (day, channel, location, currency, sales, revenue_minor) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO revenue_daily (day, channel, location, currency, sales, refunds, revenue_minor) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (day, channel, location, currency) DO UPDATE SET sales = sales + excluded.sales,
-                    revenue_minor = revenue_minor + excluded.revenue_minor
+                    refunds = refunds + excluded.refunds, revenue_minor = revenue_minor + excluded.revenue_minor
                 """) {
-                $0.bind(key.day); $0.bind(key.channel); $0.bind(key.location.text); $0.bind(key.currency); $0.bind(total.sales); $0.bind(total.minor)
+                $0.bind(key.day); $0.bind(key.channel); $0.bind(key.location.text); $0.bind(key.currency); $0.bind(total.sales)
+                $0.bind(total.refunds); $0.bind(total.minor)
             }
         }
     }

@@ -292,7 +292,7 @@ struct SalesReport: ParsableCommand {
         commandName: "sales",
         abstract: "Every sale (booth, web, checkout), revenue per location and day, or the voucher liability.",
         discussion: """
-            Views: log (each sale), revenue (per day, channel, booth or store, currency), vouchers \
+            Views: log (each sale, and each refund of a paid order cancelled), revenue (per day, channel, booth or store, currency; net of refunds), vouchers \
             (issued, redeemed and outstanding, per currency).
 
             Example:
@@ -336,7 +336,7 @@ struct SalesReport: ParsableCommand {
             filters.add("channel = ?", channel)
             filters.addTimeRange("sold_at_us", options)
             try options.write(database, sql: """
-                SELECT position, channel, sale_id, voucher_id, buyer_email, booth_id, store_id, operator_id, member_id,
+                SELECT position, channel, kind, sale_id, voucher_id, buyer_email, booth_id, store_id, operator_id, member_id,
                        payment_transaction_id, amount_minor, currency, sold_at FROM sales\(filters.sql) ORDER BY position
                 """, arguments: filters.arguments)
         case .revenue where options.timeZoneName != nil:
@@ -347,7 +347,7 @@ struct SalesReport: ParsableCommand {
             filters.add("day >= ?", options.from.flatMap { Timestamp(iso8601: $0) }.map { String($0.iso8601.prefix(10)) })
             filters.add("day < ?", options.to.flatMap { Timestamp(iso8601: $0) }.map { String($0.iso8601.prefix(10)) })
             try options.write(database, sql: """
-                SELECT day, channel, location, currency, sales, revenue_minor FROM revenue_daily\(filters.sql) ORDER BY day, channel, location, currency
+                SELECT day, channel, location, currency, sales, refunds, revenue_minor FROM revenue_daily\(filters.sql) ORDER BY day, channel, location, currency
                 """, arguments: filters.arguments)
         case .vouchers:
             try options.write(database, sql: """
@@ -368,19 +368,20 @@ extension SalesReport {
         filters.addText(location, booth ?? storeID)
         filters.add("channel = ?", channel)
         filters.addTimeRange("sold_at_us", options)
-        var totals: [Key: (sales: Int64, revenue: Int64)] = [:]
+        var totals: [Key: (sales: Int64, refunds: Int64, revenue: Int64)] = [:]
         let days = options.days
         try database.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT channel, \(location), currency, sold_at_us, amount_minor FROM sales\(filters.sql)",
+            let rows = try Row.fetchCursor(db, sql: "SELECT channel, \(location), currency, sold_at_us, amount_minor, kind FROM sales\(filters.sql)",
                                            arguments: StatementArguments(filters.arguments))
             while let row = try rows.next() {
                 // Location by its bytes, as SQLite keeps it: NFC and NFD "café" are two booths.
                 let key = Key(day: days.day(of: Timestamp(microsecondsSinceEpoch: row[3])), channel: row[0],
                               location: Array((row[1] as String).utf8), currency: row[2])
-                var total = totals[key] ?? (0, 0)
+                var total = totals[key] ?? (0, 0, 0)
                 let (revenue, overflow) = total.revenue.addingReportingOverflow(row[4])
                 guard !overflow else { throw CLIError("the revenue of \(JSONView.quoted(String(decoding: key.location, as: UTF8.self))) on \(key.day) passes 64 bits") }
-                total = (total.sales + 1, revenue)
+                let refund = (row[5] as String) == "refund"
+                total = (total.sales + (refund ? 0 : 1), total.refunds + (refund ? 1 : 0), revenue)
                 totals[key] = total
             }
         }
@@ -388,11 +389,11 @@ extension SalesReport {
             (a.key.day, a.key.channel) != (b.key.day, b.key.channel) ? (a.key.day, a.key.channel) < (b.key.day, b.key.channel)
                 : a.key.location != b.key.location ? a.key.location.lexicographicallyPrecedes(b.key.location) : a.key.currency < b.key.currency
         }
-        let writer = RowWriter(format: options.format, columns: ["day", "channel", "location", "currency", "sales", "revenue"])
+        let writer = RowWriter(format: options.format, columns: ["day", "channel", "location", "currency", "sales", "refunds", "revenue"])
         for (key, total) in ordered.prefix(options.limit ?? .max) {
             let amount = Currency(code: key.currency).map { Money(minor: total.revenue, currency: $0).decimalText } ?? String(total.revenue)
             writer.add([.text(key.day), .text(key.channel), .text(String(decoding: key.location, as: UTF8.self)), .text(key.currency),
-                        .integer(total.sales), .decimal(amount)])
+                        .integer(total.sales), .integer(total.refunds), .decimal(amount)])
         }
         writer.finish()
     }

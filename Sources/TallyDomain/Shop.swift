@@ -161,6 +161,22 @@ public struct OrderCancelled: DomainEvent {
     public static let eventType = "OrderCancelled"
     public var orderID: String
     public var reason: String
+    /// Set when the order was paid: its payment is owed back (since 2026-12-02; a paid order cancelled
+    /// before then owed the same, unrecorded).
+    public var refundDue: RefundDue?
+}
+
+/// What a cancelled order owes its customer: the payment that paid it, in full.
+public struct RefundDue: Codable, Sendable, Equatable {
+    public var paymentID: String
+    public var transactionID: String
+    public var amount: Money
+
+    public init(paymentID: String, transactionID: String, amount: Money) {
+        self.paymentID = paymentID
+        self.transactionID = transactionID
+        self.amount = amount
+    }
 }
 
 public enum PaymentMethod: String, Codable, Sendable, CaseIterable { case mpesa, card, paypal }

@@ -258,6 +258,15 @@ enum ShopRules {
             let order = try loadOrder(orderID, &draft, &streams)
             try Require.selfOrAdmin(actor, .customer, order.placed!.userID, "cancel order \(orderID)")
             try requireTransition(order, to: .cancelled, orderID)
+            // Money in flight is settled first: a payment under way could still take the customer's money
+            // for a cancelled order, and one that went through but is not yet the order's would leave its
+            // refund unrecorded. (An order marked paid records its refund below.)
+            if order.status != .paid, let holder = try draft.load(Claims.orderPayment(orderID), as: ClaimState.self, from: &streams).owner {
+                let held = try draft.load(ShopStreams.payment(holder), as: PaymentState.self, from: &streams)
+                throw Rejection(.orderHasPayment, held.succeeded != nil
+                    ? "order \(orderID)'s payment \(holder) went through: mark the order paid first, so that its cancellation records the refund"
+                    : "order \(orderID) has payment \(holder) in progress; record its result first")
+            }
             if order.status == .confirmed || order.status == .paid {
                 var reserved: [String: Int] = [:]
                 for line in order.placed!.lines { reserved[line.productID, default: 0] += line.quantity }
@@ -266,7 +275,9 @@ enum ShopRules {
                     draft.emit(ShopStreams.stock(productID), StockReleased(productID: productID, orderID: orderID, quantity: quantity))
                 }
             }
-            draft.emit(ShopStreams.order(orderID), OrderCancelled(orderID: orderID, reason: reason))
+            // A paid order cancelled owes its payment back: the event says so, and the read models net it.
+            let refund = order.paid.map { RefundDue(paymentID: $0.paymentID, transactionID: $0.transactionID, amount: order.placed!.total) }
+            draft.emit(ShopStreams.order(orderID), OrderCancelled(orderID: orderID, reason: reason, refundDue: refund))
 
         default:
             preconditionFailure("\(envelope.command.name) is not a shop command")

@@ -156,6 +156,37 @@ let customer = Actor(.customer, "u1")
         #expect(code(command(system, .markOrderPaid(orderID: "o2", paymentID: "raw")), &streams) == .paymentAmountMismatch)
     }
 
+    /// A paid order cancelled kept the customer's money without a word: the sales log counted the sale
+    /// and the member's spending the payment. The cancellation now says what is owed back; an order
+    /// whose payment is still in flight, or went through unrecorded, is settled before it is cancelled.
+    @Test func aPaidOrderCancelledOwesItsPaymentBack() throws {
+        var paid = try shop()
+        try paidOrder(&paid)
+        let decision = try Decide.decide(command(customer, .cancelOrder(orderID: "o1", reason: "changed my mind")), streams: &paid)
+        let cancelled = try DomainCoding.decode(OrderCancelled.self, from: try #require(decision.events.last).payload)
+        #expect(cancelled.refundDue == RefundDue(paymentID: "pay1", transactionID: "MP1", amount: cents(2000)))
+
+        var streams = try shop()
+        try run(&streams, [command(customer, .placeOrder(orderID: "o2", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1)])),
+                           command(system, .confirmOrder(orderID: "o2")),
+                           command(customer, .initiatePayment(paymentID: "pay2", orderID: "o2", amount: cents(1000), method: .card))])
+        let inFlight = #expect(throws: Rejection.self) {
+            try Decide.decide(command(customer, .cancelOrder(orderID: "o2", reason: "too slow")), streams: &streams)
+        }
+        #expect(inFlight == Rejection(.orderHasPayment, "order o2 has payment pay2 in progress; record its result first"))
+        try run(&streams, [command(system, .recordPaymentSucceeded(paymentID: "pay2", transactionID: "C-9"))])
+        let unrecorded = #expect(throws: Rejection.self) {
+            try Decide.decide(command(customer, .cancelOrder(orderID: "o2", reason: "too slow")), streams: &streams)
+        }
+        #expect(unrecorded == Rejection(.orderHasPayment, "order o2's payment pay2 went through: mark the order paid first, so that its cancellation records the refund"))
+        // A payment that failed leaves nothing to give back.
+        try run(&streams, [command(customer, .placeOrder(orderID: "o3", userID: "u1", lines: [OrderRequestLine(productID: "p2", quantity: 1)])),
+                           command(customer, .initiatePayment(paymentID: "pay3", orderID: "o3", amount: cents(250), method: .card)),
+                           command(system, .recordPaymentFailed(paymentID: "pay3", reason: "declined"))])
+        let unpaid = try Decide.decide(command(customer, .cancelOrder(orderID: "o3", reason: "gave up")), streams: &streams)
+        #expect(try DomainCoding.decode(OrderCancelled.self, from: try #require(unpaid.events.last).payload).refundDue == nil)
+    }
+
     /// An order's placing event records every line: more than `linesMax` are refused before the log would refuse the event.
     @Test func anOrderHoldsAtMostLinesMaxLines() throws {
         var streams = try shop()

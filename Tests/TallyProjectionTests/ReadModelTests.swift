@@ -164,6 +164,29 @@ struct HandScenario {
         for secret in ["Ada", "Lovelace", "ada@example.org", "una@example.org", "una"] { #expect(!everything.contains(secret), "\(secret)") }
     }
 
+    /// A paid order cancelled: the sales log keeps the sale and adds its refund, negative, so revenue is
+    /// net; the customer's spending is net of it too. Before, both counted money the shop gave back.
+    @Test func aPaidOrderCancelledIsRefundedInTheReadModels() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        store.clock.set(time("2026-11-21T13:00:00Z"))
+        try store.run(admin, .cancelOrder(orderID: "o1", reason: "out of delivery area"))
+        let runner = try store.runner()
+        try runner.catchUp(SalesLog())
+        try runner.catchUp(MemberActivity())
+        let sales = try runner.openServing("sales")
+        let rows = try sales.read { try Row.fetchAll($0, sql: "SELECT kind, sale_id, amount_minor, payment_transaction_id FROM sales WHERE channel = 'web' ORDER BY position") }
+        #expect(rows.map { [$0["kind"] as String, $0["sale_id"], String($0["amount_minor"] as Int64), $0["payment_transaction_id"]] }
+                == [["sale", "o1", "2000", "MP1"], ["refund", "o1", "-2000", "MP1"]])
+        let days = try sales.read { try Row.fetchAll($0, sql: "SELECT day, sales, refunds, revenue_minor FROM revenue_daily WHERE channel = 'web' ORDER BY day") }
+        #expect(days.map { "\($0["day"] as String) \($0["sales"] as Int) \($0["refunds"] as Int) \($0["revenue_minor"] as Int)" }
+                == ["2026-11-20 1 0 2000", "2026-11-21 0 1 -2000"])
+        let spent = try runner.openServing("members").read {
+            try Int64.fetchOne($0, sql: "SELECT spent_minor FROM member_spending WHERE kind = 'customer' AND member_id = 'u1'")
+        }
+        #expect(spent == 0)
+    }
+
     /// A deposit that leaves with its bottles is not an action of its own: the activity says whose it was.
     @Test func aRemovalThatFollowsItsItemSaysSo() throws {
         let store = try TestStore()

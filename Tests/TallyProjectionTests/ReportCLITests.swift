@@ -89,17 +89,17 @@ import Testing
         let store = try scenarioStore()
         let local = try tally(["report", "sales", "--view", "revenue", "--time-zone", "Pacific/Kiritimati", "--format", "csv"], store: store.path)
         #expect(local.status == 0, "\(local.error)")
-        #expect(local.lines == ["day,channel,location,currency,sales,revenue", "2026-11-20,booth,b1,USD,1,12.50", "2026-11-20,booth,b2,USD,1,10.00",
-                                "2026-11-21,checkout,s1,USD,1,3.83", "2026-11-21,web,web,USD,1,20.00", "2026-11-22,booth,b1,USD,1,4.00"], "\(local.output)")
+        #expect(local.lines == ["day,channel,location,currency,sales,refunds,revenue", "2026-11-20,booth,b1,USD,1,0,12.50", "2026-11-20,booth,b2,USD,1,0,10.00",
+                                "2026-11-21,checkout,s1,USD,1,0,3.83", "2026-11-21,web,web,USD,1,0,20.00", "2026-11-22,booth,b1,USD,1,0,4.00"], "\(local.output)")
         // UTC named is UTC unnamed (the figures kept per UTC day).
         let utc = try tally(["report", "sales", "--view", "revenue", "--format", "csv"], store: store.path)
         #expect(try tally(["report", "sales", "--view", "revenue", "--time-zone", "UTC", "--format", "csv"], store: store.path).lines == utc.lines)
         // A date is that day's first moment there: 2026-11-21 on Kiritimati began at 2026-11-20T10:00:00Z.
         let since = try tally(["report", "sales", "--from", "2026-11-21", "--time-zone", "Pacific/Kiritimati", "--format", "csv"], store: store.path)
-        #expect(since.lines.dropFirst().map { $0.split(separator: ",")[2] } == ["k1", "o1", "s3"], "\(since.output)")
+        #expect(since.lines.dropFirst().map { $0.split(separator: ",")[3] } == ["k1", "o1", "s3"], "\(since.output)")
         let byChannel = try tally(["report", "sales", "--view", "revenue", "--channel", "booth", "--booth", "b1", "--from", "2026-11-21",
                                    "--time-zone", "Pacific/Kiritimati", "--format", "csv"], store: store.path)
-        #expect(byChannel.lines.dropFirst() == ["2026-11-22,booth,b1,USD,1,4.00"], "\(byChannel.output)")
+        #expect(byChannel.lines.dropFirst() == ["2026-11-22,booth,b1,USD,1,0,4.00"], "\(byChannel.output)")
         // Whole days there: UTC midnight is 14:00 on Kiritimati.
         let partial = try tally(["report", "sales", "--view", "revenue", "--from", "2026-11-21T00:00:00Z", "--time-zone", "Pacific/Kiritimati"], store: store.path)
         #expect(partial.status != 0 && partial.error.contains(#"--view revenue adds up whole days (Pacific/Kiritimati): --from must be a date or a midnight there, not "2026-11-21T00:00:00Z""#),
