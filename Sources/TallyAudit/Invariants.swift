@@ -22,12 +22,14 @@ public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
 /// - `paid-order-has-payment`: an order marked paid has an earlier successful payment for that order,
 ///   with that transaction id, of exactly the order's total;
 /// - `order-charged-once`: an order has at most one successful payment (a second charged the customer twice);
+/// - `refund-of-the-payment`: a cancelled order's refund (`refundDue`) is of the payment that paid it, its
+///   transaction and the order's total;
 /// - `cart-checked-out-by-its-member`: a cart is opened once, and checked out at most once, after it
 ///   was opened, in the name of the member and at the store that opened it (a member's spending
 ///   is added up from its checkouts).
 public enum Invariants {
     public static let rules = ["voucher-redeemed-once", "stock-never-negative", "payment-transaction-once", "paid-order-has-payment",
-                               "order-charged-once", "cart-checked-out-by-its-member"]
+                               "order-charged-once", "refund-of-the-payment", "cart-checked-out-by-its-member"]
 
     public static func check(_ log: EventLog, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> (checked: UInt64, violations: [InvariantViolation]) {
         var issued = Set<String>(), redeemed = [String: UInt64]()
@@ -35,6 +37,7 @@ public enum Invariants {
         var webTransactions = [String: UInt64](), checkoutTransactions = [String: UInt64]()
         var payments = [String: (order: String, transaction: String, amount: Money)]()
         var charged = [String: (payment: String, position: UInt64)]()
+        var paidBy = [String: String]()  // order → the payment that paid it
         var orderTotals = [String: Money]()
         var carts = [String: (opened: UInt64, member: String, store: String, checkedOut: UInt64?)]()
         var violations: [InvariantViolation] = []
@@ -142,8 +145,18 @@ public enum Invariants {
                         violation("payment-transaction-once", "checkout payment \(event.paymentTransactionID) used again (first at position \(first))")
                     }
                     checkoutTransactions[event.paymentTransactionID] = checkoutTransactions[event.paymentTransactionID] ?? position
+                case OrderCancelled.eventType:
+                    guard let event = try decode(OrderCancelled.self), let refund = event.refundDue else { break }
+                    if paidBy[event.orderID] != refund.paymentID {
+                        violation("refund-of-the-payment", "order \(event.orderID) refunds payment \(refund.paymentID), "
+                                  + (paidBy[event.orderID].map { "but payment \($0) paid it" } ?? "but it was never paid"))
+                    } else if let payment = payments[refund.paymentID], payment.transaction != refund.transactionID || payment.amount != refund.amount {
+                        violation("refund-of-the-payment", "order \(event.orderID) refunds \(refund.amount) of transaction \(refund.transactionID); "
+                                  + "payment \(refund.paymentID) took \(payment.amount) in transaction \(payment.transaction)")
+                    }
                 case OrderPaid.eventType:
                     guard let event = try decode(OrderPaid.self) else { break }
+                    paidBy[event.orderID] = event.paymentID
                     guard let payment = payments[event.paymentID] else {
                         violation("paid-order-has-payment", "order \(event.orderID) marked paid by payment \(event.paymentID), which never succeeded")
                         break
@@ -216,5 +229,6 @@ public enum Invariants {
         CartOpened.eventType: { try DomainCoding.decode(CartOpened.self, from: $0) },
         CartCheckedOut.eventType: { try DomainCoding.decode(CartCheckedOut.self, from: $0) },
         OrderPaid.eventType: { try DomainCoding.decode(OrderPaid.self, from: $0) },
+        OrderCancelled.eventType: { try DomainCoding.decode(OrderCancelled.self, from: $0) },
     ]
 }

@@ -468,13 +468,17 @@ func write(_ text: String, _ name: String) throws -> String {
         let unpaid = try raw("order-oc", OrderPaid(orderID: "oc", paymentID: "nope", transactionID: "T"))
         // A second payment of one order that went through: the customer charged twice.
         let twice = try raw("payment-c", PaymentSucceeded(paymentID: "pc", orderID: "oa", transactionID: "MPY", method: .mpesa, amount: Money(minor: 100, currency: usd)))
+        // A refund of a payment that never paid the order.
+        let refund = try raw("order-ob", OrderCancelled(orderID: "ob", reason: "x", refundDue: RefundDue(paymentID: "pb", transactionID: "MPX",
+                                                                                                        amount: Money(minor: 100, currency: usd))))
         let result = try Invariants.check(store.log)
-        #expect(result.violations.map(\.position) == [second, negative, duplicate, unpaid, twice])
+        #expect(result.violations.map(\.position) == [second, negative, duplicate, unpaid, twice, refund])
         #expect(result.violations.map(\.rule) == ["voucher-redeemed-once", "stock-never-negative", "payment-transaction-once", "paid-order-has-payment",
-                                                  "order-charged-once"])
-        #expect(result.violations.last?.message == "order oa charged again by payment pc (payment pa succeeded at position \(twice - 3))")
+                                                  "order-charged-once", "refund-of-the-payment"])
+        #expect(result.violations[4].message == "order oa charged again by payment pc (payment pa succeeded at position \(twice - 3))")
+        #expect(result.violations[5].message == "order ob refunds payment pb, but it was never paid")
         let cli = try tally(["audit", "invariants"], store: store.path)
-        #expect(cli.status == 1 && cli.lines.count == 5 && cli.lines[0].hasPrefix("position \(second): voucher-redeemed-once"))
+        #expect(cli.status == 1 && cli.lines.count == 6 && cli.lines[0].hasPrefix("position \(second): voucher-redeemed-once"))
     }
 
     /// Counts that do not add up in 64 bits (written behind the rules' back) are a violation at the
