@@ -181,6 +181,10 @@ enum ShopRules {
             try Require.positive(amount, "a payment")
             let order = try loadOrder(orderID, &draft, &streams)
             try Require.selfOrAdmin(actor, .customer, order.placed!.userID, "pay order \(orderID)")
+            // The seed: only users who can sign in make payments; a deactivated one cannot.
+            guard try draft.load(ShopStreams.user(order.placed!.userID), as: UserState.self, from: &streams).active else {
+                throw Rejection(.userInactive, "user \(order.placed!.userID) is deactivated: their orders take no payment")
+            }
             // A payment is for an order still waiting for one: paying a paid, shipped, delivered or
             // cancelled order would charge the customer for nothing (a second payment of a paid order is
             // the double charge the shop's seed warns of).

@@ -277,8 +277,11 @@ let customer = Actor(.customer, "u1")
         #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "new@example.org", isAdmin: false)), &streams) == .emailTaken)
         #expect(code(command(other, .registerUser(userID: "u2", username: "otieno", email: "w@example.org", isAdmin: false)), &streams) == nil)
         #expect(code(command(other, .changeUserEmail(userID: "u1", email: "x@example.org")), &streams) == .notAuthorized)
+        #expect(code(command(customer, .placeOrder(orderID: "o4", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1)])), &streams) == nil)
         #expect(code(command(customer, .deactivateUser(userID: "u1")), &streams) == nil)
         #expect(code(command(customer, .placeOrder(orderID: "o5", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1)])), &streams) == .userInactive)
+        // An order placed before the user was deactivated takes no payment either (the seed: only users who sign in pay).
+        #expect(code(command(customer, .initiatePayment(paymentID: "pay9", orderID: "o4", amount: cents(1000), method: .card)), &streams) == .userInactive)
         #expect(code(command(admin, .changeCategory(categoryID: "c1", name: "Books & maps", slug: "books")), &streams) == nil)
         #expect(code(command(admin, .changeCategory(categoryID: "c9", name: "x", slug: "x")), &streams) == .categoryNotFound)
     }
