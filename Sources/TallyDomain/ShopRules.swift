@@ -200,14 +200,12 @@ enum ShopRules {
             guard payment.initiated == nil else { throw Rejection(.paymentAlreadyExists, "payment \(paymentID) already exists") }
             // One payment of an order at a time: two in flight would both charge the customer if both
             // went through. A payment that fails gives the order back for another.
-            let open = Claims.orderPayment(orderID)
-            if let holder = try draft.load(open, as: ClaimState.self, from: &streams).owner {
-                let held = try draft.load(ShopStreams.payment(holder), as: PaymentState.self, from: &streams)
-                throw Rejection(.orderHasPayment, held.succeeded != nil
+            if let (holder, succeeded) = try openPayment(orderID, &draft, &streams) {
+                throw Rejection(.orderHasPayment, succeeded
                     ? "order \(orderID) was already paid by payment \(holder); another would charge the customer twice"
                     : "order \(orderID) has payment \(holder) in progress; record its result first (another could charge the customer twice)")
             }
-            try draft.claim(open, kind: "order-payment", owner: paymentID, from: &streams,
+            try draft.claim(Claims.orderPayment(orderID), kind: "order-payment", owner: paymentID, from: &streams,
                             taken: Rejection(.orderHasPayment, "order \(orderID) has another payment in progress"))
             draft.emit(ShopStreams.payment(paymentID), PaymentInitiated(paymentID: paymentID, orderID: orderID, userID: order.placed!.userID,
                                                                           amount: amount, method: method))
@@ -265,9 +263,8 @@ enum ShopRules {
             // Money in flight is settled first: a payment under way could still take the customer's money
             // for a cancelled order, and one that went through but is not yet the order's would leave its
             // refund unrecorded. (An order marked paid records its refund below.)
-            if order.status != .paid, let holder = try draft.load(Claims.orderPayment(orderID), as: ClaimState.self, from: &streams).owner {
-                let held = try draft.load(ShopStreams.payment(holder), as: PaymentState.self, from: &streams)
-                throw Rejection(.orderHasPayment, held.succeeded != nil
+            if order.status != .paid, let (holder, succeeded) = try openPayment(orderID, &draft, &streams) {
+                throw Rejection(.orderHasPayment, succeeded
                     ? "order \(orderID)'s payment \(holder) went through: mark the order paid first, so that its cancellation records the refund"
                     : "order \(orderID) has payment \(holder) in progress; record its result first")
             }
@@ -292,6 +289,13 @@ enum ShopRules {
     static func requireProduct(_ productID: String, _ draft: inout Draft, _ streams: inout some StreamReading) throws {
         let product = try draft.load(ShopStreams.product(productID), as: ProductState.self, from: &streams)
         guard product.created != nil else { throw Rejection(.productNotFound, "product \(productID) does not exist") }
+    }
+
+    /// The payment holding `orderID`'s payment claim, and whether it went through: one in progress, or
+    /// one that succeeded (and stays the order's). nil when the order is free to take a payment.
+    static func openPayment(_ orderID: String, _ draft: inout Draft, _ streams: inout some StreamReading) throws -> (payment: String, succeeded: Bool)? {
+        guard let holder = try draft.load(Claims.orderPayment(orderID), as: ClaimState.self, from: &streams).owner else { return nil }
+        return (holder, try draft.load(ShopStreams.payment(holder), as: PaymentState.self, from: &streams).succeeded != nil)
     }
 
     static func loadOrder(_ orderID: String, _ draft: inout Draft, _ streams: inout some StreamReading) throws -> OrderState {
