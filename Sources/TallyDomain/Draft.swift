@@ -83,10 +83,7 @@ enum Require {
     /// another voucher than the "7" printed on it, and a name of spaces is none), at most 100 bytes,
     /// no control characters.
     static func field(_ name: String, _ value: String) throws {
-        guard let first = value.first, let last = value.last else { throw Rejection(.invalidField, "\(name) must not be empty") }
-        guard !first.isWhitespace, !last.isWhitespace else {
-            throw Rejection(.invalidField, "\(name) \(JSONView.quoted(value)) must not begin or end with a space")
-        }
+        try trimmed(name, value)
         guard value.utf8.count <= 100, !value.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
             throw Rejection(.invalidField, "\(name) must be at most 100 bytes without control characters")
         }
@@ -97,12 +94,17 @@ enum Require {
     /// so a text in any script fits. nil (left out) passes.
     static func text(_ name: String, _ value: String?, charactersMax: Int = TextLimits.nameCharactersMax) throws {
         guard let value else { return }
-        guard let first = value.first, let last = value.last else { throw Rejection(.invalidField, "\(name) must not be empty (leave it out instead)") }
-        guard !first.isWhitespace, !last.isWhitespace else {
-            throw Rejection(.invalidField, "\(name) \(JSONView.quoted(value)) must not begin or end with a space")
-        }
+        try trimmed(name, value, empty: " (leave it out instead)")
         guard value.count <= charactersMax, !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
             throw Rejection(.invalidField, "\(name) must be at most \(charactersMax) characters without control characters")
+        }
+    }
+
+    /// Not empty, and neither beginning nor ending with white space.
+    private static func trimmed(_ name: String, _ value: String, empty: String = "") throws {
+        guard let first = value.first, let last = value.last else { throw Rejection(.invalidField, "\(name) must not be empty\(empty)") }
+        guard !first.isWhitespace, !last.isWhitespace else {
+            throw Rejection(.invalidField, "\(name) \(JSONView.quoted(value)) must not begin or end with a space")
         }
     }
 
