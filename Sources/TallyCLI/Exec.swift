@@ -27,6 +27,9 @@ struct Exec: ParsableCommand {
               tally exec --catalog | tally exec
             """)
 
+    /// Commands executed together at most: a window's outcomes are held until its last is durable.
+    static let windowCommandsMax = 1_000
+
     @OptionGroup var store: StoreOptions
     @Flag(help: "Print one example of every command (JSON Lines) and exit.") var catalog = false
 
@@ -46,40 +49,56 @@ struct Exec: ParsableCommand {
         var failed = 0
         var erased = false
         var lines = InputLines()
-        while let line = try lines.next() {
+        // Commands already read are executed together, in order (one writer transaction and one sync for
+        // many, where one at a time paid a sync each), but never while waiting for more input: a client
+        // that writes a command and waits for its answer gets it.
+        var window: [(number: Int, envelope: CommandEnvelope)] = []
+        var fatal: (any Error)?
+        func executeWindow() {
+            let outcomes = commerce.executeEachInOrder(window.map(\.envelope))
+            for ((number, envelope), outcome) in zip(window, outcomes) {
+                let head = "{\"line\":\(number),\"id\":\"\(envelope.id.uuidString.lowercased())\",\"command\":\"\(envelope.command.name)\""
+                switch outcome {
+                case .success(.accepted(let positions, let wasRetry)):
+                    if case .erasePersonalData = envelope.command { erased = true }
+                    output.line(head + ",\"result\":\"accepted\",\"positions\":[\(positions.map(String.init).joined(separator: ","))]" + (wasRetry ? ",\"retry\":true}" : "}"))
+                case .success(.rejected(let rejection)):
+                    output.line(head + ",\"result\":\"rejected\",\"code\":\"\(rejection.code.rawValue)\",\"message\":\(EventJSON.quote(rejection.message))}")
+                case .failure(let error as LogError) where error.refusesTheAppendOnly:
+                    // The log refused this command's events (an event id taken, one too large): nothing of
+                    // it was appended, and the others still run.
+                    failed += 1
+                    printError("line \(number): \(error)")
+                    output.line(head + ",\"result\":\"error\",\"code\":\"refusedByTheLog\",\"message\":\(EventJSON.quote(error.description))}")
+                case .failure(let error):
+                    // A failure of the store itself: the others' outcomes are told, then it stops here.
+                    fatal = fatal ?? error
+                }
+            }
+            window.removeAll(keepingCapacity: true)
+            output.flush()
+        }
+        while fatal == nil, let line = try lines.next() {
             number += 1
             if InputLines.isBlank(line) { continue }
             let envelope: CommandEnvelope
             do {
                 envelope = try CommandJSON.parse(line)
             } catch let error as CLIError {
+                if !window.isEmpty { executeWindow() }  // results stay in line order
                 malformed += 1
                 printError("line \(number): \(error.description)")
                 output.line("{\"line\":\(number),\"result\":\"error\",\"code\":\"malformedCommand\",\"message\":\(EventJSON.quote("line \(number): \(error.description)"))}")
-                continue
-            }
-            let head = "{\"line\":\(number),\"id\":\"\(envelope.id.uuidString.lowercased())\",\"command\":\"\(envelope.command.name)\""
-            let outcome: CommandOutcome
-            do {
-                outcome = try commerce.execute(envelope)
-            } catch let error as LogError where error.refusesTheAppendOnly {
-                // The log refused this command's events (one too large to record): nothing was appended,
-                // and the lines after it still run. A failure of the store itself stops here.
-                failed += 1
-                printError("line \(number): \(error)")
-                output.line(head + ",\"result\":\"error\",\"code\":\"refusedByTheLog\",\"message\":\(EventJSON.quote(error.description))}")
                 output.flush()
                 continue
             }
-            switch outcome {
-            case .accepted(let positions, let wasRetry):
-                if case .erasePersonalData = envelope.command { erased = true }
-                output.line(head + ",\"result\":\"accepted\",\"positions\":[\(positions.map(String.init).joined(separator: ","))]" + (wasRetry ? ",\"retry\":true}" : "}"))
-            case .rejected(let rejection):
-                output.line(head + ",\"result\":\"rejected\",\"code\":\"\(rejection.code.rawValue)\",\"message\":\(EventJSON.quote(rejection.message))}")
-            }
-            output.flush()
+            window.append((number, envelope))
+            // An erasure ends its window: a command after it about the same person must see the key gone.
+            let isErasure = if case .erasePersonalData = envelope.command { true } else { false }
+            if window.count >= Self.windowCommandsMax || isErasure || !lines.hasBufferedLine { executeWindow() }
         }
+        if !window.isEmpty { executeWindow() }
+        if let fatal { throw fatal }
         output.flush()
         // Standard output is the results' JSON Lines: the rebuilds are reported on standard error.
         if erased { try ReadModels.dropErasedValues(log) { FileHandle.standardError.write(Data("note: \($0) after the erasure\n".utf8)) } }

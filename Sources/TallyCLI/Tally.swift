@@ -131,6 +131,12 @@ struct InputLines {
         }
     }
 
+    /// Whether the next line is already read, so `next()` will not wait for more input: a caller that
+    /// gathers lines acts on what it has before it would block (a client may wait for each answer).
+    var hasBufferedLine: Bool {
+        buffer[searched...].contains(UInt8(ascii: "\n")) || (atEnd && start < buffer.count)
+    }
+
     private static func withoutCarriageReturn(_ line: ArraySlice<UInt8>) -> [UInt8] {
         line.last == UInt8(ascii: "\r") ? Array(line.dropLast()) : Array(line)
     }

@@ -124,6 +124,12 @@ public final class CommerceService: Sendable {
     /// Executes `envelopes` in order, all in flight at once (so they share writer transactions), and
     /// returns their outcomes in order.
     public func executeInOrder(_ envelopes: [CommandEnvelope]) throws -> [CommandOutcome] {
+        try executeEachInOrder(envelopes).map { try $0.get() }
+    }
+
+    /// `executeInOrder`, with each command's own result: one that failed (its events refused by the
+    /// log, say) leaves the others' outcomes to be told.
+    public func executeEachInOrder(_ envelopes: [CommandEnvelope]) -> [Result<CommandOutcome, any Error>] {
         let outcomes = OutcomeSlots(count: envelopes.count)
         let done = DispatchGroup()
         for (index, envelope) in envelopes.enumerated() {
@@ -134,7 +140,7 @@ public final class CommerceService: Sendable {
             }
         }
         done.wait()
-        return try outcomes.values.map { try $0.get() }
+        return outcomes.values
     }
 
     /// A command whose first event is already in the log was executed before: its events' positions.

@@ -23,6 +23,46 @@ import TallyTestSupport
         #expect(try tally(["verify"], store: store).status == 0)
     }
 
+    /// `exec` executes the commands it has read together, but answers each before it waits for more
+    /// input: a client that writes one command and waits for its answer is not left waiting.
+    @Test func aClientWaitingForEachAnswerGetsIt() throws {
+        let store = try newStore()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tallyPath())
+        process.arguments = ["exec", "--store", store]
+        let (input, output) = (Pipe(), Pipe())
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var pending = Data()
+        for index in 1...3 {
+            let line = #"{"id":"00000000-0000-4000-8000-00000000f0\#(index)0","actor":"admin:ana","command":{"registerBooth":{"boothID":"b\#(index)","name":"Pies","location":"Hall A"}}}"#
+            input.fileHandleForWriting.write(Data((line + "\n").utf8))
+            // The answer, read with a deadline: a hang is a failure, not a stuck test run.
+            let answered = DispatchSemaphore(value: 0)
+            let reader = output.fileHandleForReading
+            nonisolated(unsafe) var received = pending
+            DispatchQueue.global().async {
+                while !received.contains(UInt8(ascii: "\n")) {
+                    let chunk = reader.availableData
+                    if chunk.isEmpty { break }
+                    received.append(chunk)
+                }
+                answered.signal()
+            }
+            #expect(answered.wait(timeout: .now() + 30) == .success, "no answer to line \(index)")
+            let newline = try #require(received.firstIndex(of: UInt8(ascii: "\n")))
+            let answer = String(decoding: received[..<newline], as: UTF8.self)
+            pending = Data(received[(newline + 1)...])
+            #expect(answer.contains(#""line":\#(index),"#) && answer.contains(#""result":"accepted""#), "\(answer)")
+        }
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+
     /// A command whose events the log refuses (here the id of its second event was taken by hand) got
     /// no result line and stopped `exec`: the lines after it never ran. It is answered and they run.
     @Test func aCommandTheLogRefusesIsAnsweredAndTheRestRun() throws {
