@@ -42,7 +42,11 @@ func at(_ seconds: Int64) -> Timestamp { Timestamp(microsecondsSinceEpoch: secon
         #expect(try decode(#"{"start":"2026-01-01"}"#).start.microsecondsSinceEpoch == 1_767_225_600_000_000)
         #expect(String(decoding: try JSONEncoder().encode(decode(#"{"start":"2026-01-01T00:00:00.5Z"}"#)), as: UTF8.self) == #"{"start":1767225600500000}"#)
         func reason(_ json: String) -> String? {
-            do { _ = try decode(json); return nil } catch let error as DecodingError { return DomainCoding.describe(error) } catch { return "\(error)" }
+            switch Result(catching: { try decode(json) }) {
+            case .success: return nil
+            case .failure(let error as DecodingError): return DomainCoding.describe(error)
+            case .failure(let error): return "\(error)"
+            }
         }
         #expect(reason(#"{"start":"2026-13-01"}"#) == #"field "start": "2026-13-01" is not an RFC 3339 time (2026-11-22T09:00:00Z) or a date (2026-11-22)"#)
         #expect(reason(#"{"start":true}"#) == #"field "start" must be an RFC 3339 time (2026-11-22T09:00:00Z) or whole microseconds since 1970"#)
@@ -53,9 +57,11 @@ func at(_ seconds: Int64) -> Timestamp { Timestamp(microsecondsSinceEpoch: secon
     @Test func aFractionalOrHugeAmountIsNamedNotCalledInvalidJSON() throws {
         struct Line: Decodable { var amount: Money }
         func reason(_ json: String) -> String? {
-            do { _ = try JSONDecoder().decode(Line.self, from: Data(json.utf8)); return nil } catch let error as DecodingError {
-                return DomainCoding.describe(error)
-            } catch { return "\(error)" }
+            switch Result(catching: { try JSONDecoder().decode(Line.self, from: Data(json.utf8)) }) {
+            case .success: return nil
+            case .failure(let error as DecodingError): return DomainCoding.describe(error)
+            case .failure(let error): return "\(error)"
+            }
         }
         #expect(reason(#"{"amount":{"minor":5.5,"currency":"USD"}}"#) == #"field "amount.minor": must be a whole number of minor units (550 for 5.50), not 5.5"#)
         #expect(reason(#"{"amount":{"minor":1e30,"currency":"USD"}}"#)?.contains("from -9223372036854775808 to 9223372036854775807, not 1e+30") == true)
