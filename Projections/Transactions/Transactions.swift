@@ -12,10 +12,13 @@ import TallyProjection
 /// - `item_prices`: every price record scheduled, with its label (schema 2 of `PriceScheduled`;
 ///   version 1 records get theirs from the upcaster), so an analyst can see which layer applied.
 /// - `open_orders`: web orders placed and not yet paid or cancelled (their lines become
-///   transactions when paid).
+///   transactions when paid); `paid_orders`: where each paid web order's lines are.
+/// A paid web order cancelled keeps its lines (they were bought) with `refunded_at` set: sums of
+/// what was kept leave those out.
 public struct Transactions: Projector {
     public let name = "transactions"
-    public let version = 1
+    /// 2: `transaction_lines.refunded_at` for a paid web order cancelled, and `paid_orders`.
+    public let version = 2
     public let eventTypes: Set<String> = [
         CartCheckedOut.eventType, OrderPlaced.eventType, OrderPaid.eventType, OrderCancelled.eventType, PriceScheduled.eventType,
     ]
@@ -46,6 +49,7 @@ public struct Transactions: Projector {
                 purchase_date_us INTEGER NOT NULL,
                 bogo INTEGER NOT NULL,
                 payment_transaction_id TEXT,
+                refunded_at TEXT,
                 PRIMARY KEY (position, line)
             ) WITHOUT ROWID;
 
@@ -68,6 +72,11 @@ public struct Transactions: Projector {
                 order_id TEXT PRIMARY KEY,
                 member_id TEXT NOT NULL,
                 lines TEXT NOT NULL
+            ) WITHOUT ROWID;
+
+            CREATE TABLE paid_orders (
+                order_id TEXT PRIMARY KEY,
+                position INTEGER NOT NULL
             ) WITHOUT ROWID;
             """)
     }
@@ -127,10 +136,18 @@ public struct Transactions: Projector {
                 }
             }
             try db.run("DELETE FROM open_orders WHERE order_id = ?") { $0.bind(orderID) }
+            try db.run("INSERT OR REPLACE INTO paid_orders (order_id, position) VALUES (?, ?)") { $0.bind(orderID); $0.bind(Int64(event.position)) }
 
         case OrderCancelled.eventType:
             let orderID = try json.string("orderID")
             try db.run("DELETE FROM open_orders WHERE order_id = ?") { $0.bind(orderID) }
+            // A paid order cancelled: its lines stay (they were bought) and say they were refunded.
+            if let refund = try json.member("refundDue"), !refund.isNull {
+                try db.run("UPDATE transaction_lines SET refunded_at = ? WHERE position = (SELECT position FROM paid_orders WHERE order_id = ?)") {
+                    $0.bind(event.recordedAtISO); $0.bind(orderID)
+                }
+                guard db.changesCount > 0 else { throw ProjectionError.inconsistent("order \(orderID) was refunded but its lines were never paid") }
+            }
 
         case PriceScheduled.eventType:
             let price = try json.required("price").indexed()  // nine members, eight of them read

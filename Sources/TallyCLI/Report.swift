@@ -477,7 +477,7 @@ struct TransactionsReport: ParsableCommand {
         try options.write(database, sql: """
             SELECT position, line, channel, transaction_id, member_id, store_id, scanned_input, sku, description, size,
                    unit_price_minor, quantity, applied_discounts_minor, pre_tax_total_minor, currency, taxable, department_code,
-                   purchase_date, bogo, payment_transaction_id FROM transaction_lines\(filters.sql) ORDER BY position, line
+                   purchase_date, bogo, payment_transaction_id, refunded_at FROM transaction_lines\(filters.sql) ORDER BY position, line
             """, arguments: filters.arguments)
     }
 }

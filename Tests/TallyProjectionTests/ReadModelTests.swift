@@ -165,7 +165,8 @@ struct HandScenario {
     }
 
     /// A paid order cancelled: the sales log keeps the sale and adds its refund, negative, so revenue is
-    /// net; the customer's spending is net of it too. Before, both counted money the shop gave back.
+    /// net; the customer's spending is net of it too; its transaction lines say they were refunded.
+    /// Before, all three counted money the shop gave back.
     @Test func aPaidOrderCancelledIsRefundedInTheReadModels() throws {
         let store = try TestStore()
         try HandScenario.record(store)
@@ -174,6 +175,13 @@ struct HandScenario {
         let runner = try store.runner()
         try runner.catchUp(SalesLog())
         try runner.catchUp(MemberActivity())
+        try runner.catchUp(Transactions())
+        // The order's lines stay in the historic transactions (they were bought), marked refunded.
+        let lines = try runner.openServing("transactions").read {
+            try Row.fetchAll($0, sql: "SELECT transaction_id, refunded_at FROM transaction_lines ORDER BY position, line")
+        }
+        #expect(lines.map { "\($0["transaction_id"] as String) \(($0["refunded_at"] as String?) ?? "-")" }
+                == ["k1 -", "k1 -", "o1 2026-11-21T13:00:00.000000Z"])
         let sales = try runner.openServing("sales")
         let rows = try sales.read { try Row.fetchAll($0, sql: "SELECT kind, sale_id, amount_minor, payment_transaction_id FROM sales WHERE channel = 'web' ORDER BY position") }
         #expect(rows.map { [$0["kind"] as String, $0["sale_id"], String($0["amount_minor"] as Int64), $0["payment_transaction_id"]] }
