@@ -26,7 +26,7 @@ public struct MemberActivity: BatchingProjector {
         MemberRegistered.eventType, MemberProfileChanged.eventType, SocialAccountLinked.eventType, MemberDeactivated.eventType,
         CartOpened.eventType, CartItemAdded.eventType, CartItemRemoved.eventType, RestrictedItemsApproved.eventType, CartCheckedOut.eventType,
         UserRegistered.eventType, UserEmailChanged.eventType, UserDeactivated.eventType,
-        OrderPlaced.eventType, OrderConfirmed.eventType, OrderCancelled.eventType, OrderPaid.eventType, OrderShipped.eventType,
+        OrderPlaced.eventType, OrderConfirmed.eventType, OrderCancelled.eventType, RefundPaid.eventType, OrderPaid.eventType, OrderShipped.eventType,
         OrderDelivered.eventType, PaymentInitiated.eventType, PaymentSucceeded.eventType, PaymentFailed.eventType,
     ]
 
@@ -192,6 +192,11 @@ public struct MemberActivity: BatchingProjector {
             } else {
                 try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order cancelled: \(try json.string("reason"))")
             }
+        case RefundPaid.eventType:
+            let orderID = try json.string("orderID")
+            try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID,
+                       detail: "refund paid (payment \(try json.string("paymentID")), transaction \(try json.string("refundTransactionID")))",
+                       amount: try json.money("amount"))
         case OrderPaid.eventType:
             let orderID = try json.string("orderID")
             try record(db, batch, event, .customer, try orderMember(db, batch, orderID), subject: orderID, detail: "order paid (payment \(try json.string("paymentID")))")

@@ -23,7 +23,7 @@ public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
 ///   with that transaction id, of exactly the order's total;
 /// - `order-charged-once`: an order has at most one successful payment (a second charged the customer twice);
 /// - `refund-of-the-payment`: a cancelled order's refund (`refundDue`) is of the payment that paid it, its
-///   transaction and the order's total;
+///   transaction and the order's total, and is paid (`RefundPaid`) once, in that amount;
 /// - `cart-checked-out-by-its-member`: a cart is opened once, and checked out at most once, after it
 ///   was opened, in the name of the member and at the store that opened it (a member's spending
 ///   is added up from its checkouts).
@@ -38,6 +38,7 @@ public enum Invariants {
         var payments = [String: (order: String, transaction: String, amount: Money)]()
         var charged = [String: (payment: String, position: UInt64)]()
         var paidBy = [String: String]()  // order → the payment that paid it
+        var refundsDue = [String: (refund: RefundDue, paidAt: UInt64?)]()
         var orderTotals = [String: Money]()
         var carts = [String: (opened: UInt64, member: String, store: String, checkedOut: UInt64?)]()
         var violations: [InvariantViolation] = []
@@ -145,8 +146,22 @@ public enum Invariants {
                         violation("payment-transaction-once", "checkout payment \(event.paymentTransactionID) used again (first at position \(first))")
                     }
                     checkoutTransactions[event.paymentTransactionID] = checkoutTransactions[event.paymentTransactionID] ?? position
+                case RefundPaid.eventType:
+                    guard let event = try decode(RefundPaid.self) else { break }
+                    guard let due = refundsDue[event.orderID] else {
+                        violation("refund-of-the-payment", "order \(event.orderID) refunded without owing a refund")
+                        break
+                    }
+                    if let paidAt = due.paidAt {
+                        violation("refund-of-the-payment", "order \(event.orderID) refunded again (first at position \(paidAt))")
+                    } else if due.refund.amount != event.amount || due.refund.paymentID != event.paymentID {
+                        violation("refund-of-the-payment", "order \(event.orderID) refunded \(event.amount) of payment \(event.paymentID); "
+                                  + "it owed \(due.refund.amount) of payment \(due.refund.paymentID)")
+                    }
+                    refundsDue[event.orderID]?.paidAt = due.paidAt ?? position
                 case OrderCancelled.eventType:
                     guard let event = try decode(OrderCancelled.self), let refund = event.refundDue else { break }
+                    refundsDue[event.orderID] = (refund, nil)
                     if paidBy[event.orderID] != refund.paymentID {
                         violation("refund-of-the-payment", "order \(event.orderID) refunds payment \(refund.paymentID), "
                                   + (paidBy[event.orderID].map { "but payment \($0) paid it" } ?? "but it was never paid"))
@@ -230,5 +245,6 @@ public enum Invariants {
         CartCheckedOut.eventType: { try DomainCoding.decode(CartCheckedOut.self, from: $0) },
         OrderPaid.eventType: { try DomainCoding.decode(OrderPaid.self, from: $0) },
         OrderCancelled.eventType: { try DomainCoding.decode(OrderCancelled.self, from: $0) },
+        RefundPaid.eventType: { try DomainCoding.decode(RefundPaid.self, from: $0) },
     ]
 }

@@ -58,6 +58,8 @@ public enum RejectionCode: String, Codable, Sendable, CaseIterable {
     case itemNotInCart
     /// A linked item's units (a deposit) removed without the item that brought them.
     case linkedItemStaysWithItsItem
+    /// A refund recorded for an order that owes none, or whose refund was already paid.
+    case noRefundDue
     case restrictedItemNeedsApproval
     /// More units than one command, a cart's line of an item or a count of stock may hold (`Quantities`).
     case quantityTooLarge
@@ -103,6 +105,8 @@ public enum Command: Sendable, Codable, Equatable {
     case shipOrder(orderID: String)
     case deliverOrder(orderID: String)
     case cancelOrder(orderID: String, reason: String)
+    /// The refund a cancelled paid order owed has been paid back (the provider's refund transaction).
+    case recordRefund(orderID: String, refundTransactionID: String)
 
     case openStore(storeID: String, name: String, currency: Currency)
     case createItem(storeID: String, sku: SKU, details: ItemDetails)
@@ -129,7 +133,7 @@ public enum Command: Sendable, Codable, Equatable {
         "registerBooth", "assignOperator", "issueVoucher", "redeemVoucher",
         "registerUser", "changeUserEmail", "deactivateUser", "createCategory", "changeCategory", "createProduct", "changeProductPrice", "receiveStock", "adjustStock", "placeOrder",
         "confirmOrder", "initiatePayment", "recordPaymentSucceeded", "recordPaymentFailed", "markOrderPaid", "shipOrder",
-        "deliverOrder", "cancelOrder",
+        "deliverOrder", "cancelOrder", "recordRefund",
         "openStore", "createItem", "changeItem", "schedulePrice", "registerMember", "linkSocialAccount", "changeMemberProfile",
         "deactivateMember", "openCart", "scanItem", "removeItem", "approveRestrictedItems", "checkout",
         "erasePersonalData",
@@ -160,6 +164,7 @@ public enum Command: Sendable, Codable, Equatable {
         case .markOrderPaid: "markOrderPaid"
         case .shipOrder: "shipOrder"
         case .deliverOrder: "deliverOrder"
+        case .recordRefund: "recordRefund"
         case .cancelOrder: "cancelOrder"
         case .openStore: "openStore"
         case .createItem: "createItem"
@@ -468,7 +473,7 @@ public enum Decide {
             return draft.decision
 
         case .registerUser, .changeUserEmail, .deactivateUser, .createCategory, .changeCategory, .createProduct, .changeProductPrice, .receiveStock, .adjustStock, .placeOrder,
-             .confirmOrder, .initiatePayment, .recordPaymentSucceeded, .recordPaymentFailed, .markOrderPaid, .shipOrder,
+             .confirmOrder, .initiatePayment, .recordPaymentSucceeded, .recordPaymentFailed, .markOrderPaid, .shipOrder, .recordRefund,
              .deliverOrder, .cancelOrder:
             return try ShopRules.decide(envelope, streams: &streams)
 

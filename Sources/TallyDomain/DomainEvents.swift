@@ -15,7 +15,7 @@ public enum DomainEvents {
         // The web shop
         UserRegistered.self, UserEmailChanged.self, UserDeactivated.self, CategoryCreated.self, CategoryChanged.self,
         ProductCreated.self, ProductPriceChanged.self, StockReceived.self, StockAdjusted.self, StockReserved.self, StockReleased.self,
-        OrderPlaced.self, OrderConfirmed.self, OrderPaid.self, OrderShipped.self, OrderDelivered.self, OrderCancelled.self,
+        OrderPlaced.self, OrderConfirmed.self, OrderPaid.self, OrderShipped.self, OrderDelivered.self, OrderCancelled.self, RefundPaid.self,
         PaymentInitiated.self, PaymentSucceeded.self, PaymentFailed.self,
         // The self-checkout
         StoreOpened.self, ItemCreated.self, ItemChanged.self, PriceScheduled.self, MemberRegistered.self, SocialAccountLinked.self,

@@ -109,6 +109,8 @@ extension Command {
             .shipOrder(orderID: orderID.nfc)
         case .deliverOrder(let orderID):
             .deliverOrder(orderID: orderID.nfc)
+        case .recordRefund(let orderID, let refundTransactionID):
+            .recordRefund(orderID: orderID.nfc, refundTransactionID: refundTransactionID.nfc)
         case .cancelOrder(let orderID, let reason):
             .cancelOrder(orderID: orderID.nfc, reason: reason.nfc)
 

@@ -166,6 +166,15 @@ public struct OrderCancelled: DomainEvent {
     public var refundDue: RefundDue?
 }
 
+/// The refund a cancelled order owed, paid back: the provider's refund transaction.
+public struct RefundPaid: DomainEvent {
+    public static let eventType = "RefundPaid"
+    public var orderID: String
+    public var paymentID: String
+    public var refundTransactionID: String
+    public var amount: Money
+}
+
 /// What a cancelled order owes its customer: the payment that paid it, in full.
 public struct RefundDue: Codable, Sendable, Equatable {
     public var paymentID: String
@@ -337,6 +346,9 @@ public struct OrderState: Foldable {
     public var placed: OrderPlaced?
     public var status: OrderStatus = .pending
     public var paid: OrderPaid?
+    /// What the order owes back since it was cancelled paid, and the refund that paid it.
+    public var refundDue: RefundDue?
+    public var refunded: RefundPaid?
     public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
         switch type {
         case OrderPlaced.eventType: placed = try DomainCoding.decode(OrderPlaced.self, from: payload)
@@ -346,7 +358,10 @@ public struct OrderState: Foldable {
             paid = try DomainCoding.decode(OrderPaid.self, from: payload)
         case OrderShipped.eventType: status = .shipped
         case OrderDelivered.eventType: status = .delivered
-        case OrderCancelled.eventType: status = .cancelled
+        case OrderCancelled.eventType:
+            status = .cancelled
+            refundDue = try DomainCoding.decode(OrderCancelled.self, from: payload).refundDue
+        case RefundPaid.eventType: refunded = try DomainCoding.decode(RefundPaid.self, from: payload)
         default: break
         }
     }

@@ -280,6 +280,23 @@ enum ShopRules {
             let refund = order.paid.map { RefundDue(paymentID: $0.paymentID, transactionID: $0.transactionID, amount: order.placed!.total) }
             draft.emit(ShopStreams.order(orderID), OrderCancelled(orderID: orderID, reason: reason, refundDue: refund))
 
+        case .recordRefund(let orderID, let refundTransactionID):
+            try Require.role(actor, [.admin, .system], "record a refund")
+            try Require.field("refundTransactionID", refundTransactionID)
+            let order = try loadOrder(orderID, &draft, &streams)
+            guard let due = order.refundDue else { throw Rejection(.noRefundDue, "order \(orderID) owes no refund") }
+            if let refunded = order.refunded {
+                throw Rejection(.noRefundDue, "order \(orderID)'s refund was already paid (transaction \(refunded.refundTransactionID))")
+            }
+            // The provider's refund is one of its transactions: accepted once, like a payment's.
+            guard let method = try draft.load(ShopStreams.payment(due.paymentID), as: PaymentState.self, from: &streams).initiated?.method else {
+                throw Rejection(.paymentNotFound, "payment \(due.paymentID) was never initiated")
+            }
+            try draft.claim(Claims.paymentTransaction(method, refundTransactionID), kind: "payment-transaction", owner: "refund-\(orderID)", from: &streams,
+                            taken: Rejection(.duplicatePaymentTransaction, "\(method.rawValue) transaction \(refundTransactionID) was already recorded"))
+            draft.emit(ShopStreams.order(orderID), RefundPaid(orderID: orderID, paymentID: due.paymentID, refundTransactionID: refundTransactionID,
+                                                              amount: due.amount))
+
         default:
             preconditionFailure("\(envelope.command.name) is not a shop command")
         }

@@ -471,14 +471,17 @@ func write(_ text: String, _ name: String) throws -> String {
         // A refund of a payment that never paid the order.
         let refund = try raw("order-ob", OrderCancelled(orderID: "ob", reason: "x", refundDue: RefundDue(paymentID: "pb", transactionID: "MPX",
                                                                                                         amount: Money(minor: 100, currency: usd))))
+        // A refund paid for an order that owed none.
+        let unowed = try raw("order-oc", RefundPaid(orderID: "oc", paymentID: "nope", refundTransactionID: "R", amount: Money(minor: 100, currency: usd)))
         let result = try Invariants.check(store.log)
-        #expect(result.violations.map(\.position) == [second, negative, duplicate, unpaid, twice, refund])
+        #expect(result.violations.map(\.position) == [second, negative, duplicate, unpaid, twice, refund, unowed])
         #expect(result.violations.map(\.rule) == ["voucher-redeemed-once", "stock-never-negative", "payment-transaction-once", "paid-order-has-payment",
-                                                  "order-charged-once", "refund-of-the-payment"])
+                                                  "order-charged-once", "refund-of-the-payment", "refund-of-the-payment"])
         #expect(result.violations[4].message == "order oa charged again by payment pc (payment pa succeeded at position \(twice - 3))")
         #expect(result.violations[5].message == "order ob refunds payment pb, but it was never paid")
         let cli = try tally(["audit", "invariants"], store: store.path)
-        #expect(cli.status == 1 && cli.lines.count == 6 && cli.lines[0].hasPrefix("position \(second): voucher-redeemed-once"))
+        #expect(result.violations[6].message == "order oc refunded without owing a refund")
+        #expect(cli.status == 1 && cli.lines.count == 7 && cli.lines[0].hasPrefix("position \(second): voucher-redeemed-once"))
     }
 
     /// Counts that do not add up in 64 bits (written behind the rules' back) are a violation at the

@@ -11,7 +11,7 @@ import TallyTestSupport
         let known = ["registerBooth", "assignOperator", "issueVoucher", "redeemVoucher", "registerUser", "changeUserEmail", "deactivateUser",
                      "createCategory", "changeCategory", "createProduct",
                      "changeProductPrice", "receiveStock", "adjustStock", "placeOrder", "confirmOrder", "initiatePayment", "recordPaymentSucceeded",
-                     "recordPaymentFailed", "markOrderPaid", "shipOrder", "deliverOrder", "cancelOrder", "openStore", "createItem", "changeItem",
+                     "recordPaymentFailed", "markOrderPaid", "shipOrder", "deliverOrder", "cancelOrder", "recordRefund", "openStore", "createItem", "changeItem",
                      "schedulePrice", "registerMember", "linkSocialAccount", "changeMemberProfile", "deactivateMember", "openCart", "scanItem",
                      "removeItem", "approveRestrictedItems", "checkout", "erasePersonalData"]
         #expect(names == Set(known))

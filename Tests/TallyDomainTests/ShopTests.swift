@@ -165,6 +165,15 @@ let customer = Actor(.customer, "u1")
         let decision = try Decide.decide(command(customer, .cancelOrder(orderID: "o1", reason: "changed my mind")), streams: &paid)
         let cancelled = try DomainCoding.decode(OrderCancelled.self, from: try #require(decision.events.last).payload)
         #expect(cancelled.refundDue == RefundDue(paymentID: "pay1", transactionID: "MP1", amount: cents(2000)))
+        // The refund paid back is recorded once, by the payments system, with the provider's transaction.
+        #expect(code(command(customer, .recordRefund(orderID: "o1", refundTransactionID: "MP1-R")), &paid) == .notAuthorized)
+        paid.append(decision)
+        #expect(code(command(system, .recordRefund(orderID: "o1", refundTransactionID: "MP1")), &paid) == .duplicatePaymentTransaction)
+        #expect(code(command(system, .recordRefund(orderID: "o1", refundTransactionID: "MP1-R")), &paid) == nil)
+        let again = #expect(throws: Rejection.self) {
+            try Decide.decide(command(system, .recordRefund(orderID: "o1", refundTransactionID: "MP1-S")), streams: &paid)
+        }
+        #expect(again == Rejection(.noRefundDue, "order o1's refund was already paid (transaction MP1-R)"))
 
         var streams = try shop()
         try run(&streams, [command(customer, .placeOrder(orderID: "o2", userID: "u1", lines: [OrderRequestLine(productID: "p1", quantity: 1)])),
@@ -185,6 +194,8 @@ let customer = Actor(.customer, "u1")
                            command(system, .recordPaymentFailed(paymentID: "pay3", reason: "declined"))])
         let unpaid = try Decide.decide(command(customer, .cancelOrder(orderID: "o3", reason: "gave up")), streams: &streams)
         #expect(try DomainCoding.decode(OrderCancelled.self, from: try #require(unpaid.events.last).payload).refundDue == nil)
+        streams.append(unpaid)
+        #expect(code(command(system, .recordRefund(orderID: "o3", refundTransactionID: "R-1")), &streams) == .noRefundDue)
     }
 
     /// An order's placing event records every line: more than `linesMax` are refused before the log would refuse the event.
