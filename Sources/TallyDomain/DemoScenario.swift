@@ -32,6 +32,8 @@ public struct DemoScenario {
     private var placed: [String] = [], confirmed: [(order: String, user: String, total: Int64)] = []
     private var awaitingResult: [(payment: String, order: String)] = []
     private var succeeded: [(payment: String, order: String)] = [], paid: [String] = [], shipped: [String] = []
+    /// Paid orders cancelled: their refunds are paid back a while later.
+    private var refundsDue: [String] = []
     private var transactionIDs: [String] = []
     private var orderTotals: [String: (user: String, total: Int64)] = [:]
     // The self-checkout.
@@ -164,6 +166,9 @@ public struct DemoScenario {
         }
         if chance(3) { return .one(envelope(admin, .receiveStock(productID: products[pick(products.count)], quantity: 20 + pick(60)))) }
         if chance(1) { return .one(envelope(admin, .adjustStock(productID: products[pick(products.count)], delta: -1 - pick(3), reason: "damaged in storage"))) }
+        if !refundsDue.isEmpty && chance(3) {
+            return .one(envelope(system, .recordRefund(orderID: refundsDue.removeFirst(), refundTransactionID: "RF\(seed % 1000)-\(pick(1_000_000_000))")))
+        }
         if chance(2) { return .one(envelope(admin, .changeProductPrice(productID: products[pick(products.count)], price: money(Int64(500 + pick(4000)))))) }
         switch pick(7) {
         case 0 where !placed.isEmpty:
@@ -313,7 +318,10 @@ public struct DemoScenario {
             transactionIDs.append(transaction); bounded(&transactionIDs)
         case .markOrderPaid(let order, _): paid.append(order); bounded(&paid); orderTotals[order] = nil
         case .shipOrder(let order): shipped.append(order); bounded(&shipped)
-        case .cancelOrder(let order, _): orderTotals[order] = nil
+        case .cancelOrder(let order, _):
+            // The scenario cancels only paid orders (out of the delivery area): each owes its payment back.
+            refundsDue.append(order); bounded(&refundsDue)
+            orderTotals[order] = nil
         default: break
         }
         if orderTotals.count > Self.pendingMax * 2 { orderTotals.removeAll() }
