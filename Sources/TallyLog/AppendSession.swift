@@ -8,6 +8,8 @@ struct PreparedEvent: Sendable {
     let event: ProposedEvent
     /// The stream's name and hash, worked out here, on the caller's thread, not in the writer.
     let stream: StreamKey
+    /// The event type and its hash, likewise: the writer numbers types by it.
+    let type: ExactText
     let body: [UInt8]
     let bodyDigest: Hash
     let flags: UInt8
@@ -17,15 +19,12 @@ struct PreparedEvent: Sendable {
     init(_ event: ProposedEvent) {
         self.event = event
         stream = StreamKey(event.stream)
+        type = ExactText(event.type)
         let encoded = RecordCodec.encodeBody(event)
         body = encoded.body
         typeRange = encoded.type
         bodyDigest = body.withUnsafeBytes { sha256($0) }
         flags = RecordCodec.flags(of: event)
-    }
-
-    func withTypeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try self.body.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[typeRange])) }
     }
 }
 
@@ -41,10 +40,7 @@ struct PreparedBatch: Sendable {
     init(_ request: AppendRequest) throws {
         guard !request.events.isEmpty else { throw LogError.emptyBatch }
         guard request.events.count <= Limits.batchEventsMax else { throw LogError.batchTooLarge(events: request.events.count, bytes: nil) }
-        var ids = Set<UUID>(minimumCapacity: request.events.count)
-        for event in request.events {
-            guard ids.insert(event.id).inserted else { throw LogError.duplicateEventIDInBatch(event.id) }
-        }
+        try Self.checkDistinctIDs(request.events)
         let events = request.events
         let prepared: [PreparedEvent]
         if events.count >= Self.parallelPreparationEventsMin {
@@ -52,9 +48,18 @@ struct PreparedBatch: Sendable {
             let halves = [0..<(events.count / 2), (events.count / 2)..<events.count]
             let results = ParallelSlots<Result<[PreparedEvent], any Error>>(count: 2, initial: .success([]))
             DispatchQueue.concurrentPerform(iterations: 2) { half in
-                results[half] = Result { try halves[half].map { try Self.prepare(events[$0]) } }
+                results[half] = Result {
+                    var part: [PreparedEvent] = []
+                    // The first half's array takes the second's events after: room for all of them.
+                    part.reserveCapacity(half == 0 ? events.count : halves[half].count)
+                    for index in halves[half] { part.append(try Self.prepare(events[index])) }
+                    return part
+                }
             }
-            prepared = try results[0].get() + results[1].get()
+            // Moved out of the slots, so the first array is unique and grows in place.
+            var all = try results.take(0, leaving: .success([])).get()
+            all.append(contentsOf: try results.take(1, leaving: .success([])).get())
+            prepared = all
         } else {
             prepared = try events.map(Self.prepare)
         }
@@ -63,6 +68,24 @@ struct PreparedBatch: Sendable {
         for stream in request.expectations.keys { try Validation.streamID(stream) }
         self.events = prepared
         expectations = request.expectations
+    }
+
+    /// Refuses an event id given twice. Ids made by `EventIDGenerator` (time-ordered) arrive in
+    /// increasing order, which proves them distinct in one pass with no hashing; any other order is
+    /// checked with a set, and the first id seen before is named.
+    static func checkDistinctIDs(_ events: [ProposedEvent]) throws {
+        var increasing = true
+        var previous = (UInt64(0), UInt64(0))
+        for (index, event) in events.enumerated() {
+            let words = EventIDKey.words(event.id)
+            if index > 0 && words <= previous { increasing = false; break }
+            previous = words
+        }
+        if increasing { return }
+        var ids = Set<UUID>(minimumCapacity: events.count)
+        for event in events {
+            guard ids.insert(event.id).inserted else { throw LogError.duplicateEventIDInBatch(event.id) }
+        }
     }
 
     private static func prepare(_ event: ProposedEvent) throws -> PreparedEvent {
@@ -82,6 +105,9 @@ struct PreparedBatch: Sendable {
 
 enum Validation {
     static func streamID(_ id: String) throws {
+        // Most ids are printable ASCII ("cart-12"): one pass over the bytes settles them. Anything
+        // else, good or bad, takes the full checks below, which also name what is wrong.
+        if !id.isEmpty && isPlainASCII(id, count: Limits.streamIDBytesMax, edgeSpacesAllowed: false) { return }
         let count = id.utf8.count
         guard count > 0 else { throw LogError.invalidStreamID(id, reason: "it is empty") }
         guard count <= Limits.streamIDBytesMax else {
@@ -102,17 +128,33 @@ enum Validation {
         guard count <= Limits.eventTypeBytesMax else {
             throw LogError.invalidEventType(type, reason: "it is \(count) bytes; the limit is \(Limits.eventTypeBytesMax)")
         }
-        let bytes = Array(type.utf8)
-        guard isLetter(bytes[0]), bytes.allSatisfy({ isLetter($0) || isDigit($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ":") }) else {
+        var type = type
+        let wellFormed = type.withUTF8 { bytes in
+            isLetter(bytes[0]) && bytes.allSatisfy { isLetter($0) || isDigit($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ":") }
+        }
+        guard wellFormed else {
             throw LogError.invalidEventType(type, reason: "it must start with a letter and hold only letters, digits, '.', '-', '_' and ':'")
         }
     }
 
     static func actor(_ actor: String) throws {
+        if isPlainASCII(actor, count: Limits.actorBytesMax, edgeSpacesAllowed: true) { return }
         let count = actor.utf8.count
         guard count <= Limits.actorBytesMax else { throw LogError.invalidActor(actor, reason: "it is \(count) bytes; the limit is \(Limits.actorBytesMax)") }
         guard !actor.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
             throw LogError.invalidActor(actor, reason: "it contains a control character")
+        }
+    }
+
+    /// True if `text` is at most `count` bytes of printable ASCII (space included, but not at either
+    /// end unless `edgeSpacesAllowed`): text every check of an id passes. False says nothing either way.
+    private static func isPlainASCII(_ text: String, count: Int, edgeSpacesAllowed: Bool) -> Bool {
+        var text = text
+        // A native string hands out its bytes without a copy; a byte-by-byte walk of `utf8` cost more
+        // than encoding the record.
+        return text.withUTF8 { bytes in
+            guard bytes.count <= count, bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) else { return false }
+            return edgeSpacesAllowed || (bytes.first != 0x20 && bytes.last != 0x20)
         }
     }
 
@@ -147,13 +189,13 @@ final class StreamCache: @unchecked Sendable {
     /// them when it commits.
     var mergedPrefix = 0
     /// Event types numbered for this writer, so a pending entry holds an integer, not a copy of its type.
-    private var typeIDs: [String: Int] = [:]
+    private var typeIDs: [ExactText: Int] = [:]
     private(set) var typeNames: [ContiguousArray<UInt8>] = []
     let entriesMax: Int
 
     init(entriesMax: Int) { self.entriesMax = entriesMax }
 
-    func typeID(_ type: String, bytes: UnsafeRawBufferPointer) -> Int {
+    func typeID(_ type: ExactText, bytes: UnsafeRawBufferPointer) -> Int {
         if let id = typeIDs[type] { return id }
         typeNames.append(ContiguousArray(bytes))
         typeIDs[type] = typeNames.count - 1
@@ -329,11 +371,13 @@ struct AppendSession {
         positions.reserveCapacity(batch.events.count)
         versions.reserveCapacity(batch.events.count)
         streamIDs.reserveCapacity(batch.events.count)
-        for index in batch.events.indices {
-            let version = try write(batch.events[index], recordedAt: recordedAt)
-            positions.append(head.position)
-            versions.append(version)
-            streamIDs.append(batch.events[index].event.stream)
+        try batch.events.withUnsafeBufferPointer { events in
+            for index in events.indices {
+                let version = try write(events.baseAddress! + index, recordedAt: recordedAt)
+                positions.append(head.position)
+                versions.append(version)
+                streamIDs.append(events[index].event.stream)
+            }
         }
         head.lastRecordedAt = recordedAt
         return .success(AppendResult(positions: positions, versions: versions, streams: streamIDs, wasAlreadyAppended: false))
@@ -343,9 +387,11 @@ struct AppendSession {
     /// a conflict otherwise.
     private func idempotencyOutcome(_ batch: PreparedBatch) throws -> Result<AppendResult, LogError>? {
         var known: [(index: Int, position: UInt64)] = []
-        for (index, prepared) in batch.events.enumerated() {
-            if EventIDKey.words(prepared.event.id) > eventIDMax { continue }
-            if let position = try tables.position(txn, ofEventID: prepared.event.id) { known.append((index, position)) }
+        // By index: a copy of each prepared event would retain its five strings and buffers.
+        for index in batch.events.indices {
+            let id = batch.events[index].event.id
+            if EventIDKey.words(id) > eventIDMax { continue }
+            if let position = try tables.position(txn, ofEventID: id) { known.append((index, position)) }
         }
         guard let first = known.first else { return nil }
         guard known.count == batch.events.count else {
@@ -369,38 +415,41 @@ struct AppendSession {
     }
 
     /// Writes one event at the next position and returns its stream version.
-    private mutating func write(_ prepared: PreparedEvent, recordedAt: Timestamp) throws -> UInt64 {
-        let event = prepared.event
+    private mutating func write(_ event: UnsafePointer<PreparedEvent>, recordedAt: Timestamp) throws -> UInt64 {
+        // Read through the pointer, field by field: a copy of the prepared event (what passing it by
+        // value or borrowing it from the batch's array compiled to) retained and released its five
+        // strings and buffers, once per event.
         let position = head.position + 1
         var state: StreamState
-        if let cached = streams.advance(prepared.stream) {
+        if let cached = streams.advance(event.pointee.stream) {
             // The usual case, a stream the writer has seen: one look-up, the cache already counts this event.
             state = StreamState(number: cached.number, version: cached.version + 1)
         } else {
-            let previousState = try committedStreamState(prepared.stream)
+            let previousState = try committedStreamState(event.pointee.stream)
             if let existing = previousState {
                 state = existing
             } else {
                 head.streamCount += 1
                 state = StreamState(number: head.streamCount, version: 0)
-                var stream = event.stream
+                var stream = event.pointee.event.stream
                 let inserted = try stream.withUTF8 { key in
                     try StreamNumberValue.with(state.number) { try txn.insert(tables.streams, key: UnsafeRawBufferPointer(key), value: $0) }
                 }
-                if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.stream)) is in the streams table but was not found") }
+                if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.pointee.event.stream)) is in the streams table but was not found") }
             }
             state.version += 1
-            streams.set(prepared.stream, state, previous: previousState)
+            streams.set(event.pointee.stream, state, previous: previousState)
         }
-        if ownStreamPositions != nil { ownStreamPositions![prepared.stream, default: []].append(position) }
+        if ownStreamPositions != nil { ownStreamPositions![event.pointee.stream, default: []].append(position) }
 
-        let size = RecordCodec.headerSize(schemaVersion: event.schemaVersion, version: state.version) + prepared.body.count + Hash.byteCount
+        let schemaVersion = event.pointee.event.schemaVersion, id = event.pointee.event.id
+        let size = RecordCodec.headerSize(schemaVersion: schemaVersion, version: state.version) + event.pointee.body.count + Hash.byteCount
         let previous = head.chainHash
         var hash = Hash.zero
         try withBigEndian(position) { key in
             try txn.reserve(tables.events, key: key, count: size, flags: .append) { out in
-                hash = RecordCodec.write(schemaVersion: event.schemaVersion, flags: prepared.flags, position: position, version: state.version,
-                                         recordedAt: recordedAt, id: event.id, body: prepared.body, bodyDigest: prepared.bodyDigest,
+                hash = RecordCodec.write(schemaVersion: schemaVersion, flags: event.pointee.flags, position: position, version: state.version,
+                                         recordedAt: recordedAt, id: id, body: event.pointee.body, bodyDigest: event.pointee.bodyDigest,
                                          previous: previous, into: out)
             }
         }
@@ -415,10 +464,11 @@ struct AppendSession {
             }
         }
         // The stream and type index entries go to the tail (see IndexTail): merged in bulk later.
-        let typeID = prepared.withTypeBytes { streams.typeID(event.type, bytes: $0) }
+        let typeRange = event.pointee.typeRange
+        let typeID = event.pointee.body.withUnsafeBytes { streams.typeID(event.pointee.type, bytes: UnsafeRawBufferPointer(rebasing: $0[typeRange])) }
         streams.pendingIndex.append(PendingIndexEntry(streamNumber: state.number, version: state.version, position: position, typeID: typeID))
         try PositionValue.with(position) { value in
-            var id = event.id.uuid
+            var id = id.uuid
             try withUnsafeBytes(of: &id) { key in
                 let words = EventIDKey.words(key)
                 if words > eventIDMax {
@@ -484,7 +534,7 @@ struct AppendSession {
             guard let number else { throw LogError.corruptRecord(position: record.position, reason: "its stream is missing from the streams table") }
             numbers[stream] = number
             entries.append(PendingIndexEntry(streamNumber: number, version: record.version, position: record.position,
-                                             typeID: streams.typeID(record.type, bytes: record.typeBytes)))
+                                             typeID: streams.typeID(ExactText(record.type), bytes: record.typeBytes)))
             return true
         }
         return entries

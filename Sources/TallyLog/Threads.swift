@@ -46,6 +46,13 @@ final class ParallelSlots<Value>: @unchecked Sendable {
         slots.deallocate()
     }
 
+    /// The slot's value, moved out (no copy kept), `leaving` in its place.
+    func take(_ slot: Int, leaving: Value) -> Value {
+        let value = (slots.baseAddress! + slot).move()
+        (slots.baseAddress! + slot).initialize(to: leaving)
+        return value
+    }
+
     subscript(slot: Int) -> Value {
         get { slots[slot] }
         set { slots[slot] = newValue }

@@ -200,6 +200,9 @@ import TallyMerkle
         ("control character", { $0.stream = "a\nb" }, #"invalid stream id "a\nb": it contains a control character"#),
         ("spaced stream", { $0.stream = "cart-1 " }, #"invalid stream id "cart-1 ": it begins or ends with a space"#),
         ("blank stream", { $0.stream = "\u{3000}" }, "it begins or ends with a space"),
+        ("leading space", { $0.stream = " cart-1" }, "it begins or ends with a space"),
+        ("non-breaking space", { $0.stream = "café-1\u{A0}" }, "it begins or ends with a space"),
+        ("delete", { $0.stream = "cart\u{7F}1" }, "it contains a control character"),
         ("nul and quote", { $0.actor = "a\u{0}\"" }, #"invalid actor "a\u{0}\"": it contains a control character"#),
         ("empty type", { $0.type = "" }, "invalid event type \"\": it is empty"),
         ("long type", { $0.type = "T" + String(repeating: "t", count: 100) }, "it is 101 bytes; the limit is 100"),
@@ -226,7 +229,19 @@ import TallyMerkle
         #expect(throws: LogError.emptyBatch) { try fixture.log.append(AppendRequest(events: [])) }
         let event = fixture.event("s")
         #expect(throws: LogError.duplicateEventIDInBatch(event.id)) { try fixture.log.append(AppendRequest(events: [event, event])) }
+        // Time-ordered ids in order until the repeat, and random ids: the repeated one is named either way.
+        let (first, second) = (fixture.event("s"), fixture.event("t"))
+        #expect(throws: LogError.duplicateEventIDInBatch(first.id)) {
+            try fixture.log.append(AppendRequest(events: [first, second, fixture.event("u"), first]))
+        }
+        var random = (0..<20).map { ProposedEvent(id: UUID(), stream: "s-\($0)", type: "T", payload: Data()) }
+        random.append(random[7])
+        #expect(throws: LogError.duplicateEventIDInBatch(random[7].id)) { try fixture.log.append(AppendRequest(events: random)) }
         #expect(try fixture.log.head().position == 0)
+        // Non-ASCII ids and actors pass the same rules as ASCII ones.
+        var accented = fixture.event("café-1")
+        accented.actor = "Zoë"
+        #expect(try fixture.log.append(AppendRequest(events: [accented])).positions == [1])
     }
 
     /// A batch over either limit is refused whole, before any event of it is written, and the message
