@@ -54,28 +54,29 @@ public enum RecordCodec {
         (event.correlationID != nil ? flagCorrelation : 0) | (event.causationID != nil ? flagCausation : 0)
     }
 
-    /// The body of `event`'s record (everything but the header and the hash), and where its stream id and
-    /// event type lie in it.
-    static func encodeBody(_ event: ProposedEvent) -> (body: [UInt8], stream: Range<Int>, type: Range<Int>) {
-        var (stream, type, actor) = (event.stream, event.type, event.actor)
-        let size = varintSize(stream.utf8.count) + stream.utf8.count + varintSize(type.utf8.count) + type.utf8.count
-            + varintSize(actor.utf8.count) + actor.utf8.count + (event.correlationID != nil ? 16 : 0) + (event.causationID != nil ? 16 : 0)
+    /// The size of `event`'s record body (everything but the header and the hash).
+    static func bodySize(_ event: ProposedEvent) -> Int {
+        let (stream, type, actor) = (event.stream.utf8.count, event.type.utf8.count, event.actor.utf8.count)
+        return varintSize(stream) + stream + varintSize(type) + type + varintSize(actor) + actor
+            + (event.correlationID != nil ? 16 : 0) + (event.causationID != nil ? 16 : 0)
             + varintSize(event.metadata.count) + event.metadata.count + varintSize(event.payload.count) + event.payload.count
-        var streamRange = 0..<0, typeRange = 0..<0
-        let body = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            var writer = ByteWriter(UnsafeMutableRawBufferPointer(buffer))
-            // Native strings are contiguous UTF-8: withUTF8 hands out their bytes without a copy.
-            streamRange = stream.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
-            typeRange = type.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
-            _ = actor.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
-            if let correlation = event.correlationID { writer.uuid(correlation) }
-            if let causation = event.causationID { writer.uuid(causation) }
-            writer.lengthPrefixed(event.metadata)
-            writer.lengthPrefixed(event.payload)
-            precondition(writer.offset == size, "record body size mismatch")
-            count = size
-        }
-        return (body, streamRange, typeRange)
+    }
+
+    /// Writes `event`'s record body into `out`, exactly `bodySize(event)` bytes, and returns where its
+    /// stream id and event type lie in it.
+    static func encodeBody(_ event: ProposedEvent, into out: UnsafeMutableRawBufferPointer) -> (stream: Range<Int>, type: Range<Int>) {
+        var (stream, type, actor) = (event.stream, event.type, event.actor)
+        var writer = ByteWriter(out)
+        // Native strings are contiguous UTF-8: withUTF8 hands out their bytes without a copy.
+        let streamRange = stream.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
+        let typeRange = type.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
+        _ = actor.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
+        if let correlation = event.correlationID { writer.uuid(correlation) }
+        if let causation = event.causationID { writer.uuid(causation) }
+        writer.lengthPrefixed(event.metadata)
+        writer.lengthPrefixed(event.payload)
+        precondition(writer.offset == out.count, "record body size mismatch")
+        return (streamRange, typeRange)
     }
 
     /// The record's hash (see the type's documentation). `id` is the event id's 16 bytes.
@@ -98,7 +99,7 @@ public enum RecordCodec {
 
     /// Writes a whole format 2 record into `out` (exactly `headerSize` + body + 32 bytes) and returns its hash.
     static func write(schemaVersion: UInt16, flags: UInt8, position: UInt64, version: UInt64, recordedAt: Timestamp, id: UUID,
-                      body: [UInt8], bodyDigest: Hash, previous: Hash, into out: UnsafeMutableRawBufferPointer) -> Hash {
+                      body: UnsafeRawBufferPointer, bodyDigest: Hash, previous: Hash, into out: UnsafeMutableRawBufferPointer) -> Hash {
         var writer = ByteWriter(out)
         writer.u8(formatVersion)
         writer.u8(flags)
@@ -107,7 +108,7 @@ public enum RecordCodec {
         writer.u64(UInt64(bitPattern: recordedAt.microsecondsSinceEpoch))
         let idOffset = writer.offset
         writer.uuid(id)
-        body.withUnsafeBytes { writer.bytes($0) }
+        writer.bytes(body)
         let hash = Self.hash(format: formatVersion, flags: flags, schemaVersion: schemaVersion, position: position, version: version,
                              recordedAt: recordedAt, id: UnsafeRawBufferPointer(rebasing: out[idOffset..<(idOffset + 16)]),
                              bodyDigest: bodyDigest, previous: previous)
@@ -222,10 +223,9 @@ public struct RecordView {
     }
 
     /// Why the stored content differs from a new event with the same id (the idempotency check), or nil.
-    func difference(from prepared: PreparedEvent) -> String? {
-        let event = prepared.event
+    func difference(from event: ProposedEvent, body: UnsafeRawBufferPointer) -> String? {
         if schemaVersion != event.schemaVersion { return "with schema version \(schemaVersion), not \(event.schemaVersion)" }
-        if bodyBytes.elementsEqual(prepared.body) { return nil }
+        if bodyBytes.elementsEqual(body) { return nil }
         // By bytes, as stored: Swift's != would take canonical equivalents ("café" NFC and NFD) as equal.
         if !streamBytes.elementsEqual(event.stream.utf8) { return "in stream \(quoted(stream)), not \(quoted(event.stream))" }
         if !typeBytes.elementsEqual(event.type.utf8) { return "with type \(quoted(type)), not \(quoted(event.type))" }
