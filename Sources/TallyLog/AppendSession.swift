@@ -233,7 +233,7 @@ final class StreamCache: @unchecked Sendable {
     /// them when it commits.
     var mergedPrefix = 0
     /// Event types numbered for this writer, so a pending entry holds an integer, not a copy of its type.
-    private var typeIDs: [ExactText: Int] = [:]
+    private var typeIDs = TextTable<Int>(filler: 0)
     private(set) var typeNames: [ContiguousArray<UInt8>] = []
     let entriesMax: Int
 
@@ -242,7 +242,7 @@ final class StreamCache: @unchecked Sendable {
     func typeID(_ type: ExactText, bytes: UnsafeRawBufferPointer) -> Int {
         if let id = typeIDs[type] { return id }
         typeNames.append(ContiguousArray(bytes))
-        typeIDs[type] = typeNames.count - 1
+        typeIDs.set(type, typeNames.count - 1)
         return typeNames.count - 1
     }
 

@@ -1,36 +1,43 @@
-/// The writer's map from stream to state: open addressing with linear probing, each slot holding the
-/// key (with its hash, worked out on the caller's thread) and the state side by side.
+/// The writer's map from stream to state (and from event type to its number): open addressing with
+/// linear probing, each slot holding the key (with its hash, worked out on the caller's thread) and
+/// the value side by side.
 ///
-/// A `Dictionary<StreamKey, StreamState>` took a third of the writer's time in the batched append:
+/// A `Dictionary<ExactText, StreamState>` took a third of the writer's time in the batched append:
 /// it hashes the precomputed hash again (SipHash per look-up), and a hit reads its occupancy bitmap,
 /// its key array and its value array, three cache misses in a table of a few hundred thousand
 /// streams. Here a look-up starts at the slot the key's hash names and usually finds key and state in
 /// the same cache line. Removal shifts the following slots back (no tombstones), so a table that
 /// promotes and drops streams for days never slows down.
 ///
-/// A slot is free when its key is the empty text, which no stream id can be.
-final class StreamTable {
+/// A slot is free when its key is the empty text, which no stream id or event type can be.
+final class TextTable<Value> {
     private struct Slot {
-        var key: StreamKey
-        var state: StreamState
+        var key: ExactText
+        var state: Value
     }
 
     private var slots: UnsafeMutablePointer<Slot>
     private var mask: Int
     private(set) var count = 0
-    private static let free = StreamKey("")
+    private let freeSlot: Slot
 
-    /// Room for `capacity` streams before the first growth.
-    init(capacity: Int = 0) {
+    /// Room for `capacity` keys before the first growth; `filler` is what a free slot holds as its value.
+    init(capacity: Int = 0, filler: Value) {
+        freeSlot = Slot(key: ExactText(""), state: filler)
         let slotCount = Self.slotCount(for: capacity)
-        slots = .allocate(capacity: slotCount)
-        slots.initialize(repeating: Slot(key: Self.free, state: StreamState(number: 0, version: 0)), count: slotCount)
+        slots = Self.allocate(slotCount, filledWith: freeSlot)
         mask = slotCount - 1
     }
 
     deinit {
         slots.deinitialize(count: mask + 1)
         slots.deallocate()
+    }
+
+    private static func allocate(_ count: Int, filledWith slot: Slot) -> UnsafeMutablePointer<Slot> {
+        let slots = UnsafeMutablePointer<Slot>.allocate(capacity: count)
+        slots.initialize(repeating: slot, count: count)
+        return slots
     }
 
     /// At most three quarters full, and a power of two.
@@ -45,7 +52,7 @@ final class StreamTable {
 
     /// The slot holding `key`, or nil.
     @inline(__always)
-    private func slot(of key: StreamKey) -> Int? {
+    private func slot(of key: ExactText) -> Int? {
         var index = key.bytesHash & mask
         while true {
             let slot = slots + index
@@ -55,28 +62,29 @@ final class StreamTable {
         }
     }
 
-    subscript(key: StreamKey) -> StreamState? {
+    subscript(key: ExactText) -> Value? {
         get { slot(of: key).map { slots[$0].state } }
         set {
             if let newValue { set(key, newValue) } else { _ = remove(key) }
         }
     }
 
-    /// Adds one to the stream's version, if the stream is here, and returns its state before.
-    func increment(_ key: StreamKey) -> StreamState? {
+    /// Changes the value of `key`, if it is here, and returns the value before.
+    @inline(__always)
+    func update(_ key: ExactText, _ change: (inout Value) -> Void) -> Value? {
         guard let index = slot(of: key) else { return nil }
         let previous = slots[index].state
-        slots[index].state.version += 1
+        change(&slots[index].state)
         return previous
     }
 
     /// Reads the slot where `key`'s search starts and returns something of it, so that a loop of
     /// these, all independent, has the processor fetch many slots at once (see `StreamCache.warm`).
     @inline(__always)
-    func touch(_ key: StreamKey) -> Int { Int(truncatingIfNeeded: slots[key.bytesHash & mask].state.version) }
+    func touch(_ key: ExactText) -> Int { slots[key.bytesHash & mask].key.bytesHash }
 
-    func set(_ key: StreamKey, _ state: StreamState) {
-        precondition(!key.text.isEmpty, "a stream id is never empty")
+    func set(_ key: ExactText, _ state: Value) {
+        precondition(!key.text.isEmpty, "a key is never empty")
         if let index = slot(of: key) {
             slots[index].state = state
             return
@@ -89,7 +97,7 @@ final class StreamTable {
     }
 
     /// Removes the stream and returns its state, if it was here.
-    func remove(_ key: StreamKey) -> StreamState? {
+    func remove(_ key: ExactText) -> Value? {
         guard var hole = slot(of: key) else { return nil }
         let removed = slots[hole].state
         // Backward shift: each following slot of the run moves into the hole if the hole lies between
@@ -105,14 +113,14 @@ final class StreamTable {
             }
             index = (index + 1) & mask
         }
-        slots[hole] = Slot(key: Self.free, state: StreamState(number: 0, version: 0))
+        slots[hole] = freeSlot
         count -= 1
         return removed
     }
 
     func removeAll() {
         for index in 0...mask where !isFree(index) {
-            slots[index] = Slot(key: Self.free, state: StreamState(number: 0, version: 0))
+            slots[index] = freeSlot
         }
         count = 0
     }
@@ -120,8 +128,7 @@ final class StreamTable {
     private func grow() {
         let (old, oldCount) = (slots, mask + 1)
         let slotCount = oldCount * 2
-        slots = .allocate(capacity: slotCount)
-        slots.initialize(repeating: Slot(key: Self.free, state: StreamState(number: 0, version: 0)), count: slotCount)
+        slots = Self.allocate(slotCount, filledWith: freeSlot)
         mask = slotCount - 1
         for oldIndex in 0..<oldCount {
             let slot = (old + oldIndex).move()
@@ -132,4 +139,15 @@ final class StreamTable {
         }
         old.deallocate()
     }
+}
+
+/// The writer's stream cache: each stream's number and version.
+typealias StreamTable = TextTable<StreamState>
+
+extension TextTable where Value == StreamState {
+    convenience init(capacity: Int = 0) { self.init(capacity: capacity, filler: StreamState(number: 0, version: 0)) }
+
+    /// Adds one to the stream's version, if the stream is here, and returns its state before.
+    @inline(__always)
+    func increment(_ key: ExactText) -> StreamState? { update(key) { $0.version += 1 } }
 }
