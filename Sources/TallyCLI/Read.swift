@@ -24,6 +24,22 @@ struct SelectionOptions: ParsableArguments {
         }
     }
 
+    /// When a read printed nothing: what the selection names that the log has never held (a misspelt
+    /// type or stream reads as an empty history otherwise), or nil.
+    func nothingNamed(_ log: EventLog) throws -> String? {
+        if let stream, try log.withSnapshot({ try $0.version(of: stream) }) == 0 {
+            return "the log has no stream \(EventJSON.quote(stream))"
+        }
+        if let type {
+            let types = try log.withSnapshot { try $0.eventTypeCounts() }.map(\.type)
+            guard !types.contains(where: { $0.utf8.elementsEqual(type.utf8) }) else { return nil }
+            let close = types.filter { $0.lowercased() == type.lowercased() }
+            return "the log has no event of type \(EventJSON.quote(type))"
+                + (close.isEmpty ? " (tally info lists the types it has)" : "; did you mean \(close.map(EventJSON.quote).joined(separator: " or "))?")
+        }
+        return nil
+    }
+
     func query(_ log: EventLog, backward: Bool) throws -> ReadQuery {
         let selection: ReadQuery.Selection = stream.map { .stream($0) } ?? type.map { .type($0) } ?? .all
         var until = untilPosition
@@ -64,8 +80,13 @@ struct Read: ParsableCommand {
         var reader = log.read(try selection.query(log, backward: backward))
         let output = OutputBuffer()
         let vault = selection.sealed ? nil : store.vault
-        try reader.forEach { event in output.line { EventJSON.write(event, vault: vault, into: &$0) } }
+        var printed = 0
+        try reader.forEach { event in
+            printed += 1
+            output.line { EventJSON.write(event, vault: vault, into: &$0) }
+        }
         output.flush()
+        if printed == 0, let note = try selection.nothingNamed(log) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
     }
 }
 

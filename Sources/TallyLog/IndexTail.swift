@@ -236,6 +236,16 @@ struct TailView {
         return all[start..<end]
     }
 
+    /// How many events of each type lie in (watermark, head].
+    func typeCounts() -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for type in Set(main.types.keys).union(recent.types.keys) {
+            let count = positions(type: type).count
+            if count > 0 { counts[type] = count }
+        }
+        return counts
+    }
+
     /// The type's positions in (watermark, head].
     func positions(type: String) -> ArraySlice<UInt64> {
         func window(_ all: [UInt64]?) -> ArraySlice<UInt64> {

@@ -220,6 +220,21 @@ public struct LogSnapshot {
 
     public func position(ofEventID id: UUID) throws -> UInt64? { try tables.position(txn, ofEventID: id) }
 
+    /// Every event type in the log with how many events it has, in type order: from the indexes
+    /// (a count per type in `type-events`, then the index tail), not by reading the events.
+    public func eventTypeCounts() throws -> [(type: String, events: UInt64)] {
+        var counts: [String: UInt64] = [:]
+        try txn.withCursor(tables.typeEvents) { cursor in
+            var entry = try cursor.first()
+            while let current = entry {
+                counts[String(decoding: current.key, as: UTF8.self), default: 0] += UInt64(try cursor.duplicateCount())
+                entry = try cursor.nextKey()
+            }
+        }
+        for (type, count) in try tail.view(txn, tables: tables).typeCounts() { counts[type, default: 0] += UInt64(count) }
+        return counts.map { (type: $0.key, events: $0.value) }.sorted { $0.type.utf8.lexicographicallyPrecedes($1.type.utf8) }
+    }
+
     /// The last position recorded at or before `time` (0 if none): recorded-at times never decrease
     /// along the log, so a binary search finds it.
     public func position(atOrBefore time: Timestamp) throws -> UInt64 {

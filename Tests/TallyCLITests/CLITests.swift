@@ -58,6 +58,16 @@ func json(_ line: String) throws -> [String: Any] {
         let info = try tally(["info", "--json"], store: store)
         let head = try json(info.lines[0])
         #expect(head["events"] as? Int == 4 && head["streams"] as? Int == 2)
+        #expect(head["eventTypes"] as? [String: Int] == ["BasketStarted": 1, "GiftCardSold": 1, "GiftCardUsed": 1, "ItemAdded": 1])
+        #expect(try tally(["info"], store: store).output.contains("event types    4\n  BasketStarted  1\n"))
+        // A misspelt type or stream reads as an empty history: the reader is told, and nothing is printed.
+        let misspelt = try tally(["read", "--type", "itemadded"], store: store)
+        #expect(misspelt.status == 0 && misspelt.lines.isEmpty)
+        #expect(misspelt.error == "note: the log has no event of type \"itemadded\"; did you mean \"ItemAdded\"?\n")
+        #expect(try tally(["read", "--type", "Refund"], store: store).error.contains("no event of type \"Refund\" (tally info lists"))
+        #expect(try tally(["read", "--stream", "cart-9"], store: store).error == "note: the log has no stream \"cart-9\"\n")
+        // A stream or type the log has, outside the window asked for: no note, the window explains it.
+        #expect(try tally(["read", "--stream", "cart-1", "--until-position", "1"], store: store).error.isEmpty)
         let verify = try tally(["verify"], store: store)
         #expect(verify.status == 0 && verify.output.hasPrefix("ok: 4 events"))
     }

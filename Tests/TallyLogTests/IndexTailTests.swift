@@ -18,6 +18,20 @@ import Testing
         return fixture
     }
 
+    /// `tally info`'s counts per type: the B-tree's count of each type's entries plus the tail's,
+    /// whatever the split, against a count of the events themselves.
+    @Test(arguments: [UInt64(1), 7, 1000, LogTables.indexTailEventsMaxDefault])
+    func typeCountsAddTheBTreeAndTheTail(tail: UInt64) throws {
+        let fixture = try Self.fixture(tail: tail)
+        try fixture.log.append(AppendRequest(events: (0..<3).map { fixture.event("r-\($0)", "Rare") }))
+        var counted: [String: UInt64] = [:]
+        for event in try fixture.readAll() { counted[event.type, default: 0] += 1 }
+        let counts = try fixture.log.withSnapshot { try $0.eventTypeCounts() }
+        #expect(counts.map(\.type) == ["Even", "Odd", "Rare"])
+        #expect(Dictionary(uniqueKeysWithValues: counts.map { ($0.type, $0.events) }) == counted)
+        #expect(counted == ["Even": 1250, "Odd": 1250, "Rare": 3])
+    }
+
     @Test(arguments: [UInt64(1), 7, 1000, LogTables.indexTailEventsMaxDefault])
     func readsAcrossTheWatermarkMatchTheLog(tail: UInt64) throws {
         let fixture = try Self.fixture(tail: tail)
