@@ -14,10 +14,10 @@ struct Report: ParsableCommand {
             own file under projections/as-of/, and reports from it. Amounts are exact decimals.
 
             Example:
-              tally report sales --booth booth-1
+              tally report sales --booth 3
               tally report sales --view revenue --from 2026-11-01 --format csv
-              tally report member --member m-7 --format json
-              tally report transactions --store-id store-1 --as-of 2026-11-20T18:00:00Z
+              tally report member --member m7 --format json
+              tally report transactions --store-id s1 --as-of 2026-11-20T18:00:00Z
             """,
         subcommands: [SalesReport.self, MemberReport.self, TransactionsReport.self]
     )
@@ -118,7 +118,9 @@ struct ReportOptions: ParsableArguments {
 
     /// Runs `sql` and writes its rows. Columns named `*_minor` are shown as exact decimals of the
     /// row's `currency`, named without the suffix.
-    func write(_ database: DatabaseQueue, sql: String, arguments: [(any DatabaseValueConvertible)?]) throws {
+    /// Runs the query and writes its rows; when there are none, notes each id filter whose id the read
+    /// model has never held (on standard error: the output stays the empty result it is).
+    func write(_ database: DatabaseQueue, sql: String, arguments: [(any DatabaseValueConvertible)?], filters: Filters? = nil) throws {
         var sql = sql
         var arguments = arguments
         if let limit {
@@ -132,7 +134,14 @@ struct ReportOptions: ParsableArguments {
             let columns = names.map { $0.hasSuffix("_minor") ? String($0.dropLast(6)) : $0 }
             let rows = try Row.fetchCursor(statement, arguments: StatementArguments(arguments))
             let writer = RowWriter(format: format, columns: columns)
+            var count = 0
+            defer {
+                if count == 0, let filters, let notes = try? filters.unknownIDs(db) {
+                    for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+                }
+            }
             while let row = try rows.next() {
+                count += 1
                 let currency = currencyIndex.flatMap { Currency(code: row[$0] as String? ?? "") }
                 writer.add(names.indices.map { index -> RowWriter.Cell in
                     let value = row[index] as DatabaseValue
@@ -256,6 +265,9 @@ final class RowWriter {
 struct Filters {
     private(set) var clauses: [String] = []
     private(set) var arguments: [(any DatabaseValueConvertible)?] = []
+    /// The id filters, checked when a report finds no row: an id the read model has never held (a
+    /// stream's name, "booth-3", for the booth id "3"; a typo) would read as a quiet period otherwise.
+    private(set) var ids: [(option: String, table: String, column: String, scope: String, forms: [String])] = []
 
     mutating func add(_ clause: String, _ value: (any DatabaseValueConvertible)?) {
         guard let value else { return }
@@ -267,7 +279,11 @@ struct Filters {
     /// NFD. SQLite compares text by its bytes, and "café" has two: commands record ids in NFC (since
     /// 2026-12-01), events written before that hold them as they were typed, and a terminal may hand
     /// over either form.
-    mutating func addText(_ column: String, _ value: String?) {
+    ///
+    /// `option`, `table` and `idColumn` name the id for the check made when nothing matched (`idColumn`
+    /// without a table alias; `column` by default), `scope` the rows of that table such ids are in.
+    mutating func addText(_ column: String, _ value: String?, option: String? = nil, table: String? = nil, idColumn: String? = nil,
+                          scope: String = "1") {
         guard let value else { return }
         var forms = [value]
         for form in [value.precomposedStringWithCanonicalMapping, value.decomposedStringWithCanonicalMapping]
@@ -276,6 +292,23 @@ struct Filters {
         }
         clauses.append(forms.count == 1 ? "\(column) = ?" : "\(column) IN (\(forms.map { _ in "?" }.joined(separator: ", ")))")
         arguments.append(contentsOf: forms)
+        if let option, let table { ids.append((option, table, idColumn ?? column, scope, forms)) }
+    }
+
+    /// For each id filter whose id is nowhere in its table: a note naming it and a few ids the table
+    /// does hold.
+    func unknownIDs(_ db: Database) throws -> [String] {
+        var notes: [String] = []
+        for id in ids {
+            let placeholders = id.forms.map { _ in "?" }.joined(separator: ", ")
+            let known = try Int.fetchOne(db, sql: "SELECT 1 FROM \(id.table) WHERE \(id.column) IN (\(placeholders)) LIMIT 1",
+                                         arguments: StatementArguments(id.forms)) != nil
+            if known { continue }
+            let examples = try String.fetchAll(db, sql: "SELECT DISTINCT \(id.column) FROM \(id.table) WHERE \(id.column) IS NOT NULL AND \(id.scope) ORDER BY \(id.column) LIMIT 3")
+            notes.append("\(id.option) \(JSONView.quoted(id.forms[0])) matches nothing in \(id.table)"
+                         + (examples.isEmpty ? " (it has no rows yet)" : " (ids there look like \(examples.map(JSONView.quoted).joined(separator: ", ")))"))
+        }
+        return notes
     }
 
     /// `--from` (inclusive) and `--to` (exclusive) on a microseconds column.
@@ -296,7 +329,7 @@ struct SalesReport: ParsableCommand {
             (issued, redeemed and outstanding, per currency).
 
             Example:
-              tally report sales --booth booth-1
+              tally report sales --booth 3
               tally report sales --view revenue --channel checkout
               tally report sales --view vouchers
             """)
@@ -331,24 +364,25 @@ struct SalesReport: ParsableCommand {
         var filters = Filters()
         switch view {
         case .log:
-            filters.addText("booth_id", booth)
-            filters.addText("store_id", storeID)
+            filters.addText("booth_id", booth, option: "--booth", table: "sales")
+            filters.addText("store_id", storeID, option: "--store-id", table: "sales")
             filters.add("channel = ?", channel)
             filters.addTimeRange("sold_at_us", options)
             try options.write(database, sql: """
                 SELECT position, channel, kind, sale_id, voucher_id, buyer_email, booth_id, store_id, operator_id, member_id,
                        payment_transaction_id, amount_minor, currency, sold_at FROM sales\(filters.sql) ORDER BY position
-                """, arguments: filters.arguments)
+                """, arguments: filters.arguments, filters: filters)
         case .revenue where options.timeZoneName != nil:
             try revenueInTimeZone(database)
         case .revenue:
-            filters.addText("location", booth ?? storeID)
+            filters.addText("location", booth ?? storeID, option: booth != nil ? "--booth" : "--store-id", table: "revenue_daily",
+                            scope: booth != nil ? "channel = 'booth'" : "channel <> 'booth'")
             filters.add("channel = ?", channel)
             filters.add("day >= ?", options.from.flatMap { Timestamp(iso8601: $0) }.map { String($0.iso8601.prefix(10)) })
             filters.add("day < ?", options.to.flatMap { Timestamp(iso8601: $0) }.map { String($0.iso8601.prefix(10)) })
             try options.write(database, sql: """
                 SELECT day, channel, location, currency, sales, refunds, revenue_minor FROM revenue_daily\(filters.sql) ORDER BY day, channel, location, currency
-                """, arguments: filters.arguments)
+                """, arguments: filters.arguments, filters: filters)
         case .vouchers:
             try options.write(database, sql: """
                 SELECT currency, issued, issued_value_minor, redeemed, redeemed_sales_minor, outstanding, outstanding_value_minor
@@ -408,7 +442,7 @@ struct MemberReport: ParsableCommand {
             checkouts, orders, payments, total spent per currency).
 
             Example:
-              tally report member --member m-7
+              tally report member --member m7
               tally report member --view summary --kind customer --format csv
             """)
 
@@ -428,15 +462,15 @@ struct MemberReport: ParsableCommand {
         var filters = Filters()
         switch view {
         case .activity:
-            filters.addText("member_id", member)
+            filters.addText("member_id", member, option: "--member", table: "activity")
             filters.add("kind = ?", kind)
             filters.addTimeRange("at_us", options)
             try options.write(database, sql: """
                 SELECT position, kind, member_id, at, action, subject, detail, amount_minor, currency FROM activity\(filters.sql)
                 ORDER BY \(member == nil ? "member_id, kind, position" : "position")
-                """, arguments: filters.arguments)
+                """, arguments: filters.arguments, filters: filters)
         case .summary:
-            filters.addText("s.member_id", member)
+            filters.addText("s.member_id", member, option: "--member", table: "member_summary", idColumn: "member_id")
             filters.add("s.kind = ?", kind)
             filters.add("s.last_seen >= ?", options.from.flatMap { Timestamp(iso8601: $0)?.iso8601 })
             filters.add("s.first_seen < ?", options.to.flatMap { Timestamp(iso8601: $0)?.iso8601 })
@@ -445,7 +479,7 @@ struct MemberReport: ParsableCommand {
                        s.payments, s.active, p.spent_minor AS total_spent_minor, p.currency
                 FROM member_summary s LEFT JOIN member_spending p ON p.kind = s.kind AND p.member_id = s.member_id\(filters.sql)
                 ORDER BY s.kind, s.member_id, p.currency
-                """, arguments: filters.arguments)
+                """, arguments: filters.arguments, filters: filters)
         }
     }
 }
@@ -458,8 +492,8 @@ struct TransactionsReport: ParsableCommand {
             Self-checkouts and paid web orders (store "web"), with the seed's Transaction fields.
 
             Example:
-              tally report transactions --member m-7
-              tally report transactions --store-id store-1 --from 2026-11-20 --to 2026-11-21 --format csv
+              tally report transactions --member m7
+              tally report transactions --store-id s1 --from 2026-11-20 --to 2026-11-21 --format csv
             """)
 
     @OptionGroup var options: ReportOptions
@@ -470,14 +504,14 @@ struct TransactionsReport: ParsableCommand {
     func run() throws {
         let database = try options.database("transactions")
         var filters = Filters()
-        filters.addText("member_id", member)
-        filters.addText("store_id", storeID)
-        filters.addText("sku", sku)
+        filters.addText("member_id", member, option: "--member", table: "transaction_lines")
+        filters.addText("store_id", storeID, option: "--store-id", table: "transaction_lines")
+        filters.addText("sku", sku, option: "--sku", table: "transaction_lines")
         filters.addTimeRange("purchase_date_us", options)
         try options.write(database, sql: """
             SELECT position, line, channel, transaction_id, member_id, store_id, scanned_input, sku, description, size,
                    unit_price_minor, quantity, applied_discounts_minor, pre_tax_total_minor, currency, taxable, department_code,
                    purchase_date, bogo, payment_transaction_id, refunded_at FROM transaction_lines\(filters.sql) ORDER BY position, line
-            """, arguments: filters.arguments)
+            """, arguments: filters.arguments, filters: filters)
     }
 }
