@@ -24,18 +24,18 @@ struct SelectionOptions: ParsableArguments {
         }
     }
 
-    /// When a read printed nothing: what the selection names that the log has never held (a misspelt
-    /// type or stream reads as an empty history otherwise), or nil.
-    func nothingNamed(_ log: EventLog) throws -> String? {
+    /// What the selection names that the log has never held (a misspelt type or stream reads as an
+    /// empty history otherwise), with a hint, or nil.
+    func nothingNamed(_ log: EventLog) throws -> (what: String, hint: String?)? {
         if let stream, try log.withSnapshot({ try $0.version(of: stream) }) == 0 {
-            return "the log has no stream \(EventJSON.quote(stream))"
+            return ("the log has no stream \(EventJSON.quote(stream))", nil)
         }
         if let type {
             let types = try log.withSnapshot { try $0.eventTypeCounts() }.map(\.type)
             guard !types.contains(where: { $0.utf8.elementsEqual(type.utf8) }) else { return nil }
             let close = types.filter { $0.lowercased() == type.lowercased() }
-            return "the log has no event of type \(EventJSON.quote(type))"
-                + (close.isEmpty ? " (tally info lists the types it has)" : "; did you mean \(close.map(EventJSON.quote).joined(separator: " or "))?")
+            return ("the log has no event of type \(EventJSON.quote(type))",
+                    close.isEmpty ? "tally info lists the types it has" : "did you mean \(close.map(EventJSON.quote).joined(separator: " or "))?")
         }
         return nil
     }
@@ -86,7 +86,9 @@ struct Read: ParsableCommand {
             output.line { EventJSON.write(event, vault: vault, into: &$0) }
         }
         output.flush()
-        if printed == 0, let note = try selection.nothingNamed(log) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+        if printed == 0, let note = try selection.nothingNamed(log) {
+            FileHandle.standardError.write(Data("note: \(note.what)\(note.hint.map { " (\($0))" } ?? "")\n".utf8))
+        }
     }
 }
 
@@ -117,6 +119,10 @@ struct Follow: ParsableCommand {
         let log = try store.open(readOnly: true)
         let query = try selection.query(log, backward: false)
         let vault = selection.sealed ? nil : store.vault
+        // A misspelt type or stream would wait in silence forever: say it is not in the log yet.
+        if let note = try selection.nothingNamed(log) {
+            FileHandle.standardError.write(Data("note: \(note.what) yet\(note.hint.map { " (\($0))" } ?? ""); waiting for one\n".utf8))
+        }
         try log.follow(query) { event in
             let line = EventJSON.line(event, vault: vault) + "\n"
             FileHandle.standardOutput.write(Data(line.utf8))

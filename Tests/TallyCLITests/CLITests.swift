@@ -63,7 +63,7 @@ func json(_ line: String) throws -> [String: Any] {
         // A misspelt type or stream reads as an empty history: the reader is told, and nothing is printed.
         let misspelt = try tally(["read", "--type", "itemadded"], store: store)
         #expect(misspelt.status == 0 && misspelt.lines.isEmpty)
-        #expect(misspelt.error == "note: the log has no event of type \"itemadded\"; did you mean \"ItemAdded\"?\n")
+        #expect(misspelt.error == "note: the log has no event of type \"itemadded\" (did you mean \"ItemAdded\"?)\n")
         #expect(try tally(["read", "--type", "Refund"], store: store).error.contains("no event of type \"Refund\" (tally info lists"))
         #expect(try tally(["read", "--stream", "cart-9"], store: store).error == "note: the log has no stream \"cart-9\"\n")
         // A stream or type the log has, outside the window asked for: no note, the window explains it.
@@ -331,6 +331,26 @@ func json(_ line: String) throws -> [String: Any] {
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(try text.split(separator: "\n").map { try json(String($0))["position"] as? Int } == [1, 2, 3])
+    }
+
+    /// Following a type the log has not seen says so once, then prints the first such event when it comes.
+    @Test func followingATypeNotYetInTheLogSaysSoAndWaits() throws {
+        let store = try newStore()
+        #expect(try tally(["append", "--stream", "s", "--type", "T", "--data", "{}"], store: store).status == 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tallyPath())
+        process.arguments = ["follow", "--store", store, "--type", "Late", "--limit", "1"]
+        let (output, error) = (Pipe(), Pipe())
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        let note = error.fileHandleForReading.availableData  // The note is written before the wait.
+        #expect(String(decoding: note, as: UTF8.self) == "note: the log has no event of type \"Late\" yet (tally info lists the types it has); waiting for one\n")
+        #expect(try tally(["append", "--stream", "s", "--type", "Late", "--data", "{}"], store: store).status == 0)
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let event = try json(text.trimmingCharacters(in: .newlines))
+        #expect(process.terminationStatus == 0 && event["position"] as? Int == 2)
     }
 
     /// What an admin does: a backup with the audit trail, checked, with or without the keys, never over
