@@ -15,6 +15,7 @@ public enum CommandCatalog {
             (admin, .assignOperator(boothID: "3", operatorID: "lee", operatorName: "Lee Kim")),
             (admin, .issueVoucher(voucherID: "7", amount: money(2500), buyerEmail: "kim@example.org")),
             (lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s1", saleAmount: money(1800))),
+            (admin, .unassignOperator(boothID: "3", operatorID: "lee")),
             (customer, .registerUser(userID: "u1", username: "wanjiru", email: "wanjiru@example.org", isAdmin: false)),
             (customer, .changeUserEmail(userID: "u1", email: "wanjiru.k@example.org")),
             (admin, .createCategory(categoryID: "books", name: "Books", slug: "books")),

@@ -12,6 +12,8 @@ public enum RejectionCode: String, Codable, Sendable, CaseIterable {
     case boothAlreadyRegistered
     case boothNotFound
     case operatorNotAssigned
+    /// The operator already serves another booth: an operator serves one booth at a time.
+    case operatorServesAnotherBooth
     case voucherAlreadyIssued
     case voucherNotFound
     case voucherAlreadyRedeemed
@@ -84,6 +86,7 @@ public struct Rejection: Error, Equatable, Sendable, Codable, CustomStringConver
 public enum Command: Sendable, Codable, Equatable {
     case registerBooth(boothID: String, name: String, location: String)
     case assignOperator(boothID: String, operatorID: String, operatorName: String)
+    case unassignOperator(boothID: String, operatorID: String)
     case issueVoucher(voucherID: String, amount: Money, buyerEmail: String)
     case redeemVoucher(voucherID: String, boothID: String, saleID: String, saleAmount: Money)
 
@@ -130,7 +133,7 @@ public enum Command: Sendable, Codable, Equatable {
 
     /// Every command's name, as `tally exec` accepts it.
     public static let names = [
-        "registerBooth", "assignOperator", "issueVoucher", "redeemVoucher",
+        "registerBooth", "assignOperator", "unassignOperator", "issueVoucher", "redeemVoucher",
         "registerUser", "changeUserEmail", "deactivateUser", "createCategory", "changeCategory", "createProduct", "changeProductPrice", "receiveStock", "adjustStock", "placeOrder",
         "confirmOrder", "initiatePayment", "recordPaymentSucceeded", "recordPaymentFailed", "markOrderPaid", "shipOrder",
         "deliverOrder", "cancelOrder", "recordRefund",
@@ -145,6 +148,7 @@ public enum Command: Sendable, Codable, Equatable {
         switch self {
         case .registerBooth: "registerBooth"
         case .assignOperator: "assignOperator"
+        case .unassignOperator: "unassignOperator"
         case .issueVoucher: "issueVoucher"
         case .redeemVoucher: "redeemVoucher"
         case .registerUser: "registerUser"
@@ -428,7 +432,26 @@ public enum Decide {
             guard !booth.operators.contains(operatorID) else {
                 throw Rejection(.invalidField, "operator \(operatorID) already serves booth \(boothID): nothing to change")
             }
+            let claim = try draft.load(Claims.operatorBooth(operatorID), as: ClaimState.self, from: &streams)
+            if let other = claim.owner {
+                throw Rejection(.operatorServesAnotherBooth,
+                                "operator \(operatorID) serves booth \(other): an operator serves one booth at a time (unassign them there first)")
+            }
+            draft.emit(Claims.operatorBooth(operatorID), ValueClaimed(kind: "operator", owner: boothID))
             draft.emit(FairStreams.booth(boothID), OperatorAssigned(boothID: boothID, operatorID: operatorID, operatorName: operatorName))
+            return draft.decision
+
+        case .unassignOperator(let boothID, let operatorID):
+            try Require.admin(actor, "unassign an operator")
+            var draft = Draft()
+            let booth = try draft.load(FairStreams.booth(boothID), as: BoothState.self, from: &streams)
+            guard booth.registered != nil else { throw Rejection(.boothNotFound, "booth \(boothID) is not registered") }
+            guard booth.operators.contains(operatorID) else {
+                throw Rejection(.operatorNotAssigned, "operator \(operatorID) is not assigned to booth \(boothID)")
+            }
+            draft.emit(FairStreams.booth(boothID), OperatorUnassigned(boothID: boothID, operatorID: operatorID))
+            // An operator assigned before operators were claimed holds no claim: nothing to release then.
+            try draft.release(Claims.operatorBooth(operatorID), kind: "operator", owner: boothID, from: &streams)
             return draft.decision
 
         case .issueVoucher(let voucherID, let amount, let buyerEmail):

@@ -11,7 +11,7 @@ import Foundation
 public enum DomainEvents {
     public static let types: [any DomainEvent.Type] = [
         // The fair
-        BoothRegistered.self, OperatorAssigned.self, VoucherIssued.self, VoucherRedeemed.self, SaleRecorded.self,
+        BoothRegistered.self, OperatorAssigned.self, OperatorUnassigned.self, VoucherIssued.self, VoucherRedeemed.self, SaleRecorded.self,
         // The web shop
         UserRegistered.self, UserEmailChanged.self, UserDeactivated.self, CategoryCreated.self, CategoryChanged.self,
         ProductCreated.self, ProductPriceChanged.self, StockReceived.self, StockAdjusted.self, StockReserved.self, StockReleased.self,

@@ -21,6 +21,13 @@ public struct OperatorAssigned: DomainEvent {
     public var operatorName: String
 }
 
+/// The operator no longer serves the booth (their shift there ended, or they move to another booth).
+public struct OperatorUnassigned: DomainEvent {
+    public static let eventType = "OperatorUnassigned"
+    public var boothID: String
+    public var operatorID: String
+}
+
 public struct VoucherIssued: DomainEvent {
     public static let eventType = "VoucherIssued"
     public static let personalFields: Set<String> = ["buyerEmail"]
@@ -65,6 +72,7 @@ public struct BoothState: Foldable, Equatable {
         switch type {
         case BoothRegistered.eventType: registered = try DomainCoding.decode(BoothRegistered.self, from: payload)
         case OperatorAssigned.eventType: operators.insert(try DomainCoding.decode(OperatorAssigned.self, from: payload).operatorID)
+        case OperatorUnassigned.eventType: operators.remove(try DomainCoding.decode(OperatorUnassigned.self, from: payload).operatorID)
         default: break
         }
     }

@@ -68,6 +68,8 @@ extension Command {
             .registerBooth(boothID: boothID.nfc, name: name.nfc, location: location.nfc)
         case .assignOperator(let boothID, let operatorID, let operatorName):
             .assignOperator(boothID: boothID.nfc, operatorID: operatorID.nfc, operatorName: operatorName.nfc)
+        case .unassignOperator(let boothID, let operatorID):
+            .unassignOperator(boothID: boothID.nfc, operatorID: operatorID.nfc)
         case .issueVoucher(let voucherID, let amount, let buyerEmail):
             .issueVoucher(voucherID: voucherID.nfc, amount: amount, buyerEmail: buyerEmail.nfc)
         case .redeemVoucher(let voucherID, let boothID, let saleID, let saleAmount):

@@ -274,6 +274,9 @@ public enum Claims {
     public static func slug(_ kind: String, _ slug: String) -> String { "claim-\(kind)-slug-\(slug)" }
     /// Held by an order's payment from its start until it fails; kept once it succeeds.
     public static func orderPayment(_ orderID: String) -> String { "claim-order-payment-\(orderID)" }
+    /// The booth an operator serves: one at a time, as the seed's booths table has the operator's
+    /// username UNIQUE (their login names their booth).
+    public static func operatorBooth(_ operatorID: String) -> String { "claim-operator-\(operatorID)" }
 
     static func keyedDigest(_ kind: String, _ value: String, secret: SymmetricKey?) -> String {
         let input = Data("tally/claim/\(kind)\u{0}\(value)".utf8)

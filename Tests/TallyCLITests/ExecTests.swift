@@ -8,7 +8,7 @@ import TallyTestSupport
         let catalog = try tally(["exec", "--catalog"], store: nil)
         #expect(catalog.status == 0)
         let names = Set(try catalog.lines.map { try #require((json($0)["command"] as? [String: Any])?.keys.first) })
-        let known = ["registerBooth", "assignOperator", "issueVoucher", "redeemVoucher", "registerUser", "changeUserEmail", "deactivateUser",
+        let known = ["registerBooth", "assignOperator", "unassignOperator", "issueVoucher", "redeemVoucher", "registerUser", "changeUserEmail", "deactivateUser",
                      "createCategory", "changeCategory", "createProduct",
                      "changeProductPrice", "receiveStock", "adjustStock", "placeOrder", "confirmOrder", "initiatePayment", "recordPaymentSucceeded",
                      "recordPaymentFailed", "markOrderPaid", "shipOrder", "deliverOrder", "cancelOrder", "recordRefund", "openStore", "createItem", "changeItem",
@@ -116,8 +116,9 @@ import TallyTestSupport
         #expect(field(11, "result") == "accepted")
         #expect(field(12, "message") == #"line 13: malformed JSON at byte 2 of 5, after "{""#)
         #expect(run.error.contains("line 13: malformed JSON at byte 2"))
-        // Only accepted commands appended: 3 set-up events, a redemption and its sale, one voucher.
-        #expect(try tally(["info", "--json"], store: store).lines.first.map(json)?["events"] as? Int == 6)
+        // Only accepted commands appended: 4 set-up events (the operator's claim on their booth among
+        // them), a redemption and its sale, one voucher.
+        #expect(try tally(["info", "--json"], store: store).lines.first.map(json)?["events"] as? Int == 7)
 
         // Reports by booth: the booth's id, not its stream's name. A filter the read model has never
         // heard of says so on stderr, with ids it does hold; one that is merely quiet in a window says nothing.

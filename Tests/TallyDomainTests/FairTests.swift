@@ -94,6 +94,43 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         #expect(rejection(command(admin, .issueVoucher(voucherID: "7", amount: cents(100), buyerEmail: "a@b")), in: &fair) == .voucherAlreadyIssued)
     }
 
+    /// The seed's booths table holds each operator's username once: an operator serves one booth at a
+    /// time, and moves by being unassigned first.
+    @Test func anOperatorServesOneBoothAtATime() throws {
+        var streams = try fair()
+        streams.append(try Decide.decide(command(admin, .registerBooth(boothID: "4", name: "Tea", location: "South gate")), streams: &streams))
+        let elsewhere = #expect(throws: Rejection.self) {
+            try Decide.decide(command(admin, .assignOperator(boothID: "4", operatorID: "lee", operatorName: "Lee Kim")), streams: &streams)
+        }
+        #expect(elsewhere == Rejection(.operatorServesAnotherBooth, "operator lee serves booth 3: an operator serves one booth at a time (unassign them there first)"))
+        #expect(rejection(command(lee, .unassignOperator(boothID: "3", operatorID: "lee")), in: &streams) == .notAuthorized)
+        #expect(rejection(command(admin, .unassignOperator(boothID: "4", operatorID: "lee")), in: &streams) == .operatorNotAssigned)
+        #expect(rejection(command(admin, .unassignOperator(boothID: "9", operatorID: "lee")), in: &streams) == .boothNotFound)
+        let unassign = try Decide.decide(command(admin, .unassignOperator(boothID: "3", operatorID: "lee")), streams: &streams)
+        #expect(unassign.events.map(\.type) == ["OperatorUnassigned", "ValueReleased"])
+        streams.append(unassign)
+        // No longer at booth 3: a redemption there is refused; at booth 4, once assigned, accepted.
+        #expect(rejection(command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s1", saleAmount: cents(100))), in: &streams) == .operatorNotAssigned)
+        streams.append(try Decide.decide(command(admin, .assignOperator(boothID: "4", operatorID: "lee", operatorName: "Lee Kim")), streams: &streams))
+        #expect(rejection(command(lee, .redeemVoucher(voucherID: "7", boothID: "4", saleID: "s1", saleAmount: cents(100))), in: &streams) == nil)
+        // Back at booth 3 while serving booth 4: refused again.
+        #expect(rejection(command(admin, .assignOperator(boothID: "3", operatorID: "lee", operatorName: "Lee Kim")), in: &streams) == .operatorServesAnotherBooth)
+    }
+
+    /// An operator assigned before operators were claimed (a history written by an earlier Tally, or by
+    /// hand) holds no claim: unassigning them releases nothing, and they may then be assigned elsewhere.
+    @Test func anOperatorAssignedBeforeTheRuleCanStillMove() throws {
+        var streams = MemoryStreams()
+        streams.append(Decision(events: [Emitted(stream: "booth-1", BoothRegistered(boothID: "1", name: "A", location: "North")),
+                                         Emitted(stream: "booth-1", OperatorAssigned(boothID: "1", operatorID: "kim", operatorName: "Kim")),
+                                         Emitted(stream: "booth-2", BoothRegistered(boothID: "2", name: "B", location: "South"))],
+                                expectations: [:]))
+        let unassign = try Decide.decide(command(admin, .unassignOperator(boothID: "1", operatorID: "kim")), streams: &streams)
+        #expect(unassign.events.map(\.type) == ["OperatorUnassigned"])
+        streams.append(unassign)
+        #expect(rejection(command(admin, .assignOperator(boothID: "2", operatorID: "kim", operatorName: "Kim")), in: &streams) == nil)
+    }
+
     @Test func personalFieldsAreMarked() {
         #expect(VoucherIssued.personalFields == ["buyerEmail"])
         #expect(OperatorAssigned.personalFields == ["operatorName"])
@@ -240,17 +277,18 @@ func command(_ actor: Actor, _ command: Command, id: UUID = UUID()) -> CommandEn
         let redeem = command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s1", saleAmount: cents(900)))
         let first = try commerce.execute(redeem)
         guard case .accepted(let positions, false) = first else { Issue.record("expected acceptance, got \(first)"); return }
-        #expect(positions == [4, 5])
+        // After the booth, the operator's claim on it and their assignment, and the voucher.
+        #expect(positions == [5, 6])
         // The same command again (a booth's network retried it): the first result, nothing new.
-        #expect(try commerce.execute(redeem) == .accepted(positions: [4, 5], wasRetry: true))
-        #expect(try commerce.log.head().position == 5)
+        #expect(try commerce.execute(redeem) == .accepted(positions: [5, 6], wasRetry: true))
+        #expect(try commerce.log.head().position == 6)
         // Another command for the same voucher is a second redemption: refused.
         let other = try commerce.execute(command(lee, .redeemVoucher(voucherID: "7", boothID: "3", saleID: "s2", saleAmount: cents(900))))
         guard case .rejected(let rejection) = other else { Issue.record("expected a rejection"); return }
         #expect(rejection.code == .voucherAlreadyRedeemed)
-        #expect(try commerce.log.head().position == 5)
+        #expect(try commerce.log.head().position == 6)
         // The events say who did it and which command produced them.
-        let events = try { var reader = commerce.log.read(ReadQuery(from: 4)); var all: [RecordedEvent] = []; try reader.forEach { all.append($0) }; return all }()
+        let events = try { var reader = commerce.log.read(ReadQuery(from: 5)); var all: [RecordedEvent] = []; try reader.forEach { all.append($0) }; return all }()
         #expect(events.allSatisfy { $0.actor == "operator:lee" && $0.correlationID == redeem.id })
         #expect(String(decoding: events[0].metadata, as: UTF8.self).contains("\"command\":\"redeemVoucher\""))
     }
