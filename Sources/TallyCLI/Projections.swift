@@ -56,8 +56,9 @@ struct Projections: ParsableCommand {
               tally projections rebuild sales  # rebuild while the old one serves
               tally projections run            # catch up, then follow new events
               tally projections set-aside sales 812 --reason "hand-written VoucherIssued of another shape"
+              tally projections as-of --remove # delete the read models reports built --as-of a past moment
             """,
-        subcommands: [ProjectionsStatus.self, ProjectionsRebuild.self, ProjectionsRun.self, ProjectionsSetAside.self],
+        subcommands: [ProjectionsStatus.self, ProjectionsRebuild.self, ProjectionsRun.self, ProjectionsSetAside.self, ProjectionsAsOf.self],
         defaultSubcommand: ProjectionsStatus.self
     )
 }
@@ -340,5 +341,50 @@ enum TableWriter {
         line(columns)
         for row in cells { line(row) }
         output.flush()
+    }
+}
+
+struct ProjectionsAsOf: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "as-of",
+        abstract: "List the read models built as of past moments (report --as-of), or remove them.",
+        discussion: """
+            Each `tally report ... --as-of` keeps the read model it built under projections/as-of/, \
+            so asking again about the same moment is instant; each takes room like a read model of the \
+            log up to there. They are caches: removing one loses nothing, and the next report as of \
+            that moment builds it again. Builds of an earlier version of a read model are removed \
+            when a new one is built.
+
+            Example:
+              tally projections as-of                        # name, version, position and size of each
+              tally projections as-of members --remove       # remove the members builds
+              tally projections as-of --remove --before 5000 # remove those as of positions before 5000
+            """)
+
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "Only this read model's builds (sales, members or transactions).") var name: String?
+    @Flag(help: "Remove the builds listed, instead of only listing them.") var remove = false
+    @Option(help: "Only builds as of a position before this one.") var before: UInt64?
+
+    func validate() throws {
+        if let name, !ReadModels.all.contains(where: { $0.name == name }) {
+            throw ValidationError("no read model is named \"\(name)\": \(ReadModels.all.map(\.name).joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        let log = try store.open(readOnly: true)
+        let runner = try ReadModels.runner(log)
+        let selected = try runner.asOfBuilds().filter { build in
+            (name == nil || build.name == name) && (before == nil || build.position < before!)
+        }
+        if remove {
+            let removed = try runner.removeAsOfBuilds(selected)
+            print("removed \(removed.count) as-of build\(removed.count == 1 ? "" : "s") (\(removed.reduce(0) { $0 + $1.bytes }) bytes)")
+            return
+        }
+        TableWriter.write(columns: ["name", "version", "position", "bytes", "file"],
+                          rows: selected.map { [$0.name, String($0.version), String($0.position), String($0.bytes), $0.path] })
+        if selected.isEmpty { FileHandle.standardError.write(Data("(no as-of builds)\n".utf8)) }
     }
 }

@@ -279,6 +279,11 @@ public final class ProjectionRunner: Sendable {
         try FileManager.default.createDirectory(atPath: asOfDirectory, withIntermediateDirectories: true)
         let path = (asOfDirectory as NSString).appendingPathComponent("\(projector.name).v\(projector.version).at-\(position).sqlite")
         return try withLock("\(projector.name).as-of") {
+            // Builds of an earlier version of this projector can never be reused: they only take room
+            // (a store that ran many versions kept them all). A later version's are left to its Tally.
+            for stale in try asOfBuilds() where stale.name == projector.name && stale.version < projector.version {
+                ReadModelFile.remove(stale.path)
+            }
             let storeID = try log.storeID().uuidString
             if FileManager.default.fileExists(atPath: path) {
                 if let existing = try? ReadModelFile.open(path, mode: .readOnly), let checkpoint = try? existing.checkpoint(),
@@ -298,19 +303,63 @@ public final class ProjectionRunner: Sendable {
 
     /// Deletes the as-of builds of `name` at a position of `atOrAfter` or later (all of them by
     /// default), with their WAL and shared-memory files: caches that no longer match what a build
-    /// would write (after an erasure, or an event set aside taken back).
-    public func removeAsOfBuilds(_ name: String, atOrAfter position: UInt64 = 0) throws {
+    /// would write (after an erasure, or an event set aside taken back), or that an admin clears.
+    /// Returns what was removed.
+    @discardableResult
+    public func removeAsOfBuilds(_ name: String, atOrAfter position: UInt64 = 0) throws -> [AsOfBuild] {
         let projector = try projector(named: name)
-        let asOf = (directory as NSString).appendingPathComponent("as-of")
-        try withLock("\(projector.name).as-of") {
-            for file in (try? FileManager.default.contentsOfDirectory(atPath: asOf)) ?? []
-            where file.hasPrefix(projector.name + ".v") && file.hasSuffix(".sqlite") {
-                // `<name>.v<version>.at-<position>.sqlite`
-                guard let at = file.range(of: ".at-"), let end = file.range(of: ".sqlite", options: .backwards),
-                      let built = UInt64(file[at.upperBound..<end.lowerBound]), built >= position else { continue }
-                ReadModelFile.remove((asOf as NSString).appendingPathComponent(file))
+        return try withLock("\(projector.name).as-of") {
+            let removed = try asOfBuilds().filter { $0.name == projector.name && $0.position >= position }
+            for build in removed { ReadModelFile.remove(build.path) }
+            return removed
+        }
+    }
+
+    /// Deletes exactly these as-of builds, each under its read model's as-of lock (so a build being
+    /// made is never cut), and returns those that were still there.
+    @discardableResult
+    public func removeAsOfBuilds(_ builds: [AsOfBuild]) throws -> [AsOfBuild] {
+        var removed: [AsOfBuild] = []
+        for name in Set(builds.map(\.name)).sorted() {
+            try withLock("\(name).as-of") {
+                let present = Set(try asOfBuilds().map(\.path))
+                for build in builds where build.name == name && present.contains(build.path) {
+                    ReadModelFile.remove(build.path)
+                    removed.append(build)
+                }
             }
         }
+        return removed
+    }
+
+    /// An as-of build on disk: `as-of/<name>.v<version>.at-<position>.sqlite`.
+    public struct AsOfBuild: Equatable, Sendable {
+        public var name: String
+        public var version: Int
+        public var position: UInt64
+        /// The file with its WAL and shared-memory files.
+        public var bytes: UInt64
+        public var path: String
+    }
+
+    /// Every as-of build in the store, by name, version and position (a cache: each can be removed
+    /// and is built again when asked for).
+    public func asOfBuilds() throws -> [AsOfBuild] {
+        let asOf = (directory as NSString).appendingPathComponent("as-of")
+        var builds: [AsOfBuild] = []
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: asOf)) ?? [] where file.hasSuffix(".sqlite") {
+            // `<name>.v<version>.at-<position>.sqlite`
+            guard let at = file.range(of: ".at-", options: .backwards), let end = file.range(of: ".sqlite", options: .backwards),
+                  let versionMark = file[..<at.lowerBound].range(of: ".v", options: .backwards),
+                  let version = Int(file[versionMark.upperBound..<at.lowerBound]),
+                  let position = UInt64(file[at.upperBound..<end.lowerBound]) else { continue }
+            let path = (asOf as NSString).appendingPathComponent(file)
+            let bytes = ["", "-wal", "-shm"].reduce(UInt64(0)) { total, suffix in
+                total + ((try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? NSNumber)?.uint64Value ?? 0)
+            }
+            builds.append(AsOfBuild(name: String(file[..<versionMark.lowerBound]), version: version, position: position, bytes: bytes, path: path))
+        }
+        return builds.sorted { ($0.name, $0.version, $0.position) < ($1.name, $1.version, $1.position) }
     }
 
     // MARK: Applying events

@@ -153,6 +153,38 @@ struct Counter: Projector {
         }
     }
 
+    /// As-of builds are caches an admin can list and clear: exactly the ones selected go, and building
+    /// a read model as of a moment clears that read model's builds of earlier versions.
+    @Test func asOfBuildsAreListedRemovedAndSupersededVersionsCleared() throws {
+        let store = try TestStore(start: "2026-11-20T08:00:00Z")
+        var driver = DemoDriver(commerce: store.commerce, seed: 3, clock: store.clock)
+        try driver.run(untilEvents: 800)
+        let runner = try store.runner()
+        let sales = SalesLog(), members = MemberActivity()
+        for position: UInt64 in [100, 300] { _ = try runner.buildAsOf(sales, position: position) }
+        _ = try runner.buildAsOf(members, position: 200)
+        // A build an earlier version of `sales` left behind.
+        let stale = (store.path as NSString).appendingPathComponent("projections/as-of/sales.v\(sales.version - 1).at-50.sqlite")
+        #expect(FileManager.default.createFile(atPath: stale, contents: Data("old".utf8)))
+        func listed() throws -> [String] { try runner.asOfBuilds().map { "\($0.name) v\($0.version) @\($0.position)" } }
+        #expect(try listed() == ["members v\(members.version) @200", "sales v\(sales.version - 1) @50",
+                                 "sales v\(sales.version) @100", "sales v\(sales.version) @300"])
+        #expect(try runner.asOfBuilds().allSatisfy { $0.bytes > 0 })
+        _ = try runner.buildAsOf(sales, position: 400)
+        #expect(!FileManager.default.fileExists(atPath: stale))
+        let before300 = try runner.asOfBuilds().filter { $0.position < 300 }
+        #expect(try runner.removeAsOfBuilds(before300).map(\.position) == [200, 100])
+        #expect(try listed() == ["sales v\(sales.version) @300", "sales v\(sales.version) @400"])
+        #expect(try runner.removeAsOfBuilds(before300).isEmpty)
+        // Through the CLI: the list, then everything removed.
+        let list = try tally(["projections", "as-of"], store: store.path)
+        #expect(list.status == 0 && list.lines.count == 3 && list.lines[1].hasPrefix("sales "), "\(list.output)")
+        let removed = try tally(["projections", "as-of", "sales", "--remove"], store: store.path)
+        #expect(removed.status == 0 && removed.output.hasPrefix("removed 2 as-of builds ("), "\(removed.output)")
+        #expect(try runner.asOfBuilds().isEmpty)
+        #expect(try tally(["projections", "as-of", "nope"], store: store.path).error.contains("no read model is named \"nope\""))
+    }
+
     @Test func aKillDuringARebuildLosesAndDoublesNothing() throws {
         let store = try TestStore(start: "2026-11-20T08:00:00Z")
         var driver = DemoDriver(commerce: store.commerce, seed: 11, clock: store.clock)
