@@ -5,7 +5,10 @@ import TallyMerkle
 /// An event checked against the limits, its record body encoded and hashed on the appender's thread,
 /// so the writer only copies bytes and hashes a fixed 109-byte leaf.
 struct PreparedEvent: Sendable {
-    let event: ProposedEvent
+    /// The proposed event is the batch's (`PreparedBatch.proposed`): a copy of it here retained and
+    /// released its five strings and buffers once per event. What the writer needs of it is here.
+    let id: UUID
+    let schemaVersion: UInt16
     /// The stream's name and hash, worked out here, on the caller's thread, not in the writer.
     let stream: StreamKey
     /// The event type and its hash, likewise: the writer numbers types by it.
@@ -21,6 +24,8 @@ struct PreparedEvent: Sendable {
 /// A request that passed every check that needs no log state.
 struct PreparedBatch: Sendable {
     let events: [PreparedEvent]
+    /// The events as proposed, in the same order: what an idempotent retry is compared with.
+    let proposed: [ProposedEvent]
     /// Every event's record body, end to end: one buffer per batch, not one per event, so preparing
     /// a batch makes one allocation and the writer retains one buffer (a buffer made on the caller's
     /// core and retained on the writer's cost a cache miss per event, a tenth of the writer's time).
@@ -90,6 +95,7 @@ struct PreparedBatch: Sendable {
             count = total
         }
         self.events = prepared
+        proposed = events
         expectations = request.expectations
     }
 
@@ -135,7 +141,7 @@ struct PreparedBatch: Sendable {
         try check(event)
         let out = UnsafeMutableRawBufferPointer(rebasing: bodies[range])
         let type = RecordCodec.encodeBody(event, into: out).type
-        return PreparedEvent(event: event, stream: StreamKey(event.stream), type: ExactText(event.type), body: range,
+        return PreparedEvent(id: event.id, schemaVersion: event.schemaVersion, stream: StreamKey(event.stream), type: ExactText(event.type), body: range,
                              bodyDigest: sha256(UnsafeRawBufferPointer(out)), flags: RecordCodec.flags(of: event),
                              typeRange: (range.lowerBound + type.lowerBound)..<(range.lowerBound + type.upperBound))
     }
@@ -417,7 +423,7 @@ struct AppendSession {
                 if version > Limits.streamVersionMax - UInt64(batch.events.count) {
                     let appended = batch.events.lazy.filter { $0.stream == prepared.stream }.count
                     if version + UInt64(appended) > Limits.streamVersionMax {
-                        return .failure(.streamFull(stream: prepared.event.stream, versionMax: Limits.streamVersionMax))
+                        return .failure(.streamFull(stream: prepared.stream.text, versionMax: Limits.streamVersionMax))
                     }
                 }
             }
@@ -435,7 +441,7 @@ struct AppendSession {
                     let version = try write(events.baseAddress! + index, body: body, recordedAt: recordedAt)
                     positions.append(head.position)
                     versions.append(version)
-                    streamIDs.append(events[index].event.stream)
+                    streamIDs.append(events[index].stream.text)
                 }
             }
         }
@@ -449,13 +455,13 @@ struct AppendSession {
         var known: [(index: Int, position: UInt64)] = []
         // By index: a copy of each prepared event would retain its five strings and buffers.
         for index in batch.events.indices {
-            let id = batch.events[index].event.id
+            let id = batch.events[index].id
             if EventIDKey.words(id) > eventIDMax { continue }
             if let position = try tables.position(txn, ofEventID: id) { known.append((index, position)) }
         }
         guard let first = known.first else { return nil }
         guard known.count == batch.events.count else {
-            let id = batch.events[first.index].event.id
+            let id = batch.events[first.index].id
             return .failure(.eventIDConflict(id: id, position: first.position,
                                              reason: "but other events of this batch are not: a retry must repeat the original events exactly"))
         }
@@ -465,12 +471,12 @@ struct AppendSession {
             guard let record = try tables.record(txn, at: position) else {
                 throw LogError.corruptRecord(position: position, reason: "the event-ids index points at a missing record")
             }
-            if let difference = batch.withBody(of: index, { record.difference(from: prepared.event, body: $0) }) {
-                return .failure(.eventIDConflict(id: prepared.event.id, position: position, reason: difference))
+            if let difference = batch.withBody(of: index, { record.difference(from: batch.proposed[index], body: $0) }) {
+                return .failure(.eventIDConflict(id: prepared.id, position: position, reason: difference))
             }
             versions.append(record.version)
         }
-        return .success(AppendResult(positions: known.map(\.position), versions: versions, streams: batch.events.map(\.event.stream),
+        return .success(AppendResult(positions: known.map(\.position), versions: versions, streams: batch.events.map(\.stream.text),
                                      wasAlreadyAppended: true))
     }
 
@@ -491,18 +497,18 @@ struct AppendSession {
             } else {
                 head.streamCount += 1
                 state = StreamState(number: head.streamCount, version: 0)
-                var stream = event.pointee.event.stream
+                var stream = event.pointee.stream.text
                 let inserted = try stream.withUTF8 { key in
                     try StreamNumberValue.with(state.number) { try txn.insert(tables.streams, key: UnsafeRawBufferPointer(key), value: $0) }
                 }
-                if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.pointee.event.stream)) is in the streams table but was not found") }
+                if !inserted { throw LogError.corruptRecord(position: position, reason: "stream \(quoted(event.pointee.stream.text)) is in the streams table but was not found") }
             }
             state.version += 1
             streams.set(event.pointee.stream, state, previous: previousState)
         }
         if ownStreamPositions != nil { ownStreamPositions![event.pointee.stream, default: []].append(position) }
 
-        let schemaVersion = event.pointee.event.schemaVersion, id = event.pointee.event.id
+        let schemaVersion = event.pointee.schemaVersion, id = event.pointee.id
         let size = RecordCodec.headerSize(schemaVersion: schemaVersion, version: state.version) + body.count + Hash.byteCount
         let previous = head.chainHash
         var hash = Hash.zero
