@@ -148,7 +148,7 @@ public struct LogTables: Sendable {
     /// greatest stream number.
     func appendStreamEntries(_ txn: WriteTransaction, _ entries: inout [(number: UInt64, version: UInt64, position: UInt64)],
                              numberMax: UInt64) throws -> UInt64 {
-        entries.sort { ($0.number, $0.version) < ($1.number, $1.version) }
+        Self.sortByStreamAndVersion(&entries)
         var numberMax = numberMax
         // One cursor walks the keys in order, so most puts find their key on the page it is on; each
         // stream's entries go in one call (`MDB_MULTIPLE`), a new stream's at the end of the table.
@@ -175,6 +175,39 @@ public struct LogTables: Sendable {
             }
         }
         return numberMax
+    }
+
+    /// Sorts stream entries by (stream number, version). Entries come in position order, where each
+    /// stream's versions rise, so a stable sort by stream number alone gives that order: a radix sort,
+    /// 11 bits of the number a pass, as many passes as the greatest number needs. The comparison sort
+    /// it replaces took a tenth of the writer's time (its merges sort 32,768 entries each). Input that
+    /// breaks the premise (a version not above the one before it in its stream) is sorted by
+    /// comparison instead.
+    static func sortByStreamAndVersion(_ entries: inout [(number: UInt64, version: UInt64, position: UInt64)]) {
+        guard entries.count > 1 else { return }
+        let numberMax = entries.reduce(UInt64(0)) { max($0, $1.number) }
+        let radixBits = 11, bucketCount = 1 << 11, mask = UInt64(bucketCount - 1)
+        var sorted = entries
+        var scratch = entries
+        var shift = 0
+        var counts = [Int](repeating: 0, count: bucketCount + 1)
+        while shift < 64 && (numberMax >> UInt64(shift)) > 0 {
+            for index in counts.indices { counts[index] = 0 }
+            for entry in sorted { counts[Int((entry.number >> UInt64(shift)) & mask) + 1] += 1 }
+            for bucket in 0..<bucketCount { counts[bucket + 1] += counts[bucket] }
+            for entry in sorted {
+                let bucket = Int((entry.number >> UInt64(shift)) & mask)
+                scratch[counts[bucket]] = entry
+                counts[bucket] += 1
+            }
+            swap(&sorted, &scratch)
+            shift += radixBits
+        }
+        for index in 1..<sorted.count where sorted[index].number == sorted[index - 1].number && sorted[index].version <= sorted[index - 1].version {
+            entries.sort { ($0.number, $0.version) < ($1.number, $1.version) }
+            return
+        }
+        entries = sorted
     }
 
     /// Appends each type's positions (ascending, and after every position the table holds for that

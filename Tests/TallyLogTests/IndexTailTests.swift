@@ -18,6 +18,36 @@ import Testing
         return fixture
     }
 
+    /// The merge's radix sort gives the order a comparison sort by (stream, version) gives: for
+    /// entries in position order (each stream's versions rising), with numbers past every 11-bit pass,
+    /// and for entries that break that premise (then it sorts by comparison).
+    @Test(arguments: [UInt64(1), 3])
+    func mergeEntriesSortLikeAComparisonSort(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        for (count, numberRange) in [(0, UInt64(1)), (1, 5), (2, 1), (500, 7), (5_000, 3_000), (40_000, 1 << 40), (3_000, UInt64.max)] {
+            var versions: [UInt64: UInt64] = [:]
+            var entries: [(number: UInt64, version: UInt64, position: UInt64)] = []
+            for position in 0..<UInt64(count) {
+                let number = 1 + random.next() % numberRange
+                versions[number, default: 0] += 1
+                entries.append((number, versions[number]!, position + 1))
+            }
+            let expected = entries.sorted { ($0.number, $0.version) < ($1.number, $1.version) }
+            var sorted = entries
+            LogTables.sortByStreamAndVersion(&sorted)
+            #expect(sorted.map { [$0.number, $0.version, $0.position] } == expected.map { [$0.number, $0.version, $0.position] }, "\(count)")
+            // Versions that do not rise along the positions: still sorted by (stream, version).
+            if count > 2 {
+                entries.swapAt(0, count - 1)
+                entries[1].version = 0
+                var shuffled = entries
+                LogTables.sortByStreamAndVersion(&shuffled)
+                let byComparison = entries.sorted { ($0.number, $0.version) < ($1.number, $1.version) }
+                #expect(shuffled.map { [$0.number, $0.version] } == byComparison.map { [$0.number, $0.version] }, "\(count), premise broken")
+            }
+        }
+    }
+
     /// `tally info`'s counts per type: the B-tree's count of each type's entries plus the tail's,
     /// whatever the split, against a count of the events themselves.
     @Test(arguments: [UInt64(1), 7, 1000, LogTables.indexTailEventsMaxDefault])
