@@ -24,15 +24,18 @@ public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
 /// - `order-charged-once`: an order has at most one successful payment (a second charged the customer twice);
 /// - `refund-of-the-payment`: a cancelled order's refund (`refundDue`) is of the payment that paid it, its
 ///   transaction and the order's total, and is paid (`RefundPaid`) once, in that amount;
+/// - `operator-serves-the-booth`: a voucher is redeemed at a booth by an operator assigned to it and
+///   not unassigned since (the booth's sales are its operators');
 /// - `cart-checked-out-by-its-member`: a cart is opened once, and checked out at most once, after it
 ///   was opened, in the name of the member and at the store that opened it (a member's spending
 ///   is added up from its checkouts).
 public enum Invariants {
     public static let rules = ["voucher-redeemed-once", "stock-never-negative", "payment-transaction-once", "paid-order-has-payment",
-                               "order-charged-once", "refund-of-the-payment", "cart-checked-out-by-its-member"]
+                               "order-charged-once", "refund-of-the-payment", "operator-serves-the-booth", "cart-checked-out-by-its-member"]
 
     public static func check(_ log: EventLog, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> (checked: UInt64, violations: [InvariantViolation]) {
         var issued = Set<String>(), redeemed = [String: UInt64]()
+        var serving = [String: Set<String>]()  // operator → the booths they serve
         var stock = [String: Int64]()
         var webTransactions = [String: UInt64](), checkoutTransactions = [String: UInt64]()
         var payments = [String: (order: String, transaction: String, amount: Money)]()
@@ -86,6 +89,14 @@ public enum Invariants {
                         violation("voucher-redeemed-once", "voucher \(event.voucherID) redeemed but never issued")
                     }
                     redeemed[event.voucherID] = redeemed[event.voucherID] ?? position
+                    if serving[event.operatorID]?.contains(event.boothID) != true {
+                        violation("operator-serves-the-booth",
+                                  "voucher \(event.voucherID) redeemed at booth \(event.boothID) by operator \(event.operatorID), who did not serve it then")
+                    }
+                case OperatorAssigned.eventType:
+                    if let event = try decode(OperatorAssigned.self) { serving[event.operatorID, default: []].insert(event.boothID) }
+                case OperatorUnassigned.eventType:
+                    if let event = try decode(OperatorUnassigned.self) { serving[event.operatorID]?.remove(event.boothID) }
                 case StockReceived.eventType, StockReleased.eventType, StockAdjusted.eventType, StockReserved.eventType:
                     // (product, units, whether they are taken away)
                     let movement: (String, Int64, Bool)? = switch type {
@@ -235,6 +246,8 @@ public enum Invariants {
     static let decoders: [String: @Sendable (Data) throws -> any DomainEvent] = [
         VoucherIssued.eventType: { try DomainCoding.decode(VoucherIssued.self, from: $0) },
         VoucherRedeemed.eventType: { try DomainCoding.decode(VoucherRedeemed.self, from: $0) },
+        OperatorAssigned.eventType: { try DomainCoding.decode(OperatorAssigned.self, from: $0) },
+        OperatorUnassigned.eventType: { try DomainCoding.decode(OperatorUnassigned.self, from: $0) },
         StockReceived.eventType: { try DomainCoding.decode(StockReceived.self, from: $0) },
         StockReleased.eventType: { try DomainCoding.decode(StockReleased.self, from: $0) },
         StockAdjusted.eventType: { try DomainCoding.decode(StockAdjusted.self, from: $0) },

@@ -458,6 +458,7 @@ func write(_ text: String, _ name: String) throws -> String {
                                                                       payload: DomainCoding.encode(event))])).positions[0]
         }
         let usd = Currency.usd
+        for booth in ["1", "2"] { _ = try raw("booth-\(booth)", OperatorAssigned(boothID: booth, operatorID: "op", operatorName: "Op")) }
         _ = try raw("voucher-x1", VoucherIssued(voucherID: "x1", amount: Money(minor: 500, currency: usd), buyerEmail: "x@example.org"))
         _ = try raw("voucher-x1", VoucherRedeemed(voucherID: "x1", boothID: "1", operatorID: "op", saleID: "sx1", saleAmount: Money(minor: 100, currency: usd)))
         let second = try raw("voucher-x1", VoucherRedeemed(voucherID: "x1", boothID: "2", operatorID: "op", saleID: "sx2", saleAmount: Money(minor: 100, currency: usd)))
@@ -473,15 +474,20 @@ func write(_ text: String, _ name: String) throws -> String {
                                                                                                         amount: Money(minor: 100, currency: usd))))
         // A refund paid for an order that owed none.
         let unowed = try raw("order-oc", RefundPaid(orderID: "oc", paymentID: "nope", refundTransactionID: "R", amount: Money(minor: 100, currency: usd)))
+        // A redemption at a booth its operator no longer serves.
+        _ = try raw("booth-2", OperatorUnassigned(boothID: "2", operatorID: "op"))
+        _ = try raw("voucher-x2", VoucherIssued(voucherID: "x2", amount: Money(minor: 500, currency: usd), buyerEmail: "x@example.org"))
+        let elsewhere = try raw("voucher-x2", VoucherRedeemed(voucherID: "x2", boothID: "2", operatorID: "op", saleID: "sx3", saleAmount: Money(minor: 100, currency: usd)))
         let result = try Invariants.check(store.log)
-        #expect(result.violations.map(\.position) == [second, negative, duplicate, unpaid, twice, refund, unowed])
+        #expect(result.violations.map(\.position) == [second, negative, duplicate, unpaid, twice, refund, unowed, elsewhere])
         #expect(result.violations.map(\.rule) == ["voucher-redeemed-once", "stock-never-negative", "payment-transaction-once", "paid-order-has-payment",
-                                                  "order-charged-once", "refund-of-the-payment", "refund-of-the-payment"])
+                                                  "order-charged-once", "refund-of-the-payment", "refund-of-the-payment", "operator-serves-the-booth"])
+        #expect(result.violations[7].message == "voucher x2 redeemed at booth 2 by operator op, who did not serve it then")
         #expect(result.violations[4].message == "order oa charged again by payment pc (payment pa succeeded at position \(twice - 3))")
         #expect(result.violations[5].message == "order ob refunds payment pb, but it was never paid")
         let cli = try tally(["audit", "invariants"], store: store.path)
         #expect(result.violations[6].message == "order oc refunded without owing a refund")
-        #expect(cli.status == 1 && cli.lines.count == 7 && cli.lines[0].hasPrefix("position \(second): voucher-redeemed-once"))
+        #expect(cli.status == 1 && cli.lines.count == 8 && cli.lines[0].hasPrefix("position \(second): voucher-redeemed-once"))
     }
 
     /// Counts that do not add up in 64 bits (written behind the rules' back) are a violation at the
@@ -506,6 +512,8 @@ func write(_ text: String, _ name: String) throws -> String {
     /// on with the events after it.
     @Test func anUndecodablePayloadIsReportedAtItsPosition() throws {
         let store = try AuditStore(events: 10)
+        _ = try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "booth-1", type: OperatorAssigned.eventType,
+                                                                      payload: DomainCoding.encode(OperatorAssigned(boothID: "1", operatorID: "op", operatorName: "Op")))]))
         let broken = try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "voucher-y1", type: VoucherIssued.eventType,
                                                                                payload: Data(#"{"voucherID":"y1"}"#.utf8))])).positions[0]
         let redeemedTwice = VoucherRedeemed(voucherID: "y2", boothID: "1", operatorID: "op", saleID: "sy", saleAmount: Money(minor: 100, currency: .usd))

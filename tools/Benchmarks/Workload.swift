@@ -19,6 +19,10 @@ struct Workload {
     private var payments = 0
     private var awaitingPaid: [(order: Int, payment: Int, transaction: String)] = []
     private var checkouts = 0
+    /// The booths whose operator has been assigned: the first events, before the mix, so every
+    /// redemption is by an operator serving its booth (`tally audit invariants` holds on the history).
+    private var operatorsAssigned = 0
+    static let booths = 12
     /// Every stream created so far, for the random stream-load scenario (bounded).
     private(set) var sampleStreams: [String] = []
 
@@ -50,6 +54,13 @@ struct Workload {
 
     mutating func next() -> ProposedEvent {
         clock.advance(microseconds: 250)
+        if operatorsAssigned < Self.booths {
+            // No random draw: the mix after these events is the one before they were added.
+            let booth = operatorsAssigned
+            operatorsAssigned += 1
+            let payload = "{\"boothID\":\"\(booth)\",\"operatorID\":\"op\(booth)\",\"operatorName\":\"enc:operator-\(booth)\"}"
+            return ProposedEvent(id: ids.next(), stream: "booth-\(booth)", type: "OperatorAssigned", actor: "admin:ana", payload: Data(payload.utf8))
+        }
         let roll = pick(100)
         let stream: String, type: String, body: String, actor: String
         var schemaVersion: UInt16 = 1
@@ -62,11 +73,11 @@ struct Workload {
             body = "\"voucherID\":\"\(vouchersIssued)\",\"amount\":\(money(500 + pick(5000))),\"buyerEmail\":\"enc:\(random.next())\""
         case 10..<18 where !unredeemed.isEmpty:
             let voucher = unredeemed.remove(at: pick(unredeemed.count))
-            let booth = pick(12)
+            let booth = pick(Self.booths)
             stream = "voucher-\(voucher)"; type = "VoucherRedeemed"; actor = "operator:op\(booth)"
             body = "\"voucherID\":\"\(voucher)\",\"boothID\":\"\(booth)\",\"operatorID\":\"op\(booth)\",\"saleID\":\"\(random.next() % 1_000_000)\",\"saleAmount\":\(money(100 + pick(400)))"
         case 18..<26:
-            let booth = pick(12)
+            let booth = pick(Self.booths)
             stream = "booth-\(booth)"; type = "SaleRecorded"; actor = "operator:op\(booth)"
             body = "\"saleID\":\"\(random.next() % 1_000_000)\",\"boothID\":\"\(booth)\",\"voucherID\":\"\(pick(max(1, vouchersIssued)))\",\"operatorID\":\"op\(booth)\",\"amount\":\(money(100 + pick(2000)))"
         case 26..<33:
