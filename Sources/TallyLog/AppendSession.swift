@@ -228,8 +228,8 @@ final class StreamCache: @unchecked Sendable {
     /// The streams seen since the last `ageIfFull()`, then those seen in the generation before: a stream
     /// found only in the older one moves to the newer. At `entriesMax` streams the older generation
     /// is dropped, so the streams in use stay cached and the memory stays bounded (two generations).
-    private var states = StreamTable()
-    private var olderStates = StreamTable()
+    private let states = StreamTable()
+    private let olderStates = StreamTable()
     /// Index entries of this writer's events after the watermark, in position order.
     var pendingIndex: [PendingIndexEntry] = []
     /// What the current transaction changed: the previous state of each stream it touched.
@@ -239,7 +239,7 @@ final class StreamCache: @unchecked Sendable {
     /// them when it commits.
     var mergedPrefix = 0
     /// Event types numbered for this writer, so a pending entry holds an integer, not a copy of its type.
-    private var typeIDs = TextTable<Int>(filler: 0)
+    private let typeIDs = TextTable<Int>(filler: 0)
     private(set) var typeNames: [ContiguousArray<UInt8>] = []
     let entriesMax: Int
 
@@ -297,8 +297,7 @@ final class StreamCache: @unchecked Sendable {
     /// older one and the oldest is dropped. The pending index entries stay: they are still exact.
     func ageIfFull() {
         guard states.count >= entriesMax else { return }
-        olderStates = states
-        states = StreamTable(capacity: olderStates.count)
+        olderStates.take(from: states, leaving: states.count)
     }
 
     /// The transaction committed: its changes stay.
@@ -320,7 +319,7 @@ final class StreamCache: @unchecked Sendable {
 
     func removeAll() {
         states.removeAll()
-        olderStates = StreamTable()
+        olderStates.take(from: StreamTable())
         pendingIndex.removeAll(keepingCapacity: true)
         undo.removeAll(keepingCapacity: true)
         pendingIndexCommitted = 0

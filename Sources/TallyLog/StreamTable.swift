@@ -118,6 +118,19 @@ final class TextTable<Value> {
         return removed
     }
 
+    /// Takes `other`'s keys and values, dropping this table's; `other` is left empty, with room for
+    /// `capacity` keys. (The cache's two generations swap this way, so each stays a `let`: a call on a
+    /// `var` property of an object retained and released the table, once per event.)
+    func take(from other: TextTable, leaving capacity: Int = 0) {
+        slots.deinitialize(count: mask + 1)
+        slots.deallocate()
+        (slots, mask, count) = (other.slots, other.mask, other.count)
+        let slotCount = Self.slotCount(for: capacity)
+        other.slots = Self.allocate(slotCount, filledWith: other.freeSlot)
+        other.mask = slotCount - 1
+        other.count = 0
+    }
+
     func removeAll() {
         for index in 0...mask where !isFree(index) {
             slots[index] = freeSlot
