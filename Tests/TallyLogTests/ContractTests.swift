@@ -224,6 +224,25 @@ import TallyMerkle
         #expect(try fixture.log.head().position == 0)
     }
 
+    /// A batch long enough to be prepared on two threads names the first bad event in event order,
+    /// whichever half it is in, and writes nothing.
+    @Test func aLongBatchNamesItsFirstBadEvent() throws {
+        let fixture = try Fixture()
+        func batch(badAt bad: [Int]) -> [ProposedEvent] {
+            (0..<600).map { index in
+                var event = fixture.event("s-\(index % 7)")
+                if bad.contains(index) { event.stream = "bad \(index) " }
+                return event
+            }
+        }
+        for (bad, named) in [([100, 450], 100), ([450], 450), ([599], 599), ([0, 599], 0)] {
+            let error = #expect(throws: LogError.self) { try fixture.log.append(AppendRequest(events: batch(badAt: bad))) }
+            #expect(error == .invalidStreamID("bad \(named) ", reason: "it begins or ends with a space"), "\(bad)")
+        }
+        #expect(try fixture.log.head().position == 0)
+        #expect(try fixture.log.append(AppendRequest(events: batch(badAt: []))).positions.count == 600)
+    }
+
     @Test func emptyAndSelfDuplicatingBatchesAreRefused() throws {
         let fixture = try Fixture()
         #expect(throws: LogError.emptyBatch) { try fixture.log.append(AppendRequest(events: [])) }
