@@ -117,9 +117,9 @@ struct ReportOptions: ParsableArguments {
     }
 
     /// Runs `sql` and writes its rows. Columns named `*_minor` are shown as exact decimals of the
-    /// row's `currency`, named without the suffix.
-    /// Runs the query and writes its rows; when there are none, notes each id filter whose id the read
-    /// model has never held (on standard error: the output stays the empty result it is).
+    /// row's `currency`, named without the suffix. When there are no rows, each of `filters`' id
+    /// filters whose id the read model has never held is noted on standard error (the output stays the
+    /// empty result it is).
     func write(_ database: DatabaseQueue, sql: String, arguments: [(any DatabaseValueConvertible)?], filters: Filters? = nil) throws {
         var sql = sql
         var arguments = arguments
