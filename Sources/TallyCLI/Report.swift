@@ -399,7 +399,8 @@ extension SalesReport {
         struct Key: Hashable { var day: String; var channel: String; var location: [UInt8]; var currency: String }
         var filters = Filters()
         let location = "COALESCE(booth_id, store_id, 'web')"
-        filters.addText(location, booth ?? storeID)
+        filters.addText(location, booth ?? storeID, option: booth != nil ? "--booth" : "--store-id", table: "sales",
+                        idColumn: booth != nil ? "booth_id" : "store_id")
         filters.add("channel = ?", channel)
         filters.addTimeRange("sold_at_us", options)
         var totals: [Key: (sales: Int64, refunds: Int64, revenue: Int64)] = [:]
@@ -422,6 +423,9 @@ extension SalesReport {
         let ordered = totals.sorted { a, b in
             (a.key.day, a.key.channel) != (b.key.day, b.key.channel) ? (a.key.day, a.key.channel) < (b.key.day, b.key.channel)
                 : a.key.location != b.key.location ? a.key.location.lexicographicallyPrecedes(b.key.location) : a.key.currency < b.key.currency
+        }
+        if totals.isEmpty {
+            for note in try database.read({ try filters.unknownIDs($0) }) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
         }
         let writer = RowWriter(format: options.format, columns: ["day", "channel", "location", "currency", "sales", "refunds", "revenue"])
         for (key, total) in ordered.prefix(options.limit ?? .max) {

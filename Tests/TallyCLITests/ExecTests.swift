@@ -127,6 +127,8 @@ import TallyTestSupport
         let stream = try tally(["report", "sales", "--booth", "booth-3", "--format", "csv"], store: store)
         #expect(stream.status == 0 && stream.lines.count == 1)
         #expect(stream.error.contains(#"note: --booth "booth-3" matches nothing in sales (ids there look like "3")"#), "\(stream.error)")
+        let zoned = try tally(["report", "sales", "--view", "revenue", "--time-zone", "Europe/Paris", "--booth", "booth-3"], store: store)
+        #expect(zoned.status == 0 && zoned.error.contains(#"note: --booth "booth-3" matches nothing in sales"#), "\(zoned.error)")
         let quiet = try tally(["report", "sales", "--booth", "3", "--from", "2099-01-01", "--format", "csv"], store: store)
         #expect(quiet.status == 0 && quiet.lines.count == 1 && !quiet.error.contains("note:"), "\(quiet.error)")
         #expect(try tally(["report", "member", "--member", "nobody"], store: store).error.contains("(it has no rows yet)"))
