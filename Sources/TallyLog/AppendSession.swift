@@ -140,7 +140,7 @@ struct PreparedBatch: Sendable {
     private static func prepare(_ event: ProposedEvent, into bodies: UnsafeMutableRawBufferPointer, at range: Range<Int>) throws -> PreparedEvent {
         try check(event)
         let out = UnsafeMutableRawBufferPointer(rebasing: bodies[range])
-        let type = RecordCodec.encodeBody(event, into: out).type
+        let type = RecordCodec.encodeBody(event, into: out)
         return PreparedEvent(id: event.id, schemaVersion: event.schemaVersion, stream: StreamKey(event.stream), type: ExactText(event.type), body: range,
                              bodyDigest: sha256(UnsafeRawBufferPointer(out)), flags: RecordCodec.flags(of: event),
                              typeRange: (range.lowerBound + type.lowerBound)..<(range.lowerBound + type.upperBound))
@@ -319,7 +319,7 @@ final class StreamCache: @unchecked Sendable {
 
     func removeAll() {
         states.removeAll()
-        olderStates.take(from: StreamTable())
+        olderStates.removeAll(keepingCapacity: false)
         pendingIndex.removeAll(keepingCapacity: true)
         undo.removeAll(keepingCapacity: true)
         pendingIndexCommitted = 0

@@ -63,12 +63,12 @@ public enum RecordCodec {
     }
 
     /// Writes `event`'s record body into `out`, exactly `bodySize(event)` bytes, and returns where its
-    /// stream id and event type lie in it.
-    static func encodeBody(_ event: ProposedEvent, into out: UnsafeMutableRawBufferPointer) -> (stream: Range<Int>, type: Range<Int>) {
+    /// event type lies in it.
+    static func encodeBody(_ event: ProposedEvent, into out: UnsafeMutableRawBufferPointer) -> Range<Int> {
         var (stream, type, actor) = (event.stream, event.type, event.actor)
         var writer = ByteWriter(out)
         // Native strings are contiguous UTF-8: withUTF8 hands out their bytes without a copy.
-        let streamRange = stream.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
+        _ = stream.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
         let typeRange = type.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
         _ = actor.withUTF8 { writer.lengthPrefixed(UnsafeRawBufferPointer($0)) }
         if let correlation = event.correlationID { writer.uuid(correlation) }
@@ -76,7 +76,7 @@ public enum RecordCodec {
         writer.lengthPrefixed(event.metadata)
         writer.lengthPrefixed(event.payload)
         precondition(writer.offset == out.count, "record body size mismatch")
-        return (streamRange, typeRange)
+        return typeRange
     }
 
     /// The record's hash (see the type's documentation). `id` is the event id's 16 bytes.

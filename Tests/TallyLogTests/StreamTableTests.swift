@@ -35,6 +35,12 @@ import Testing
         }
         table.removeAll()
         #expect(table.count == 0 && names.allSatisfy { table[$0] == nil })
+        // Emptied back to its smallest size, it takes keys again (and grows again).
+        for (index, key) in names.enumerated() { table.set(key, StreamState(number: UInt64(index), version: 1)) }
+        table.removeAll(keepingCapacity: false)
+        #expect(table.count == 0 && names.allSatisfy { table[$0] == nil })
+        for (index, key) in names.enumerated() { table.set(key, StreamState(number: UInt64(index), version: 2)) }
+        #expect(table.count == names.count && names.enumerated().allSatisfy { table[$1]?.number == UInt64($0) && table[$1]?.version == 2 })
     }
 
     /// Keys are their bytes: text Swift calls equal (NFC and NFD "é") are two streams.

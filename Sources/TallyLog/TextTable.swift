@@ -13,7 +13,7 @@
 final class TextTable<Value> {
     private struct Slot {
         var key: ExactText
-        var state: Value
+        var value: Value
     }
 
     private var slots: UnsafeMutablePointer<Slot>
@@ -23,7 +23,7 @@ final class TextTable<Value> {
 
     /// Room for `capacity` keys before the first growth; `filler` is what a free slot holds as its value.
     init(capacity: Int = 0, filler: Value) {
-        freeSlot = Slot(key: ExactText(""), state: filler)
+        freeSlot = Slot(key: ExactText(""), value: filler)
         let slotCount = Self.slotCount(for: capacity)
         slots = Self.allocate(slotCount, filledWith: freeSlot)
         mask = slotCount - 1
@@ -63,7 +63,7 @@ final class TextTable<Value> {
     }
 
     subscript(key: ExactText) -> Value? {
-        get { slot(of: key).map { slots[$0].state } }
+        get { slot(of: key).map { slots[$0].value } }
         set {
             if let newValue { set(key, newValue) } else { _ = remove(key) }
         }
@@ -73,8 +73,8 @@ final class TextTable<Value> {
     @inline(__always)
     func update(_ key: ExactText, _ change: (inout Value) -> Void) -> Value? {
         guard let index = slot(of: key) else { return nil }
-        let previous = slots[index].state
-        change(&slots[index].state)
+        let previous = slots[index].value
+        change(&slots[index].value)
         return previous
     }
 
@@ -83,23 +83,23 @@ final class TextTable<Value> {
     @inline(__always)
     func touch(_ key: ExactText) -> Int { slots[key.bytesHash & mask].key.bytesHash }
 
-    func set(_ key: ExactText, _ state: Value) {
+    func set(_ key: ExactText, _ value: Value) {
         precondition(!key.text.isEmpty, "a key is never empty")
         if let index = slot(of: key) {
-            slots[index].state = state
+            slots[index].value = value
             return
         }
         if (count + 1) > (mask + 1) / 4 * 3 { grow() }
         var index = key.bytesHash & mask
         while !isFree(index) { index = (index + 1) & mask }
-        slots[index] = Slot(key: key, state: state)
+        slots[index] = Slot(key: key, value: value)
         count += 1
     }
 
-    /// Removes the stream and returns its state, if it was here.
+    /// Removes the key and returns its value, if it was here.
     func remove(_ key: ExactText) -> Value? {
         guard var hole = slot(of: key) else { return nil }
-        let removed = slots[hole].state
+        let removed = slots[hole].value
         // Backward shift: each following slot of the run moves into the hole if the hole lies between
         // where its key hashes and where it sits (cyclically), so every key stays reachable.
         var index = (hole + 1) & mask
@@ -131,9 +131,16 @@ final class TextTable<Value> {
         other.count = 0
     }
 
-    func removeAll() {
-        for index in 0...mask where !isFree(index) {
-            slots[index] = freeSlot
+    /// Empties the table; without `keepingCapacity`, back to its smallest size.
+    func removeAll(keepingCapacity: Bool = true) {
+        if keepingCapacity {
+            for index in 0...mask where !isFree(index) { slots[index] = freeSlot }
+        } else {
+            slots.deinitialize(count: mask + 1)
+            slots.deallocate()
+            let slotCount = Self.slotCount(for: 0)
+            slots = Self.allocate(slotCount, filledWith: freeSlot)
+            mask = slotCount - 1
         }
         count = 0
     }
