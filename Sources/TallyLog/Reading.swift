@@ -58,9 +58,17 @@ enum LogReading {
             }
             // Not in the writer's transaction: what it scans is its own recent events, in memory.
             var readAhead = txn is ReadTransaction ? ReadAhead(backward: backward) : nil
+            // Positions have no gaps: a scan never steps over a missing record in silence. (Going
+            // backward, the first record found may lie below `from`, past the log's end.)
+            var expected: UInt64? = backward ? nil : max(from ?? 1, 1)
             while let current = entry {
                 let position = keyPosition(current.key)
                 if let untilPosition, position > untilPosition { return }
+                if let expected, position != expected {
+                    throw LogError.corruptRecord(position: expected, reason: "the record is missing: the log steps from position "
+                                                 + "\(backward ? expected + 1 : expected - 1) to \(position)")
+                }
+                expected = backward ? position &- 1 : position + 1
                 readAhead?.note(current.value)
                 let record = try RecordView(bytes: current.value, position: position)
                 guard try body(record) else { return }

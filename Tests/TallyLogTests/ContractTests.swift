@@ -429,6 +429,30 @@ import TallyMerkle
         #expect(try fixture.readAll().map(\.position) == Array(1...(5_000 + 40 * 97)))
     }
 
+    /// Positions have no gaps: a read of a store missing a record throws, naming the position, rather
+    /// than stepping over it, whether the record falls in a chunk decoded ahead, the first chunk, or a
+    /// zero-copy scan; asked again, the read throws again at the same place.
+    @Test(arguments: [5_000, 700, 1_025] as [UInt64]) func aReadOfAStoreMissingARecordThrowsAtIt(missing: UInt64) throws {
+        let fixture = try Self.fixtureWith(10_000)
+        try fixture.log.environment.write { txn in
+            _ = try withBigEndian(missing) { try txn.delete(fixture.log.tables.events, key: $0) }
+        }
+        let problem = LogError.corruptRecord(position: missing,
+                                             reason: "the record is missing: the log steps from position \(missing - 1) to \(missing + 1)")
+        var reader = fixture.log.read()
+        var positions: [UInt64] = []
+        #expect(throws: problem) { try reader.forEach { positions.append($0.position) } }
+        #expect(positions.count < missing && positions == Array(1..<UInt64(positions.count + 1)), "handed out \(positions.count) events in order")
+        #expect(throws: problem) { while try reader.next() != nil {} }
+        #expect(throws: problem) { try fixture.log.withSnapshot { try $0.forEach(ReadQuery(from: 2)) { _ in true } } }
+        let backward = LogError.corruptRecord(position: missing,
+                                              reason: "the record is missing: the log steps from position \(missing + 1) to \(missing - 1)")
+        #expect(throws: backward) { try fixture.readAll(ReadQuery(backward: true)) }
+        // Reads that do not cross it are whole.
+        #expect(try fixture.readAll(ReadQuery(untilPosition: missing - 1)).count == Int(missing - 1))
+        #expect(try fixture.readAll(ReadQuery(from: missing + 1)).count == 10_000 - Int(missing))
+    }
+
     @Test func oneStreamByVersion() throws {
         let fixture = try Self.fixtureWith(2500)
         let stream = try fixture.readAll(ReadQuery(.stream("s-1")))
