@@ -283,30 +283,34 @@ public struct LogSnapshot {
 /// Reads the events a query selects, a chunk of `Limits.readChunkEvents` per short read transaction,
 /// so memory stays bounded however long the log and the writer is never held back by a long reader.
 ///
-/// A forward read of the whole log (`.all`), once its first chunk came back full, decodes the next
-/// chunks on as many cores as there are (up to `decodingLanesMax`), each lane a run of positions in
-/// its own snapshot; they are handed out in position order. Positions have no gaps, so a lane that
-/// does not reach the end of its run found the end of the log: the read ends with it, as a chunk that
-/// came back short ends a sequential read, and the lanes after it are dropped.
+/// A forward read of the whole log (`.all`), once its first chunk came back full, decodes the chunks
+/// after it in the background, each in its own snapshot, up to `chunksAhead` of them at once on as
+/// many cores as there are; they are handed out in position order, and each chunk handed out starts
+/// the decoding of another, so the cores never wait for one another. Positions have no gaps, so a
+/// chunk that comes back short found the end of the log: the read ends with it, as a chunk that came
+/// back short ends a sequential read, and the chunks decoded after it are dropped.
 public struct EventReader {
     let log: EventLog
     let query: ReadQuery
-    /// The chunk being handed out, and the decoded chunks after it, in order.
+    /// The chunk being handed out.
     private var buffer: [RecordedEvent] = []
     private var bufferIndex = 0
-    private var queued: [[RecordedEvent]] = []
-    /// Chunks handed out since the last decoding in lanes: the lanes release them, so their memory is
-    /// freed on the decoding cores and not one event at a time on the reader's.
+    /// The chunks decoding in the background, in position order.
+    private var ahead: [ChunkJob] = []
+    /// Chunks handed out since the last chunk job started: it releases them, so their memory is freed
+    /// on a decoding core and not one event at a time on the reader's.
     private var spent: [[RecordedEvent]] = []
-    /// Where the next chunk starts (position or version), or nil when the selection is exhausted.
+    /// Where the next chunk starts (position or version), or nil when the selection is exhausted. When
+    /// decoding ahead, where the next chunk job starts.
     private var resume: UInt64??
     /// Events still to hand out, decoded or not.
     private var remaining: Int
-    /// Whether a chunk came back full, so the selection is likely long enough to decode in lanes.
-    private var sawFullChunk = false
+    /// When decoding ahead: the last position the read may hand out.
+    private var lastPosition: UInt64?
 
-    /// At most this many chunks decoded at once.
-    static let decodingLanesMax = 4
+    /// At most this many chunks decoding or decoded ahead of the reader (about 0.4 MB each for events
+    /// of 200 bytes).
+    static let chunksAhead = 8
 
     init(log: EventLog, query: ReadQuery) {
         self.log = log
@@ -345,39 +349,71 @@ public struct EventReader {
     /// Makes the next decoded chunk current; false at the end of the selection.
     private mutating func advance() throws -> Bool {
         bufferIndex = 0
-        let decodesInLanes = sawFullChunk && query.selection == .all && !query.backward
-        if decodesInLanes && !buffer.isEmpty { spent.append(buffer) }
-        if !queued.isEmpty {
-            buffer = queued.removeFirst()
-            return true
+        if lastPosition != nil {
+            if !buffer.isEmpty { spent.append(buffer) }
+            buffer = []
+            return try advanceAhead()
         }
         buffer = []
-        guard remaining > 0, case .some(let from) = resume else { spent = []; return false }
-        if decodesInLanes {
-            try fillInLanes(from: max(from ?? 1, query.sincePosition ?? 1))
-        } else {
-            try fill(from: from)
+        guard remaining > 0, case .some(let from) = resume else { return false }
+        try fill(from: from)
+        if query.selection == .all && !query.backward && remaining > buffer.count, case .some(.some(let next)) = resume {
+            // A full chunk: the selection is likely long enough to decode ahead from here on.
+            lastPosition = min(query.untilPosition ?? .max, next &+ (UInt64(remaining - buffer.count) - 1))
         }
-        if !queued.isEmpty { buffer = queued.removeFirst() }
         return !buffer.isEmpty
+    }
+
+    /// The next chunk decoded ahead; the window topped up first and after.
+    private mutating func advanceAhead() throws -> Bool {
+        startChunkJobs()
+        guard !ahead.isEmpty else { spent = []; return false }
+        let job = ahead.removeFirst()
+        let events: [RecordedEvent]
+        do {
+            events = try job.wait()
+        } catch {
+            // The read resumes at this chunk if asked again; nothing after it was handed out.
+            ahead = []
+            resume = .some(job.run.lowerBound)
+            throw error
+        }
+        if events.last?.position != job.run.upperBound {
+            // The log ended inside this chunk (or the read's last position did).
+            ahead = []
+            resume = .none
+        }
+        buffer = events
+        startChunkJobs()
+        return !buffer.isEmpty
+    }
+
+    /// Starts chunk jobs from `resume` until `chunksAhead` are decoding or the selection is covered.
+    private mutating func startChunkJobs() {
+        guard let lastPosition else { return }
+        while ahead.count < Self.chunksAhead, case .some(.some(let first)) = resume {
+            guard first <= lastPosition, first <= Limits.positionMax else { resume = .none; return }
+            let run = first...min(lastPosition, first &+ (UInt64(Limits.readChunkEvents) - 1))
+            ahead.append(ChunkJob(log: log, run: run, releasing: spent))
+            spent = []
+            resume = run.upperBound == lastPosition ? .none : .some(run.upperBound + 1)
+        }
     }
 
     private mutating func fill(from: UInt64?) throws {
         let chunk = min(remaining, Limits.readChunkEvents)
-        var events: [RecordedEvent] = []
-        events.reserveCapacity(chunk)
+        var decoder = ChunkDecoder(expectedEvents: chunk)
         let query = self.query
-        var recurring = RecurringText()
         try log.withSnapshot { snapshot in
             try LogReading.scan(snapshot.txn, tables: snapshot.tables, tail: snapshot.tail, query: query, from: from) { record in
-                events.append(record.decode(&recurring))
-                return events.count < chunk
+                decoder.append(record)
+                return decoder.count < chunk
             }
         }
+        let events = decoder.finish()
         if events.count < chunk {
             resume = .none
         } else {
-            sawFullChunk = true
             let last = events[events.count - 1]
             let key: UInt64
             switch query.selection {
@@ -390,69 +426,52 @@ public struct EventReader {
                 resume = .some(key + 1)
             }
         }
-        queued = [events]
+        buffer = events
     }
 
-    /// Decodes the runs of positions from `first` on, one per lane, at once (a forward `.all` read).
-    private mutating func fillInLanes(from first: UInt64) throws {
-        let chunk = UInt64(Limits.readChunkEvents)
-        // The last position this read may still hand out.
-        let last = min(query.untilPosition ?? .max, first &+ (UInt64(remaining) - 1))
-        guard first <= last, first <= Limits.positionMax else { resume = .none; return }
-        let lanes = Int(min(UInt64(min(ProcessInfo.processInfo.activeProcessorCount, Self.decodingLanesMax)), (last - first) / chunk + 1))
-        let runs = (0..<lanes).map { lane in
-            let start = first + UInt64(lane) * chunk
-            return start...min(last, start + chunk - 1)
+}
+
+/// One chunk of a forward `.all` read, decoded in the background in its own snapshot. A reader dropped
+/// before waiting for it leaves it to finish and its events to be freed.
+private final class ChunkJob: @unchecked Sendable {
+    // @unchecked: `result` is written once by the job, and read only after `done` says it was.
+    let run: ClosedRange<UInt64>
+    private var result: Result<[RecordedEvent], any Error> = .success([])
+    private let done = DispatchGroup()
+
+    /// Starts decoding `run`, after releasing `spent` (chunks handed out before) on the decoding core.
+    init(log: EventLog, run: ClosedRange<UInt64>, releasing spent: [[RecordedEvent]]) {
+        self.run = run
+        let spent = SpentChunks(spent)
+        DispatchQueue.global().async(group: done) { [self] in
+            spent.release()
+            result = Result { try Self.decode(run, of: log) }
         }
-        let decoded = ParallelSlots<Result<[RecordedEvent], any Error>>(count: lanes, initial: .success([]))
-        let released = SpentChunks(spent)
-        spent = []
-        let log = self.log
-        DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-            released.release(lane: lane, of: lanes)
-            let run = runs[lane]
-            decoded[lane] = Result {
-                var events: [RecordedEvent] = []
-                events.reserveCapacity(run.count)
-                var recurring = RecurringText()
-                try log.withSnapshot { snapshot in
-                    try LogReading.scanAll(snapshot.txn, tables: snapshot.tables, from: run.lowerBound, backward: false,
-                                           untilPosition: run.upperBound) { record in
-                        events.append(record.decode(&recurring))
-                        return record.position < run.upperBound
-                    }
-                }
-                return events
+    }
+
+    /// The chunk's events, once decoded; what it threw, if it did.
+    func wait() throws -> [RecordedEvent] {
+        done.wait()
+        return try result.get()
+    }
+
+    private static func decode(_ run: ClosedRange<UInt64>, of log: EventLog) throws -> [RecordedEvent] {
+        var decoder = ChunkDecoder(expectedEvents: run.count)
+        try log.withSnapshot { snapshot in
+            try LogReading.scanAll(snapshot.txn, tables: snapshot.tables, from: run.lowerBound, backward: false,
+                                   untilPosition: run.upperBound) { record in
+                decoder.append(record)
+                return record.position < run.upperBound
             }
         }
-        queued = []
-        for (lane, run) in runs.enumerated() {
-            // The first error in position order wins, as it would sequentially.
-            let events = try decoded[lane].get()
-            if !events.isEmpty { queued.append(events) }
-            guard events.last?.position == run.upperBound else {
-                resume = .none  // The log ended inside this run (or the read's last position did).
-                return
-            }
-        }
-        resume = runs[lanes - 1].upperBound == last ? .none : .some(runs[lanes - 1].upperBound + 1)
+        return decoder.finish()
     }
 }
 
-/// Chunks already handed out, released by the lanes: lane i releases every chunk at an index ≡ i
-/// modulo the number of lanes, and only those.
+/// Chunks already handed out, carried to a decoding core to be freed there.
 private final class SpentChunks: @unchecked Sendable {
-    // @unchecked: each element is replaced only by the lane it belongs to, through its own address.
-    private let chunks: UnsafeMutableBufferPointer<[RecordedEvent]>
-    init(_ spent: [[RecordedEvent]]) {
-        chunks = .allocate(capacity: spent.count)
-        _ = chunks.initialize(from: spent)
-    }
-    deinit {
-        chunks.deinitialize()
-        chunks.deallocate()
-    }
-    func release(lane: Int, of lanes: Int) {
-        for index in stride(from: lane, to: chunks.count, by: lanes) { chunks[index] = [] }
-    }
+    // @unchecked: only the job that carries it touches it.
+    private var chunks: [[RecordedEvent]]
+    init(_ chunks: [[RecordedEvent]]) { self.chunks = chunks }
+    func release() { chunks = [] }
 }

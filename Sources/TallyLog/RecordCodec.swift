@@ -214,12 +214,13 @@ public struct RecordView {
             metadata: metadataBytes.isEmpty ? Data() : Data(metadataBytes), payload: Data(payloadBytes), hash: hash)
     }
 
-    /// A copy that outlives the bytes, its type and actor taken from `recurring` when it made them before.
-    func decode(_ recurring: inout RecurringText) -> RecordedEvent {
+    /// Everything but the payload and metadata (left empty for `ChunkDecoder` to fill), its type and
+    /// actor taken from `recurring` when it made them before.
+    func decodeHeader(_ recurring: inout RecurringText) -> RecordedEvent {
         RecordedEvent(
             position: position, id: id, stream: stream, version: version, type: recurring.text(typeBytes), schemaVersion: schemaVersion,
             recordedAt: recordedAt, actor: recurring.text(UnsafeRawBufferPointer(rebasing: bytes[actorRange])), correlationID: correlationID,
-            causationID: causationID, metadata: metadataBytes.isEmpty ? Data() : Data(metadataBytes), payload: Data(payloadBytes), hash: hash)
+            causationID: causationID, metadata: Data(), payload: Data(), hash: hash)
     }
 
     /// Why the stored content differs from a new event with the same id (the idempotency check), or nil.

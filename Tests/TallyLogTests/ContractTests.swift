@@ -355,6 +355,7 @@ import TallyMerkle
         let chunk = Limits.readChunkEvents
         let queries = [
             ReadQuery(), ReadQuery(from: 700), ReadQuery(limit: 5_000), ReadQuery(limit: 4 * chunk), ReadQuery(limit: chunk + 1),
+            ReadQuery(limit: chunk), ReadQuery(limit: 2 * chunk), ReadQuery(limit: 9 * chunk + 5), ReadQuery(from: 3, untilPosition: UInt64(2 * chunk + 2)),
             ReadQuery(untilPosition: 6_000), ReadQuery(from: 2, limit: 7_777, untilPosition: 9_000, sincePosition: 1_500),
             ReadQuery(from: 9_000), ReadQuery(from: 10_000 - UInt64(chunk) + 1), ReadQuery(untilPosition: 20_000),
         ]
@@ -427,6 +428,47 @@ import TallyMerkle
         }
         while appending.isExecuting || !appending.isFinished { usleep(1_000) }
         #expect(try fixture.readAll().map(\.position) == Array(1...(5_000 + 40 * 97)))
+    }
+
+    /// Decoded events share their chunk's buffer: whatever their sizes (empty, inline-sized, a buffer's
+    /// growth, the payload limit), each payload and metadata is its own bytes, read in a long read
+    /// (chunks decoded ahead) and a stream's, and stays so after the reader and its log are gone.
+    @Test func decodedPayloadsAndMetadataAreTheirOwnBytesWhateverTheirSizes() throws {
+        let fixture = try Fixture()
+        let sizes = [0, 1, 13, 14, 15, 16, 200, 4_095, 16 << 10, 40_000]
+        var proposed: [ProposedEvent] = []
+        for index in 0..<3_000 {
+            var event = fixture.event("s-\(index % 3)")
+            let size = index == 2_500 ? Limits.payloadBytesMax : index % 50 == 0 ? sizes[index / 50 % sizes.count] : sizes[index % 7]
+            var payload = [UInt8](repeating: 0, count: size)
+            for offset in stride(from: 0, to: size, by: 61) { payload[offset] = UInt8(truncatingIfNeeded: offset / 61 &+ index) }
+            event.payload = Data(payload)
+            let metadataSize = [0, 9, 300][index % 3]
+            event.metadata = Data((0..<metadataSize).map { UInt8(truncatingIfNeeded: $0 &+ index &* 7) })
+            proposed.append(event)
+        }
+        for batch in stride(from: 0, to: proposed.count, by: 200) {
+            try fixture.log.append(AppendRequest(events: Array(proposed[batch..<min(proposed.count, batch + 200)])))
+        }
+        var kept: [RecordedEvent] = []
+        do {
+            var reader = fixture.log.read()
+            var index = 0
+            try reader.forEach { event in
+                #expect(event.hasSameContent(as: proposed[index]), "position \(event.position)")
+                index += 1
+                if index % 97 == 0 { kept.append(event) }
+            }
+            #expect(index == proposed.count)
+            let stream = try fixture.readAll(ReadQuery(.stream("s-1")))
+            #expect(stream.count == 1_000)
+            for event in stream { #expect(event.hasSameContent(as: proposed[Int(event.position) - 1]), "position \(event.position)") }
+        }
+        for event in kept {
+            let expected = proposed[Int(event.position) - 1]
+            #expect(Array(event.payload) == Array(expected.payload))
+            #expect(event.metadata.withUnsafeBytes { Array($0) } == Array(expected.metadata))
+        }
     }
 
     /// Positions have no gaps: a read of a store missing a record throws, naming the position, rather

@@ -337,29 +337,47 @@ if appendedEvents > 0 {
     }
 
     if wanted("replay") {
-        progress("tally: full replay, decoding every event")
-        var probe = MemoryProbe()
-        var start = now()
-        var reader = log.read()
-        var count = 0, payloadBytes = 0
-        try reader.forEach { event in count += 1; payloadBytes &+= event.payload.count }
-        var elapsed = seconds(since: start)
-        var memory = probe.stop()
-        var rate = Double(count) / elapsed
-        results.append(Figure(scenario: "tally: full replay, decoded to RecordedEvent (chunked reader)", events: count, seconds: elapsed, rate: rate,
-                              peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
-                              target: "≥ 5,000,000 events/s", targetMet: rate >= 5_000_000))
+        // A warm pass over 1 M events takes a fraction of a second, at the mercy of the scheduler on two
+        // shared cores: each scenario runs `passes` times and reports the median pass, the spread beside it.
+        let passes = options.smoke ? 1 : 5
+        func medianPass(_ pass: () throws -> (count: Int, note: String)) rethrows -> (count: Int, seconds: Double, memory: (anonymousMB: Double, residentMB: Double), note: String) {
+            var timings: [(seconds: Double, count: Int, note: String)] = []
+            let probe = MemoryProbe()
+            for _ in 0..<passes {
+                let start = now()
+                let (count, note) = try pass()
+                timings.append((seconds(since: start), count, note))
+            }
+            let memory = probe.stop()
+            let sorted = timings.sorted { $0.seconds < $1.seconds }
+            let median = sorted[sorted.count / 2]
+            let spread = passes == 1 ? "" : String(format: "median of %d passes (%.2f–%.2f M events/s); ", passes,
+                                                   Double(median.count) / sorted[sorted.count - 1].seconds / 1e6, Double(median.count) / sorted[0].seconds / 1e6)
+            return (median.count, median.seconds, memory, spread + median.note)
+        }
 
-        probe = MemoryProbe()
-        start = now()
-        let checksum: Int
-        (count, checksum) = try zeroCopyScan()
-        elapsed = seconds(since: start)
-        memory = probe.stop()
-        rate = Double(count) / elapsed
-        results.append(Figure(scenario: "tally: full replay, zero-copy record views (every field parsed and checked)", events: count, seconds: elapsed, rate: rate,
-                              peakAnonymousMegabytes: memory.anonymousMB, peakResidentMegabytes: memory.residentMB,
-                              target: "≥ 5,000,000 events/s", targetMet: rate >= 5_000_000, note: "checksum \(checksum)"))
+        progress("tally: full replay, decoding every event")
+        let decoded = try medianPass {
+            var reader = log.read()
+            var count = 0, payloadBytes = 0
+            try reader.forEach { event in count += 1; payloadBytes &+= event.payload.count }
+            return (count, "\(payloadBytes) payload bytes")
+        }
+        var rate = Double(decoded.count) / decoded.seconds
+        results.append(Figure(scenario: "tally: full replay, decoded to RecordedEvent (chunked reader)", events: decoded.count, seconds: decoded.seconds,
+                              rate: rate, peakAnonymousMegabytes: decoded.memory.anonymousMB, peakResidentMegabytes: decoded.memory.residentMB,
+                              target: "≥ 5,000,000 events/s", targetMet: rate >= 5_000_000, note: decoded.note))
+
+        progress("tally: full replay, zero-copy record views")
+        let viewed = try medianPass {
+            let (count, checksum) = try zeroCopyScan()
+            return (count, "checksum \(checksum)")
+        }
+        rate = Double(viewed.count) / viewed.seconds
+        results.append(Figure(scenario: "tally: full replay, zero-copy record views (every field parsed and checked)", events: viewed.count,
+                              seconds: viewed.seconds, rate: rate, peakAnonymousMegabytes: viewed.memory.anonymousMB,
+                              peakResidentMegabytes: viewed.memory.residentMB, target: "≥ 5,000,000 events/s", targetMet: rate >= 5_000_000,
+                              note: viewed.note))
     }
 
     if wanted("streams") && !sampleStreams.isEmpty {
