@@ -113,9 +113,10 @@ public struct RecordedEvent: Sendable, Hashable {
     public var actor: String
     public var correlationID: UUID?
     public var causationID: UUID?
-    /// Read through an `EventReader`, `metadata` and `payload` are slices of one buffer that the events
-    /// of a chunk share (one allocation per chunk, not two per event): as with any `Data` slice, index
-    /// them from `startIndex`, not 0, and know that an event kept keeps its chunk's bytes.
+    /// Read through an `EventReader`, `metadata` and `payload` are slices of one buffer that 64 events
+    /// decoded together share (one allocation for them all, not two per event): as with any `Data`
+    /// slice, index them from `startIndex`, not 0; an event kept keeps those 64 events' bytes, so copy
+    /// the payload of one kept for long out of a long read.
     public var metadata: Data
     public var payload: Data
     /// The record's hash: its Merkle leaf hash, chained to the previous record's (see `RecordCodec`).
