@@ -1,3 +1,4 @@
+import CLMDB
 import Glibc
 
 /// Asks the kernel to read the map ahead of a sequential scan.
@@ -15,6 +16,10 @@ import Glibc
 /// the writer's own events) make no system call.
 public struct ReadAhead {
     public static let windowBytes = 2 << 20
+    /// How far below each value a forward scan has the processor fetch: the next value, on the same
+    /// leaf page, lies there (`prefetchBelow`). 512 bytes (about one record) doubled a warm scan's rate
+    /// over 1 M events; 1,024 did no better.
+    @inlinable public static var nextValueBytes: Int { 512 }
     public static let startBytes = 16 << 10
     public static let pageBytes = UInt(sysconf(Int32(_SC_PAGESIZE)))
 
@@ -81,5 +86,19 @@ public struct ReadAhead {
         }
         if resident(start) && resident(start + UInt(length) - pageBytes) { return }
         _ = madvise(UnsafeMutableRawPointer(bitPattern: start), length, MADV_WILLNEED)
+    }
+}
+
+/// Asks the processor to bring in the `bytes` just below `value`, a value on a leaf page. LMDB lays a
+/// page's nodes out from its end down, in key order, so in a forward scan of values appended in order
+/// the next value lies just below this one: its cache lines arrive while this one is read. A hint:
+/// nothing changes but the timing (a prefetch never faults, whatever the address).
+@inlinable
+public func prefetchBelow(_ value: UnsafeRawBufferPointer, bytes: Int) {
+    guard let base = value.baseAddress else { return }
+    var offset = 64
+    while offset <= bytes {
+        tally_prefetch(base - offset)
+        offset += 64
     }
 }

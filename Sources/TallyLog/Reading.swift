@@ -70,6 +70,7 @@ enum LogReading {
                 }
                 expected = backward ? position &- 1 : position + 1
                 readAhead?.note(current.value)
+                if !backward { prefetchBelow(current.value, bytes: ReadAhead.nextValueBytes) }
                 let record = try RecordView(bytes: current.value, position: position)
                 guard try body(record) else { return }
                 entry = backward ? try cursor.previous() : try cursor.next()

@@ -215,6 +215,7 @@ extension EventLog {
                     var readAhead = ReadAhead()
                     while let current = entry, expected <= chunkEnd {
                         readAhead.note(current.value)
+                        prefetchBelow(current.value, bytes: ReadAhead.nextValueBytes)
                         let position = LogReading.keyPosition(current.key)
                         guard position == expected else {
                             problem = VerifyProblem(position: expected, reason: position > expected ? "the record is missing (the next one is at \(position))" : "a record is out of order")
@@ -353,6 +354,7 @@ extension EventLog {
                 var readAhead = ReadAhead()
                 while let current = entry {
                     readAhead.note(current.value)
+                    prefetchBelow(current.value, bytes: ReadAhead.nextValueBytes)
                     let position = LogReading.keyPosition(current.key)
                     guard position <= last else { return }
                     let record = try RecordView(bytes: current.value, position: position)

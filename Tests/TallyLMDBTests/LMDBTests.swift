@@ -290,6 +290,44 @@ extension String {
 }
 
 @Suite struct ReadAheadTests {
+    /// What `prefetchBelow` stands on: values appended in key order lie on a leaf page from its end
+    /// down, so a forward scan's next value on the same page begins within a record's size below the
+    /// one before it. And a prefetch never faults, whatever the address.
+    @Test func theNextValueOfAForwardScanLiesJustBelow() throws {
+        let environment = try Environment.open(path: temporaryDirectory())
+        let table = try environment.openTable("t")
+        let value = [UInt8](repeating: 7, count: 200)
+        try environment.write { txn in
+            for key in 1...2_000 as ClosedRange<UInt64> {
+                try withUnsafeBytes(of: key.bigEndian) { key in try value.withUnsafeBytes { try txn.put(table, key: key, value: $0, flags: .append) } }
+            }
+        }
+        let page = Int(ReadAhead.pageBytes)
+        var samePage = 0, below = 0
+        try environment.read { txn in
+            try txn.withCursor(table) { cursor in
+                var previous: UnsafeRawPointer?
+                var entry = try cursor.first()
+                while let current = entry {
+                    let address = current.value.baseAddress!
+                    prefetchBelow(current.value, bytes: ReadAhead.nextValueBytes)
+                    if let previous, Int(bitPattern: previous) / page == Int(bitPattern: address) / page {
+                        samePage += 1
+                        let gap = previous - address
+                        if gap > 0 && gap <= ReadAhead.nextValueBytes { below += 1 }
+                    }
+                    previous = address
+                    entry = try cursor.next()
+                }
+            }
+        }
+        #expect(samePage > 1_500, "values of 200 bytes share pages: \(samePage) of 1,999 neighbours did")
+        #expect(below == samePage, "\(below) of \(samePage) neighbours on a page lay within \(ReadAhead.nextValueBytes) bytes below")
+        for address in [8, 64, 4_096, Int.max - 4_096] as [Int] {
+            prefetchBelow(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: address), count: 8), bytes: 4_096)
+        }
+    }
+
     /// Notes records of `size` bytes from `from` towards `to` (either way) and returns the windows advised.
     func windows(from: UInt, to: UInt, size: UInt, backward: Bool) -> [(start: UInt, length: Int)] {
         let advised = Mutex<[(start: UInt, length: Int)]>([])
