@@ -8,7 +8,9 @@ import TallyProjection
 ///
 /// People are keyed by `(kind, member_id)`: kind "member" (self-checkout) or "customer" (web shop),
 /// whose ids are separate namespaces. The tables hold no personal values (names, emails, phone
-/// numbers, social account ids): an action says which fields changed, not what to.
+/// numbers, social account ids): an action says which fields changed, not what to. The one exception
+/// is `member_devices`: the keyed digests of the devices members opened the app on, pseudonymous but
+/// personal, so the read model is rebuilt when a member is forgotten and their devices leave it.
 ///
 /// - `activity`: one row per action, keyed by log position; `action` is the event type.
 /// - `members`: first and last seen, counts of actions, carts, checkouts, orders and payments, active.
@@ -17,13 +19,18 @@ import TallyProjection
 /// - `carts`, `orders`: which person a cart or an order belongs to, and a cart's last activity.
 /// - view `member_summary`: `members` with `abandoned_carts`, carts never checked out whose last
 ///   activity is more than 24 hours before the last event applied.
+/// - `member_devices`: each self-checkout member's devices (`device-` and a keyed digest of the
+///   fingerprint), first and last seen and how often; view `shared_devices`: the devices more than one
+///   member id was seen on, and those ids, the ids likely to be one person.
 public struct MemberActivity: BatchingProjector {
     public let name = "members"
     /// 2: `activity_by_member` leads with `member_id` (see `createQueryIndexes`).
     /// 3: `member_spending.spent_minor` must stay an integer: SQLite turns a sum past 2^63 into a float.
-    public let version = 3
+    /// 4: `member_devices` and `shared_devices`, from `MemberDeviceSeen`.
+    public let version = 4
+    public let holdsPersonalData = true
     public let eventTypes: Set<String> = [
-        MemberRegistered.eventType, MemberProfileChanged.eventType, SocialAccountLinked.eventType, MemberDeactivated.eventType,
+        MemberRegistered.eventType, MemberProfileChanged.eventType, SocialAccountLinked.eventType, MemberDeviceSeen.eventType, MemberDeactivated.eventType,
         CartOpened.eventType, CartItemAdded.eventType, CartItemRemoved.eventType, RestrictedItemsApproved.eventType, CartCheckedOut.eventType,
         UserRegistered.eventType, UserEmailChanged.eventType, UserDeactivated.eventType,
         OrderPlaced.eventType, OrderConfirmed.eventType, OrderCancelled.eventType, RefundPaid.eventType, OrderPaid.eventType, OrderShipped.eventType,
@@ -88,6 +95,21 @@ public struct MemberActivity: BatchingProjector {
                 member_id TEXT NOT NULL
             ) WITHOUT ROWID;
 
+            CREATE TABLE member_devices (
+                member_id TEXT NOT NULL,
+                device TEXT NOT NULL,
+                first_seen TEXT NOT NULL,
+                last_seen TEXT NOT NULL,
+                sightings INTEGER NOT NULL,
+                PRIMARY KEY (member_id, device)
+            ) WITHOUT ROWID;
+
+            CREATE VIEW shared_devices AS
+                SELECT device, COUNT(*) AS members, group_concat(member_id, ' ') AS member_ids,
+                       MIN(first_seen) AS first_seen, MAX(last_seen) AS last_seen, SUM(sightings) AS sightings
+                FROM (SELECT * FROM member_devices ORDER BY device, first_seen, member_id)
+                GROUP BY device HAVING COUNT(*) > 1;
+
             CREATE VIEW member_summary AS
                 SELECT m.kind, m.member_id, m.first_seen, m.last_seen, m.actions, m.carts, m.checkouts, m.orders, m.payments, m.active,
                        (SELECT COUNT(*) FROM carts c
@@ -105,6 +127,7 @@ public struct MemberActivity: BatchingProjector {
         try db.execute(sql: """
             CREATE INDEX IF NOT EXISTS activity_by_member ON activity (member_id, kind, position);
             CREATE INDEX IF NOT EXISTS open_carts_by_member ON carts (member_id) WHERE checked_out = 0;
+            CREATE INDEX IF NOT EXISTS member_devices_by_device ON member_devices (device, member_id);
             """)
     }
 
@@ -127,6 +150,17 @@ public struct MemberActivity: BatchingProjector {
             try record(db, batch, event, .member, try json.string("memberID"), detail: "changed " + (fields.isEmpty ? "nothing" : fields.joined(separator: ", ")))
         case SocialAccountLinked.eventType:
             try record(db, batch, event, .member, try json.string("memberID"), detail: "linked a \(try json.string("provider")) account")
+        case MemberDeviceSeen.eventType:
+            let memberID = try json.string("memberID"), device = try json.string("device")
+            // A forgotten member's device reads as erased: their tie to it is gone with their key.
+            if device != PersonalData.erased {
+                let at = event.recordedAtISO
+                try db.run("""
+                    INSERT INTO member_devices (member_id, device, first_seen, last_seen, sightings) VALUES (?, ?, ?, ?, 1)
+                    ON CONFLICT (member_id, device) DO UPDATE SET last_seen = excluded.last_seen, sightings = sightings + 1
+                    """) { $0.bind(memberID); $0.bind(device); $0.bind(at); $0.bind(at) }
+            }
+            try record(db, batch, event, .member, memberID, detail: "opened the app on a device")
         case MemberDeactivated.eventType:
             try record(db, batch, event, .member, try json.string("memberID"), detail: "deactivated", counter: .deactivation)
 

@@ -443,17 +443,21 @@ struct MemberReport: ParsableCommand {
         abstract: "Each member's or customer's actions in time order, or a summary per person.",
         discussion: """
             Views: activity (each action), summary (first and last seen, carts, abandoned carts, \
-            checkouts, orders, payments, total spent per currency).
+            checkouts, orders, payments, total spent per currency), devices (the devices more than \
+            one member id opened the app on, and those ids: the ids likely to be one person; with \
+            --member, every id seen on a device that member was seen on). A device is known only by \
+            a keyed digest of its fingerprint, and a forgotten member's devices leave the report.
 
             Example:
               tally report member --member m7
               tally report member --view summary --kind customer --format csv
+              tally report member --view devices --member m7
             """)
 
-    enum View: String, ExpressibleByArgument, CaseIterable { case activity, summary }
+    enum View: String, ExpressibleByArgument, CaseIterable { case activity, summary, devices }
 
     @OptionGroup var options: ReportOptions
-    @Option(help: "activity or summary.") var view: View = .activity
+    @Option(help: "activity, summary or devices.") var view: View = .activity
     @Option(help: "Only this member or customer id.") var member: String?
     @Option(help: "Only members (self-checkout) or customers (web shop).") var kind: String?
 
@@ -484,6 +488,25 @@ struct MemberReport: ParsableCommand {
                 FROM member_summary s LEFT JOIN member_spending p ON p.kind = s.kind AND p.member_id = s.member_id\(filters.sql)
                 ORDER BY s.kind, s.member_id, p.currency
                 """, arguments: filters.arguments, filters: filters)
+        case .devices:
+            if kind == "customer" { throw CLIError("--view devices is about self-checkout members: web-shop customers record no devices") }
+            // With --member: each id seen on a device that member was seen on (`o`, the others, joined on the device).
+            let alias = member == nil ? "" : "o."
+            if let member { filters.addText("d.member_id", member, option: "--member", table: "member_devices", idColumn: "member_id") }
+            filters.add("\(alias)last_seen >= ?", options.from.flatMap { Timestamp(iso8601: $0)?.iso8601 })
+            filters.add("\(alias)first_seen < ?", options.to.flatMap { Timestamp(iso8601: $0)?.iso8601 })
+            if member != nil {
+                try options.write(database, sql: """
+                    SELECT o.device, o.member_id, o.first_seen, o.last_seen, o.sightings
+                    FROM member_devices d JOIN member_devices o ON o.device = d.device\(filters.sql)
+                    ORDER BY o.device, o.first_seen, o.member_id
+                    """, arguments: filters.arguments, filters: filters)
+            } else {
+                try options.write(database, sql: """
+                    SELECT device, members, member_ids, first_seen, last_seen, sightings FROM shared_devices\(filters.sql)
+                    ORDER BY members DESC, first_seen, device
+                    """, arguments: filters.arguments, filters: filters)
+            }
         }
     }
 }

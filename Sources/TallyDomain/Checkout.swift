@@ -83,6 +83,18 @@ public struct SocialAccountLinked: DomainEvent {
     public var accountID: String
 }
 
+/// The member's app started on a device (the self-checkout seed's regret: a member who reinstalled the
+/// app got a new member id, and nothing tied the ids of one person together). `device` is a keyed
+/// digest of the device's fingerprint (HMAC under the store's claim secret, `Claims.device`): the
+/// fingerprint itself is never stored, and the digest is sealed under the member's key, so forgetting
+/// the member cuts their tie to the device and through it to their other ids.
+public struct MemberDeviceSeen: DomainEvent {
+    public static let eventType = "MemberDeviceSeen"
+    public static let personalFields: Set<String> = ["device"]
+    public var memberID: String
+    public var device: String
+}
+
 public struct MemberProfileChanged: DomainEvent {
     public static let eventType = "MemberProfileChanged"
     public static let personalFields: Set<String> = ["firstName", "lastName", "phone"]

@@ -105,6 +105,12 @@ enum CheckoutRules {
                             theirs: Rejection(.invalidField, "that \(provider) account is already linked to member \(memberID): nothing to change"))
             draft.emit(CheckoutStreams.member(memberID), SocialAccountLinked(memberID: memberID, provider: provider, accountID: accountID))
 
+        case .recordMemberDevice(let memberID, let fingerprint):
+            try Require.selfOrAdmin(actor, .member, memberID, "record a device of member \(memberID)")
+            try Require.field("deviceFingerprint", fingerprint)
+            _ = try loadMember(memberID, &draft, &streams)
+            draft.emit(CheckoutStreams.member(memberID), MemberDeviceSeen(memberID: memberID, device: Claims.device(fingerprint, secret: streams.claimSecret)))
+
         case .changeMemberProfile(let memberID, let firstName, let lastName, let phone):
             try Require.selfOrAdmin(actor, .member, memberID, "change member \(memberID)")
             guard firstName != nil || lastName != nil || phone != nil else {

@@ -117,6 +117,9 @@ public enum Command: Sendable, Codable, Equatable {
     case schedulePrice(storeID: String, price: PriceRecord)
     case registerMember(memberID: String, firstName: String?, lastName: String?, email: String?, phone: String?)
     case linkSocialAccount(memberID: String, provider: String, accountID: String)
+    /// The member's app started on the device with this fingerprint (any stable text the app derives
+    /// from the device); only a keyed digest of it is recorded (`MemberDeviceSeen`).
+    case recordMemberDevice(memberID: String, deviceFingerprint: String)
     case changeMemberProfile(memberID: String, firstName: String?, lastName: String?, phone: String?)
     case deactivateMember(memberID: String)
     case openCart(cartID: String, storeID: String, memberID: String)
@@ -137,7 +140,7 @@ public enum Command: Sendable, Codable, Equatable {
         "registerUser", "changeUserEmail", "deactivateUser", "createCategory", "changeCategory", "createProduct", "changeProductPrice", "receiveStock", "adjustStock", "placeOrder",
         "confirmOrder", "initiatePayment", "recordPaymentSucceeded", "recordPaymentFailed", "markOrderPaid", "shipOrder",
         "deliverOrder", "cancelOrder", "recordRefund",
-        "openStore", "createItem", "changeItem", "schedulePrice", "registerMember", "linkSocialAccount", "changeMemberProfile",
+        "openStore", "createItem", "changeItem", "schedulePrice", "registerMember", "linkSocialAccount", "recordMemberDevice", "changeMemberProfile",
         "deactivateMember", "openCart", "scanItem", "removeItem", "approveRestrictedItems", "checkout",
         "erasePersonalData",
     ]
@@ -176,6 +179,7 @@ public enum Command: Sendable, Codable, Equatable {
         case .schedulePrice: "schedulePrice"
         case .registerMember: "registerMember"
         case .linkSocialAccount: "linkSocialAccount"
+        case .recordMemberDevice: "recordMemberDevice"
         case .changeMemberProfile: "changeMemberProfile"
         case .deactivateMember: "deactivateMember"
         case .openCart: "openCart"
@@ -500,7 +504,7 @@ public enum Decide {
              .deliverOrder, .cancelOrder:
             return try ShopRules.decide(envelope, streams: &streams)
 
-        case .openStore, .createItem, .changeItem, .schedulePrice, .registerMember, .linkSocialAccount, .changeMemberProfile,
+        case .openStore, .createItem, .changeItem, .schedulePrice, .registerMember, .linkSocialAccount, .recordMemberDevice, .changeMemberProfile,
              .deactivateMember, .openCart, .scanItem, .removeItem, .approveRestrictedItems, .checkout:
             return try CheckoutRules.decide(envelope, streams: &streams)
 

@@ -89,7 +89,8 @@ public final class CommerceService: Sendable {
         }
         let subject: String?
         switch envelope.command {
-        case .registerMember(let id, _, _, _, _), .linkSocialAccount(let id, _, _), .changeMemberProfile(let id, _, _, _): subject = "member:\(id)"
+        case .registerMember(let id, _, _, _, _), .linkSocialAccount(let id, _, _), .recordMemberDevice(let id, _), .changeMemberProfile(let id, _, _, _):
+            subject = "member:\(id)"
         case .registerUser(let id, _, _, _), .changeUserEmail(let id, _): subject = "customer:\(id)"
         case .assignOperator(_, let id, _): subject = "operator:\(id)"
         case .issueVoucher(_, _, let email): subject = try PersonalData.emailSubject(email, vault: vault)

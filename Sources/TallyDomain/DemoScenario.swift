@@ -212,6 +212,14 @@ public struct DemoScenario {
             let member = registeredMembers[pick(registeredMembers.count)]
             return .one(envelope(Actor(.member, member), .linkSocialAccount(memberID: member, provider: ["facebook", "google"][pick(2)], accountID: "acct-\(pick(5000))")))
         }
+        if chance(4) {
+            // The app opens on the member's phone. Every seventh member id is a reinstall on the phone
+            // of the id before it (the seed's one person with many ids): `report member --view devices`.
+            let member = registeredMembers[pick(registeredMembers.count)]
+            let number = Int(member.dropFirst()) ?? 0
+            let phone = number % 7 == 0 ? number - 1 : number
+            return .one(envelope(Actor(.member, member), .recordMemberDevice(memberID: member, deviceFingerprint: "android/Pixel 8/phone-\(phone)")))
+        }
         if chance(1) {
             let member = registeredMembers[pick(registeredMembers.count)]
             return .one(envelope(Actor(.member, member), .changeMemberProfile(memberID: member, firstName: "First\(pick(1000))", lastName: nil, phone: "+1 555 \(1000 + pick(8999))")))

@@ -18,7 +18,7 @@ public enum DomainEvents {
         OrderPlaced.self, OrderConfirmed.self, OrderPaid.self, OrderShipped.self, OrderDelivered.self, OrderCancelled.self, RefundPaid.self,
         PaymentInitiated.self, PaymentSucceeded.self, PaymentFailed.self,
         // The self-checkout
-        StoreOpened.self, ItemCreated.self, ItemChanged.self, PriceScheduled.self, MemberRegistered.self, SocialAccountLinked.self,
+        StoreOpened.self, ItemCreated.self, ItemChanged.self, PriceScheduled.self, MemberRegistered.self, SocialAccountLinked.self, MemberDeviceSeen.self,
         MemberProfileChanged.self, MemberDeactivated.self, CartOpened.self, CartItemAdded.self, CartItemRemoved.self,
         RestrictedItemsApproved.self, CartCheckedOut.self,
         // Across the three: unique values and erasure

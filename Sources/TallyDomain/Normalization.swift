@@ -126,6 +126,8 @@ extension Command {
             .schedulePrice(storeID: storeID.nfc, price: price.normalized)
         case .registerMember(let memberID, let firstName, let lastName, let email, let phone):
             .registerMember(memberID: memberID.nfc, firstName: firstName.nfc, lastName: lastName.nfc, email: email.nfc, phone: phone.nfc)
+        case .recordMemberDevice(let memberID, let fingerprint):
+            .recordMemberDevice(memberID: memberID.nfc, deviceFingerprint: fingerprint.nfc)
         case .linkSocialAccount(let memberID, let provider, let accountID):
             .linkSocialAccount(memberID: memberID.nfc, provider: provider.nfc, accountID: accountID.nfc)
         case .changeMemberProfile(let memberID, let firstName, let lastName, let phone):

@@ -36,6 +36,7 @@ public enum PersonalData {
         UserEmailChanged.eventType: (UserEmailChanged.personalFields, "userID", "customer"),
         MemberRegistered.eventType: (MemberRegistered.personalFields, "memberID", "member"),
         SocialAccountLinked.eventType: (SocialAccountLinked.personalFields, "memberID", "member"),
+        MemberDeviceSeen.eventType: (MemberDeviceSeen.personalFields, "memberID", "member"),
         MemberProfileChanged.eventType: (MemberProfileChanged.personalFields, "memberID", "member"),
         // A voucher's buyer is known only by their email: the subject is its keyed digest.
         VoucherIssued.eventType: (VoucherIssued.personalFields, "buyerEmail", "email"),

@@ -267,6 +267,10 @@ public enum Claims {
     public static func social(_ provider: String, _ id: String, secret: SymmetricKey?) -> String {
         "claim-social-\(keyedDigest("social/\(provider)", id, secret: secret))"
     }
+    /// A device's fingerprint as `MemberDeviceSeen` records it: `device-` and its keyed digest.
+    public static func device(_ fingerprint: String, secret: SymmetricKey?) -> String {
+        "device-\(keyedDigest("device", fingerprint, secret: secret))"
+    }
     public static func paymentTransaction(_ method: PaymentMethod, _ id: String) -> String { "claim-payment-\(method.rawValue)-\(id)" }
     /// A category's name, whatever its capitals ("Books" and "BOOKS" are one name on a shop's menu).
     public static func categoryName(_ name: String) -> String { "claim-category-name-\(name.lowercased())" }

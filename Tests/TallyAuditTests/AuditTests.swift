@@ -266,11 +266,18 @@ func write(_ text: String, _ name: String) throws -> String {
         }
         try run(member, .registerMember(memberID: "m900", firstName: "Zelda", lastName: "Quux-Ostrowski", email: "zelda.q@example.org", phone: "+254700123456"))
         try run(member, .linkSocialAccount(memberID: "m900", provider: "github", accountID: "zq-github-77"))
+        // The same phone under a second member id (a reinstall): the device ties m901 to m900.
+        let fingerprint = "ios/iPhone15,2/zq-phone-5521"
+        try run(member, .recordMemberDevice(memberID: "m900", deviceFingerprint: fingerprint))
+        try run(Actor(.member, "m901"), .registerMember(memberID: "m901", firstName: nil, lastName: nil, email: nil, phone: nil))
+        try run(Actor(.member, "m901"), .recordMemberDevice(memberID: "m901", deviceFingerprint: fingerprint))
         try run(customer, .registerUser(userID: "u900", username: "zeldaq", email: "zelda.shop@example.org", isAdmin: false))
         try run(Actor(.admin, "ana"), .issueVoucher(voucherID: "v900", amount: Money(minor: 500, currency: .usd), buyerEmail: "zelda.buyer@example.org"))
         store.log.close()
         // The log never held the plaintext: only sealed fields and keyed claim names.
-        for secret in secrets + ["zeldaq", "zelda.shop@example.org", "zelda.buyer@example.org"] {
+        // Nor the device's fingerprint, nor even its keyed digest: that is sealed under each member's key.
+        let device = Claims.device(fingerprint, secret: try FileKeyVault(store: store.path).claimSecret())
+        for secret in secrets + ["zeldaq", "zelda.shop@example.org", "zelda.buyer@example.org", fingerprint, device] {
             #expect(try contains(store.path + "/log", secret).isEmpty, "\(secret) in the log")
         }
         // Read models and reads show it while the keys exist.
@@ -280,6 +287,9 @@ func write(_ text: String, _ name: String) throws -> String {
         #expect(before.output.contains("Zelda") && before.output.contains("zelda.q@example.org"))
         let sales = try tally(["report", "sales", "--view", "log", "--format", "csv"], store: store.path)
         #expect(sales.status == 0)
+        let tied = try tally(["report", "member", "--view", "devices", "--member", "m901", "--format", "csv"], store: store.path)
+        #expect(tied.status == 0 && tied.lines.count == 3, "\(tied.output)\(tied.error)")
+        #expect(tied.output.contains("\(device),m900,") && tied.output.contains("\(device),m901,"), "\(tied.output)")
         // A read model as of the past holds the buyer's email too, until the buyer is forgotten.
         let asOf = try tally(["report", "sales", "--as-of", "2099-01-01", "--format", "csv"], store: store.path)
         #expect(asOf.status == 0, "\(asOf.error)")
@@ -297,6 +307,11 @@ func write(_ text: String, _ name: String) throws -> String {
         }
         let after = try tally(["read", "--stream", "member-m900"], store: store.path)
         #expect(!after.output.contains("Zelda") && after.output.contains("[erased]"))
+        // The tie went with m900's key: m901's device now ties it to no one.
+        let untied = try tally(["report", "member", "--view", "devices", "--member", "m901", "--format", "csv"], store: store.path)
+        #expect(untied.status == 0 && untied.lines.count == 2 && !untied.output.contains("m900"), "\(untied.output)\(untied.error)")
+        let shared = try tally(["report", "member", "--view", "devices", "--format", "csv"], store: store.path)
+        #expect(shared.status == 0 && !shared.output.contains(device), "\(shared.output)")
         // Asked again, the erasure is recorded again and names the one that destroyed the key; the read
         // models are rebuilt again (finishing an erasure cut short before them). A subject nothing was
         // sealed for leaves them as they are.

@@ -318,6 +318,17 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         #expect(code(member, .changeMemberProfile(memberID: "m1", firstName: nil, lastName: nil, phone: nil), &streams) == .invalidField)
         #expect(code(other, .linkSocialAccount(memberID: "m2", provider: "google", accountID: "fb-1"), &streams) == nil)
         #expect(code(other, .changeMemberProfile(memberID: "m1", firstName: "X", lastName: nil, phone: nil), &streams) == .notAuthorized)
+        // A device: only its keyed digest is recorded, the same for every sighting of one fingerprint.
+        let seen = try Decide.decide(command(member, .recordMemberDevice(memberID: "m1", deviceFingerprint: "android/Pixel 8/ab12")), streams: &streams)
+        let sighting = try #require(seen.events.first)
+        #expect(sighting.type == MemberDeviceSeen.eventType && sighting.stream == CheckoutStreams.member("m1"))
+        let recorded = try JSONDecoder().decode(MemberDeviceSeen.self, from: sighting.payload)
+        #expect(recorded.device == Claims.device("android/Pixel 8/ab12", secret: nil) && recorded.device.hasPrefix("device-"))
+        #expect(recorded.device != Claims.device("android/Pixel 8/ab13", secret: nil))
+        #expect(!String(decoding: sighting.payload, as: UTF8.self).contains("Pixel"))
+        #expect(code(other, .recordMemberDevice(memberID: "m1", deviceFingerprint: "android/Pixel 8/ab12"), &streams) == .notAuthorized)
+        #expect(code(Actor(.member, "m404"), .recordMemberDevice(memberID: "m404", deviceFingerprint: "x"), &streams) == .memberNotFound)
+        #expect(code(member, .recordMemberDevice(memberID: "m1", deviceFingerprint: ""), &streams) == .invalidField)
         #expect(code(other, .deactivateMember(memberID: "m2"), &streams) == nil)
         #expect(code(other, .openCart(cartID: "k9", storeID: "s1", memberID: "m2"), &streams) == .memberInactive)
     }
@@ -350,7 +361,7 @@ func sku(_ value: String) -> SKU { SKU(value)! }
             ItemChanged(storeID: "s", sku: sku("0001"), details: ItemDetails(description: "e")),
             PriceScheduled(storeID: "s", price: PriceRecord(sku: sku("0001"), start: Timestamp(microsecondsSinceEpoch: 5), price: cents(100), quantity: 3)),
             MemberRegistered(memberID: "m", firstName: "A", lastName: nil, email: "a@x", phone: nil),
-            SocialAccountLinked(memberID: "m", provider: "google", accountID: "g"),
+            SocialAccountLinked(memberID: "m", provider: "google", accountID: "g"), MemberDeviceSeen(memberID: "m", device: "device-0f"),
             MemberProfileChanged(memberID: "m", firstName: "B", lastName: "C", phone: "1"), MemberDeactivated(memberID: "m"),
             CartOpened(cartID: "k", storeID: "s", memberID: "m"),
             CartItemAdded(cartID: "k", scannedInput: "0001", sku: sku("0001"), quantity: 1, embeddedPrice: nil, linkedFrom: nil),

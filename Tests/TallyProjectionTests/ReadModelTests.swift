@@ -164,6 +164,37 @@ struct HandScenario {
         for secret in ["Ada", "Lovelace", "ada@example.org", "una@example.org", "una"] { #expect(!everything.contains(secret), "\(secret)") }
     }
 
+    /// Device sightings tie member ids together: each member's devices with first and last sighting and
+    /// their count, and `shared_devices` the devices more than one id was seen on. The fingerprints are
+    /// not in the read model, only their keyed digests.
+    @Test func memberDevicesTieTheIdsSeenOnOneDevice() throws {
+        let store = try TestStore()
+        for id in ["m1", "m2", "m3"] {
+            try store.run(Actor(.member, id), .registerMember(memberID: id, firstName: nil, lastName: nil, email: nil, phone: nil))
+        }
+        let sightings: [(String, String, String)] = [("m1", "phone-A", "10:00"), ("m2", "phone-A", "11:00"), ("m3", "phone-B", "12:00"),
+                                                     ("m1", "phone-A", "13:00"), ("m1", "tablet-C", "14:00")]
+        for (member, fingerprint, at) in sightings {
+            store.clock.set(time("2026-11-20T\(at):00Z"))
+            try store.run(Actor(.member, member), .recordMemberDevice(memberID: member, deviceFingerprint: fingerprint))
+        }
+        let runner = try store.runner()
+        try runner.catchUp(MemberActivity())
+        let db = try runner.openServing("members")
+        let a = Claims.device("phone-A", secret: nil), b = Claims.device("phone-B", secret: nil), c = Claims.device("tablet-C", secret: nil)
+        let devices = try db.read {
+            try String.fetchAll($0, sql: "SELECT member_id || ' ' || device || ' ' || first_seen || ' ' || last_seen || ' ' || sightings FROM member_devices ORDER BY member_id, first_seen")
+        }
+        #expect(devices == ["m1 \(a) 2026-11-20T10:00:00.000000Z 2026-11-20T13:00:00.000000Z 2", "m1 \(c) 2026-11-20T14:00:00.000000Z 2026-11-20T14:00:00.000000Z 1",
+                            "m2 \(a) 2026-11-20T11:00:00.000000Z 2026-11-20T11:00:00.000000Z 1", "m3 \(b) 2026-11-20T12:00:00.000000Z 2026-11-20T12:00:00.000000Z 1"])
+        let shared = try db.read { try String.fetchAll($0, sql: "SELECT device || ' ' || members || ' ' || member_ids || ' ' || sightings FROM shared_devices") }
+        #expect(shared == ["\(a) 2 m1 m2 3"])
+        let actions = try db.read { try String.fetchAll($0, sql: "SELECT detail FROM activity WHERE action = 'MemberDeviceSeen' AND member_id = 'm1'") }
+        #expect(actions == Array(repeating: "opened the app on a device", count: 3))
+        let everything = try dump(db).values.flatMap { $0 }.joined(separator: "\n")
+        for fingerprint in ["phone-A", "phone-B", "tablet-C"] { #expect(!everything.contains(fingerprint), "\(fingerprint)") }
+    }
+
     /// A paid order cancelled: the sales log keeps the sale and adds its refund, negative, so revenue is
     /// net; the customer's spending is net of it too; its transaction lines say they were refunded.
     /// Before, all three counted money the shop gave back.
