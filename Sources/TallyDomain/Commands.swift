@@ -118,7 +118,8 @@ public enum Command: Sendable, Codable, Equatable {
     case registerMember(memberID: String, firstName: String?, lastName: String?, email: String?, phone: String?)
     case linkSocialAccount(memberID: String, provider: String, accountID: String)
     /// The member's app started on the device with this fingerprint (any stable text the app derives
-    /// from the device); only a keyed digest of it is recorded (`MemberDeviceSeen`).
+    /// from the device, at most 100 bytes: a hash of a longer one); only a keyed digest of it is
+    /// recorded (`MemberDeviceSeen`).
     case recordMemberDevice(memberID: String, deviceFingerprint: String)
     case changeMemberProfile(memberID: String, firstName: String?, lastName: String?, phone: String?)
     case deactivateMember(memberID: String)
