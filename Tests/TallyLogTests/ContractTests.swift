@@ -348,9 +348,9 @@ import TallyMerkle
         #expect(try fixture.readAll(ReadQuery(backward: true, untilPosition: 10)).map(\.position) == Array((1...10).reversed()))
     }
 
-    /// A long forward read of the whole log decodes its chunks in lanes, one snapshot each: whatever
+    /// A long forward read of the whole log decodes its chunks ahead, one snapshot each: whatever
     /// the slice, it hands out what one snapshot holds, in order, each event once.
-    @Test func aLongReadDecodedInLanesIsWhatOneSnapshotHolds() throws {
+    @Test func aLongReadDecodedAheadIsWhatOneSnapshotHolds() throws {
         let fixture = try Self.fixtureWith(10_000)
         let chunk = Limits.readChunkEvents
         let queries = [
