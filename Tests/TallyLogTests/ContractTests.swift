@@ -381,6 +381,30 @@ import TallyMerkle
         #expect(try reader.next() == nil)
     }
 
+    /// Chunks decoding ahead belong to no one copy of a reader: a copy taken mid-read hands out the
+    /// same events as the reader it was copied from, each on its own; readers dropped with chunks still
+    /// decoding, and their log with them, leave nothing behind that fails.
+    @Test func readersCopiedOrDroppedMidReadStayWhole() throws {
+        let chunk = Limits.readChunkEvents
+        var expected: [UInt64] = []
+        do {
+            let fixture = try Self.fixtureWith(6 * chunk)
+            var reader = fixture.log.read()
+            for _ in 0..<(chunk + 10) { expected.append(try #require(try reader.next()).position) }
+            var copy = reader
+            var fromCopy: [UInt64] = [], fromReader: [UInt64] = []
+            try copy.forEach { fromCopy.append($0.position) }
+            try reader.forEach { fromReader.append($0.position) }
+            #expect(fromCopy == Array(UInt64(chunk + 11)...UInt64(6 * chunk)))
+            #expect(fromReader == fromCopy)
+            for _ in 0..<20 {
+                var dropped = fixture.log.read()
+                for _ in 0..<(chunk + 1) { _ = try dropped.next() }
+            }
+        }
+        #expect(expected == Array(1...UInt64(chunk + 10)))
+    }
+
     /// The reader's table of recurring short texts gives back exactly the bytes it is given, whatever
     /// shares a slot: texts of 0 to 17 bytes, ones differing only in their last byte or their length,
     /// NFC and NFD forms, asked for in an order that makes them evict each other.
