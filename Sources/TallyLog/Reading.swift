@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TallyLMDB
 import TallyMerkle
 
@@ -434,26 +435,40 @@ public struct EventReader {
 
 /// One chunk of a forward `.all` read, decoded in the background in its own snapshot. A reader dropped
 /// before waiting for it leaves it to finish and its events to be freed.
+///
+/// Whoever comes first decodes it: a thread of the global queue, or the reader once it needs the chunk.
+/// A reader never waits for a chunk no thread has started, so reads inside jobs of the global queue
+/// cannot hold every one of its threads waiting for work queued behind them.
 private final class ChunkJob: @unchecked Sendable {
-    // @unchecked: `result` is written once by the job, and read only after `done` says it was.
+    // @unchecked: `result` is written once, by whoever won `claimed`, and read only after `done` says it was.
     let run: ClosedRange<UInt64>
+    private let log: EventLog
+    private let spent: SpentChunks
+    private let claimed = Atomic<Bool>(false)
     private var result: Result<[RecordedEvent], any Error> = .success([])
     private let done = DispatchGroup()
 
     /// Starts decoding `run`, after releasing `spent` (chunks handed out before) on the decoding core.
     init(log: EventLog, run: ClosedRange<UInt64>, releasing spent: [[RecordedEvent]]) {
         self.run = run
-        let spent = SpentChunks(spent)
-        DispatchQueue.global().async(group: done) { [self] in
-            spent.release()
-            result = Result { try Self.decode(run, of: log) }
-        }
+        self.log = log
+        self.spent = SpentChunks(spent)
+        done.enter()
+        DispatchQueue.global().async { [self] in decodeUnlessClaimed() }
     }
 
-    /// The chunk's events, once decoded; what it threw, if it did.
+    /// The chunk's events, once decoded (here, if no thread has started on it); what it threw, if it did.
     func wait() throws -> [RecordedEvent] {
+        decodeUnlessClaimed()
         done.wait()
         return try result.get()
+    }
+
+    private func decodeUnlessClaimed() {
+        guard claimed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        spent.release()
+        result = Result { try Self.decode(run, of: log) }
+        done.leave()
     }
 
     private static func decode(_ run: ClosedRange<UInt64>, of log: EventLog) throws -> [RecordedEvent] {

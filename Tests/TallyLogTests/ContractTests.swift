@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import TallyLog
 import TallyLMDB
@@ -403,6 +404,33 @@ import TallyMerkle
             }
         }
         #expect(expected == Array(1...UInt64(chunk + 10)))
+    }
+
+    /// A long read while every thread of the global queue is taken (by jobs that wait for the read to
+    /// end): the reader decodes the chunks no thread has started itself, so it ends. Waiting on its
+    /// chunk jobs alone, it waited for the queue to grow a thread per blocked job, about a second
+    /// each (16 reads inside `concurrentPerform` took 1.1 s where they now take a tenth); here, behind
+    /// 64 such jobs, it would not end within the minute this test allows.
+    @Test func aLongReadEndsWhileEveryThreadOfTheGlobalQueueIsTaken() throws {
+        let fixture = try Self.fixtureWith(6 * Limits.readChunkEvents)
+        let release = DispatchSemaphore(value: 0), blockers = DispatchGroup()
+        for _ in 0..<64 { DispatchQueue.global().async(group: blockers) { release.wait() } }
+        let done = DispatchSemaphore(value: 0)
+        let count = Mutex(-1)
+        let reading = Thread { [log = fixture.log] in
+            var reader = log.read()
+            var events = 0
+            let finished = (try? reader.forEach { _ in events += 1 }) != nil
+            count.withLock { $0 = finished ? events : -2 }
+            done.signal()
+        }
+        reading.start()
+        let ended = done.wait(timeout: .now() + 60) == .success
+        for _ in 0..<64 { release.signal() }
+        blockers.wait()
+        if !ended { done.wait() }
+        #expect(ended, "the read did not end while the global queue's threads were taken")
+        #expect(count.withLock { $0 } == 6 * Limits.readChunkEvents)
     }
 
     /// The reader's table of recurring short texts gives back exactly the bytes it is given, whatever
