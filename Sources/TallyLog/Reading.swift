@@ -440,10 +440,12 @@ public struct EventReader {
 /// A reader never waits for a chunk no thread has started, so reads inside jobs of the global queue
 /// cannot hold every one of its threads waiting for work queued behind them.
 private final class ChunkJob: @unchecked Sendable {
-    // @unchecked: `result` is written once, by whoever won `claimed`, and read only after `done` says it was.
+    // @unchecked: `spent` and `result` are written only by whoever won `claimed`, and `result` is read
+    // only after `done` says it was written.
     let run: ClosedRange<UInt64>
     private let log: EventLog
-    private let spent: SpentChunks
+    /// Chunks handed out before, freed by whoever decodes this one (mostly a decoding core).
+    private var spent: [[RecordedEvent]]
     private let claimed = Atomic<Bool>(false)
     private var result: Result<[RecordedEvent], any Error> = .success([])
     private let done = DispatchGroup()
@@ -452,7 +454,7 @@ private final class ChunkJob: @unchecked Sendable {
     init(log: EventLog, run: ClosedRange<UInt64>, releasing spent: [[RecordedEvent]]) {
         self.run = run
         self.log = log
-        self.spent = SpentChunks(spent)
+        self.spent = spent
         done.enter()
         DispatchQueue.global().async { [self] in decodeUnlessClaimed() }
     }
@@ -466,7 +468,7 @@ private final class ChunkJob: @unchecked Sendable {
 
     private func decodeUnlessClaimed() {
         guard claimed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
-        spent.release()
+        spent = []
         result = Result { try Self.decode(run, of: log) }
         done.leave()
     }
@@ -482,12 +484,4 @@ private final class ChunkJob: @unchecked Sendable {
         }
         return decoder.finish()
     }
-}
-
-/// Chunks already handed out, carried to a decoding core to be freed there.
-private final class SpentChunks: @unchecked Sendable {
-    // @unchecked: only the job that carries it touches it.
-    private var chunks: [[RecordedEvent]]
-    init(_ chunks: [[RecordedEvent]]) { self.chunks = chunks }
-    func release() { chunks = [] }
 }
