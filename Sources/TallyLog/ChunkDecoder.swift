@@ -24,10 +24,8 @@ struct ChunkDecoder: ~Copyable {
     private var ranges: [(metadata: Range<Int>, payload: Range<Int>)] = []
     /// The index in `events` of the current block's first event.
     private var blockStart = 0
-    private let expectedEvents: Int
 
     init(expectedEvents: Int) {
-        self.expectedEvents = expectedEvents
         events.reserveCapacity(expectedEvents)
         ranges.reserveCapacity(Self.eventsPerBlock)
     }
@@ -44,15 +42,10 @@ struct ChunkDecoder: ~Copyable {
         if ranges.count == Self.eventsPerBlock { sealBlock() }
     }
 
-    /// The events decoded since the last `finish`, each payload and metadata a slice of its block (an
-    /// empty one is `Data()`); the decoder is then empty, ready for the next chunk.
-    mutating func finish() -> [RecordedEvent] {
+    /// The events, each payload and metadata a slice of its block (an empty one is `Data()`).
+    consuming func finish() -> [RecordedEvent] {
         sealBlock()
-        let finished = events
-        events = []
-        events.reserveCapacity(expectedEvents)
-        blockStart = 0
-        return finished
+        return events
     }
 
     /// Gives the current block's events their bytes, as slices of one `Data` of the block's size.
