@@ -59,6 +59,10 @@ struct ReportOptions: ParsableArguments {
 
     var fromMicroseconds: Int64? { from.flatMap { instant($0)?.microsecondsSinceEpoch } }
     var toMicroseconds: Int64? { to.flatMap { instant($0)?.microsecondsSinceEpoch } }
+    /// `--from` and `--to` as the read models' text columns hold times (a date is the start of that day
+    /// in `--time-zone`, as for the microsecond columns).
+    var fromText: String? { from.flatMap { instant($0)?.iso8601 } }
+    var toText: String? { to.flatMap { instant($0)?.iso8601 } }
 
     /// The days of --time-zone; UTC's without it.
     var days: LocalDays { LocalDays(zone: timeZoneName.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")!) }
@@ -480,8 +484,8 @@ struct MemberReport: ParsableCommand {
         case .summary:
             filters.addText("s.member_id", member, option: "--member", table: "member_summary", idColumn: "member_id")
             filters.add("s.kind = ?", kind)
-            filters.add("s.last_seen >= ?", options.from.flatMap { Timestamp(iso8601: $0)?.iso8601 })
-            filters.add("s.first_seen < ?", options.to.flatMap { Timestamp(iso8601: $0)?.iso8601 })
+            filters.add("s.last_seen >= ?", options.fromText)
+            filters.add("s.first_seen < ?", options.toText)
             try options.write(database, sql: """
                 SELECT s.kind, s.member_id, s.first_seen, s.last_seen, s.actions, s.carts, s.abandoned_carts, s.checkouts, s.orders,
                        s.payments, s.active, p.spent_minor AS total_spent_minor, p.currency
@@ -493,8 +497,8 @@ struct MemberReport: ParsableCommand {
             // With --member: each id seen on a device that member was seen on (`o`, the others, joined on the device).
             let alias = member == nil ? "" : "o."
             if let member { filters.addText("d.member_id", member, option: "--member", table: "member_devices", idColumn: "member_id") }
-            filters.add("\(alias)last_seen >= ?", options.from.flatMap { Timestamp(iso8601: $0)?.iso8601 })
-            filters.add("\(alias)first_seen < ?", options.to.flatMap { Timestamp(iso8601: $0)?.iso8601 })
+            filters.add("\(alias)last_seen >= ?", options.fromText)
+            filters.add("\(alias)first_seen < ?", options.toText)
             if member != nil {
                 try options.write(database, sql: """
                     SELECT o.device, o.member_id, o.first_seen, o.last_seen, o.sightings

@@ -108,6 +108,25 @@ import Testing
         #expect(unknown.status != 0 && unknown.error.contains(#"--time-zone "Mars/Olympus" is not a time zone"#))
     }
 
+    /// The member views' first and last seen are text: a date in --from is still that day's start in
+    /// --time-zone (they once took it as a UTC date, whatever the zone).
+    @Test func memberViewsReadDatesInTheTimeZone() throws {
+        let store = try scenarioStore()
+        try store.run(Actor(.member, "m1"), .recordMemberDevice(memberID: "m1", deviceFingerprint: "phone-1"))
+        try store.run(Actor(.admin, "ana"), .recordMemberDevice(memberID: "m1", deviceFingerprint: "phone-1"))
+        for view in ["summary", "devices"] {
+            // Everything happened on 2026-11-20 or 11-21 in UTC; in Kiritimati (UTC+14) 11-22 began at 11-21T10:00Z.
+            let utc = try tally(["report", "member", "--view", view, "--member", "m1", "--from", "2026-11-23", "--format", "csv"], store: store.path)
+            #expect(utc.status == 0 && utc.lines.count == 1, "\(view): \(utc.output)\(utc.error)")
+            let local = try tally(["report", "member", "--view", view, "--member", "m1", "--from", "2026-11-22", "--to", "2026-11-23",
+                                   "--time-zone", "Pacific/Kiritimati", "--format", "csv"], store: store.path)
+            #expect(local.status == 0 && local.lines.count == 2, "\(view): \(local.output)\(local.error)")
+            let before = try tally(["report", "member", "--view", view, "--member", "m1", "--to", "2026-11-20", "--time-zone", "Pacific/Kiritimati",
+                                    "--format", "csv"], store: store.path)
+            #expect(before.status == 0 && before.lines.count == 1, "\(view): \(before.output)")
+        }
+    }
+
     @Test func asOfReportsTheReadModelAsTheLogStoodThen() throws {
         let store = try scenarioStore()
         // Before day 2: two booth sales, no third.
