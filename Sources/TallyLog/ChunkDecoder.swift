@@ -14,7 +14,7 @@ import Foundation
 struct ChunkDecoder: ~Copyable {
     static let eventsPerBlock = 64
 
-    private(set) var events: [RecordedEvent] = []
+    private var events: [RecordedEvent] = []
     private var recurring = RecurringText()
     /// The current block's bytes, reused from block to block.
     private var scratch: UnsafeMutableRawPointer?

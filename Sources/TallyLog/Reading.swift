@@ -430,7 +430,6 @@ public struct EventReader {
         }
         buffer = events
     }
-
 }
 
 /// One chunk of a forward `.all` read, decoded in the background in its own snapshot. A reader dropped

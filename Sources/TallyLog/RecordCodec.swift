@@ -208,19 +208,21 @@ public struct RecordView {
 
     /// A copy that outlives the bytes.
     public func decode() -> RecordedEvent {
-        RecordedEvent(
-            position: position, id: id, stream: stream, version: version, type: type, schemaVersion: schemaVersion,
-            recordedAt: recordedAt, actor: actor, correlationID: correlationID, causationID: causationID,
-            metadata: metadataBytes.isEmpty ? Data() : Data(metadataBytes), payload: Data(payloadBytes), hash: hash)
+        decoded(type: type, actor: actor, metadata: metadataBytes.isEmpty ? Data() : Data(metadataBytes), payload: Data(payloadBytes))
     }
 
     /// Everything but the payload and metadata (left empty for `ChunkDecoder` to fill), its type and
     /// actor taken from `recurring` when it made them before.
     func decodeHeader(_ recurring: inout RecurringText) -> RecordedEvent {
-        RecordedEvent(
-            position: position, id: id, stream: stream, version: version, type: recurring.text(typeBytes), schemaVersion: schemaVersion,
-            recordedAt: recordedAt, actor: recurring.text(UnsafeRawBufferPointer(rebasing: bytes[actorRange])), correlationID: correlationID,
-            causationID: causationID, metadata: Data(), payload: Data(), hash: hash)
+        decoded(type: recurring.text(typeBytes), actor: recurring.text(UnsafeRawBufferPointer(rebasing: bytes[actorRange])),
+                metadata: Data(), payload: Data())
+    }
+
+    @inline(__always)
+    private func decoded(type: String, actor: String, metadata: Data, payload: Data) -> RecordedEvent {
+        RecordedEvent(position: position, id: id, stream: stream, version: version, type: type, schemaVersion: schemaVersion,
+                      recordedAt: recordedAt, actor: actor, correlationID: correlationID, causationID: causationID,
+                      metadata: metadata, payload: payload, hash: hash)
     }
 
     /// Why the stored content differs from a new event with the same id (the idempotency check), or nil.
