@@ -330,7 +330,7 @@ public struct EventReader {
         return buffer[bufferIndex]
     }
 
-    /// Calls `body` with every remaining event. Each is lent to `body` from the chunk, not copied.
+    /// Calls `body` with every remaining event, in order, straight from the decoded chunk.
     public mutating func forEach(_ body: (RecordedEvent) throws -> Void) throws {
         while true {
             if bufferIndex == buffer.count {

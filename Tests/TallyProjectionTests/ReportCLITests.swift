@@ -125,6 +125,8 @@ import Testing
                                     "--format", "csv"], store: store.path)
             #expect(before.status == 0 && before.lines.count == 1, "\(view): \(before.output)")
         }
+        let customers = try tally(["report", "member", "--view", "devices", "--kind", "customer"], store: store.path)
+        #expect(customers.status != 0 && customers.error.contains("web-shop customers record no devices"), "\(customers.error)")
     }
 
     @Test func asOfReportsTheReadModelAsTheLogStoodThen() throws {
