@@ -3,6 +3,8 @@
 //   tally-test-helper append-loop STORE SEED      append random batches forever, printing "ack FIRST LAST BATCH" per durable append
 //   tally-test-helper append STORE COUNT PREFIX [MAP_BYTES]   append COUNT one-event batches to streams PREFIX-0…PREFIX-9
 //   tally-test-helper follow STORE COUNT          print "event POSITION STREAM" for the first COUNT events, following new ones
+//   tally-test-helper disk-full STORE             append under a file size limit until a commit fails, then lift it and append on,
+//                                                 printing "ack FIRST LAST VERSION", "refused ERROR" and "done"
 import Foundation
 import TallyLog
 
@@ -57,6 +59,47 @@ do {
             seen += 1
             return seen < count
         }
+    case "disk-full":
+        // The data file may not grow past a limit set just above its size, as on a full disk: each
+        // commit that needs a page past it fails (EFBIG, SIGXFSZ ignored). Then the limit is lifted and
+        // the same process appends on, each batch expecting the version the last acknowledged one left.
+        // Small tails, so merges fall among the refused commits.
+        var options = LogOptions()
+        options.indexTailEventsMax = 64
+        let log = try EventLog.open(at: store, options: options)
+        signal(SIGXFSZ, SIG_IGN)
+        let dataFile = store + "/log/data.mdb"
+        var version: UInt64 = try log.withSnapshot { try $0.version(of: "account") }
+        var batch = 0
+        func appendOne() throws {
+            batch += 1
+            var events = [ProposedEvent(id: UUID(), stream: "account", type: "Posted", payload: Data("{\"batch\":\(batch)}".utf8))]
+            // Fillers: the file grows a few pages a batch, new streams and old ones.
+            events += (0..<12).map { index in
+                ProposedEvent(id: UUID(), stream: "fill-\((batch * 12 + index) % 40)", type: "Filler", payload: Data(count: 900))
+            }
+            let result = try log.append(AppendRequest(events: events, expectations: ["account": .exact(version)]))
+            version += 1
+            emit("ack \(result.positions.first!) \(result.positions.last!) \(version)")
+        }
+        let size = try FileManager.default.attributesOfItem(atPath: dataFile)[.size] as! UInt64
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit)
+        let lifted = limit
+        limit.rlim_cur = rlim_t(size + (256 << 10))
+        setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit)
+        var refusals = 0
+        while refusals < 3 && batch < 10_000 {
+            do { try appendOne() } catch {
+                refusals += 1
+                emit("refused \(error)")
+            }
+        }
+        limit = lifted
+        setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &limit)
+        for _ in 0..<200 { try appendOne() }
+        log.close()
+        emit("done")
     default:
         fail("unknown command \(arguments[1])")
     }

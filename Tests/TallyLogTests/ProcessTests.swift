@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import TallyLog
 
-/// Tests that need a second process: crash safety, cross-process following and map growth.
+/// Tests that need a second process: crash safety, a full disk, cross-process following and map growth.
 @Suite(.serialized) struct ProcessTests {
     @Test func killedAppendersLoseNoAcknowledgedEventAndLeaveNoPartialBatch() throws {
         let path = temporaryStorePath("crash")
@@ -82,6 +82,39 @@ import Testing
         #expect(try log.head().position == 5001)
         #expect(try log.verify().isSound)
         #expect(log.environment.info().mapSizeBytes >= 8 << 20)
+    }
+
+    /// A full disk, as a file size limit on a child process: the commits that need room fail with an
+    /// error and write nothing, and once there is room again the same process appends on from exactly
+    /// what was acknowledged (its stream cache, index tail, chain and Merkle frontier rolled back).
+    @Test func commitsRefusedForWantOfRoomLeaveNothingAndTheWriterGoesOn() throws {
+        let path = temporaryStorePath("full")
+        let log = try EventLog.create(at: path)
+        try log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "account", type: "Opened", payload: Data())]))
+        log.close()
+        let child = try Child(productPath("tally-test-helper"), ["disk-full", path])
+        let lines = child.readRemainingLines()
+        child.process.waitUntilExit()
+        let refusals = lines.filter { $0.hasPrefix("refused ") }
+        let acks = lines.filter { $0.hasPrefix("ack ") }.map { $0.split(separator: " ").map { UInt64($0) ?? 0 } }
+        #expect(refusals.count == 3, "\(lines.suffix(5))")
+        // LMDB reports the short write as EIO; nothing names the limit, as nothing would name a full disk
+        // but the free space `Environment.commitFailure` adds when it is low.
+        #expect(refusals.allSatisfy { $0.contains("commit a write transaction failed: Input/output error") }, "\(refusals)")
+        #expect(lines.last == "done", "\(lines.suffix(3))")
+        // Acknowledged batches follow one another with no gap: a refused one took no position.
+        var next: UInt64 = 2
+        for ack in acks {
+            #expect(ack[1] == next, "a batch acknowledged at \(ack[1]) where \(next) was next")
+            next = ack[2] + 1
+        }
+        #expect(acks.count >= 200)
+        let reopened = try EventLog.open(at: path)
+        #expect(try reopened.head().position == next - 1)
+        let report = try reopened.verify()
+        #expect(report.isSound, "\(String(describing: report.problem))")
+        #expect(try reopened.withSnapshot { try $0.version(of: "account") } == UInt64(acks.count) + 1)
+        #expect(acks.last?[3] == UInt64(acks.count) + 1)
     }
 }
 
