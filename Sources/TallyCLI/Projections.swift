@@ -158,9 +158,11 @@ struct ProjectionsRun: ParsableCommand {
         discussion: """
             Runs until interrupted (Ctrl-C, SIGTERM), or with --once until the read models reach the \
             head. Other processes may append meanwhile. A read model whose version changed is rebuilt \
-            beside the old one first. One that fails stops at its last good event; the others go on, \
-            and so does it once that event is set aside (`tally projections set-aside`). The exit \
-            status is 1 if a read model is still stopped at an event when it ends.
+            beside the old one first. One that fails on an event stops at its last good event; the \
+            others go on, and so does it once that event is set aside (`tally projections set-aside`). \
+            One that fails for the machine's sake (a full disk, a locked or read-only file) stops at \
+            no event: it is tried again every two seconds. The exit status is 1 if a read model is \
+            still stopped at an event, or behind after such an error, when it ends.
 
             Example:
               tally projections run
@@ -191,20 +193,26 @@ struct ProjectionsRun: ParsableCommand {
             return
         }
         let stop = StopSignal()
-        // Read models stopped at an event and not gone on since (an event set aside lets one go on).
+        // Read models stopped at an event and not gone on since (an event set aside lets one go on),
+        // and those behind after an error of the machine's (tried again every few seconds).
         var stopped = Set<String>()
+        var behind = Set<String>()
         try runner.run(isStopped: { stop.isSet }, onError: { name, error in
             printError("\(error)")
-            stopped.insert(name)
+            if case ProjectionError.failed = error { stopped.insert(name) } else { behind.insert(name) }
         }, onProgress: { outcome in
             stopped.remove(outcome.name)
+            behind.remove(outcome.name)
             let line = "\(outcome.name): position \(outcome.checkpoint) (+\(outcome.applied))\(outcome.switched ? ", version \(outcome.version) switched in" : "")\n"
             FileHandle.standardOutput.write(Data(line.utf8))
         })
         if !stopped.isEmpty {
             printError("stopped at an event: \(stopped.sorted().joined(separator: ", ")) (see `tally projections status`)")
-            throw ExitCode(1)
         }
+        if !behind.isEmpty {
+            printError("behind after an error (above): \(behind.sorted().joined(separator: ", "))")
+        }
+        if !stopped.isEmpty || !behind.isEmpty { throw ExitCode(1) }
     }
 }
 

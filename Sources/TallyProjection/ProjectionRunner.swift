@@ -158,29 +158,46 @@ public final class ProjectionRunner: Sendable {
     }
 
     /// Follows the log: catches every projector up, then again each time events commit, until
-    /// `isStopped`. A projector that fails is reported through `onError` and left at its last good
-    /// checkpoint; the others go on.
-    public func run(isStopped: @Sendable () -> Bool, onError: (String, any Error) -> Void = { _, _ in },
+    /// `isStopped`. A projector that stops at an event is reported through `onError` and left at its
+    /// last good checkpoint until that event is set aside (or the process restarts with fixed code);
+    /// the others go on. One that fails for the machine's sake (`isOperational`: a full disk, a
+    /// locked file) is reported too, and tried again every `retryInterval` until it catches up, new
+    /// events or not. `onProgress` hears of each catch-up that applied events, switched a version in
+    /// or ended such a run of failures.
+    public func run(isStopped: @Sendable () -> Bool, retryInterval: Duration = .seconds(2),
+                    onError: (String, any Error) -> Void = { _, _ in },
                     onProgress: ((Outcome) -> Void)? = nil) throws {
-        var failed = Set<String>()
+        let clock = ContinuousClock()
+        var stopped = Set<String>()
+        var retryAt: [String: ContinuousClock.Instant] = [:]
         var seen: UInt64?
         var decisions = setAsideStamp()
         while !isStopped() {
             let head = try log.head().position
-            // An event set aside meanwhile (by another process) lets the failed ones try again.
+            // An event set aside meanwhile (by another process) lets the stopped ones try again.
             let stamp = setAsideStamp()
             if stamp != decisions {
                 decisions = stamp
-                failed = []
+                stopped = []
                 seen = nil
             }
-            if seen.map({ head > $0 }) ?? true {
-                // A failed projector stays at its last good event until restarted (with fixed code), or
-                // until the event it stopped at is set aside.
-                for (name, result) in catchUpAll(skipping: failed) {
+            let now = clock.now
+            let due = retryAt.filter { $0.value <= now }.keys
+            if !due.isEmpty || seen.map({ head > $0 }) ?? true {
+                let waiting = Set(retryAt.filter { $0.value > now }.keys)
+                for (name, result) in catchUpAll(skipping: stopped.union(waiting)) {
                     switch result {
-                    case .success(let outcome): if outcome.applied > 0 || outcome.switched { onProgress?(outcome) }
-                    case .failure(let error): failed.insert(name); onError(name, error)
+                    case .success(let outcome):
+                        let recovered = retryAt.removeValue(forKey: name) != nil
+                        if outcome.applied > 0 || outcome.switched || recovered { onProgress?(outcome) }
+                    case .failure(let error):
+                        if case ProjectionError.failed = error {
+                            stopped.insert(name)
+                            retryAt[name] = nil
+                        } else {
+                            retryAt[name] = clock.now.advanced(by: retryInterval)
+                        }
+                        onError(name, error)
                     }
                 }
                 seen = head
@@ -445,11 +462,24 @@ public final class ProjectionRunner: Sendable {
         let through: UInt64
     }
 
-    /// An error that comes from the events applied, not from the disk or the database's state: a
-    /// constraint of the read model's schema, or a projector's own refusal.
-    private static func isCausedByEvents(_ error: any Error) -> Bool {
-        error is ProjectionError || (error as? DatabaseError)?.resultCode == .SQLITE_CONSTRAINT
+    /// Whether an error while applying events is the machine's, not the events': the disk full or
+    /// failing, the file locked, read-only or damaged, memory short, the key vault unreadable. Such an
+    /// error stops nothing at an event: the batch is rolled back, nothing is recorded, and the same
+    /// events are applied again at the next catch-up. Any other error (a constraint of the read
+    /// model's schema, a projector's own refusal, an undecodable payload, a projector's bug) is the
+    /// event's, and the read model stops there. (The log's own read errors never reach this: they end
+    /// the catch-up as they are.)
+    static func isOperational(_ error: any Error) -> Bool {
+        if let database = error as? DatabaseError {
+            return operationalCodes.contains(database.resultCode.primaryResultCode)
+        }
+        return error is VaultError
     }
+
+    private static let operationalCodes: [ResultCode] = [
+        .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_NOMEM, .SQLITE_READONLY, .SQLITE_CANTOPEN,
+        .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_INTERRUPT, .SQLITE_PERM, .SQLITE_PROTOCOL, .SQLITE_NOLFS,
+    ]
 
     /// Applies the events after `start` through `end`, but those in `setAside` (position → reason),
     /// which are noted in the read model instead.
@@ -479,7 +509,7 @@ public final class ProjectionRunner: Sendable {
                     } else {
                         try batch.apply(ProjectedEvent(record: record, type: type, payloadBytes: record.payloadBytes, times: times), db)
                     }
-                } catch {
+                } catch where !Self.isOperational(error) {
                     result.failure = (record.position, type, "\(error)")
                     return false
                 }
@@ -498,7 +528,7 @@ public final class ProjectionRunner: Sendable {
             do {
                 try batch.finish(db)
                 carried = batch.batch
-            } catch where Self.isCausedByEvents(error) {
+            } catch where !Self.isOperational(error) {
                 if end - start > 1 { throw BatchEndFailed(through: result.last) }
                 // A batch of one position: its event is the one (with none applied, nothing to blame).
                 guard let applied = result.lastApplied else { throw error }

@@ -277,6 +277,48 @@ struct Counter: Projector {
         #expect(throws: ProjectionError.self) { try runner.rebuild(SalesLog(), discardingUnfinished: true) }
     }
 
+    /// A full disk is the machine's fault, not an event's: SQLite's `SQLITE_FULL` (here thrown by the
+    /// projector's write, where SQLite would raise it) records no failure at the event, rolls the batch
+    /// back, and `run` tries again on its own, with no new event, until the read model is current. A
+    /// read model stopped by an event's own fault beside it is tried once and left stopped. Before,
+    /// the full disk was recorded as the event's fault and `run` never tried that read model again.
+    @Test func aFullDiskStopsNoReadModelAtAnEventAndRunTriesAgain() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        let head = try store.log.head().position
+        let full = DiskFull()
+        let bad = try #require(try store.log.read(ReadQuery(.type(SaleRecorded.eventType))).map(\.position).first)
+        let runner = try store.runner([DiskBound(full: full), Counter(version: 1, failAt: bad)])
+
+        let first = runner.catchUpAll()
+        #expect { _ = try first["disk"]?.get() } throws: { ($0 as? DatabaseError)?.resultCode == .SQLITE_FULL }
+        var disk = try #require(try runner.status().first { $0.name == "disk" })
+        #expect(disk.failure == nil && disk.stop == nil && disk.state != .failed, "\(disk)")
+        #expect(disk.buildCheckpoint == 0, "the batch the full disk cut short is rolled back whole")
+
+        let stopped = Mutex(false)
+        let errors = Mutex<[String: Int]>([:])
+        let ended = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            try? runner.run(isStopped: { stopped.withLock { $0 } }, retryInterval: .milliseconds(10),
+                            onError: { name, _ in errors.withLock { $0[name, default: 0] += 1 } })
+            ended.signal()
+        }
+        // Tried again and again while the disk stays full, with no event appended meanwhile.
+        #expect(eventually { errors.withLock { $0["disk"] ?? 0 } >= 3 })
+        full.now.store(false, ordering: .relaxed)
+        #expect(eventually { (try? runner.status().first { $0.name == "disk" }?.state) == .current })
+        disk = try #require(try runner.status().first { $0.name == "disk" })
+        #expect(disk.checkpoint == head)
+        let wanted = try store.log.read().map(\.type).filter { DiskBound(full: full).eventTypes.contains($0) }
+        #expect(wanted.count > 2)
+        #expect(try count(try runner.openServing("disk"), "SELECT COUNT(*) FROM seen") == wanted.count)
+        stopped.withLock { $0 = true }
+        #expect(ended.wait(timeout: .now() + 60) == .success)
+        #expect(errors.withLock { $0["counter"] } == 1, "stopped at its event, it is not tried again")
+        #expect(try runner.status().first { $0.name == "counter" }?.stop?.position == bad)
+    }
+
     /// Decisions for two read models made at the same moment both stay: the file is read and
     /// replaced under its own lock, not only each read model's.
     @Test func eventsSetAsideAtOnceForTwoReadModelsAreAllKept() throws {
@@ -297,4 +339,25 @@ struct Counter: Projector {
         #expect(Set(try runner.setAsideEvents().map(\.projection)) == Set(names))
         for result in runner.catchUpAll().values { #expect(try result.get().checkpoint == store.log.head().position) }
     }
+}
+
+/// A projector whose every write meets a full disk while `full` holds, from its second event on.
+struct DiskBound: Projector {
+    let name = "disk"
+    let version = 1
+    let eventTypes: Set<String> = [VoucherIssued.eventType, VoucherRedeemed.eventType, SaleRecorded.eventType]
+    let full: DiskFull
+
+    func createSchema(_ db: Database) throws { try db.execute(sql: "CREATE TABLE seen (position INTEGER PRIMARY KEY)") }
+
+    func apply(_ event: ProjectedEvent, _ db: Database) throws {
+        if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM seen")! > 0, full.now.load(ordering: .relaxed) {
+            throw DatabaseError(resultCode: .SQLITE_FULL, message: "database or disk is full")
+        }
+        try db.execute(sql: "INSERT INTO seen VALUES (?)", arguments: [Int64(event.position)])
+    }
+}
+
+final class DiskFull: Sendable {
+    let now = Atomic(true)
 }
