@@ -70,7 +70,9 @@ struct ProjectionsStatus: ParsableCommand {
         discussion: """
             States: current (at the head), behind (run or a report catches it up), building (a new \
             version or rebuild in progress; the old one serves meanwhile), stale (built by another \
-            version), missing (never built), failed (stopped at an event it could not apply).
+            version), missing (never built), failed (stopped at an event it could not apply), \
+            unreadable (the serving file is there but cannot be read now: a full disk, its \
+            permissions; the note says why).
 
             Example:
               tally projections status --json

@@ -17,6 +17,9 @@ public struct ProjectionStatus: Sendable, Codable, Equatable {
         case missing
         /// Stopped at an event it could not apply; it stays at its last good checkpoint.
         case failed
+        /// The serving file is there but cannot be opened or read now (the disk full, its permissions,
+        /// damage): `failure` says why. It was "missing" until 2026-12-02, as if never built.
+        case unreadable
     }
 
     public var name: String
@@ -63,18 +66,23 @@ extension ProjectionRunner {
         return projectors.map { projector in
             var status = ProjectionStatus(name: projector.name, version: projector.version, state: .missing, head: head)
             status.setAside = setAside.filter { $0.projection == projector.name }.map(\.position).sorted()
-            if let target = servingTarget(projector.name), FileManager.default.fileExists(atPath: target),
-               let file = try? ReadModelFile.open(target, mode: .readOnly), let checkpoint = try? file.checkpoint() {
+            if let target = servingTarget(projector.name), FileManager.default.fileExists(atPath: target) {
                 status.file = target
-                status.servingVersion = checkpoint.version
-                status.checkpoint = checkpoint.position
-                status.lag = head > checkpoint.position ? head - checkpoint.position : 0
-                if checkpoint.version != projector.version || checkpoint.storeID != storeID {
-                    status.state = .stale
-                } else if let stop = checkpoint.stop {
-                    status.stopped(at: stop)
-                } else {
-                    status.state = checkpoint.position >= head ? .current : .behind
+                do {
+                    let checkpoint = try ReadModelFile.open(target, mode: .readOnly).checkpoint()
+                    status.servingVersion = checkpoint.version
+                    status.checkpoint = checkpoint.position
+                    status.lag = head > checkpoint.position ? head - checkpoint.position : 0
+                    if checkpoint.version != projector.version || checkpoint.storeID != storeID {
+                        status.state = .stale
+                    } else if let stop = checkpoint.stop {
+                        status.stopped(at: stop)
+                    } else {
+                        status.state = checkpoint.position >= head ? .current : .behind
+                    }
+                } catch {
+                    status.state = .unreadable
+                    status.failure = "the serving file cannot be read: \(error)"
                 }
             }
             if let build = pendingBuilds(projector).last, let file = try? ReadModelFile.open(build, mode: .readOnly),

@@ -319,6 +319,25 @@ struct Counter: Projector {
         #expect(try runner.status().first { $0.name == "counter" }?.stop?.position == bad)
     }
 
+    /// A serving file that is there but cannot be read (here its header overwritten; a full disk or
+    /// its permissions do the same) is not "missing", as if never built: status says "unreadable" and
+    /// why, and a catch-up stops with that error rather than build over it.
+    @Test func aServingFileThatCannotBeReadIsReportedAsSuch() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        try store.runner([Counter(version: 1)]).catchUp(Counter(version: 1))
+        let runner = try store.runner([Counter(version: 1)])
+        let file = try #require(try runner.status().first?.file)
+        let handle = try #require(FileHandle(forWritingAtPath: file))
+        try handle.write(contentsOf: Data(repeating: UInt8(ascii: "x"), count: 100))
+        try handle.close()
+        let status = try #require(try runner.status().first)
+        #expect(status.state == .unreadable && status.file == file)
+        #expect(status.failure?.hasPrefix("the serving file cannot be read: ") == true, "\(String(describing: status.failure))")
+        #expect(throws: DatabaseError.self) { try runner.catchUp(Counter(version: 1)) }
+        #expect(try runner.status().first?.file == file)
+    }
+
     /// Decisions for two read models made at the same moment both stay: the file is read and
     /// replaced under its own lock, not only each read model's.
     @Test func eventsSetAsideAtOnceForTwoReadModelsAreAllKept() throws {
