@@ -22,15 +22,20 @@ import TallyProjection
 /// - `member_devices`: each self-checkout member's devices (`device-` and a keyed digest of the
 ///   fingerprint), first and last seen and how often; view `shared_devices`: the devices more than one
 ///   member id was seen on, and those ids, the ids likely to be one person.
+/// - `shopping_lists`: each member's shopping list as its last revision left it (revisions, lines,
+///   units); `shopping_list_lines`: the lines of every revision; view `shopping_list_changes`: what
+///   each revision changed, SKU by SKU (`was` and `now` units, 0 for absent): what members meant to buy.
 public struct MemberActivity: BatchingProjector {
     public let name = "members"
     /// 2: `activity_by_member` leads with `member_id` (see `createQueryIndexes`).
     /// 3: `member_spending.spent_minor` must stay an integer: SQLite turns a sum past 2^63 into a float.
     /// 4: `member_devices` and `shared_devices`, from `MemberDeviceSeen`.
-    public let version = 4
+    /// 5: `shopping_lists`, `shopping_list_lines` and `shopping_list_changes`, from `ShoppingListRevised`.
+    public let version = 5
     public let holdsPersonalData = true
     public let eventTypes: Set<String> = [
         MemberRegistered.eventType, MemberProfileChanged.eventType, SocialAccountLinked.eventType, MemberDeviceSeen.eventType, MemberDeactivated.eventType,
+        ShoppingListRevised.eventType,
         CartOpened.eventType, CartItemAdded.eventType, CartItemRemoved.eventType, RestrictedItemsApproved.eventType, CartCheckedOut.eventType,
         UserRegistered.eventType, UserEmailChanged.eventType, UserDeactivated.eventType,
         OrderPlaced.eventType, OrderConfirmed.eventType, OrderCancelled.eventType, RefundPaid.eventType, OrderPaid.eventType, OrderShipped.eventType,
@@ -104,6 +109,39 @@ public struct MemberActivity: BatchingProjector {
                 PRIMARY KEY (member_id, device)
             ) WITHOUT ROWID;
 
+            CREATE TABLE shopping_lists (
+                list_id TEXT PRIMARY KEY,
+                member_id TEXT NOT NULL,
+                revision INTEGER NOT NULL,
+                lines INTEGER NOT NULL,
+                units INTEGER NOT NULL,
+                created TEXT NOT NULL,
+                revised TEXT NOT NULL
+            ) WITHOUT ROWID;
+
+            CREATE TABLE shopping_list_lines (
+                list_id TEXT NOT NULL,
+                revision INTEGER NOT NULL,
+                sku TEXT NOT NULL,
+                quantity INTEGER NOT NULL,
+                PRIMARY KEY (list_id, revision, sku)
+            ) WITHOUT ROWID;
+
+            -- Each revision against the one before: SKUs added or recounted, then SKUs dropped.
+            CREATE VIEW shopping_list_changes AS
+                SELECT now.list_id, now.revision, now.sku, COALESCE(was.quantity, 0) AS was, now.quantity AS now
+                FROM shopping_list_lines now
+                LEFT JOIN shopping_list_lines was
+                    ON was.list_id = now.list_id AND was.revision = now.revision - 1 AND was.sku = now.sku
+                WHERE was.quantity IS NULL OR was.quantity != now.quantity
+                UNION ALL
+                SELECT was.list_id, was.revision + 1, was.sku, was.quantity, 0
+                FROM shopping_list_lines was
+                JOIN shopping_lists list ON list.list_id = was.list_id AND list.revision > was.revision
+                LEFT JOIN shopping_list_lines now
+                    ON now.list_id = was.list_id AND now.revision = was.revision + 1 AND now.sku = was.sku
+                WHERE now.sku IS NULL;
+
             CREATE VIEW shared_devices AS
                 SELECT device, COUNT(*) AS members, group_concat(member_id, ' ') AS member_ids,
                        MIN(first_seen) AS first_seen, MAX(last_seen) AS last_seen, SUM(sightings) AS sightings
@@ -128,6 +166,7 @@ public struct MemberActivity: BatchingProjector {
             CREATE INDEX IF NOT EXISTS activity_by_member ON activity (member_id, kind, position);
             CREATE INDEX IF NOT EXISTS open_carts_by_member ON carts (member_id) WHERE checked_out = 0;
             CREATE INDEX IF NOT EXISTS member_devices_by_device ON member_devices (device, member_id);
+            CREATE INDEX IF NOT EXISTS shopping_lists_by_member ON shopping_lists (member_id, list_id);
             """)
     }
 
@@ -163,6 +202,28 @@ public struct MemberActivity: BatchingProjector {
             try record(db, batch, event, .member, memberID, detail: "opened the app on a device")
         case MemberDeactivated.eventType:
             try record(db, batch, event, .member, try json.string("memberID"), detail: "deactivated", counter: .deactivation)
+        case ShoppingListRevised.eventType:
+            let memberID = try json.string("memberID"), listID = try json.string("listID"), revision = try json.int("revision")
+            var lines = 0, units = 0
+            try json.required("lines").forEachElement { line in
+                let sku = try line.string("sku"), quantity = try line.int("quantity")
+                lines += 1
+                // Bounded by the rules; a list written behind their back must not trap the process.
+                let (sum, overflow) = units.addingReportingOverflow(quantity)
+                guard !overflow else { throw ProjectionError.inconsistent("the units on shopping list \(listID) pass \(Int.max)") }
+                units = sum
+                try db.run("INSERT INTO shopping_list_lines (list_id, revision, sku, quantity) VALUES (?, ?, ?, ?)") {
+                    $0.bind(listID); $0.bind(revision); $0.bind(sku); $0.bind(quantity)
+                }
+            }
+            let at = event.recordedAtISO
+            try db.run("""
+                INSERT INTO shopping_lists (list_id, member_id, revision, lines, units, created, revised) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (list_id) DO UPDATE SET revision = excluded.revision, lines = excluded.lines, units = excluded.units,
+                    revised = excluded.revised
+                """) { $0.bind(listID); $0.bind(memberID); $0.bind(revision); $0.bind(lines); $0.bind(units); $0.bind(at); $0.bind(at) }
+            try record(db, batch, event, .member, memberID, subject: listID,
+                       detail: lines == 0 ? "cleared shopping list \(listID)" : "revised shopping list \(listID): \(lines) lines, \(units) units")
 
         case CartOpened.eventType:
             let cartID = try json.string("cartID"), storeID = try json.string("storeID"), memberID = try json.string("memberID")

@@ -28,10 +28,13 @@ public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
 ///   not unassigned since (the booth's sales are its operators');
 /// - `cart-checked-out-by-its-member`: a cart is opened once, and checked out at most once, after it
 ///   was opened, in the name of the member and at the store that opened it (a member's spending
-///   is added up from its checkouts).
+///   is added up from its checkouts);
+/// - `shopping-list-of-its-member`: a shopping list's revisions are numbered 1, 2, 3… and all in the
+///   name of the member of its first (the read model keeps each revision by its number).
 public enum Invariants {
     public static let rules = ["voucher-redeemed-once", "stock-never-negative", "payment-transaction-once", "paid-order-has-payment",
-                               "order-charged-once", "refund-of-the-payment", "operator-serves-the-booth", "cart-checked-out-by-its-member"]
+                               "order-charged-once", "refund-of-the-payment", "operator-serves-the-booth", "cart-checked-out-by-its-member",
+                               "shopping-list-of-its-member"]
 
     public static func check(_ log: EventLog, progress: ((UInt64, UInt64) -> Void)? = nil) throws -> (checked: UInt64, violations: [InvariantViolation]) {
         var issued = Set<String>(), redeemed = [String: UInt64]()
@@ -44,6 +47,7 @@ public enum Invariants {
         var refundsDue = [String: (refund: RefundDue, paidAt: UInt64?)]()
         var orderTotals = [String: Money]()
         var carts = [String: (opened: UInt64, member: String, store: String, checkedOut: UInt64?)]()
+        var lists = [String: (member: String, revision: Int)]()
         var violations: [InvariantViolation] = []
         var checked: UInt64 = 0
         let head = try log.head().position
@@ -138,6 +142,15 @@ public enum Invariants {
                     } else {
                         carts[event.cartID] = (position, event.memberID, event.storeID, nil)
                     }
+                case ShoppingListRevised.eventType:
+                    guard let event = try decode(ShoppingListRevised.self) else { break }
+                    let list = lists[event.listID]
+                    if let list, list.member != event.memberID {
+                        violation("shopping-list-of-its-member", "shopping list \(event.listID) of member \(list.member) revised in the name of member \(event.memberID)")
+                    } else if event.revision != (list?.revision ?? 0) + 1 {
+                        violation("shopping-list-of-its-member", "shopping list \(event.listID) revision \(event.revision) follows revision \(list?.revision ?? 0)")
+                    }
+                    lists[event.listID] = (list?.member ?? event.memberID, max(list?.revision ?? 0, event.revision))
                 case CartCheckedOut.eventType:
                     guard let event = try decode(CartCheckedOut.self) else { break }
                     if let cart = carts[event.cartID] {
@@ -256,6 +269,7 @@ public enum Invariants {
         PaymentSucceeded.eventType: { try DomainCoding.decode(PaymentSucceeded.self, from: $0) },
         CartOpened.eventType: { try DomainCoding.decode(CartOpened.self, from: $0) },
         CartCheckedOut.eventType: { try DomainCoding.decode(CartCheckedOut.self, from: $0) },
+        ShoppingListRevised.eventType: { try DomainCoding.decode(ShoppingListRevised.self, from: $0) },
         OrderPaid.eventType: { try DomainCoding.decode(OrderPaid.self, from: $0) },
         OrderCancelled.eventType: { try DomainCoding.decode(OrderCancelled.self, from: $0) },
         RefundPaid.eventType: { try DomainCoding.decode(RefundPaid.self, from: $0) },

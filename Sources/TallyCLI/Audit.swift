@@ -278,7 +278,8 @@ struct AuditInvariants: ParsableCommand {
         discussion: """
             Each voucher redeemed at most once, stock never negative, each payment transaction id once, \
             paid orders backed by a successful payment of their total, each cart opened once and checked \
-            out at most once by the member who opened it. Prints every violation with its position and \
+            out at most once by the member who opened it, each shopping list's revisions numbered in \
+            turn and in its member's name. Prints every violation with its position and \
             exits 1 if there is any.
 
             Example:

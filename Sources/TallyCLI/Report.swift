@@ -444,24 +444,27 @@ extension SalesReport {
 struct MemberReport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "member",
-        abstract: "Each member's or customer's actions in time order, or a summary per person.",
+        abstract: "Each member's or customer's actions in time order, a summary per person, devices or shopping lists.",
         discussion: """
             Views: activity (each action), summary (first and last seen, carts, abandoned carts, \
             checkouts, orders, payments, total spent per currency), devices (the devices more than \
             one member id opened the app on, and those ids: the ids likely to be one person; with \
             --member, every id seen on a device that member was seen on). A device is known only by \
-            a keyed digest of its fingerprint, and a forgotten member's devices leave the report.
+            a keyed digest of its fingerprint, and a forgotten member's devices leave the report. \
+            lists (what each revision of each shopping list changed, SKU by SKU: the units it was and \
+            is now, 0 for none; --from and --to keep the lists revised in that time).
 
             Example:
               tally report member --member m7
               tally report member --view summary --kind customer --format csv
               tally report member --view devices --member m7
+              tally report member --view lists --member m7
             """)
 
-    enum View: String, ExpressibleByArgument, CaseIterable { case activity, summary, devices }
+    enum View: String, ExpressibleByArgument, CaseIterable { case activity, summary, devices, lists }
 
     @OptionGroup var options: ReportOptions
-    @Option(help: "activity, summary or devices.") var view: View = .activity
+    @Option(help: "activity, summary, devices or lists.") var view: View = .activity
     @Option(help: "Only this member or customer id.") var member: String?
     @Option(help: "Only members (self-checkout) or customers (web shop).") var kind: String?
 
@@ -511,6 +514,16 @@ struct MemberReport: ParsableCommand {
                     ORDER BY members DESC, first_seen, device
                     """, arguments: filters.arguments, filters: filters)
             }
+        case .lists:
+            if kind == "customer" { throw CLIError("--view lists is about self-checkout members: web-shop customers keep no shopping lists") }
+            filters.addText("l.member_id", member, option: "--member", table: "shopping_lists", idColumn: "member_id")
+            filters.add("l.revised >= ?", options.fromText)
+            filters.add("l.created < ?", options.toText)
+            try options.write(database, sql: """
+                SELECT l.member_id, c.list_id, c.revision, c.sku, c.was, c.now
+                FROM shopping_list_changes c JOIN shopping_lists l ON l.list_id = c.list_id\(filters.sql)
+                ORDER BY l.member_id, c.list_id, c.revision, c.sku
+                """, arguments: filters.arguments, filters: filters)
         }
     }
 }

@@ -48,6 +48,8 @@ public enum CommandCatalog {
             (member, .linkSocialAccount(memberID: "m1", provider: "google", accountID: "g-1029384756")),
             (member, .recordMemberDevice(memberID: "m1", deviceFingerprint: "ios/iPhone14,5/6F1A0C2E-77B4-4D0F-9E3A-5B1C2D3E4F50")),
             (member, .changeMemberProfile(memberID: "m1", firstName: "Ada", lastName: "King", phone: nil)),
+            (member, .reviseShoppingList(listID: "l1", memberID: "m1", lines: [ShoppingListLine(sku: lime, quantity: 6), ShoppingListLine(sku: beer, quantity: 1)])),
+            (member, .reviseShoppingList(listID: "l1", memberID: "m1", lines: [ShoppingListLine(sku: lime, quantity: 4)])),
             (member, .openCart(cartID: "k1", storeID: "s1", memberID: "m1")),
             (member, .scanItem(cartID: "k1", scannedInput: lime.value, quantity: 4)),
             (member, .scanItem(cartID: "k1", scannedInput: beer.value, quantity: 1)),

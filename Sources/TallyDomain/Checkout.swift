@@ -2,7 +2,7 @@ import Foundation
 import TallyLog
 
 // The grocery self-checkout: stores, items with layered prices, members, carts and checkouts.
-// Streams: "store-<id>", "item-<store>-<sku>", "member-<id>", "cart-<id>".
+// Streams: "store-<id>", "item-<store>-<sku>", "member-<id>", "cart-<id>", "list-<id>".
 
 public struct StoreOpened: DomainEvent {
     public static let eventType = "StoreOpened"
@@ -95,6 +95,28 @@ public struct MemberDeviceSeen: DomainEvent {
     public var device: String
 }
 
+/// One line of a member's shopping list: an item, by SKU, and how many of it.
+public struct ShoppingListLine: Codable, Sendable, Equatable {
+    public var sku: SKU
+    public var quantity: Int
+
+    public init(sku: SKU, quantity: Int) {
+        self.sku = sku
+        self.quantity = quantity
+    }
+}
+
+/// A revision of a member's shopping list: the whole list as it now stands, numbered from 1 (an empty
+/// one cleared it). The self-checkout seed's regret: every revision of the shopping lists, beside the
+/// carts, would have shown what members meant to buy, for the marketing models it never got to build.
+public struct ShoppingListRevised: DomainEvent {
+    public static let eventType = "ShoppingListRevised"
+    public var memberID: String
+    public var listID: String
+    public var revision: Int
+    public var lines: [ShoppingListLine]
+}
+
 public struct MemberProfileChanged: DomainEvent {
     public static let eventType = "MemberProfileChanged"
     public static let personalFields: Set<String> = ["firstName", "lastName", "phone"]
@@ -176,6 +198,7 @@ public enum CheckoutStreams {
     public static func item(_ store: String, _ sku: SKU) -> String { "item-\(store)-\(sku.value)" }
     public static func member(_ id: String) -> String { "member-\(id)" }
     public static func cart(_ id: String) -> String { "cart-\(id)" }
+    public static func shoppingList(_ id: String) -> String { "list-\(id)" }
 }
 
 public struct StoreState: Foldable {
@@ -214,6 +237,21 @@ public struct MemberState: Foldable {
             socialAccounts[linked.provider] = linked.accountID
         default: break
         }
+    }
+}
+
+public struct ShoppingListState: Foldable {
+    public init() {}
+    /// The member the list belongs to (the one who made its first revision), and its last revision.
+    public var memberID: String?
+    public var revision = 0
+    public var lines: [ShoppingListLine] = []
+    public mutating func apply(_ type: String, _ payload: UnsafeRawBufferPointer) throws {
+        guard type == ShoppingListRevised.eventType else { return }
+        let revised = try DomainCoding.decode(ShoppingListRevised.self, from: payload)
+        if memberID == nil { memberID = revised.memberID }
+        revision = revised.revision
+        lines = revised.lines
     }
 }
 

@@ -111,6 +111,31 @@ enum CheckoutRules {
             _ = try loadMember(memberID, &draft, &streams)
             draft.emit(CheckoutStreams.member(memberID), MemberDeviceSeen(memberID: memberID, device: Claims.device(fingerprint, secret: streams.claimSecret)))
 
+        case .reviseShoppingList(let listID, let memberID, let lines):
+            try Require.selfOrAdmin(actor, .member, memberID, "revise a shopping list of member \(memberID)")
+            try Require.field("listID", listID)
+            _ = try loadMember(memberID, &draft, &streams)
+            let list = try draft.load(CheckoutStreams.shoppingList(listID), as: ShoppingListState.self, from: &streams)
+            if let owner = list.memberID, owner != memberID {
+                throw Rejection(.notAuthorized, "shopping list \(listID) belongs to member \(owner), not \(memberID)")
+            }
+            // The list is recorded whole in one event: it holds as many lines as a cart.
+            guard lines.count <= Quantities.linesMax else {
+                throw Rejection(.quantityTooLarge, "a shopping list holds at most \(Quantities.linesMax) lines, not \(lines.count)")
+            }
+            var listed = Set<SKU>()
+            for line in lines {
+                try Require.quantity(line.quantity, max: Quantities.perItemMax, "the quantity of \(line.sku) on the list")
+                guard listed.insert(line.sku).inserted else {
+                    throw Rejection(.invalidField, "\(line.sku) is on the list twice: give it once, with the units of both")
+                }
+            }
+            guard lines != list.lines else {
+                throw Rejection(.invalidField, list.revision == 0 ? "shopping list \(listID) does not exist yet: give it at least one line"
+                                                                   : "shopping list \(listID) already holds exactly these lines: nothing to change")
+            }
+            draft.emit(CheckoutStreams.shoppingList(listID), ShoppingListRevised(memberID: memberID, listID: listID, revision: list.revision + 1, lines: lines))
+
         case .changeMemberProfile(let memberID, let firstName, let lastName, let phone):
             try Require.selfOrAdmin(actor, .member, memberID, "change member \(memberID)")
             guard firstName != nil || lastName != nil || phone != nil else {

@@ -122,6 +122,9 @@ public enum Command: Sendable, Codable, Equatable {
     /// recorded (`MemberDeviceSeen`).
     case recordMemberDevice(memberID: String, deviceFingerprint: String)
     case changeMemberProfile(memberID: String, firstName: String?, lastName: String?, phone: String?)
+    /// The whole shopping list as it now stands (each SKU once; none clears it). Its first revision
+    /// makes the list the member's: only they (or an admin) revise it after.
+    case reviseShoppingList(listID: String, memberID: String, lines: [ShoppingListLine])
     case deactivateMember(memberID: String)
     case openCart(cartID: String, storeID: String, memberID: String)
     case scanItem(cartID: String, scannedInput: String, quantity: Int)
@@ -141,7 +144,7 @@ public enum Command: Sendable, Codable, Equatable {
         "registerUser", "changeUserEmail", "deactivateUser", "createCategory", "changeCategory", "createProduct", "changeProductPrice", "receiveStock", "adjustStock", "placeOrder",
         "confirmOrder", "initiatePayment", "recordPaymentSucceeded", "recordPaymentFailed", "markOrderPaid", "shipOrder",
         "deliverOrder", "cancelOrder", "recordRefund",
-        "openStore", "createItem", "changeItem", "schedulePrice", "registerMember", "linkSocialAccount", "recordMemberDevice", "changeMemberProfile",
+        "openStore", "createItem", "changeItem", "schedulePrice", "registerMember", "linkSocialAccount", "recordMemberDevice", "changeMemberProfile", "reviseShoppingList",
         "deactivateMember", "openCart", "scanItem", "removeItem", "approveRestrictedItems", "checkout",
         "erasePersonalData",
     ]
@@ -182,6 +185,7 @@ public enum Command: Sendable, Codable, Equatable {
         case .linkSocialAccount: "linkSocialAccount"
         case .recordMemberDevice: "recordMemberDevice"
         case .changeMemberProfile: "changeMemberProfile"
+        case .reviseShoppingList: "reviseShoppingList"
         case .deactivateMember: "deactivateMember"
         case .openCart: "openCart"
         case .scanItem: "scanItem"
@@ -506,7 +510,7 @@ public enum Decide {
             return try ShopRules.decide(envelope, streams: &streams)
 
         case .openStore, .createItem, .changeItem, .schedulePrice, .registerMember, .linkSocialAccount, .recordMemberDevice, .changeMemberProfile,
-             .deactivateMember, .openCart, .scanItem, .removeItem, .approveRestrictedItems, .checkout:
+             .reviseShoppingList, .deactivateMember, .openCart, .scanItem, .removeItem, .approveRestrictedItems, .checkout:
             return try CheckoutRules.decide(envelope, streams: &streams)
 
         case .erasePersonalData(let subject, let reason):

@@ -220,6 +220,15 @@ public struct DemoScenario {
             let phone = number % 7 == 0 ? number - 1 : number
             return .one(envelope(Actor(.member, member), .recordMemberDevice(memberID: member, deviceFingerprint: "android/Pixel 8/phone-\(phone)")))
         }
+        if chance(3) {
+            // A member saves their weekly shopping list, each time whole: `report member --view lists`.
+            let member = registeredMembers[pick(registeredMembers.count)]
+            var lines: [ShoppingListLine] = []
+            for item in [Self.lime, Self.chips, Self.beer, Self.newSoap, Self.deli] where chance(45) {
+                lines.append(ShoppingListLine(sku: item, quantity: 1 + pick(6)))
+            }
+            return .one(envelope(Actor(.member, member), .reviseShoppingList(listID: "\(member)-weekly", memberID: member, lines: lines)))
+        }
         if chance(1) {
             let member = registeredMembers[pick(registeredMembers.count)]
             return .one(envelope(Actor(.member, member), .changeMemberProfile(memberID: member, firstName: "First\(pick(1000))", lastName: nil, phone: "+1 555 \(1000 + pick(8999))")))

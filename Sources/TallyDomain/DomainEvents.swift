@@ -19,7 +19,7 @@ public enum DomainEvents {
         PaymentInitiated.self, PaymentSucceeded.self, PaymentFailed.self,
         // The self-checkout
         StoreOpened.self, ItemCreated.self, ItemChanged.self, PriceScheduled.self, MemberRegistered.self, SocialAccountLinked.self, MemberDeviceSeen.self,
-        MemberProfileChanged.self, MemberDeactivated.self, CartOpened.self, CartItemAdded.self, CartItemRemoved.self,
+        MemberProfileChanged.self, ShoppingListRevised.self, MemberDeactivated.self, CartOpened.self, CartItemAdded.self, CartItemRemoved.self,
         RestrictedItemsApproved.self, CartCheckedOut.self,
         // Across the three: unique values and erasure
         ValueClaimed.self, ValueReleased.self, PersonalDataErased.self,

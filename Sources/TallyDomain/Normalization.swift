@@ -126,6 +126,8 @@ extension Command {
             .schedulePrice(storeID: storeID.nfc, price: price.normalized)
         case .registerMember(let memberID, let firstName, let lastName, let email, let phone):
             .registerMember(memberID: memberID.nfc, firstName: firstName.nfc, lastName: lastName.nfc, email: email.nfc, phone: phone.nfc)
+        case .reviseShoppingList(let listID, let memberID, let lines):
+            .reviseShoppingList(listID: listID.nfc, memberID: memberID.nfc, lines: lines)
         case .recordMemberDevice(let memberID, let fingerprint):
             .recordMemberDevice(memberID: memberID.nfc, deviceFingerprint: fingerprint.nfc)
         case .linkSocialAccount(let memberID, let provider, let accountID):

@@ -570,6 +570,28 @@ func write(_ text: String, _ name: String) throws -> String {
         #expect(Set(result.violations.map(\.rule)) == ["cart-checked-out-by-its-member"])
         #expect(result.violations[1].message == "cart x2 of member m1 checked out in the name of member m2")
     }
+
+    /// A shopping list's revisions are numbered without a gap or a repeat, all in its first member's name.
+    @Test func aShoppingListRevisedOutOfTurnOrByAnotherMemberIsReported() throws {
+        let store = try AuditStore(events: 10)
+        func revise(_ list: String, _ member: String, _ revision: Int) throws -> UInt64 {
+            let event = ShoppingListRevised(memberID: member, listID: list, revision: revision, lines: [])
+            return try store.log.append(AppendRequest(events: [ProposedEvent(id: UUID(), stream: "list-\(list)", type: ShoppingListRevised.eventType,
+                                                                             payload: DomainCoding.encode(event))])).positions[0]
+        }
+        _ = try revise("l1", "m1", 1)
+        _ = try revise("l1", "m1", 2)
+        let repeated = try revise("l1", "m1", 2)
+        let skipped = try revise("l1", "m1", 4)
+        let otherMember = try revise("l1", "m2", 5)
+        let notFirst = try revise("l2", "m1", 2)
+        let result = try Invariants.check(store.log)
+        #expect(result.violations.map(\.position) == [repeated, skipped, otherMember, notFirst])
+        #expect(Set(result.violations.map(\.rule)) == ["shopping-list-of-its-member"])
+        #expect(result.violations.map(\.message) == ["shopping list l1 revision 2 follows revision 2", "shopping list l1 revision 4 follows revision 2",
+                                                     "shopping list l1 of member m1 revised in the name of member m2",
+                                                     "shopping list l2 revision 2 follows revision 0"])
+    }
 }
 
 @Suite struct AuditCLITests {

@@ -12,7 +12,7 @@ import TallyTestSupport
                      "createCategory", "changeCategory", "createProduct",
                      "changeProductPrice", "receiveStock", "adjustStock", "placeOrder", "confirmOrder", "initiatePayment", "recordPaymentSucceeded",
                      "recordPaymentFailed", "markOrderPaid", "shipOrder", "deliverOrder", "cancelOrder", "recordRefund", "openStore", "createItem", "changeItem",
-                     "schedulePrice", "registerMember", "linkSocialAccount", "recordMemberDevice", "changeMemberProfile", "deactivateMember", "openCart", "scanItem",
+                     "schedulePrice", "registerMember", "linkSocialAccount", "recordMemberDevice", "changeMemberProfile", "reviseShoppingList", "deactivateMember", "openCart", "scanItem",
                      "removeItem", "approveRestrictedItems", "checkout", "erasePersonalData"]
         #expect(names == Set(known))
         let store = try newStore()

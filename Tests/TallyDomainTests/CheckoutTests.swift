@@ -286,6 +286,51 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         #expect(code(admin, .changeItem(storeID: "s1", sku: Self.lime, details: ItemDetails(description: long)), &streams) == nil)
     }
 
+    /// Every revision of a shopping list is recorded whole, numbered; the list is its first member's.
+    @Test func aShoppingListIsRevisedWholeByItsMember() throws {
+        var streams = try store()
+        func revise(_ actor: Actor, _ lines: [ShoppingListLine], list: String = "l1", memberID: String = "m1") throws -> ShoppingListRevised {
+            let decision = try Decide.decide(command(actor, .reviseShoppingList(listID: list, memberID: memberID, lines: lines)), streams: &streams)
+            streams.append(decision)
+            let event = try #require(decision.events.first)
+            #expect(decision.events.count == 1 && event.type == ShoppingListRevised.eventType && event.stream == CheckoutStreams.shoppingList(list))
+            return try DomainCoding.decode(ShoppingListRevised.self, from: event.payload)
+        }
+        func refusal(_ actor: Actor, _ lines: [ShoppingListLine], list: String = "l1", memberID: String = "m1") -> Rejection? {
+            do { _ = try Decide.decide(command(actor, .reviseShoppingList(listID: list, memberID: memberID, lines: lines)), streams: &streams); return nil }
+            catch { return error as? Rejection }
+        }
+        let first = try revise(member, [ShoppingListLine(sku: Self.lime, quantity: 6), ShoppingListLine(sku: Self.beer, quantity: 1)])
+        #expect(first == ShoppingListRevised(memberID: "m1", listID: "l1", revision: 1,
+                                             lines: [ShoppingListLine(sku: Self.lime, quantity: 6), ShoppingListLine(sku: Self.beer, quantity: 1)]))
+        #expect(try revise(member, [ShoppingListLine(sku: Self.lime, quantity: 4)]).revision == 2)
+        // An admin may revise it for the member; emptied, it is still the member's.
+        #expect(try revise(admin, []).lines.isEmpty)
+        #expect(refusal(member, []) == Rejection(.invalidField, "shopping list l1 already holds exactly these lines: nothing to change"))
+        #expect(refusal(member, [], list: "l2", memberID: "m1") == Rejection(.invalidField, "shopping list l2 does not exist yet: give it at least one line"))
+        #expect(try revise(member, [ShoppingListLine(sku: Self.chips, quantity: 2)]).revision == 4)
+
+        // Another member may neither revise m1's list for m1 nor take the list id for themselves.
+        streams.append(try Decide.decide(command(Actor(.member, "m2"), .registerMember(memberID: "m2", firstName: nil, lastName: nil, email: nil, phone: nil)),
+                                         streams: &streams))
+        let lines = [ShoppingListLine(sku: Self.lime, quantity: 1)]
+        #expect(refusal(Actor(.member, "m2"), lines, list: "l1", memberID: "m1")?.code == .notAuthorized)
+        #expect(refusal(Actor(.member, "m2"), lines, list: "l1", memberID: "m2") == Rejection(.notAuthorized, "shopping list l1 belongs to member m1, not m2"))
+        #expect(refusal(Actor(.member, "m404"), lines, list: "l9", memberID: "m404")?.code == .memberNotFound)
+        // Lines: each SKU once, counts as a cart's, at most as many lines as a cart.
+        #expect(refusal(member, [ShoppingListLine(sku: Self.lime, quantity: 1), ShoppingListLine(sku: Self.lime, quantity: 2)])
+                == Rejection(.invalidField, "\(Self.lime) is on the list twice: give it once, with the units of both"))
+        #expect(refusal(member, [ShoppingListLine(sku: Self.lime, quantity: 0)])?.code == .invalidField)
+        #expect(refusal(member, [ShoppingListLine(sku: Self.lime, quantity: Quantities.perItemMax + 1)])?.code == .quantityTooLarge)
+        let many = (0...Quantities.linesMax).map { ShoppingListLine(sku: sku(String(format: "%012d", $0 + 1)), quantity: 1) }
+        #expect(refusal(member, Array(many)) == Rejection(.quantityTooLarge, "a shopping list holds at most 250 lines, not 251"))
+        #expect(try revise(member, Array(many.dropLast())).lines.count == Quantities.linesMax)
+        #expect(refusal(member, lines, list: "", memberID: "m1")?.code == .invalidField)
+        // A deactivated member's lists take no more revisions.
+        streams.append(try Decide.decide(command(member, .deactivateMember(memberID: "m1")), streams: &streams))
+        #expect(refusal(member, lines)?.code == .memberInactive)
+    }
+
     @Test func membersSocialAccountsAndEmailsBelongToOneMember() throws {
         var streams = try store()
         let other = Actor(.member, "m2")
@@ -363,6 +408,7 @@ func sku(_ value: String) -> SKU { SKU(value)! }
             MemberRegistered(memberID: "m", firstName: "A", lastName: nil, email: "a@x", phone: nil),
             SocialAccountLinked(memberID: "m", provider: "google", accountID: "g"), MemberDeviceSeen(memberID: "m", device: "device-0f"),
             MemberProfileChanged(memberID: "m", firstName: "B", lastName: "C", phone: "1"), MemberDeactivated(memberID: "m"),
+            ShoppingListRevised(memberID: "m", listID: "l", revision: 2, lines: [ShoppingListLine(sku: sku("0001"), quantity: 3)]),
             CartOpened(cartID: "k", storeID: "s", memberID: "m"),
             CartItemAdded(cartID: "k", scannedInput: "0001", sku: sku("0001"), quantity: 1, embeddedPrice: nil, linkedFrom: nil),
             CartItemRemoved(cartID: "k", sku: sku("0001"), quantity: 1), RestrictedItemsApproved(cartID: "k", staffID: "sam"),

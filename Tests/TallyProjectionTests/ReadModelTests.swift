@@ -195,6 +195,43 @@ struct HandScenario {
         for fingerprint in ["phone-A", "phone-B", "tablet-C"] { #expect(!everything.contains(fingerprint), "\(fingerprint)") }
     }
 
+    /// Every revision of a shopping list is kept, line by line; `shopping_lists` holds the last, and
+    /// `shopping_list_changes` says what each revision changed: SKUs added, recounted and dropped.
+    /// Batches of 1 and the default: a list revised over several batches reads the same.
+    @Test(arguments: [ProjectionRunner.batchPositionsDefault, 1])
+    func everyRevisionOfAShoppingListIsKept(batch: UInt64) throws {
+        let store = try TestStore()
+        try store.run(Actor(.member, "m1"), .registerMember(memberID: "m1", firstName: nil, lastName: nil, email: nil, phone: nil))
+        func line(_ value: String, _ quantity: Int) -> ShoppingListLine { ShoppingListLine(sku: sku(value), quantity: quantity) }
+        let revisions: [[ShoppingListLine]] = [
+            [line("000000004048", 6), line("000000000011", 1)],
+            [line("000000004048", 4), line("000000000022", 2)],
+            [],
+            [line("000000000011", 3)],
+        ]
+        for (index, lines) in revisions.enumerated() {
+            store.clock.set(time("2026-11-20T1\(index):00:00Z"))
+            try store.run(Actor(.member, "m1"), .reviseShoppingList(listID: "weekly", memberID: "m1", lines: lines))
+        }
+        let runner = try store.runner([MemberActivity()], batch: batch)
+        try runner.catchUp(MemberActivity())
+        let db = try runner.openServing("members")
+        let list = try db.read { try String.fetchAll($0, sql: "SELECT list_id || ' ' || member_id || ' ' || revision || ' ' || lines || ' ' || units || ' ' || created || ' ' || revised FROM shopping_lists") }
+        #expect(list == ["weekly m1 4 1 3 2026-11-20T10:00:00.000000Z 2026-11-20T13:00:00.000000Z"])
+        let lines = try db.read { try String.fetchAll($0, sql: "SELECT revision || ' ' || sku || ' ' || quantity FROM shopping_list_lines ORDER BY revision, sku") }
+        #expect(lines == ["1 000000000011 1", "1 000000004048 6", "2 000000000022 2", "2 000000004048 4", "4 000000000011 3"])
+        let changes = try db.read {
+            try String.fetchAll($0, sql: "SELECT revision || ' ' || sku || ' ' || was || '→' || now FROM shopping_list_changes ORDER BY revision, sku")
+        }
+        #expect(changes == ["1 000000000011 0→1", "1 000000004048 0→6",
+                            "2 000000000011 1→0", "2 000000000022 0→2", "2 000000004048 6→4",
+                            "3 000000000022 2→0", "3 000000004048 4→0",
+                            "4 000000000011 0→3"])
+        let actions = try db.read { try String.fetchAll($0, sql: "SELECT detail FROM activity WHERE action = 'ShoppingListRevised' ORDER BY position") }
+        #expect(actions == ["revised shopping list weekly: 2 lines, 7 units", "revised shopping list weekly: 2 lines, 6 units",
+                            "cleared shopping list weekly", "revised shopping list weekly: 1 lines, 3 units"])
+    }
+
     /// A paid order cancelled: the sales log keeps the sale and adds its refund, negative, so revenue is
     /// net; the customer's spending is net of it too; its transaction lines say they were refunded.
     /// Before, all three counted money the shop gave back.

@@ -114,7 +114,8 @@ import Testing
         let store = try scenarioStore()
         try store.run(Actor(.member, "m1"), .recordMemberDevice(memberID: "m1", deviceFingerprint: "phone-1"))
         try store.run(Actor(.admin, "ana"), .recordMemberDevice(memberID: "m1", deviceFingerprint: "phone-1"))
-        for view in ["summary", "devices"] {
+        try store.run(Actor(.member, "m1"), .reviseShoppingList(listID: "l1", memberID: "m1", lines: [ShoppingListLine(sku: sku("000000004048"), quantity: 2)]))
+        for view in ["summary", "devices", "lists"] {
             // Everything happened on 2026-11-20 or 11-21 in UTC; in Kiritimati (UTC+14) 11-22 began at 11-21T10:00Z.
             let utc = try tally(["report", "member", "--view", view, "--member", "m1", "--from", "2026-11-23", "--format", "csv"], store: store.path)
             #expect(utc.status == 0 && utc.lines.count == 1, "\(view): \(utc.output)\(utc.error)")
@@ -127,6 +128,10 @@ import Testing
         }
         let customers = try tally(["report", "member", "--view", "devices", "--kind", "customer"], store: store.path)
         #expect(customers.status != 0 && customers.error.contains("web-shop customers record no devices"), "\(customers.error)")
+        let lists = try tally(["report", "member", "--view", "lists", "--member", "m1", "--format", "csv"], store: store.path)
+        #expect(lists.lines == ["member_id,list_id,revision,sku,was,now", "m1,l1,1,000000004048,0,2"], "\(lists.output)\(lists.error)")
+        let customerLists = try tally(["report", "member", "--view", "lists", "--kind", "customer"], store: store.path)
+        #expect(customerLists.status != 0 && customerLists.error.contains("web-shop customers keep no shopping lists"), "\(customerLists.error)")
     }
 
     @Test func asOfReportsTheReadModelAsTheLogStoodThen() throws {

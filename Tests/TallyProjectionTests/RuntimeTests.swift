@@ -126,7 +126,7 @@ struct Counter: Projector {
         let runner = try store.runner()
         let expected: [String: Set<String>] = [
             "sales": ["sales_by_booth", "sales_by_store", "sales_by_time", "sales_by_voucher"],
-            "members": ["activity_by_member", "activity_by_time", "open_carts_by_member", "member_devices_by_device"],
+            "members": ["activity_by_member", "activity_by_time", "open_carts_by_member", "member_devices_by_device", "shopping_lists_by_member"],
             "transactions": ["lines_by_member", "lines_by_store", "lines_by_sku", "lines_by_time", "prices_by_item"],
         ]
         let withTheTables: [String: Set<String>] = [
