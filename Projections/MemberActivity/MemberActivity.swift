@@ -199,7 +199,9 @@ public struct MemberActivity: BatchingProjector {
                     ON CONFLICT (member_id, device) DO UPDATE SET last_seen = excluded.last_seen, sightings = sightings + 1
                     """) { $0.bind(memberID); $0.bind(device); $0.bind(at); $0.bind(at) }
             }
-            try record(db, batch, event, .member, memberID, detail: "opened the app on a device")
+            let store = try json.optionalString("storeID")
+            try record(db, batch, event, .member, memberID, subject: store,
+                       detail: store.map { "opened the app on a device at store \($0)" } ?? "opened the app on a device")
         case MemberDeactivated.eventType:
             try record(db, batch, event, .member, try json.string("memberID"), detail: "deactivated", counter: .deactivation)
         case ShoppingListRevised.eventType:

@@ -46,7 +46,7 @@ public enum CommandCatalog {
             (admin, .schedulePrice(storeID: "s1", price: PriceRecord(sku: deposit, price: money(10)))),
             (member, .registerMember(memberID: "m1", firstName: "Ada", lastName: "Lovelace", email: "ada@example.org", phone: "+1 555 0100")),
             (member, .linkSocialAccount(memberID: "m1", provider: "google", accountID: "g-1029384756")),
-            (member, .recordMemberDevice(memberID: "m1", deviceFingerprint: "ios/iPhone14,5/6F1A0C2E-77B4-4D0F-9E3A-5B1C2D3E4F50")),
+            (member, .recordMemberDevice(memberID: "m1", deviceFingerprint: "ios/iPhone14,5/6F1A0C2E-77B4-4D0F-9E3A-5B1C2D3E4F50", storeID: "s1")),
             (member, .changeMemberProfile(memberID: "m1", firstName: "Ada", lastName: "King", phone: nil)),
             (member, .reviseShoppingList(listID: "l1", memberID: "m1", lines: [ShoppingListLine(sku: lime, quantity: 6), ShoppingListLine(sku: beer, quantity: 1)])),
             (member, .reviseShoppingList(listID: "l1", memberID: "m1", lines: [ShoppingListLine(sku: lime, quantity: 4)])),

@@ -87,12 +87,16 @@ public struct SocialAccountLinked: DomainEvent {
 /// app got a new member id, and nothing tied the ids of one person together). `device` is a keyed
 /// digest of the device's fingerprint (HMAC under the store's claim secret, `Claims.device`): the
 /// fingerprint itself is never stored, and the digest is sealed under the member's key, so forgetting
-/// the member cuts their tie to the device and through it to their other ids.
+/// the member cuts their tie to the device and through it to their other ids. `storeID`: the store the
+/// app opened in, if any (the seed's other regret: where members were when they opened the app). It
+/// came later: an event without it reads as opened outside a store, and one without a store is written
+/// as before, so the schema stays 1.
 public struct MemberDeviceSeen: DomainEvent {
     public static let eventType = "MemberDeviceSeen"
     public static let personalFields: Set<String> = ["device"]
     public var memberID: String
     public var device: String
+    public var storeID: String?
 }
 
 /// One line of a member's shopping list: an item, by SKU, and how many of it.

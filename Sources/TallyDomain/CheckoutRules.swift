@@ -105,11 +105,13 @@ enum CheckoutRules {
                             theirs: Rejection(.invalidField, "that \(provider) account is already linked to member \(memberID): nothing to change"))
             draft.emit(CheckoutStreams.member(memberID), SocialAccountLinked(memberID: memberID, provider: provider, accountID: accountID))
 
-        case .recordMemberDevice(let memberID, let fingerprint):
+        case .recordMemberDevice(let memberID, let fingerprint, let storeID):
             try Require.selfOrAdmin(actor, .member, memberID, "record a device of member \(memberID)")
             try Require.field("deviceFingerprint", fingerprint)
             _ = try loadMember(memberID, &draft, &streams)
-            draft.emit(CheckoutStreams.member(memberID), MemberDeviceSeen(memberID: memberID, device: Claims.device(fingerprint, secret: streams.claimSecret)))
+            if let storeID { _ = try loadStore(storeID, &draft, &streams) }
+            draft.emit(CheckoutStreams.member(memberID),
+                       MemberDeviceSeen(memberID: memberID, device: Claims.device(fingerprint, secret: streams.claimSecret), storeID: storeID))
 
         case .reviseShoppingList(let listID, let memberID, let lines):
             try Require.selfOrAdmin(actor, .member, memberID, "revise a shopping list of member \(memberID)")

@@ -118,9 +118,9 @@ public enum Command: Sendable, Codable, Equatable {
     case registerMember(memberID: String, firstName: String?, lastName: String?, email: String?, phone: String?)
     case linkSocialAccount(memberID: String, provider: String, accountID: String)
     /// The member's app started on the device with this fingerprint (any stable text the app derives
-    /// from the device, at most 100 bytes: a hash of a longer one); only a keyed digest of it is
-    /// recorded (`MemberDeviceSeen`).
-    case recordMemberDevice(memberID: String, deviceFingerprint: String)
+    /// from the device, at most 100 bytes: a hash of a longer one), in the store it names if the
+    /// member is in one; only a keyed digest of the fingerprint is recorded (`MemberDeviceSeen`).
+    case recordMemberDevice(memberID: String, deviceFingerprint: String, storeID: String? = nil)
     case changeMemberProfile(memberID: String, firstName: String?, lastName: String?, phone: String?)
     /// The whole shopping list as it now stands (each SKU once; none clears it). Its first revision
     /// makes the list the member's: only they (or an admin) revise it after.

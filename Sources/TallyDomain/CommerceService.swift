@@ -89,7 +89,7 @@ public final class CommerceService: Sendable {
         }
         let subject: String?
         switch envelope.command {
-        case .registerMember(let id, _, _, _, _), .linkSocialAccount(let id, _, _), .recordMemberDevice(let id, _), .changeMemberProfile(let id, _, _, _):
+        case .registerMember(let id, _, _, _, _), .linkSocialAccount(let id, _, _), .recordMemberDevice(let id, _, _), .changeMemberProfile(let id, _, _, _):
             subject = "member:\(id)"
         case .registerUser(let id, _, _, _), .changeUserEmail(let id, _): subject = "customer:\(id)"
         case .assignOperator(_, let id, _): subject = "operator:\(id)"

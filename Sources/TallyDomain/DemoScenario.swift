@@ -218,7 +218,9 @@ public struct DemoScenario {
             let member = registeredMembers[pick(registeredMembers.count)]
             let number = Int(member.dropFirst()) ?? 0
             let phone = number % 7 == 0 ? number - 1 : number
-            return .one(envelope(Actor(.member, member), .recordMemberDevice(memberID: member, deviceFingerprint: "android/Pixel 8/phone-\(phone)")))
+            // Most opens are in the store, the rest at home.
+            return .one(envelope(Actor(.member, member), .recordMemberDevice(memberID: member, deviceFingerprint: "android/Pixel 8/phone-\(phone)",
+                                                                             storeID: chance(70) ? "s1" : nil)))
         }
         if chance(3) {
             // A member saves their weekly shopping list, each time whole: `report member --view lists`.

@@ -128,8 +128,8 @@ extension Command {
             .registerMember(memberID: memberID.nfc, firstName: firstName.nfc, lastName: lastName.nfc, email: email.nfc, phone: phone.nfc)
         case .reviseShoppingList(let listID, let memberID, let lines):
             .reviseShoppingList(listID: listID.nfc, memberID: memberID.nfc, lines: lines)
-        case .recordMemberDevice(let memberID, let fingerprint):
-            .recordMemberDevice(memberID: memberID.nfc, deviceFingerprint: fingerprint.nfc)
+        case .recordMemberDevice(let memberID, let fingerprint, let storeID):
+            .recordMemberDevice(memberID: memberID.nfc, deviceFingerprint: fingerprint.nfc, storeID: storeID.nfc)
         case .linkSocialAccount(let memberID, let provider, let accountID):
             .linkSocialAccount(memberID: memberID.nfc, provider: provider.nfc, accountID: accountID.nfc)
         case .changeMemberProfile(let memberID, let firstName, let lastName, let phone):

@@ -374,6 +374,12 @@ func sku(_ value: String) -> SKU { SKU(value)! }
         #expect(code(other, .recordMemberDevice(memberID: "m1", deviceFingerprint: "android/Pixel 8/ab12"), &streams) == .notAuthorized)
         #expect(code(Actor(.member, "m404"), .recordMemberDevice(memberID: "m404", deviceFingerprint: "x"), &streams) == .memberNotFound)
         #expect(code(member, .recordMemberDevice(memberID: "m1", deviceFingerprint: ""), &streams) == .invalidField)
+        // Opened in a store: the store is recorded, and must exist. Without one the payload is as it always was.
+        let inStore = try Decide.decide(command(member, .recordMemberDevice(memberID: "m1", deviceFingerprint: "android/Pixel 8/ab12", storeID: "s1")),
+                                        streams: &streams)
+        #expect(try JSONDecoder().decode(MemberDeviceSeen.self, from: try #require(inStore.events.first).payload).storeID == "s1")
+        #expect(recorded.storeID == nil && !String(decoding: sighting.payload, as: UTF8.self).contains("storeID"))
+        #expect(code(member, .recordMemberDevice(memberID: "m1", deviceFingerprint: "android/Pixel 8/ab12", storeID: "s9"), &streams) == .storeNotFound)
         #expect(code(other, .deactivateMember(memberID: "m2"), &streams) == nil)
         #expect(code(other, .openCart(cartID: "k9", storeID: "s1", memberID: "m2"), &streams) == .memberInactive)
     }

@@ -191,6 +191,12 @@ struct HandScenario {
         #expect(shared == ["\(a) 2 m1 m2 3"])
         let actions = try db.read { try String.fetchAll($0, sql: "SELECT detail FROM activity WHERE action = 'MemberDeviceSeen' AND member_id = 'm1'") }
         #expect(actions == Array(repeating: "opened the app on a device", count: 3))
+        // Where the app opened: the store, in the action's subject, so opens per store are one GROUP BY away.
+        try store.run(admin, .openStore(storeID: "s1", name: "Corner", currency: .usd))
+        try store.run(Actor(.member, "m3"), .recordMemberDevice(memberID: "m3", deviceFingerprint: "phone-B", storeID: "s1"))
+        try runner.catchUp(MemberActivity())
+        let opened = try db.read { try String.fetchAll($0, sql: "SELECT subject || ': ' || detail FROM activity WHERE action = 'MemberDeviceSeen' AND subject IS NOT NULL") }
+        #expect(opened == ["s1: opened the app on a device at store s1"])
         let everything = try dump(db).values.flatMap { $0 }.joined(separator: "\n")
         for fingerprint in ["phone-A", "phone-B", "tablet-C"] { #expect(!everything.contains(fingerprint), "\(fingerprint)") }
     }
