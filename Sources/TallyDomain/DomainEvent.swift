@@ -69,13 +69,12 @@ public enum DomainCoding {
     /// A decoding error in words that name the field: "missing field \"command.redeemVoucher.saleID\"".
     public static func describe(_ error: DecodingError) -> String {
         func path(_ context: DecodingError.Context) -> String {
-            // Synthesized enum coding adds "_0"-style keys: keep the names people wrote.
-            let names = context.codingPath.map(\.stringValue).filter { !$0.hasPrefix("_") }
-            return names.isEmpty ? "the line" : "\"\(names.joined(separator: "."))\""
+            let names = fieldPath(context.codingPath)
+            return names.isEmpty ? "the line" : "\"\(names)\""
         }
         switch error {
         case .keyNotFound(let key, let context):
-            return "missing field \"\((context.codingPath.map(\.stringValue) + [key.stringValue]).filter { !$0.hasPrefix("_") }.joined(separator: "."))\""
+            return "missing field \"\(fieldPath(context.codingPath + [key]))\""
         case .typeMismatch(let type, let context): return "field \(path(context)) must be \(describe(type))"
         case .valueNotFound(let type, let context): return "field \(path(context)) must be \(describe(type)), not null"
         case .dataCorrupted(let context) where context.codingPath.isEmpty && context.debugDescription == "The given data was not valid JSON.":
@@ -92,6 +91,21 @@ public enum DomainCoding {
             return "field \(path(context)): \(words)"
         @unknown default: return "\(error)"
         }
+    }
+
+    /// A coding path as people write it: `command.placeOrder.lines[1].quantity`. Synthesized enum
+    /// coding adds "_0"-style keys: they are left out; an array's element is its index in brackets
+    /// (Foundation names it "Index 1").
+    static func fieldPath(_ keys: [any CodingKey]) -> String {
+        var path = ""
+        for key in keys where !key.stringValue.hasPrefix("_") {
+            if let index = key.intValue {
+                path += "[\(index)]"
+            } else {
+                path += (path.isEmpty ? "" : ".") + key.stringValue
+            }
+        }
+        return path
     }
 
     static func describe(_ type: Any.Type) -> String {

@@ -68,6 +68,19 @@ func at(_ seconds: Int64) -> Timestamp { Timestamp(microsecondsSinceEpoch: secon
         #expect(reason(#"{"amount":{"minor":"5","currency":"USD"}}"#) == #"field "amount.minor" must be a whole number"#)
         #expect(reason(#"{"amount":{"minor":1e3,"currency":"USD"}}"#) == nil)
         #expect(reason(#"{"amount":{"minor":550}}"#) == #"missing field "amount.currency""#)
+        // An element of a list is named by its index, as it is written: lines[1], not "lines.Index 1".
+        func commandReason(_ json: String) -> String? {
+            switch Result(catching: { try JSONDecoder().decode(CommandEnvelope.self, from: Data(json.utf8)) }) {
+            case .success: return nil
+            case .failure(let error as DecodingError): return DomainCoding.describe(error)
+            case .failure(let error): return "\(error)"
+            }
+        }
+        let head = #"{"id":"00000000-0000-4000-8000-000000000001","actor":"member:m1","command":"#
+        #expect(commandReason(head + #"{"reviseShoppingList":{"listID":"l","memberID":"m1","lines":[{"sku":"1","quantity":1},{"sku":"1-2","quantity":1}]}}}"#)
+                == #"field "command.reviseShoppingList.lines[1].sku": "1-2" is not a SKU (1–40 letters and digits)"#)
+        #expect(commandReason(head + #"{"placeOrder":{"orderID":"o","userID":"u","lines":[{"productID":"p"}]}}}"#)
+                == #"missing field "command.placeOrder.lines[0].quantity""#)
         // Other whole-number fields keep Foundation's error, worded for what it may mean.
         struct Count: Decodable { var quantity: Int }
         do {
