@@ -44,15 +44,22 @@ public enum AuditBundle {
                 throw AuditError.io("cannot write \(temporary)/events.jsonl")
             }
             var writer = JSONWriter(capacity: 1 << 20 + 4096)
+            func writeOut() throws {
+                // The throwing write: a full disk is an error to report, not a stop.
+                do { try handle.write(contentsOf: writer.bytes) } catch {
+                    throw AuditError.io("cannot write \(temporary)/events.jsonl: \(AuditError.reason(error))")
+                }
+                writer.bytes.removeAll(keepingCapacity: true)
+            }
             try trail.log.withSnapshot { snapshot in
                 try snapshot.forEach(ReadQuery(.all, untilPosition: size)) { record in
                     writeEventLine(record, into: &writer)
                     writer.bytes.append(0x0A)
-                    if writer.bytes.count >= 1 << 20 { handle.write(Data(writer.bytes)); writer.bytes.removeAll(keepingCapacity: true) }
+                    if writer.bytes.count >= 1 << 20 { try writeOut() }
                     return true
                 }
             }
-            handle.write(Data(writer.bytes))
+            try writeOut()
             try handle.synchronize()
             try handle.close()
             var files = ["events.jsonl", "verifier.key", "FORMAT.md"]

@@ -96,4 +96,14 @@ public enum AuditError: Error, Equatable, CustomStringConvertible {
         case .io(let reason): reason
         }
     }
+
+    /// The system's words for a failed file operation ("No space left on device"), not Foundation's
+    /// ("There isn’t enough space.", with its error domain and code).
+    static func reason(_ error: any Error) -> String {
+        let error = error as NSError
+        if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        return error.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32(error.code))) : error.localizedDescription
+    }
 }

@@ -105,9 +105,9 @@ struct Append: ParsableCommand {
         }
         for ((position, version, stream), input) in zip(records, inputs) {
             versions[stream] = version
-            output.line("{\"position\":\(position),\"stream\":\(EventJSON.quote(stream)),\"version\":\(version),\"id\":\"\(input.event.id.uuidString.lowercased())\""
+            try output.line("{\"position\":\(position),\"stream\":\(EventJSON.quote(stream)),\"version\":\(version),\"id\":\"\(input.event.id.uuidString.lowercased())\""
                         + (result.wasAlreadyAppended ? ",\"alreadyAppended\":true}" : "}"))
         }
-        output.flush()
+        try output.flush()
     }
 }

@@ -82,7 +82,7 @@ struct AuditKeygen: ParsableCommand {
         guard written == text.utf8.count else { unlink(out); throw CLIError("cannot write \(out)") }
         guard FileManager.default.createFile(atPath: out + ".pub", contents: Data((key.verifier.encoded + "\n").utf8),
                                              attributes: [.posixPermissions: 0o644]) else { throw CLIError("cannot write \(out).pub") }
-        FileHandle.standardError.write(Data("private key: \(out) (owner only); verifier key: \(out).pub\n".utf8))
+        writeStandardError("private key: \(out) (owner only); verifier key: \(out).pub\n")
         print(key.verifier.encoded)
     }
 }
@@ -294,8 +294,8 @@ struct AuditInvariants: ParsableCommand {
         let result = try Invariants.check(log) { done, total in bar.update(done: done, total: total) }
         bar.finish()
         let output = OutputBuffer()
-        for violation in result.violations { output.line(violation.description) }
-        output.flush()
+        for violation in result.violations { try output.line(violation.description) }
+        try output.flush()
         if result.violations.isEmpty {
             print("ok: \(result.checked) events replayed; \(Invariants.rules.joined(separator: ", ")) hold")
         } else {

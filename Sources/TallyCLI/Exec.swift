@@ -54,29 +54,29 @@ struct Exec: ParsableCommand {
         // that writes a command and waits for its answer gets it.
         var window: [(number: Int, envelope: CommandEnvelope)] = []
         var fatal: (any Error)?
-        func executeWindow() {
+        func executeWindow() throws {
             let outcomes = commerce.executeEachInOrder(window.map(\.envelope))
             for ((number, envelope), outcome) in zip(window, outcomes) {
                 let head = "{\"line\":\(number),\"id\":\"\(envelope.id.uuidString.lowercased())\",\"command\":\"\(envelope.command.name)\""
                 switch outcome {
                 case .success(.accepted(let positions, let wasRetry)):
                     if case .erasePersonalData = envelope.command { erased = true }
-                    output.line(head + ",\"result\":\"accepted\",\"positions\":[\(positions.map(String.init).joined(separator: ","))]" + (wasRetry ? ",\"retry\":true}" : "}"))
+                    try output.line(head + ",\"result\":\"accepted\",\"positions\":[\(positions.map(String.init).joined(separator: ","))]" + (wasRetry ? ",\"retry\":true}" : "}"))
                 case .success(.rejected(let rejection)):
-                    output.line(head + ",\"result\":\"rejected\",\"code\":\"\(rejection.code.rawValue)\",\"message\":\(EventJSON.quote(rejection.message))}")
+                    try output.line(head + ",\"result\":\"rejected\",\"code\":\"\(rejection.code.rawValue)\",\"message\":\(EventJSON.quote(rejection.message))}")
                 case .failure(let error as LogError) where error.refusesTheAppendOnly:
                     // The log refused this command's events (an event id taken, one too large): nothing of
                     // it was appended, and the others still run.
                     failed += 1
                     printError("line \(number): \(error)")
-                    output.line(head + ",\"result\":\"error\",\"code\":\"refusedByTheLog\",\"message\":\(EventJSON.quote(error.description))}")
+                    try output.line(head + ",\"result\":\"error\",\"code\":\"refusedByTheLog\",\"message\":\(EventJSON.quote(error.description))}")
                 case .failure(let error):
                     // A failure of the store itself: the others' outcomes are told, then it stops here.
                     fatal = fatal ?? error
                 }
             }
             window.removeAll(keepingCapacity: true)
-            output.flush()
+            try output.flush()
         }
         while fatal == nil, let line = try lines.next() {
             number += 1
@@ -85,23 +85,23 @@ struct Exec: ParsableCommand {
             do {
                 envelope = try CommandJSON.parse(line)
             } catch let error as CLIError {
-                if !window.isEmpty { executeWindow() }  // results stay in line order
+                if !window.isEmpty { try executeWindow() }  // results stay in line order
                 malformed += 1
                 printError("line \(number): \(error.description)")
-                output.line("{\"line\":\(number),\"result\":\"error\",\"code\":\"malformedCommand\",\"message\":\(EventJSON.quote("line \(number): \(error.description)"))}")
-                output.flush()
+                try output.line("{\"line\":\(number),\"result\":\"error\",\"code\":\"malformedCommand\",\"message\":\(EventJSON.quote("line \(number): \(error.description)"))}")
+                try output.flush()
                 continue
             }
             window.append((number, envelope))
             // An erasure ends its window: a command after it about the same person must see the key gone.
             let isErasure = if case .erasePersonalData = envelope.command { true } else { false }
-            if window.count >= Self.windowCommandsMax || isErasure || !lines.hasBufferedLine { executeWindow() }
+            if window.count >= Self.windowCommandsMax || isErasure || !lines.hasBufferedLine { try executeWindow() }
         }
-        if !window.isEmpty { executeWindow() }
+        if !window.isEmpty { try executeWindow() }
         if let fatal { throw fatal }
-        output.flush()
+        try output.flush()
         // Standard output is the results' JSON Lines: the rebuilds are reported on standard error.
-        if erased { try ReadModels.dropErasedValues(log) { FileHandle.standardError.write(Data("note: \($0) after the erasure\n".utf8)) } }
+        if erased { try ReadModels.dropErasedValues(log) { writeStandardError("note: \($0) after the erasure\n") } }
         if malformed > 0 || failed > 0 { throw ExitCode(1) }
     }
 }

@@ -97,7 +97,7 @@ struct ProjectionsStatus: ParsableCommand {
               status.setAside.isEmpty ? nil : "set aside: \(status.setAside.map(String.init).joined(separator: ", "))"]
                 .compactMap { $0 }.joined(separator: "; ")]
         }
-        TableWriter.write(columns: ["name", "version", "state", "serving", "checkpoint", "head", "lag", "file", "note"], rows: rows)
+        try TableWriter.write(columns: ["name", "version", "state", "serving", "checkpoint", "head", "lag", "file", "note"], rows: rows)
     }
 }
 
@@ -206,7 +206,8 @@ struct ProjectionsRun: ParsableCommand {
             stopped.remove(outcome.name)
             behind.remove(outcome.name)
             let line = "\(outcome.name): position \(outcome.checkpoint) (+\(outcome.applied))\(outcome.switched ? ", version \(outcome.version) switched in" : "")\n"
-            FileHandle.standardOutput.write(Data(line.utf8))
+            // A log line of a long-running follower: best effort, it must not stop the read models.
+            try? writeStandardOutput(line)
         })
         if !stopped.isEmpty {
             printError("stopped at an event: \(stopped.sorted().joined(separator: ", ")) (see `tally projections status`)")
@@ -338,19 +339,19 @@ final class SharedProgress: Sendable {
 
 /// A plain text table: a header, then rows, columns padded to their widest value.
 enum TableWriter {
-    static func write(columns: [String], rows: [[String?]]) {
+    static func write(columns: [String], rows: [[String?]]) throws {
         let cells = rows.map { $0.map { $0 ?? "" } }
         var widths = columns.map(\.count)
         for row in cells { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
         let output = OutputBuffer()
-        func line(_ values: [String]) {
-            output.line(values.enumerated().map { index, value in
+        func line(_ values: [String]) throws {
+            try output.line(values.enumerated().map { index, value in
                 index == values.count - 1 ? value : value.padding(toLength: widths[index], withPad: " ", startingAt: 0)
             }.joined(separator: "  "))
         }
-        line(columns)
-        for row in cells { line(row) }
-        output.flush()
+        try line(columns)
+        for row in cells { try line(row) }
+        try output.flush()
     }
 }
 
@@ -393,8 +394,8 @@ struct ProjectionsAsOf: ParsableCommand {
             print("removed \(removed.count) as-of build\(removed.count == 1 ? "" : "s") (\(removed.reduce(0) { $0 + $1.bytes }) bytes)")
             return
         }
-        TableWriter.write(columns: ["name", "version", "position", "bytes", "file"],
+        try TableWriter.write(columns: ["name", "version", "position", "bytes", "file"],
                           rows: selected.map { [$0.name, String($0.version), String($0.position), String($0.bytes), $0.path] })
-        if selected.isEmpty { FileHandle.standardError.write(Data("(no as-of builds)\n".utf8)) }
+        if selected.isEmpty { writeStandardError("(no as-of builds)\n") }
     }
 }

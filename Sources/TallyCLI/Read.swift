@@ -83,11 +83,11 @@ struct Read: ParsableCommand {
         var printed = 0
         try reader.forEach { event in
             printed += 1
-            output.line { EventJSON.write(event, vault: vault, into: &$0) }
+            try output.line { EventJSON.write(event, vault: vault, into: &$0) }
         }
-        output.flush()
+        try output.flush()
         if printed == 0, let note = try selection.nothingNamed(log) {
-            FileHandle.standardError.write(Data("note: \(note.what)\(note.hint.map { " (\($0))" } ?? "")\n".utf8))
+            writeStandardError("note: \(note.what)\(note.hint.map { " (\($0))" } ?? "")\n")
         }
     }
 }
@@ -121,11 +121,11 @@ struct Follow: ParsableCommand {
         let vault = selection.sealed ? nil : store.vault
         // A misspelt type or stream would wait in silence forever: say it is not in the log yet.
         if let note = try selection.nothingNamed(log) {
-            FileHandle.standardError.write(Data("note: \(note.what) yet\(note.hint.map { " (\($0))" } ?? ""); waiting for one\n".utf8))
+            writeStandardError("note: \(note.what) yet\(note.hint.map { " (\($0))" } ?? ""); waiting for one\n")
         }
         try log.follow(query) { event in
             let line = EventJSON.line(event, vault: vault) + "\n"
-            FileHandle.standardOutput.write(Data(line.utf8))
+            try writeStandardOutput(line)
             return true
         }
     }

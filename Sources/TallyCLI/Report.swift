@@ -115,7 +115,7 @@ struct ReportOptions: ParsableArguments {
         if !positions.isEmpty {
             let line = "note: \(positions.count) event\(positions.count == 1 ? " was" : "s were") set aside from \(name) (position\(positions.count == 1 ? "" : "s") "
                 + "\(positions.map(String.init).joined(separator: ", "))): not in these figures; see `tally projections status`\n"
-            FileHandle.standardError.write(Data(line.utf8))
+            writeStandardError(line)
         }
         return database
     }
@@ -137,17 +137,17 @@ struct ReportOptions: ParsableArguments {
             let currencyIndex = names.firstIndex(of: "currency")
             let columns = names.map { $0.hasSuffix("_minor") ? String($0.dropLast(6)) : $0 }
             let rows = try Row.fetchCursor(statement, arguments: StatementArguments(arguments))
-            let writer = RowWriter(format: format, columns: columns)
+            let writer = try RowWriter(format: format, columns: columns)
             var count = 0
             defer {
                 if count == 0, let filters, let notes = try? filters.unknownIDs(db) {
-                    for note in notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+                    for note in notes { writeStandardError("note: \(note)\n") }
                 }
             }
             while let row = try rows.next() {
                 count += 1
                 let currency = currencyIndex.flatMap { Currency(code: row[$0] as String? ?? "") }
-                writer.add(names.indices.map { index -> RowWriter.Cell in
+                try writer.add(names.indices.map { index -> RowWriter.Cell in
                     let value = row[index] as DatabaseValue
                     switch value.storage {
                     case .null: return .null
@@ -160,7 +160,7 @@ struct ReportOptions: ParsableArguments {
                     }
                 })
             }
-            writer.finish()
+            try writer.finish()
         }
     }
 }
@@ -217,17 +217,17 @@ final class RowWriter {
     private var tableRows: [[String?]] = []
     private var count = 0
 
-    init(format: ReportFormat, columns: [String]) {
+    init(format: ReportFormat, columns: [String]) throws {
         self.format = format
         self.columns = columns
-        if format == .csv { output.line(columns.map(Self.csvField).joined(separator: ",")) }
-        if format == .json { output.line("[") }
+        if format == .csv { try output.line(columns.map(Self.csvField).joined(separator: ",")) }
+        if format == .json { try output.line("[") }
     }
 
-    func add(_ cells: [Cell]) {
+    func add(_ cells: [Cell]) throws {
         switch format {
         case .table: tableRows.append(cells.map(\.text))
-        case .csv: output.line(cells.map { Self.csvField($0.text ?? "") }.joined(separator: ","))
+        case .csv: try output.line(cells.map { Self.csvField($0.text ?? "") }.joined(separator: ","))
         case .json:
             let fields = zip(columns, cells).map { column, cell -> String in
                 let value: String
@@ -239,21 +239,21 @@ final class RowWriter {
                 }
                 return Self.jsonString(column) + ":" + value
             }
-            output.line((count == 0 ? "" : ",") + "{" + fields.joined(separator: ",") + "}")
+            try output.line((count == 0 ? "" : ",") + "{" + fields.joined(separator: ",") + "}")
         }
         count += 1
     }
 
-    func finish() {
+    func finish() throws {
         switch format {
         case .table:
-            output.flush()
-            TableWriter.write(columns: columns, rows: tableRows)
-            if tableRows.isEmpty { FileHandle.standardError.write(Data("(no rows)\n".utf8)) }
-        case .csv: output.flush()
+            try output.flush()
+            try TableWriter.write(columns: columns, rows: tableRows)
+            if tableRows.isEmpty { writeStandardError("(no rows)\n") }
+        case .csv: try output.flush()
         case .json:
-            output.line("]")
-            output.flush()
+            try output.line("]")
+            try output.flush()
         }
     }
 
@@ -429,15 +429,15 @@ extension SalesReport {
                 : a.key.location != b.key.location ? a.key.location.lexicographicallyPrecedes(b.key.location) : a.key.currency < b.key.currency
         }
         if totals.isEmpty {
-            for note in try database.read({ try filters.unknownIDs($0) }) { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+            for note in try database.read({ try filters.unknownIDs($0) }) { writeStandardError("note: \(note)\n") }
         }
-        let writer = RowWriter(format: options.format, columns: ["day", "channel", "location", "currency", "sales", "refunds", "revenue"])
+        let writer = try RowWriter(format: options.format, columns: ["day", "channel", "location", "currency", "sales", "refunds", "revenue"])
         for (key, total) in ordered.prefix(options.limit ?? .max) {
             let amount = Currency(code: key.currency).map { Money(minor: total.revenue, currency: $0).decimalText } ?? String(total.revenue)
-            writer.add([.text(key.day), .text(key.channel), .text(String(decoding: key.location, as: UTF8.self)), .text(key.currency),
+            try writer.add([.text(key.day), .text(key.channel), .text(String(decoding: key.location, as: UTF8.self)), .text(key.currency),
                         .integer(total.sales), .integer(total.refunds), .decimal(amount)])
         }
-        writer.finish()
+        try writer.finish()
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import TallyDomain
 import TallyLog
 
@@ -21,6 +22,31 @@ public struct Tally: ParsableCommand {
     )
 
     public init() {}
+
+    /// Runs the command line, then exits 1 if a write to standard output failed on the way (see
+    /// `print`): output cut short, by a full disk under a redirection, must not end as a success.
+    public static func mainCheckingOutput() {
+        main()
+        if let failure = standardOutputFailure.withLock({ $0 }) {
+            printError(failure)
+            Foundation.exit(1)
+        }
+    }
+}
+
+/// The first failed write of `print`, if any.
+let standardOutputFailure = Mutex<String?>(nil)
+
+/// `print` for this module: straight to standard output, in order with `OutputBuffer`'s lines, not
+/// through stdio's buffer, whose failed writes Swift's `print` drops. A failure is kept for
+/// `Tally.mainCheckingOutput`, which exits 1 with it.
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+    let text = items.map { "\($0)" }.joined(separator: separator) + terminator
+    do {
+        try writeStandardOutput(text)
+    } catch {
+        standardOutputFailure.withLock { $0 = $0 ?? "\(error)" }
+    }
 }
 
 /// Where the store is. Shared by every subcommand.
@@ -50,31 +76,51 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Standard output, written in large chunks: reads print millions of lines.
+/// Standard output, written in large chunks: reads print millions of lines. A write that fails (a full
+/// disk under a redirected output) throws, so the command exits non-zero instead of leaving a file cut
+/// short behind a success; `flush` at the end of a command, before it reports success.
 final class OutputBuffer {
     private var writer = JSONWriter(capacity: 1 << 16)
-    func line(_ text: String) {
-        line { $0.raw(text.utf8) }
+    func line(_ text: String) throws {
+        try line { $0.raw(text.utf8) }
     }
     /// One line that `write` writes.
-    func line(_ write: (inout JSONWriter) -> Void) {
+    func line(_ write: (inout JSONWriter) -> Void) throws {
         write(&writer)
         writer.bytes.append(UInt8(ascii: "\n"))
-        if writer.bytes.count >= 1 << 16 { flush() }
+        if writer.bytes.count >= 1 << 16 { try flush() }
     }
-    func flush() {
+    func flush() throws {
         guard !writer.bytes.isEmpty else { return }
-        writer.bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Foundation.write(1, raw.baseAddress! + offset, raw.count - offset)
-                if written <= 0 { break }
-                offset += written
-            }
-        }
-        writer.bytes.removeAll(keepingCapacity: true)
+        defer { writer.bytes.removeAll(keepingCapacity: true) }
+        try writer.bytes.withUnsafeBytes { try writeStandardOutput($0) }
     }
-    deinit { flush() }
+    /// What is left, when a command ends by an error: the error is what it reports.
+    deinit { try? flush() }
+}
+
+/// Writes `bytes` to standard output whole, or throws saying why.
+func writeStandardOutput(_ bytes: UnsafeRawBufferPointer) throws {
+    var offset = 0
+    while offset < bytes.count {
+        let written = Foundation.write(1, bytes.baseAddress! + offset, bytes.count - offset)
+        if written < 0 {
+            if errno == EINTR { continue }
+            throw CLIError("cannot write to standard output: \(String(cString: strerror(errno)))")
+        }
+        offset += written
+    }
+}
+
+func writeStandardOutput(_ text: String) throws {
+    var text = text
+    try text.withUTF8 { try writeStandardOutput(UnsafeRawBufferPointer($0)) }
+}
+
+/// Writes to standard error, best effort: a failure there has nowhere left to be told (Foundation's
+/// `FileHandle.write(_:)` stops the process instead).
+func writeStandardError(_ text: String) {
+    try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
 }
 
 /// Standard input's lines as bytes, without their line break ("\n" or "\r\n"). Taken as they are, so
@@ -148,5 +194,5 @@ struct InputLines {
 }
 
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+    writeStandardError("error: " + message + "\n")
 }

@@ -3,4 +3,4 @@ import TallyLog
 
 // An application-wide choice, made before anything allocates in earnest (see `AllocatorTuning`).
 AllocatorTuning.applyOnce()
-Tally.main()
+Tally.mainCheckingOutput()

@@ -595,6 +595,32 @@ func write(_ text: String, _ name: String) throws -> String {
 }
 
 @Suite struct AuditCLITests {
+    /// An export that runs out of room (a file size limit here, as a full disk would) says so and leaves
+    /// no partial bundle: Foundation's non-throwing `FileHandle.write` stopped the process with a trap,
+    /// past the code that removes the partial folder.
+    @Test func anExportThatRunsOutOfRoomFailsAndLeavesNothing() throws {
+        let store = try AuditStore(events: 3_000)
+        try store.trail.checkpoint(key: store.key)
+        store.log.close()
+        let bundle = testPath("cut-bundle")
+        // `ulimit -f` in blocks of 1 KiB: 256 KiB, far less than the bundle's events; SIGXFSZ ignored (an
+        // ignored signal stays ignored across exec), so the write fails with EFBIG instead of a kill.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", #"trap '' XFSZ; ulimit -f 256; exec "$0" audit export --store "$1" --out "$2""#, tallyPath(), store.path, bundle]
+        let error = Pipe()
+        process.standardError = error
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 1, "\(process.terminationStatus) \(message)")
+        #expect(message.contains("cannot write") && message.contains("events.jsonl") && message.contains("File too large"), "\(message)")
+        let parent = (bundle as NSString).deletingLastPathComponent
+        let left = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix((bundle as NSString).lastPathComponent) }
+        #expect(left.isEmpty, "\(left)")
+    }
+
     @Test func keygenWritesAnOwnerOnlyKeyAndNeverOverwrites() throws {
         let path = testPath("signing.key")
         let first = try tally(["audit", "keygen", "--name", "shop.example", "--out", path], store: nil)

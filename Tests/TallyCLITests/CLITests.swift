@@ -15,6 +15,22 @@ func json(_ line: String) throws -> [String: Any] {
 }
 
 @Suite struct CLITests {
+    /// Output that cannot be written (a full disk under a redirection; `/dev/full` here, which refuses
+    /// every write with ENOSPC) ends the command with an error that says so. Before, `read` and
+    /// `report` exited 0 with the output cut short, and `follow` stopped the process with a trap.
+    @Test func outputThatCannotBeWrittenIsAnErrorNotACutShortSuccess() throws {
+        let store = try newStore()
+        let events = (1...300).map { #"{"stream":"s-\#($0 % 3)","type":"Tick","data":{"n":\#($0)}}"# }.joined(separator: "\n")
+        #expect(try tally(["append"], store: store, input: events).status == 0)
+        let full = try #require(FileHandle(forWritingAtPath: "/dev/full"))
+        defer { try? full.close() }
+        for arguments in [["read"], ["follow", "--limit", "300"], ["info"], ["verify"], ["report", "sales", "--format", "csv"]] {
+            let run = try tally(arguments, store: store, bytes: nil, standardOutput: full)
+            #expect(run.status == 1, "\(arguments): \(run.status) \(run.error)")
+            #expect(run.error.contains("cannot write to standard output: No space left on device"), "\(arguments): \(run.error)")
+        }
+    }
+
     @Test func appendReadInfoAndVerify() throws {
         let store = try newStore()
         let first = try tally(["append", "--stream", "voucher-1", "--type", "GiftCardSold", "--data", #"{"amount":{"minor":500,"currency":"USD"}}"#,

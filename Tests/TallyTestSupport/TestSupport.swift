@@ -45,8 +45,10 @@ public func tally(_ arguments: [String], store: String?, input: String? = nil, e
     try tally(arguments, store: store, bytes: input.map { Data($0.utf8) }, environment: environment)
 }
 
-/// `tally` given `bytes` on standard input, which need not be UTF-8.
-public func tally(_ arguments: [String], store: String?, bytes input: Data?, environment: [String: String] = [:]) throws -> TallyRun {
+/// `tally` given `bytes` on standard input, which need not be UTF-8; its standard output goes to
+/// `standardOutput` if given (`output` is then empty), else it is captured.
+public func tally(_ arguments: [String], store: String?, bytes input: Data?, environment: [String: String] = [:],
+                  standardOutput: FileHandle? = nil) throws -> TallyRun {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: tallyPath())
     process.arguments = arguments + (store.map { ["--store", $0] } ?? [])
@@ -55,10 +57,11 @@ public func tally(_ arguments: [String], store: String?, bytes input: Data?, env
     for (key, value) in environment { env[key] = value }
     process.environment = env
     let (output, error, stdin) = (Pipe(), Pipe(), Pipe())
-    process.standardOutput = output
+    process.standardOutput = standardOutput ?? output
     process.standardError = error
     process.standardInput = stdin
     try process.run()
+    if standardOutput != nil { try output.fileHandleForWriting.close() }
     if let input { stdin.fileHandleForWriting.write(input) }
     try stdin.fileHandleForWriting.close()
     let out = output.fileHandleForReading.readDataToEndOfFile()
