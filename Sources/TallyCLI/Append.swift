@@ -106,7 +106,7 @@ struct Append: ParsableCommand {
         for ((position, version, stream), input) in zip(records, inputs) {
             versions[stream] = version
             try output.line("{\"position\":\(position),\"stream\":\(EventJSON.quote(stream)),\"version\":\(version),\"id\":\"\(input.event.id.uuidString.lowercased())\""
-                        + (result.wasAlreadyAppended ? ",\"alreadyAppended\":true}" : "}"))
+                            + (result.wasAlreadyAppended ? ",\"alreadyAppended\":true}" : "}"))
         }
         try output.flush()
     }

@@ -435,7 +435,7 @@ extension SalesReport {
         for (key, total) in ordered.prefix(options.limit ?? .max) {
             let amount = Currency(code: key.currency).map { Money(minor: total.revenue, currency: $0).decimalText } ?? String(total.revenue)
             try writer.add([.text(key.day), .text(key.channel), .text(String(decoding: key.location, as: UTF8.self)), .text(key.currency),
-                        .integer(total.sales), .integer(total.refunds), .decimal(amount)])
+                            .integer(total.sales), .integer(total.refunds), .decimal(amount)])
         }
         try writer.finish()
     }
