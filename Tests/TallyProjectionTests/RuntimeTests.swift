@@ -319,6 +319,34 @@ struct Counter: Projector {
         #expect(try runner.status().first { $0.name == "counter" }?.stop?.position == bad)
     }
 
+    /// `tally projections run` on a disk with no room (a file size limit): the read models cannot be
+    /// built, each error is printed and tried again (every two seconds), none is recorded as an event's
+    /// fault, and the run ends with status 1 naming the read models still behind, not "stopped at an
+    /// event".
+    @Test func projectionsRunOnAFullDiskRetriesAndSaysWhichAreBehind() throws {
+        let store = try TestStore()
+        try HandScenario.record(store)
+        let runner = try store.runner()
+        let follower = try Background(["projections", "run", "--store", store.path], fileSizeLimitKiB: 16)
+        defer { _ = follower.stop(SIGKILL) }
+        // Three read models fail at once; a retry of each two seconds later: at least six errors.
+        let deadline = Date(timeIntervalSinceNow: 60)
+        var failures = 0
+        while Date() < deadline, failures < 6 {
+            usleep(200_000)
+            failures = follower.errorsSoFar().components(separatedBy: "error: ").count - 1
+        }
+        #expect(failures >= 6, "\(follower.errorsSoFar())")
+        for status in try runner.status() {
+            #expect(status.stop == nil && status.state != .failed, "\(status)")
+        }
+        let ended = follower.stop(SIGTERM)
+        #expect(ended.status == 1, "\(ended.error)")
+        #expect(ended.error.contains("behind after an error (above): members, sales, transactions"), "\(ended.error)")
+        #expect(!ended.error.contains("stopped at an event"), "\(ended.error)")
+        #expect(ended.error.contains("disk is full") || ended.error.contains("disk I/O error"), "\(ended.error)")
+    }
+
     /// A serving file that is there but cannot be read (here its header overwritten; a full disk or
     /// its permissions do the same) is not "missing", as if never built: status says "unreadable" and
     /// why, and a catch-up stops with that error rather than build over it.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRDB
 import MemberActivityProjection
 import SalesLogProjection
@@ -67,28 +68,52 @@ func count(_ queue: DatabaseQueue, _ sql: String) throws -> Int {
 }
 
 /// Runs the `tally` binary in the background; `stop` sends a signal and waits.
-final class Background {
+final class Background: @unchecked Sendable {
     let process = Process()
     let output = Pipe()
     let errors = Pipe()
+    /// Standard error as it comes, and a signal once it ended.
+    private let collected = Collected()
+    private final class Collected: Sendable { let data = Mutex(Data()) }
+    private let errorsEnded = DispatchSemaphore(value: 0)
 
-    init(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: tallyPath())
-        process.arguments = arguments
+    /// `fileSizeLimitKiB`: the files it writes may grow no further (`ulimit -f`, SIGXFSZ ignored, so a
+    /// write past it fails as on a full disk).
+    init(_ arguments: [String], fileSizeLimitKiB: Int? = nil) throws {
+        if let fileSizeLimitKiB {
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", #"trap '' XFSZ; ulimit -f \#(fileSizeLimitKiB); exec "$0" "$@""#, tallyPath()] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: tallyPath())
+            process.arguments = arguments
+        }
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "TALLY_STORE")
         process.environment = environment
         process.standardOutput = output
         process.standardError = errors
+        errors.fileHandleForReading.readabilityHandler = { [collected, errorsEnded] handle in
+            let data = handle.availableData
+            if data.isEmpty { errorsEnded.signal() } else { collected.data.withLock { $0.append(data) } }
+        }
         try process.run()
     }
 
+    /// What it has written to standard error so far.
+    func errorsSoFar() -> String { String(decoding: collected.data.withLock { $0 }, as: UTF8.self) }
+
+    private var ended: (status: Int32, output: String, error: String)?
+
+    /// Sends `signal` and waits for the end; once ended, it returns what it returned then.
     func stop(_ signal: Int32) -> (status: Int32, output: String, error: String) {
+        if let ended { return ended }
         kill(process.processIdentifier, signal)
         let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        _ = errorsEnded.wait(timeout: .now() + 30)
+        errors.fileHandleForReading.readabilityHandler = nil
+        ended = (process.terminationStatus, String(decoding: out, as: UTF8.self), errorsSoFar())
+        return ended!
     }
 }
 
