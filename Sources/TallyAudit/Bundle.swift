@@ -65,32 +65,39 @@ public enum AuditBundle {
             var files = ["events.jsonl", "verifier.key", "FORMAT.md"]
             for signed in history where signed.checkpoint.size <= size {
                 let name = String(format: "checkpoints/%020llu.checkpoint", signed.checkpoint.size)
-                try Data(signed.serialized.utf8).write(to: URL(fileURLWithPath: temporary + "/" + name))
+                try write(Data(signed.serialized.utf8), to: temporary + "/" + name)
                 files.append(name)
             }
             let sizes = history.map(\.checkpoint.size).filter { $0 <= size }
             var proofs: [String] = []
             for (old, new) in zip(sizes, sizes.dropFirst()) where old != new {
                 let name = "proofs/consistency-\(old)-\(new).proof"
-                try Data(try trail.consistencyProof(from: old, to: new).serialized.utf8).write(to: URL(fileURLWithPath: temporary + "/" + name))
+                try write(Data(try trail.consistencyProof(from: old, to: new).serialized.utf8), to: temporary + "/" + name)
                 proofs.append(name)
             }
-            try Data((key.encoded + "\n").utf8).write(to: URL(fileURLWithPath: temporary + "/verifier.key"))
-            try Data(formatText.utf8).write(to: URL(fileURLWithPath: temporary + "/FORMAT.md"))
+            try write(Data((key.encoded + "\n").utf8), to: temporary + "/verifier.key")
+            try write(Data(formatText.utf8), to: temporary + "/FORMAT.md")
             let manifest: [String: Any] = [
                 "format": format, "version": version, "origin": origin, "events": size, "verifierKey": key.encoded,
                 "eventsFile": "events.jsonl", "checkpoints": files.filter { $0.hasPrefix("checkpoints/") }, "consistencyProofs": proofs,
                 "recordFormats": [1, 2], "hash": "SHA-256", "tree": "RFC 9162 Merkle tree, leaf i = the hash of the event at position i + 1",
                 "leafHash": "SHA-256(0x00 || format || flags || schema version u16 || position u64 || stream version u64 || recorded-at i64 || event id || SHA-256(body) || previous leaf hash (32 zero bytes for position 1)), integers little-endian (FORMAT.md)",
             ]
-            try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-                .write(to: URL(fileURLWithPath: temporary + "/manifest.json"))
+            try write(try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]),
+                      to: temporary + "/manifest.json")
             guard rename(temporary, directory) == 0 else { throw AuditError.io("cannot move the bundle to \(directory): \(String(cString: strerror(errno)))") }
         } catch {
             try? manager.removeItem(atPath: temporary)
             throw error
         }
         return Summary(events: size, checkpoints: history.filter { $0.checkpoint.size <= size }.count, origin: origin)
+    }
+
+    /// Writes a bundle's file, naming it and the system's reason when that fails.
+    private static func write(_ data: Data, to path: String) throws {
+        do { try data.write(to: URL(fileURLWithPath: path)) } catch {
+            throw AuditError.io("cannot write \(path): \(AuditError.reason(error))")
+        }
     }
 
     /// One line of `events.jsonl`, its keys in sorted order: the stored bytes in base64, and readable
