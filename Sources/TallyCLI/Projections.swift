@@ -163,8 +163,9 @@ struct ProjectionsRun: ParsableCommand {
             beside the old one first. One that fails on an event stops at its last good event; the \
             others go on, and so does it once that event is set aside (`tally projections set-aside`). \
             One that fails for the machine's sake (a full disk, a locked or read-only file) stops at \
-            no event: it is tried again every two seconds. The exit status is 1 if a read model is \
-            still stopped at an event, or behind after such an error, when it ends.
+            no event: it is tried again two seconds later, then after twice as long each time (up to \
+            about a minute). The exit status is 1 if a read model is still stopped at an event, or \
+            behind after such an error, when it ends.
 
             Example:
               tally projections run

@@ -161,15 +161,15 @@ public final class ProjectionRunner: Sendable {
     /// `isStopped`. A projector that stops at an event is reported through `onError` and left at its
     /// last good checkpoint until that event is set aside (or the process restarts with fixed code);
     /// the others go on. One that fails for the machine's sake (`isOperational`: a full disk, a
-    /// locked file) is reported too, and tried again every `retryInterval` until it catches up, new
-    /// events or not. `onProgress` hears of each catch-up that applied events, switched a version in
+    /// locked file) is reported too, and tried again `retryInterval` later, new events or not, then
+    /// after twice as long each time it fails again (at most 32 intervals), until it catches up. `onProgress` hears of each catch-up that applied events, switched a version in
     /// or ended such a run of failures.
     public func run(isStopped: @Sendable () -> Bool, retryInterval: Duration = .seconds(2),
                     onError: (String, any Error) -> Void = { _, _ in },
                     onProgress: ((Outcome) -> Void)? = nil) throws {
         let clock = ContinuousClock()
         var stopped = Set<String>()
-        var retryAt: [String: ContinuousClock.Instant] = [:]
+        var retryAt: [String: (at: ContinuousClock.Instant, failures: Int)] = [:]
         var seen: UInt64?
         var decisions = setAsideStamp()
         while !isStopped() {
@@ -182,9 +182,9 @@ public final class ProjectionRunner: Sendable {
                 seen = nil
             }
             let now = clock.now
-            let due = retryAt.filter { $0.value <= now }.keys
+            let due = retryAt.filter { $0.value.at <= now }.keys
             if !due.isEmpty || seen.map({ head > $0 }) ?? true {
-                let waiting = Set(retryAt.filter { $0.value > now }.keys)
+                let waiting = Set(retryAt.filter { $0.value.at > now }.keys)
                 for (name, result) in catchUpAll(skipping: stopped.union(waiting)) {
                     switch result {
                     case .success(let outcome):
@@ -195,7 +195,8 @@ public final class ProjectionRunner: Sendable {
                             stopped.insert(name)
                             retryAt[name] = nil
                         } else {
-                            retryAt[name] = clock.now.advanced(by: retryInterval)
+                            let failures = (retryAt[name]?.failures ?? 0) + 1
+                            retryAt[name] = (clock.now.advanced(by: retryInterval * (1 << min(failures - 1, 5))), failures)
                         }
                         onError(name, error)
                     }
