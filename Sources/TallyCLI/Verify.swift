@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TallyAudit
+import TallyDomain
 import TallyLog
 
 struct Verify: ParsableCommand {
@@ -12,7 +13,9 @@ struct Verify: ParsableCommand {
             latest signed checkpoint of its history (signature, and the root recomputed from the \
             records), and against --against, a checkpoint an auditor kept, with the key they trust: a \
             store rolled back to an earlier copy, or with events altered, removed or reordered, fails. \
-            Exits 1 and names the first problem.
+            Without --quick, also that every subject with personal data sealed in the log still has its \
+            key in keys/, unless an erasure on record forgot it: a lost vault would otherwise read as \
+            everyone erased. Exits 1 and names the first problem.
 
             Example:
               tally verify
@@ -35,6 +38,20 @@ struct Verify: ParsableCommand {
             throw ExitCode(1)
         }
         print("ok: \(report.eventsChecked) events, chain hash \(report.head.chainHash.hex), merkle root \(report.head.merkleRoot.hex)")
+        if !quick {
+            let keys = try PersonalData.checkKeys(log, vault: store.vault)
+            if !keys.missing.isEmpty {
+                let named = keys.missing.prefix(5).joined(separator: ", ") + (keys.missing.count > 5 ? " and \(keys.missing.count - 5) more" : "")
+                printError("verify failed: the keys of \(keys.missing.count) of the \(keys.sealedSubjects) subjects with personal data "
+                           + "sealed in the log are missing from \(store.vault.directory), and no erasure records them (their values "
+                           + "read \(PersonalData.erased)): restore keys/ from its backup. \(named)")
+                throw ExitCode(1)
+            }
+            if keys.sealedSubjects > 0 {
+                print("ok: the keys of all \(keys.sealedSubjects - keys.erasedOnRecord) subjects with personal data are there "
+                      + "(\(keys.erasedOnRecord) erased on record)")
+            }
+        }
         let trail = AuditTrail(log: log)
         do {
             if let latest = try trail.history().last {

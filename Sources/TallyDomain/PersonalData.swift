@@ -65,6 +65,45 @@ public enum PersonalData {
         }
     }
 
+    /// What the vault holds for the log's sealed values: every subject with a value sealed in the log,
+    /// those an erasure on record forgot, and those whose key is gone with no erasure saying so (a
+    /// vault lost, or a store restored without its `keys/`): their values read `[erased]` as if
+    /// forgotten, and only this tells the two apart.
+    public struct KeyCheck: Sendable, Equatable {
+        public var sealedSubjects: Int
+        public var erasedOnRecord: Int
+        /// Sorted.
+        public var missing: [String]
+    }
+
+    public static func checkKeys(_ log: EventLog, vault: any PersonalDataVault) throws -> KeyCheck {
+        var sealed = Set<String>()
+        for (type, entry) in Self.subjects {
+            var reader = log.read(ReadQuery(.type(type)))
+            try reader.forEach { event in
+                try event.payload.withUnsafeBytes { raw in
+                    let json = try JSONView(document: raw)
+                    for field in entry.fields {
+                        guard let value = try json.member(field), value.first == UInt8(ascii: "\""),
+                              case let text = try value.string(), text.hasPrefix(prefix) else { continue }
+                        let rest = text.dropFirst(prefix.count)
+                        if let split = rest.lastIndex(of: ":") { sealed.insert(String(rest[..<split])) }
+                    }
+                }
+            }
+        }
+        var erased = Set<String>()
+        var reader = log.read(ReadQuery(.type(PersonalDataErased.eventType)))
+        try reader.forEach { event in
+            erased.insert(try DomainCoding.decode(PersonalDataErased.self, from: event.payload).subject)
+        }
+        var missing: [String] = []
+        for subject in sealed where !erased.contains(subject) {
+            if try vault.key(for: subject, create: false) == nil { missing.append(subject) }
+        }
+        return KeyCheck(sealedSubjects: sealed.count, erasedOnRecord: sealed.intersection(erased).count, missing: missing.sorted())
+    }
+
     /// The payload with its sealed fields opened, or `erased` where the key is gone. Payloads of
     /// types without personal fields are returned as they are.
     public static func reveal(type: String, payload: Data, vault: (any PersonalDataVault)?) throws -> Data {

@@ -621,6 +621,28 @@ func write(_ text: String, _ name: String) throws -> String {
         #expect(left.isEmpty, "\(left)")
     }
 
+    /// A key gone without an erasure on record (a vault lost, a store restored without `keys/`) reads
+    /// like a forgotten subject everywhere: `verify` tells the two apart and fails naming whose.
+    @Test func verifyFindsAKeyLostWithoutAnErasure() throws {
+        let path = testPath("keys")
+        #expect(try tally(["init"], store: path).status == 0)
+        let commands = (1...3).map { index in
+            #"{"id":"00000000-0000-4000-8000-00000000000\#(index)","actor":"member:m\#(index)","command":{"registerMember":{"memberID":"m\#(index)","firstName":"Ada\#(index)"}}}"#
+        }.joined(separator: "\n")
+        #expect(try tally(["exec"], store: path, input: commands).status == 0)
+        #expect(try tally(["forget", "member:m3", "--reason", "request 9"], store: path).status == 0)
+        let sound = try tally(["verify"], store: path)
+        #expect(sound.status == 0 && sound.output.contains("ok: the keys of all 2 subjects with personal data are there (1 erased on record)"),
+                "\(sound.output)\(sound.error)")
+        // The vault loses m2's key behind the log's back.
+        #expect(try FileKeyVault(store: path).forget("member:m2"))
+        let lost = try tally(["verify"], store: path)
+        #expect(lost.status == 1, "\(lost.output)")
+        #expect(lost.error.contains("the keys of 1 of the 3 subjects with personal data sealed in the log are missing"), "\(lost.error)")
+        #expect(lost.error.hasSuffix("restore keys/ from its backup. member:m2\n"), "\(lost.error)")
+        #expect(try tally(["verify", "--quick"], store: path).status == 0)
+    }
+
     @Test func keygenWritesAnOwnerOnlyKeyAndNeverOverwrites() throws {
         let path = testPath("signing.key")
         let first = try tally(["audit", "keygen", "--name", "shop.example", "--out", path], store: nil)
