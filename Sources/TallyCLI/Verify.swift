@@ -14,8 +14,9 @@ struct Verify: ParsableCommand {
             records), and against --against, a checkpoint an auditor kept, with the key they trust: a \
             store rolled back to an earlier copy, or with events altered, removed or reordered, fails. \
             Without --quick, also that every subject with personal data sealed in the log still has its \
-            key in keys/, unless an erasure on record forgot it: a lost vault would otherwise read as \
-            everyone erased. Exits 1 and names the first problem.
+            key in keys/, unless an erasure on record forgot it: keys lost from a vault would otherwise \
+            read as erased (with no keys/ at all, a copy kept apart from its keys, it only says so). \
+            Exits 1 and names the first problem.
 
             Example:
               tally verify
@@ -40,7 +41,11 @@ struct Verify: ParsableCommand {
         print("ok: \(report.eventsChecked) events, chain hash \(report.head.chainHash.hex), merkle root \(report.head.merkleRoot.hex)")
         if !quick {
             let keys = try PersonalData.checkKeys(log, vault: store.vault)
-            if !keys.missing.isEmpty {
+            if !keys.missing.isEmpty && !FileManager.default.fileExists(atPath: store.vault.directory) {
+                // No vault at all: a copy kept apart from its keys (`tally backup` without --with-keys).
+                writeStandardError("note: \(store.vault.directory) is not here: the keys of the \(keys.sealedSubjects) subjects with "
+                                   + "personal data sealed in the log were not checked\n")
+            } else if !keys.missing.isEmpty {
                 let named = keys.missing.prefix(5).joined(separator: ", ") + (keys.missing.count > 5 ? " and \(keys.missing.count - 5) more" : "")
                 printError("verify failed: the keys of \(keys.missing.count) of the \(keys.sealedSubjects) subjects with personal data "
                            + "sealed in the log are missing from \(store.vault.directory), and no erasure records them (their values "
