@@ -14,9 +14,9 @@ struct Verify: ParsableCommand {
             records), and against --against, a checkpoint an auditor kept, with the key they trust: a \
             store rolled back to an earlier copy, or with events altered, removed or reordered, fails. \
             Without --quick, also that every subject with personal data sealed in the log still has its \
-            key in keys/, unless an erasure on record forgot it: keys lost from a vault would otherwise \
-            read as erased (with no keys/ at all, a copy kept apart from its keys, it only says so). \
-            Exits 1 and names the first problem.
+            key in keys/, and that it opens their values, unless an erasure on record forgot it: keys \
+            lost from a vault, or another store's, would otherwise read as erased (with no keys/ at \
+            all, a copy kept apart from its keys, it only says so). Exits 1 and names the first problem.
 
             Example:
               tally verify
@@ -50,6 +50,12 @@ struct Verify: ParsableCommand {
                 printError("verify failed: the keys of \(keys.missing.count) of the \(keys.sealedSubjects) subjects with personal data "
                            + "sealed in the log are missing from \(store.vault.directory), and no erasure records them (their values "
                            + "read \(PersonalData.erased)): restore keys/ from its backup. \(named)")
+                throw ExitCode(1)
+            }
+            if !keys.wrong.isEmpty {
+                let named = keys.wrong.prefix(5).joined(separator: ", ") + (keys.wrong.count > 5 ? " and \(keys.wrong.count - 5) more" : "")
+                printError("verify failed: the keys of \(keys.wrong.count) of the \(keys.sealedSubjects) subjects with personal data "
+                           + "sealed in the log do not open their values (is \(store.vault.directory) another store's?). \(named)")
                 throw ExitCode(1)
             }
             if keys.sealedSubjects > 0 {

@@ -66,18 +66,22 @@ public enum PersonalData {
     }
 
     /// What the vault holds for the log's sealed values: every subject with a value sealed in the log,
-    /// those an erasure on record forgot, and those whose key is gone with no erasure saying so (a
-    /// vault lost, or a store restored without its `keys/`): their values read `[erased]` as if
-    /// forgotten, and only this tells the two apart.
+    /// those an erasure on record forgot, those whose key is gone with no erasure saying so (a vault
+    /// lost, or a store restored without its `keys/`), and those whose key does not open their values
+    /// (another store's `keys/`): either way their values read `[erased]` as if forgotten, and only
+    /// this tells them apart.
     public struct KeyCheck: Sendable, Equatable {
         public var sealedSubjects: Int
         public var erasedOnRecord: Int
         /// Sorted.
         public var missing: [String]
+        /// Keys there that do not open the subject's first sealed value. Sorted.
+        public var wrong: [String]
     }
 
     public static func checkKeys(_ log: EventLog, vault: any PersonalDataVault) throws -> KeyCheck {
-        var sealed = Set<String>()
+        // Each subject's first sealed value and its field: what its key must open.
+        var sealed: [String: (value: String, field: String)] = [:]
         for (type, entry) in Self.subjects {
             var reader = log.read(ReadQuery(.type(type)))
             try reader.forEach { event in
@@ -87,7 +91,9 @@ public enum PersonalData {
                         guard let value = try json.member(field), value.first == UInt8(ascii: "\""),
                               case let text = try value.string(), text.hasPrefix(prefix) else { continue }
                         let rest = text.dropFirst(prefix.count)
-                        if let split = rest.lastIndex(of: ":") { sealed.insert(String(rest[..<split])) }
+                        if let split = rest.lastIndex(of: ":"), sealed[String(rest[..<split])] == nil {
+                            sealed[String(rest[..<split])] = (text, field)
+                        }
                     }
                 }
             }
@@ -97,11 +103,24 @@ public enum PersonalData {
         try reader.forEach { event in
             erased.insert(try DomainCoding.decode(PersonalDataErased.self, from: event.payload).subject)
         }
-        var missing: [String] = []
-        for subject in sealed where !erased.contains(subject) {
-            if try vault.key(for: subject, create: false) == nil { missing.append(subject) }
+        var missing: [String] = [], wrong: [String] = []
+        for (subject, sample) in sealed where !erased.contains(subject) {
+            if let key = try vault.key(for: subject, create: false) {
+                if !opens(sample.value, field: sample.field, key: key) { wrong.append(subject) }
+            } else {
+                missing.append(subject)
+            }
         }
-        return KeyCheck(sealedSubjects: sealed.count, erasedOnRecord: sealed.intersection(erased).count, missing: missing.sorted())
+        return KeyCheck(sealedSubjects: sealed.count, erasedOnRecord: erased.intersection(sealed.keys).count,
+                        missing: missing.sorted(), wrong: wrong.sorted())
+    }
+
+    /// Whether `key` opens the sealed `value` of `field` (its subject is the one named in it).
+    static func opens(_ value: String, field: String, key: SymmetricKey) -> Bool {
+        let rest = value.dropFirst(prefix.count)
+        guard let split = rest.lastIndex(of: ":"), let combined = Data(base64Encoded: String(rest[rest.index(after: split)...])),
+              let box = try? AES.GCM.SealedBox(combined: combined) else { return false }
+        return (try? AES.GCM.open(box, using: key, authenticating: associatedData(String(rest[..<split]), field))) != nil
     }
 
     /// The payload with its sealed fields opened, or `erased` where the key is gone. Payloads of

@@ -621,8 +621,9 @@ func write(_ text: String, _ name: String) throws -> String {
         #expect(left.isEmpty, "\(left)")
     }
 
-    /// A key gone without an erasure on record (a vault lost, a store restored without `keys/`) reads
-    /// like a forgotten subject everywhere: `verify` tells the two apart and fails naming whose.
+    /// A key gone without an erasure on record (a vault lost, a store restored without `keys/`), or one
+    /// that does not open its values (another store's vault), reads like a forgotten subject
+    /// everywhere: `verify` tells them apart and fails naming whose.
     @Test func verifyFindsAKeyLostWithoutAnErasure() throws {
         let path = testPath("keys")
         #expect(try tally(["init"], store: path).status == 0)
@@ -641,6 +642,16 @@ func write(_ text: String, _ name: String) throws -> String {
         #expect(lost.error.contains("the keys of 1 of the 3 subjects with personal data sealed in the log are missing"), "\(lost.error)")
         #expect(lost.error.hasSuffix("restore keys/ from its backup. member:m2\n"), "\(lost.error)")
         #expect(try tally(["verify", "--quick"], store: path).status == 0)
+        // Another store's vault put in its place: the keys are there, but open nothing of this log.
+        let other = testPath("other-keys")
+        #expect(try tally(["init"], store: other).status == 0)
+        #expect(try tally(["exec"], store: other, input: commands).status == 0)
+        try FileManager.default.removeItem(atPath: path + "/keys")
+        try FileManager.default.copyItem(atPath: other + "/keys", toPath: path + "/keys")
+        let swapped = try tally(["verify"], store: path)
+        #expect(swapped.status == 1, "\(swapped.output)")
+        #expect(swapped.error.contains("the keys of 2 of the 3 subjects with personal data sealed in the log do not open their values"),
+                "\(swapped.error)")
     }
 
     @Test func keygenWritesAnOwnerOnlyKeyAndNeverOverwrites() throws {
