@@ -41,24 +41,24 @@ struct Verify: ParsableCommand {
         print("ok: \(report.eventsChecked) events, chain hash \(report.head.chainHash.hex), merkle root \(report.head.merkleRoot.hex)")
         if !quick {
             let keys = try PersonalData.checkKeys(log, vault: store.vault)
-            if !keys.missing.isEmpty && !FileManager.default.fileExists(atPath: store.vault.directory) {
+            let vault = store.vault.directory
+            func some(_ subjects: [String]) -> String {
+                subjects.prefix(5).joined(separator: ", ") + (subjects.count > 5 ? " and \(subjects.count - 5) more" : "")
+            }
+            if keys.sealedSubjects > 0 && !FileManager.default.fileExists(atPath: vault) {
                 // No vault at all: a copy kept apart from its keys (`tally backup` without --with-keys).
-                writeStandardError("note: \(store.vault.directory) is not here: the keys of the \(keys.sealedSubjects) subjects with "
+                writeStandardError("note: \(vault) is not here: the keys of the \(keys.sealedSubjects) subjects with "
                                    + "personal data sealed in the log were not checked\n")
             } else if !keys.missing.isEmpty {
-                let named = keys.missing.prefix(5).joined(separator: ", ") + (keys.missing.count > 5 ? " and \(keys.missing.count - 5) more" : "")
                 printError("verify failed: the keys of \(keys.missing.count) of the \(keys.sealedSubjects) subjects with personal data "
-                           + "sealed in the log are missing from \(store.vault.directory), and no erasure records them (their values "
-                           + "read \(PersonalData.erased)): restore keys/ from its backup. \(named)")
+                           + "sealed in the log are missing from \(vault), and no erasure records them (their values "
+                           + "read \(PersonalData.erased)): restore keys/ from its backup. \(some(keys.missing))")
                 throw ExitCode(1)
-            }
-            if !keys.wrong.isEmpty {
-                let named = keys.wrong.prefix(5).joined(separator: ", ") + (keys.wrong.count > 5 ? " and \(keys.wrong.count - 5) more" : "")
+            } else if !keys.wrong.isEmpty {
                 printError("verify failed: the keys of \(keys.wrong.count) of the \(keys.sealedSubjects) subjects with personal data "
-                           + "sealed in the log do not open their values (is \(store.vault.directory) another store's?). \(named)")
+                           + "sealed in the log do not open their values (is \(vault) another store's?). \(some(keys.wrong))")
                 throw ExitCode(1)
-            }
-            if keys.sealedSubjects > 0 {
+            } else if keys.sealedSubjects > 0 {
                 print("ok: the keys of all \(keys.sealedSubjects - keys.erasedOnRecord) subjects with personal data are there "
                       + "(\(keys.erasedOnRecord) erased on record)")
             }

@@ -391,6 +391,7 @@ func json(_ line: String) throws -> [String: Any] {
         #expect(verified.status == 0 && verified.output.contains("matches the latest signed checkpoint"), "\(verified.error)")
         // Its keys are kept apart: verify says it could not check them, and does not fail for it.
         #expect(verified.error.contains("/keys is not here: the keys of the") && verified.error.contains("were not checked"), "\(verified.error)")
+        #expect(!verified.output.contains("ok: the keys"), "\(verified.output)")
         // Without the keys, the copy's personal values read as erased; everything else is the same.
         let original = try tally(["read"], store: store).output
         let withoutKeys = try tally(["read"], store: plain).output
