@@ -81,7 +81,7 @@ public enum PersonalData {
 
     public static func checkKeys(_ log: EventLog, vault: any PersonalDataVault) throws -> KeyCheck {
         // Each subject's first sealed value and its field: what its key must open.
-        var sealed: [String: (value: String, field: String)] = [:]
+        var sealed: [String: (value: SealedValue, field: String)] = [:]
         for (type, entry) in Self.subjects {
             var reader = log.read(ReadQuery(.type(type)))
             try reader.forEach { event in
@@ -89,11 +89,8 @@ public enum PersonalData {
                     let json = try JSONView(document: raw)
                     for field in entry.fields {
                         guard let value = try json.member(field), value.first == UInt8(ascii: "\""),
-                              case let text = try value.string(), text.hasPrefix(prefix) else { continue }
-                        let rest = text.dropFirst(prefix.count)
-                        if let split = rest.lastIndex(of: ":"), sealed[String(rest[..<split])] == nil {
-                            sealed[String(rest[..<split])] = (text, field)
-                        }
+                              let text = SealedValue(try value.string()), sealed[text.subject] == nil else { continue }
+                        sealed[text.subject] = (text, field)
                     }
                 }
             }
@@ -106,7 +103,7 @@ public enum PersonalData {
         var missing: [String] = [], wrong: [String] = []
         for (subject, sample) in sealed where !erased.contains(subject) {
             if let key = try vault.key(for: subject, create: false) {
-                if !opens(sample.value, field: sample.field, key: key) { wrong.append(subject) }
+                if sample.value.open(field: sample.field, key: key) == nil { wrong.append(subject) }
             } else {
                 missing.append(subject)
             }
@@ -115,12 +112,24 @@ public enum PersonalData {
                         missing: missing.sorted(), wrong: wrong.sorted())
     }
 
-    /// Whether `key` opens the sealed `value` of `field` (its subject is the one named in it).
-    static func opens(_ value: String, field: String, key: SymmetricKey) -> Bool {
-        let rest = value.dropFirst(prefix.count)
-        guard let split = rest.lastIndex(of: ":"), let combined = Data(base64Encoded: String(rest[rest.index(after: split)...])),
-              let box = try? AES.GCM.SealedBox(combined: combined) else { return false }
-        return (try? AES.GCM.open(box, using: key, authenticating: associatedData(String(rest[..<split]), field))) != nil
+    /// A sealed value's parts: `enc:v1:<subject>:<base64(nonce ‖ ciphertext ‖ tag)>`.
+    struct SealedValue {
+        let subject: String
+        let box: Substring
+
+        init?(_ text: String) {
+            guard text.hasPrefix(PersonalData.prefix) else { return nil }
+            let rest = text.dropFirst(PersonalData.prefix.count)
+            guard let split = rest.lastIndex(of: ":") else { return nil }
+            subject = String(rest[..<split])
+            box = rest[rest.index(after: split)...]
+        }
+
+        /// The plaintext, if `key` opens it as the value of `field`.
+        func open(field: String, key: SymmetricKey) -> Data? {
+            guard let combined = Data(base64Encoded: String(box)), let sealed = try? AES.GCM.SealedBox(combined: combined) else { return nil }
+            return try? AES.GCM.open(sealed, using: key, authenticating: PersonalData.associatedData(subject, field))
+        }
     }
 
     /// The payload with its sealed fields opened, or `erased` where the key is gone. Payloads of
@@ -169,13 +178,8 @@ public enum PersonalData {
 
 
     static func open(_ value: String, field: String, vault: (any PersonalDataVault)?) throws -> String {
-        let rest = value.dropFirst(prefix.count)
-        guard let split = rest.lastIndex(of: ":") else { return erased }
-        let subject = String(rest[rest.startIndex..<split])
-        guard let vault, let key = try vault.key(for: subject, create: false),
-              let combined = Data(base64Encoded: String(rest[rest.index(after: split)...])),
-              let box = try? AES.GCM.SealedBox(combined: combined),
-              let plain = try? AES.GCM.open(box, using: key, authenticating: associatedData(subject, field)) else {
+        guard let sealed = SealedValue(value), let vault, let key = try vault.key(for: sealed.subject, create: false),
+              let plain = sealed.open(field: field, key: key) else {
             return erased
         }
         return String(decoding: plain, as: UTF8.self)
