@@ -452,7 +452,8 @@ struct MemberReport: ParsableCommand {
             --member, every id seen on a device that member was seen on). A device is known only by \
             a keyed digest of its fingerprint, and a forgotten member's devices leave the report. \
             lists (what each revision of each shopping list changed, SKU by SKU: the units it was and \
-            is now, 0 for none; --from and --to keep the lists revised in that time).
+            is now, 0 for none; --from and --to keep the lists in use then: revised since --from, \
+            made before --to).
 
             Example:
               tally report member --member m7
